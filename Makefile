@@ -1,0 +1,27 @@
+# The README's commands. `make run` verifies the bundled specs; `make test` runs tests/ and specs/.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/verifier check specs/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests specs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check verifier api tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .verifier .pytest_cache .mypy_cache .ruff_cache

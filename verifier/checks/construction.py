@@ -1,0 +1,153 @@
+"""The ``construction`` claim: build G1 (THEORY.md section 3), run every fact exactly.
+
+Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and
+the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``, ``params`` and
+``fact_params`` (the subject table, ``N d``). A failure's evidence names a failing fact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from verifier.checks.base import CheckContext, Measurement, register
+from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
+from verifier.constructions.geometric import GeometricLayout, build_geometric
+from verifier.instances import BijectionFacts
+from verifier.limits import Limits, require
+from verifier.recall import exact_recall
+from verifier.spec import BijectionInstance, ConstructionClaim, GeometricConstruction
+
+BATCH = 4096  # facts per forward batch: bounds memory at BATCH x (d_mlp + n_out) floats
+
+
+def facts_of(instance: BijectionInstance) -> BijectionFacts:
+    """The seeded facts of a bijection instance."""
+    return BijectionFacts(
+        n_entities=instance.entities,
+        n_relations=instance.relations,
+        seed=instance.seed,
+        disjoint=instance.attributes == "disjoint",
+    )
+
+
+def geometric_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
+    """(d_model, d_mlp, params) of G1 at code width m, without building it."""
+    layout = GeometricLayout(instance.relations, m)
+    n_attr = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
+    d, w, r = layout.d_model, layout.d_mlp, instance.relations
+    params = (instance.entities + r) * d + 2 * d + 4 * d * r + 2 * d * w + w + d + d * n_attr
+    return d, w, params
+
+
+def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
+    """The widest m that code_dim auto may try: within max_code_dim and max_width."""
+    r = instance.relations
+    by_width = min((limits.max_width - r) // (r + 1), limits.max_width // (2 * r))
+    return min(limits.max_code_dim, by_width)
+
+
+@register("construction")
+class GeometricCheck:
+    """G1 through the real forward pass."""
+
+    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
+        assert isinstance(instance, BijectionInstance) and isinstance(claim, ConstructionClaim)
+        spec = claim.construction
+        n, r = instance.entities, instance.relations
+        n_attr = n * (r if instance.attributes == "disjoint" else 1)
+        require("max_entities", n, limits.max_entities, "N")
+        require("max_facts", n * r, limits.max_facts, "N*R (facts)")
+        if spec.codebook != "onehot" and spec.code_dim == "auto":
+            # the exact search computes an (n_attr x n_attr) Gram matrix per width it tries
+            require(
+                "max_auto_attributes", n_attr, limits.max_auto_attributes,
+                "attributes for code_dim auto",
+            )
+            if auto_max_code_dim(instance, limits) < 1:
+                require("max_width", geometric_size(instance, 1)[1], limits.max_width,
+                        "the G1 model's width at m = 1")
+            return
+        m = n_attr if spec.codebook == "onehot" else int(spec.code_dim)
+        require("max_code_dim", m, limits.max_code_dim, "code_dim")
+        d, w, params = geometric_size(instance, m)
+        require("max_width", max(d, w), limits.max_width, "the G1 model's width (d_model, d_mlp)")
+        require("max_weights", params, limits.max_weights, "the G1 model's parameter count")
+
+    def run(self, ctx: CheckContext) -> Measurement:
+        instance: BijectionInstance = ctx.instance
+        spec: GeometricConstruction = ctx.claim.construction
+        facts = facts_of(instance)
+        evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
+        ctx.report(0.0, "codebook")
+        if spec.codebook == "onehot":
+            m = facts.n_attributes
+            if spec.code_dim not in ("auto", m):
+                raise_code_dim_mismatch(spec.code_dim, m)
+        elif spec.code_dim == "auto":
+            search = smallest_code_dim(
+                spec.codebook, facts.n_attributes, 1 - spec.margin, instance.seed,
+                auto_max_code_dim(instance, ctx.limits),
+            )
+            m = search.m
+            evidence["code_search"] = {
+                "target_coherence": 1 - spec.margin,
+                "found": search.m,
+                "widths_evaluated": search.evaluated,
+            }
+        else:
+            m = spec.code_dim
+        d, w, params = geometric_size(instance, m)
+        require("max_weights", params, ctx.limits.max_weights, "the G1 model's parameter count")
+        codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
+        mu = coherence(codes)
+        ctx.report(0.05, "building G1")
+        model, layout = build_geometric(facts, codes)
+        ctx.report(0.1, "forward pass over every fact")
+
+        def progress(done: int, total: int) -> None:
+            ctx.report(0.1 + 0.9 * done / total, f"{done}/{total} facts")
+
+        result = exact_recall(model, facts.batches(BATCH), facts.n_facts, progress)
+        n = facts.n_entities
+        values = {
+            "accuracy": result.accuracy,
+            "margin": result.margin,
+            "coherence": mu,
+            "code_dim": m,
+            "embedding_dim": layout.d_model,
+            "mlp_width": layout.d_mlp,
+            "params": model.n_params(),
+            "fact_params": n * layout.d_model,
+            "n_facts": result.total,
+        }
+        if values["params"] != params:  # internal invariant: the size formula is the model's
+            raise AssertionError(f"G1 params: formula {params}, model {values['params']}")
+        if result.first_failure is not None:
+            s, r = result.first_failure % n, result.first_failure // n
+            evidence["counterexample"] = {
+                "subject": int(s),
+                "relation": int(r),
+                "expected": int(facts.answers(s, r)),
+                "got": result.first_failure_prediction,
+            }
+        ws, wr = result.worst_index % n, result.worst_index // n
+        evidence["tightest_fact"] = {"subject": int(ws), "relation": int(wr)}
+        evidence["margin_vs_coherence"] = {"margin": result.margin, "one_minus_mu": 1 - mu}
+        return Measurement(
+            method="exact",
+            values=values,
+            evidence=evidence,
+            symbols={"m": m, "d": layout.d_model},
+            artifacts={"model": model, "facts": facts, "codes": codes, "layout": layout},
+            message=f"{result.correct}/{result.total} facts, margin {result.margin:.4g}"
+            if math.isfinite(result.margin)
+            else "",
+        )
+
+
+def raise_code_dim_mismatch(code_dim: int | str, m: int) -> None:
+    """onehot codes have exactly one width."""
+    from verifier.errors import SpecError
+
+    raise SpecError(f"codebook onehot: expected code_dim auto or {m} (= attributes), got {code_dim}")

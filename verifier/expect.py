@@ -1,0 +1,125 @@
+"""Expectations: ``measure: value`` and ``measure: "<op> formula"``, parsed once, judged later.
+
+Forms a spec may use for one measure:
+
+- a number: equality within ``tol`` (default ``1e-9``, absolute and relative);
+- ``{value: x, tol: t}``: equality within an explicit tolerance;
+- ``"<op> formula"`` with op in ``<= >= == != < >`` over the instance symbols;
+- a word (``feasible``, ``infeasible``, ...): equality of labels for non-numeric measures;
+- ``growth: {...}`` on a swept claim (judged over the sweep by :mod:`verifier.fits`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from verifier.errors import FormulaError, SpecError
+from verifier.expr import COMPARATORS, SYMBOLS, Comparison, parse_comparison
+
+DEFAULT_TOL = 1e-9
+
+ExpectationKind = Literal["equals", "compare", "label", "growth"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One parsed expectation on one measure."""
+
+    measure: str
+    kind: ExpectationKind
+    text: str  # as the user wrote it
+    value: float | str | None = None
+    tol: float = DEFAULT_TOL
+    comparison: Comparison | None = None
+    growth: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An expectation judged against a measurement."""
+
+    measure: str
+    expected: str
+    measured: Any
+    ok: bool | None  # None: could not be decided
+    detail: str = ""
+    bound: float | None = None  # the formula's value, for comparisons
+
+
+def parse_expectation(
+    measure: str, raw: Any, symbols: Iterable[str] = tuple(SYMBOLS)
+) -> Expectation:
+    """Parse one ``expect:`` entry.
+
+    Raises:
+        SpecError: the value is none of the accepted forms, or its formula is bad.
+    """
+    if isinstance(raw, bool):
+        return Expectation(measure, "label", str(raw).lower(), value=str(raw).lower())
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise SpecError(f"expected a finite number, got {raw!r}", key=measure)
+        return Expectation(measure, "equals", repr(raw), value=float(raw))
+    if isinstance(raw, Mapping):
+        if measure == "growth":
+            return Expectation(measure, "growth", str(dict(raw)), growth=dict(raw))
+        keys = set(raw)
+        if "value" not in keys or not keys <= {"value", "tol"}:
+            raise SpecError(
+                f"expected {{value: <number>, tol: <number>}}, got keys {sorted(keys)}",
+                key=measure,
+            )
+        value, tol = raw["value"], raw.get("tol", DEFAULT_TOL)
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, tol)):
+            raise SpecError(f"expected numbers for value and tol, got {dict(raw)}", key=measure)
+        if tol < 0:
+            raise SpecError(f"expected tol >= 0, got {tol}", key=measure)
+        return Expectation(measure, "equals", f"{value} ± {tol}", value=float(value), tol=tol)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith(COMPARATORS) or text[:1] in "<>=!":
+            try:
+                comparison = parse_comparison(text, symbols)
+            except FormulaError as exc:
+                raise SpecError(exc.message, key=measure) from None
+            return Expectation(measure, "compare", text, comparison=comparison)
+        if text.replace("_", "").replace("-", "").isalnum():
+            return Expectation(measure, "label", text, value=text)
+        raise SpecError(
+            f"expected a number, a word, or '<op> formula' (op one of {' '.join(COMPARATORS)}), "
+            f"got {raw!r}",
+            key=measure,
+        )
+    raise SpecError(
+        f"expected a number, a word, or '<op> formula', got {type(raw).__name__}", key=measure
+    )
+
+
+def judge(exp: Expectation, measured: Any, values: Mapping[str, float]) -> Outcome:
+    """Judge one expectation; formula symbols take ``values``."""
+    if exp.kind == "growth":
+        raise ValueError("growth expectations are judged over a sweep, not a point")
+    if measured is None:
+        return Outcome(exp.measure, exp.text, None, None, "not measured")
+    if exp.kind == "label":
+        ok = str(measured).lower() == str(exp.value).lower()
+        return Outcome(exp.measure, exp.text, measured, ok)
+    if isinstance(measured, bool) or not isinstance(measured, int | float):
+        return Outcome(
+            exp.measure, exp.text, measured, False, f"expected a number, got {measured!r}"
+        )
+    value = float(measured)
+    if exp.kind == "equals":
+        assert isinstance(exp.value, float)
+        ok = math.isclose(value, exp.value, rel_tol=exp.tol, abs_tol=exp.tol)
+        return Outcome(exp.measure, exp.text, measured, ok)
+    assert exp.comparison is not None
+    try:
+        bound = exp.comparison.formula.evaluate(values)
+        ok = exp.comparison.holds(value, values)
+    except FormulaError as exc:
+        return Outcome(exp.measure, exp.text, measured, None, exc.message)
+    return Outcome(exp.measure, exp.text, measured, ok, bound=bound)

@@ -1,0 +1,38 @@
+"""Limits on the work one spec may ask for. Everything is refused before work starts.
+
+Values come from environment variables ``VERIFIER_<NAME>`` (pydantic-settings), so a service
+or a CI job can tighten them without touching code.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verifier.errors import LimitExceeded
+
+
+class Limits(BaseSettings):
+    """Configured ceilings (``VERIFIER_MAX_ENTITIES=...`` and so on)."""
+
+    model_config = SettingsConfigDict(env_prefix="VERIFIER_", extra="ignore")
+
+    max_spec_bytes: int = 256_000  # size of the spec text
+    max_claims: int = 200  # claims in one spec, after sweep expansion
+    max_entities: int = 1_000_000  # N
+    max_facts: int = 4_000_000  # N * R
+    max_queries: int = 4_000_000  # N * R**k (multi-hop)
+    max_code_dim: int = 4096  # m, including code_dim: auto's search
+    max_auto_attributes: int = 65_536  # code_dim auto's exact search is O(attributes^2 * m)
+    max_width: int = 16_384  # d_model and d_mlp of any model built or trained
+    max_weights: int = 400_000_000  # parameters of any one model
+    max_steps: int = 100_000  # training steps
+    max_sweep_points: int = 256  # points in one sweep grid
+
+
+def require(name: str, value: int, limit: int, what: str) -> None:
+    """Raise :class:`LimitExceeded` naming the limit when ``value > limit``."""
+    if value > limit:
+        raise LimitExceeded(
+            f"{what} is {value:,}, over the limit {name} = {limit:,} "
+            f"(set VERIFIER_{name.upper()} to change it)"
+        )

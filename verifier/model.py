@@ -1,0 +1,104 @@
+"""The one-layer transformer of THEORY.md section 2, with TransformerLens weight names.
+
+``h0_t = W_E[tok_t] + W_pos[t]``; ``h1 = h0 + Attn(h0)`` (H causal softmax heads);
+``h2 = h1 + W_out^T ReLU(W_in^T h1 + b_in) + b_out``; ``logits = h2 @ W_U``. No layer norm.
+Constructions write these weights directly, so a construction is verified by running this
+forward pass, and training optimises the very same class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes of the model."""
+
+    n_vocab: int  # input tokens: entities, relations, specials
+    n_ctx: int  # positions L
+    d_model: int  # residual width d
+    d_head: int
+    n_heads: int  # H
+    d_mlp: int  # MLP width m_mlp
+    n_out: int  # output vocabulary (attributes)
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 1:
+                raise ValueError(f"ModelConfig.{name}: expected >= 1, got {value}")
+
+
+class OneLayerTransformer(nn.Module):
+    """Embedding, one attention layer, one ReLU MLP, unembedding; residual stream throughout."""
+
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+
+        def zeros(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.zeros(*shape, dtype=dtype))
+
+        self.W_E = zeros(cfg.n_vocab, d)  # (vocab, d_model)
+        self.W_pos = zeros(cfg.n_ctx, d)  # (pos, d_model)
+        self.W_Q = zeros(h, d, dh)  # (head, d_model, d_head)
+        self.W_K = zeros(h, d, dh)
+        self.W_V = zeros(h, d, dh)
+        self.W_O = zeros(h, dh, d)  # (head, d_head, d_model)
+        self.W_in = zeros(d, m)  # (d_model, d_mlp)
+        self.b_in = zeros(m)
+        self.W_out = zeros(m, d)  # (d_mlp, d_model)
+        self.b_out = zeros(d)
+        self.W_U = zeros(d, cfg.n_out)  # (d_model, n_out)
+
+    def n_params(self) -> int:
+        """Total parameter count (every tensor above)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(batch, pos)`` tokens -> ``(batch, pos, d_model)`` h0."""
+        return self.W_E[tokens] + self.W_pos[: tokens.shape[1]]
+
+    def attention(self, h0: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Causal multi-head attention output added to the residual: ``(batch, pos', d_model)``.
+
+        With ``last_only`` only the last position's output is computed (pos' = 1).
+        """
+        n_pos = h0.shape[1]
+        queries_from = h0[:, -1:] if last_only else h0
+        q = torch.einsum("bpd,hde->bhpe", queries_from, self.W_Q)  # (batch, head, pos_q, d_head)
+        k = torch.einsum("bpd,hde->bhpe", h0, self.W_K)  # (batch, head, pos, d_head)
+        v = torch.einsum("bpd,hde->bhpe", h0, self.W_V)
+        scores = q @ k.transpose(-1, -2) / self.cfg.d_head**0.5  # (batch, head, pos_q, pos)
+        q_pos = torch.arange(n_pos - queries_from.shape[1], n_pos, device=h0.device)
+        mask = torch.arange(n_pos, device=h0.device)[None, :] > q_pos[:, None]
+        scores = scores.masked_fill(mask, float("-inf"))
+        pattern = scores.softmax(dim=-1)
+        z = pattern @ v  # (batch, head, pos_q, d_head)
+        return torch.einsum("bhpe,hed->bpd", z, self.W_O)
+
+    def mlp(self, h1: torch.Tensor) -> torch.Tensor:
+        """``(..., d_model)`` -> MLP output ``(..., d_model)``."""
+        return torch.relu(h1 @ self.W_in + self.b_in) @ self.W_out + self.b_out
+
+    def mlp_pre(self, h1: torch.Tensor) -> torch.Tensor:
+        """MLP pre-activations ``(..., d_mlp)``."""
+        return h1 @ self.W_in + self.b_in
+
+    def residual(self, tokens: torch.Tensor, last_only: bool = True) -> torch.Tensor:
+        """h1, the residual stream after attention: ``(batch, pos or 1, d_model)``."""
+        h0 = self.embed(tokens)
+        base = h0[:, -1:] if last_only else h0
+        return base + self.attention(h0, last_only=last_only)
+
+    def forward(self, tokens: torch.Tensor, last_only: bool = True) -> torch.Tensor:
+        """``(batch, pos)`` tokens -> logits ``(batch, n_out)`` (last position) or
+        ``(batch, pos, n_out)``."""
+        h1 = self.residual(tokens, last_only=last_only)
+        h2 = h1 + self.mlp(h1)
+        logits = h2 @ self.W_U
+        return logits[:, -1] if last_only else logits

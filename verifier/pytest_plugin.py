@@ -1,0 +1,126 @@
+"""``pytest specs/``: every ``*.spec.yaml`` is a file of items, one per claim (per sweep point).
+
+Registered through the ``pytest11`` entry point, so it works in a user's own repository once
+the package is installed. A spec is validated at collection (a bad spec is a collection error
+with ``file:line``); claims run in ``runtest`` through :class:`verifier.run.SpecRunner`, shared
+by the file's items, so dependencies run once. Items carry a marker per claim kind
+(``-m "not training"``), and ``xfail`` claims are reported as pytest xfails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from verifier.checks import REGISTRY
+from verifier.discover import SPEC_SUFFIX
+from verifier.errors import LimitExceeded, SpecError, VerifierError
+from verifier.limits import Limits
+from verifier.report import ClaimResult
+from verifier.run import SpecRunner
+from verifier.spec import load_spec_file
+
+
+class SpecFailure(Exception):
+    """A claim did not pass; carries its result for ``repr_failure``."""
+
+    def __init__(self, result: ClaimResult) -> None:
+        super().__init__(result.status)
+        self.result = result
+
+
+class SpecCollectionError(Exception):
+    """A spec could not be loaded."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("verifier")
+    group.addoption(
+        "--verifier-full",
+        action="store_true",
+        default=False,
+        help="also collect specs under folders named full/ (large specs)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for kind in sorted(REGISTRY):
+        config.addinivalue_line("markers", f"{kind}: verifier claims of kind {kind}")
+    config.addinivalue_line("markers", "full: large specs under specs/**/full/")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> SpecFile | None:
+    if not file_path.name.endswith(SPEC_SUFFIX):
+        return None
+    in_full = "full" in file_path.parts[:-1]
+    config = parent.config
+    explicitly_named = any(
+        Path(arg.split("::")[0]).resolve() in (file_path, *file_path.parents)
+        and "full" in Path(arg).resolve().parts
+        for arg in config.args
+    )
+    if in_full and not (config.getoption("--verifier-full") or explicitly_named):
+        return None
+    return SpecFile.from_parent(parent, path=file_path)
+
+
+class SpecFile(pytest.File):
+    """One spec file."""
+
+    runner: SpecRunner | None = None
+
+    def collect(self) -> Iterator[SpecItem]:
+        limits = Limits()
+        try:
+            spec = load_spec_file(self.path, max_bytes=limits.max_spec_bytes)
+            runner = SpecRunner(spec, limits)
+            runner.preflight()
+        except (SpecError, LimitExceeded, VerifierError) as exc:
+            raise SpecCollectionError(str(exc)) from None
+        self.runner = runner
+        in_full = "full" in self.path.parts[:-1]
+        for claim in spec.claims:
+            for point in runner.points[claim.id]:
+                item = SpecItem.from_parent(
+                    self, name=f"{spec.name}::{point.key}", key=point.key, line=point.line
+                )
+                item.add_marker(getattr(pytest.mark, claim.check_kind()))
+                if in_full:
+                    item.add_marker(pytest.mark.full)
+                if claim.xfail:
+                    item.add_marker(pytest.mark.xfail(reason=claim.xfail, strict=True))
+                yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, SpecCollectionError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+class SpecItem(pytest.Item):
+    """One claim (or sweep point)."""
+
+    def __init__(self, *, key: str, line: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+        self.line = line
+
+    def runtest(self) -> None:
+        parent = self.parent
+        assert isinstance(parent, SpecFile) and parent.runner is not None
+        result = parent.runner.result(self.key)
+        self.user_properties.append(("status", result.status))
+        if result.status not in ("passed", "xpassed"):
+            # xfailed results raise too: pytest's own xfail marker turns them into xfails
+            raise SpecFailure(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, SpecFailure):
+            return excinfo.value.result.failure_text()
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, (self.line - 1) if self.line else None, self.name

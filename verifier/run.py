@@ -1,0 +1,288 @@
+"""Spec -> Report: expand sweeps, check limits, run each claim's check, judge expectations.
+
+:class:`SpecRunner` runs claims lazily and memoises them, so ``pytest -k`` or ``verifier check
+-k`` runs only the selected claims and the claims they depend on. Everything over a limit is
+refused by :meth:`SpecRunner.preflight` before any claim runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from verifier import __version__
+from verifier.checks import REGISTRY, CheckContext, Measurement
+from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
+from verifier.expect import judge
+from verifier.limits import Limits, require
+from verifier.report import ClaimResult, ExpectationResult, Report
+from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, float, str], None]  # (claim key, fraction, message)
+
+
+@dataclass(frozen=True)
+class ClaimPoint:
+    """One claim at one sweep point (or the claim itself when it has no sweep)."""
+
+    key: str
+    claim: Any  # validated claim model, with the point's values substituted
+    instance: Any  # validated instance model at the point
+    point: dict[str, Any] | None
+    line: int | None
+
+
+def _set_field(data: dict[str, Any], name: str) -> list[list[str]]:
+    """Paths to every field called ``name`` in nested claim data."""
+    paths: list[list[str]] = []
+    for key, value in data.items():
+        if key == name:
+            paths.append([key])
+        elif isinstance(value, dict):
+            paths.extend([key, *p] for p in _set_field(value, name))
+    return paths
+
+
+def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
+    """Sweep points of one claim, in grid order, each re-validated.
+
+    Raises:
+        SpecError: an unknown sweep field, or a value the field does not accept.
+        LimitExceeded: more points than ``max_sweep_points``.
+    """
+    line = spec.source.claim_lines.get(claim.id)
+    if not claim.sweep:
+        return [ClaimPoint(claim.id, claim, spec.instance, None, line)]
+    names = list(claim.sweep)
+    total = 1
+    for values in claim.sweep.values():
+        total *= len(values)
+    require("max_sweep_points", total, limits.max_sweep_points, f"sweep of claim {claim.id!r}")
+    instance_data = spec.instance.model_dump()
+    claim_data = claim.model_dump(exclude={"sweep"}, exclude_none=True)
+    points: list[ClaimPoint] = []
+
+    def grid(i: int, chosen: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        if i == len(names):
+            yield dict(chosen)
+            return
+        for value in claim.sweep[names[i]]:  # type: ignore[index]
+            chosen[names[i]] = value
+            yield from grid(i + 1, chosen)
+
+    for chosen in grid(0, {}):
+        inst, cl = dict(instance_data), _deep_copy(claim_data)
+        for name, value in chosen.items():
+            field = SWEEP_ALIASES.get(name, name)
+            if field in inst:
+                inst[field] = value
+                continue
+            paths = _set_field(cl, field)
+            if len(paths) != 1:
+                raise SpecError(
+                    f"sweep field {name!r} is not an instance field "
+                    f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}) or a unique field of "
+                    f"the claim" + (f" (it appears {len(paths)} times)" if paths else ""),
+                    file=spec.source.file,
+                    line=line,
+                    key=f"{claim.id}.sweep.{name}",
+                )
+            node = cl
+            for part in paths[0][:-1]:
+                node = node[part]
+            node[paths[0][-1]] = value
+        key = f"{claim.id}[{','.join(f'{k}={v}' for k, v in chosen.items())}]"
+        try:
+            instance = type(spec.instance).model_validate(inst)
+            point_claim = type(claim).model_validate(cl)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise SpecError(
+                f"sweep point {key}: {'.'.join(map(str, err['loc']))}: {err['msg']} "
+                f"(got {err.get('input')!r})",
+                file=spec.source.file,
+                line=line,
+            ) from None
+        points.append(ClaimPoint(key, point_claim, instance, dict(chosen), line))
+    return points
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+class SpecRunner:
+    """Runs one spec's claims on demand, memoising results."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        limits: Limits | None = None,
+        progress: ProgressFn | None = None,
+        is_cancelled: Callable[[], bool] = lambda: False,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.limits = limits or Limits()
+        self.progress = progress
+        self.is_cancelled = is_cancelled
+        self.cache_dir = cache_dir
+        self.points: dict[str, list[ClaimPoint]] = {}
+        total = 0
+        for claim in spec.claims:
+            self.points[claim.id] = expand(spec, claim, self.limits)
+            total += len(self.points[claim.id])
+        require("max_claims", total, self.limits.max_claims, "claims after sweep expansion")
+        self._measurements: dict[str, Measurement | None] = {}
+        self._results: dict[str, list[ClaimResult]] = {}
+        self.spec_hash = spec.content_hash()
+
+    def preflight(self) -> None:
+        """Check every point against the limits, before any work.
+
+        Raises:
+            LimitExceeded: naming the limit, the claim and the value.
+            SpecError: a claim kind this verifier does not know.
+        """
+        for claim in self.spec.claims:
+            for point in self.points[claim.id]:
+                kind = REGISTRY.get(claim.check_kind())
+                if kind is None:
+                    raise SpecError(f"no check registered for {claim.check_kind()!r}")
+                try:
+                    kind.preflight(point.instance, point.claim, self.limits)
+                except LimitExceeded as exc:
+                    raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
+
+    def keys(self) -> list[str]:
+        """Every result key, in spec order."""
+        return [p.key for claim in self.spec.claims for p in self.points[claim.id]]
+
+    def claim_results(self, claim_id: str) -> list[ClaimResult]:
+        """Results of every point of one claim (running it and its dependencies if needed)."""
+        if claim_id not in self._results:
+            self._results[claim_id] = [self._run_point(p) for p in self.points[claim_id]]
+        return self._results[claim_id]
+
+    def result(self, key: str) -> ClaimResult:
+        """The result with this key."""
+        for claim_id, points in self.points.items():
+            for p in points:
+                if p.key == key:
+                    return next(r for r in self.claim_results(claim_id) if r.key == key)
+        raise KeyError(key)
+
+    def run(self, select: Callable[[str], bool] | None = None) -> Report:
+        """Run every (selected) claim and return the report."""
+        start = time.perf_counter()
+        results = []
+        for claim in self.spec.claims:
+            keys = [p.key for p in self.points[claim.id]]
+            if select is not None and not any(select(k) for k in keys):
+                continue
+            results.extend(
+                r for r in self.claim_results(claim.id) if select is None or select(r.key)
+            )
+        return Report(
+            spec=self.spec.name,
+            file=self.spec.source.file,
+            spec_hash=self.spec_hash,
+            verifier_version=__version__,
+            results=results,
+            duration_s=time.perf_counter() - start,
+        )
+
+    def _dependencies(self, claim: ClaimBase) -> dict[str, Measurement]:
+        deps: dict[str, Measurement] = {}
+        for dep in claim.depends_on():
+            results = self.claim_results(dep)
+            measurement = self._measurements.get(results[0].key)
+            if measurement is None:
+                raise VerifierError(f"claim {dep!r}, which this claim needs, did not complete")
+            deps[dep] = measurement
+        return deps
+
+    def _run_point(self, point: ClaimPoint) -> ClaimResult:
+        claim = point.claim
+        base = {
+            "key": point.key,
+            "claim_id": claim.id,
+            "check": claim.check_kind(),
+            "point": point.point,
+            "xfail": claim.xfail,
+            "file": self.spec.source.file,
+            "line": point.line,
+        }
+        start = time.perf_counter()
+        measurement: Measurement | None = None
+        try:
+            kind = REGISTRY[claim.check_kind()]
+            kind.preflight(point.instance, claim, self.limits)
+            ctx = CheckContext(
+                instance=point.instance,
+                claim=claim,
+                limits=self.limits,
+                dependencies=self._dependencies(claim),
+                progress=self._progress_for(point.key),
+                is_cancelled=self.is_cancelled,
+                spec_hash=self.spec_hash,
+                cache_dir=self.cache_dir,
+            )
+            measurement = kind.run(ctx)
+        except Cancelled:
+            raise
+        except (SpecError, LimitExceeded, SolverError, VerifierError) as exc:
+            text = exc.render() if isinstance(exc, SpecError) else str(exc)
+            return self._finish(base, start, status="error", message=f"{type(exc).__name__}: {text}")
+        except Exception as exc:  # a bug: report it as an error, keep the traceback in the log
+            log.exception("internal error in claim %s", point.key)
+            return self._finish(
+                base, start, status="error", message=f"internal error: {type(exc).__name__}: {exc}"
+            )
+        self._measurements[point.key] = measurement
+        symbols = {**point.instance.symbol_values(), **measurement.symbols}
+        outcomes = [
+            judge(e, measurement.values.get(e.measure), symbols)
+            for e in claim.expectations
+            if e.kind != "growth"
+        ]
+        expectations = [ExpectationResult(**vars(o)) for o in outcomes]
+        if measurement.status == "undecided" or any(o.ok is None for o in outcomes):
+            status = "undecided"
+        else:
+            status = "passed" if all(o.ok for o in outcomes) else "failed"
+        if claim.xfail and status in ("passed", "failed"):
+            status = "xpassed" if status == "passed" else "xfailed"
+        return self._finish(
+            base,
+            start,
+            status=status,
+            method=measurement.method,
+            measured=measurement.values,
+            expectations=expectations,
+            evidence=measurement.evidence,
+            message=measurement.message,
+        )
+
+    def _finish(self, base: dict[str, Any], start: float, **fields: Any) -> ClaimResult:
+        return ClaimResult(**base, **fields, duration_s=time.perf_counter() - start)
+
+    def _progress_for(self, key: str) -> Callable[[float, str], None] | None:
+        if self.progress is None:
+            return None
+        outer = self.progress
+        return lambda fraction, message: outer(key, fraction, message)
+
+
+def run_spec(spec: Spec, limits: Limits | None = None, **kwargs: Any) -> Report:
+    """Preflight then run every claim of ``spec``."""
+    runner = SpecRunner(spec, limits, **kwargs)
+    runner.preflight()
+    return runner.run()
