@@ -62,9 +62,9 @@ class BijectionFacts:
         """Token id of relation ``r``."""
         return self.n_entities + r
 
-    def answers(self, subjects: np.ndarray, relations: np.ndarray) -> np.ndarray:
+    def answers(self, subjects: np.ndarray | int, relations: np.ndarray | int) -> np.ndarray:
         """Answer indices (into the attribute vocabulary) for paired subjects and relations."""
-        targets = self.perms[relations, subjects]
+        targets: np.ndarray = self.perms[relations, subjects]
         if self.disjoint:
             targets = targets + relations * self.n_entities
         return targets
@@ -79,8 +79,9 @@ class BijectionFacts:
         """All facts as ``(tokens (batch, 2), targets (batch,))``, in bounded batches."""
         for start in range(0, self.n_facts, batch_size):
             subjects, relations = self.fact_arrays(start, start + batch_size)
-            yield self.tokens(subjects, relations), torch.from_numpy(
-                self.answers(subjects, relations)
+            yield (
+                self.tokens(subjects, relations),
+                torch.from_numpy(self.answers(subjects, relations)),
             )
 
     def tokens(self, subjects: np.ndarray, relations: np.ndarray) -> torch.Tensor:

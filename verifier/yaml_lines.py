@@ -39,7 +39,7 @@ def _construct_mapping(loader: _LineLoader, node: MappingNode) -> LineDict:
     result = LineDict()
     result.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) or key is None:
             raise SpecError(
                 f"expected a plain key, got {type(key).__name__}",
@@ -52,14 +52,14 @@ def _construct_mapping(loader: _LineLoader, node: MappingNode) -> LineDict:
                 line=key_node.start_mark.line + 1,
                 key=key,
             )
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
 
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -102,7 +102,7 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
     """
     loader = _LineLoader(text)
     try:
-        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        node = loader.get_single_node()
         if node is None:
             raise SpecError("expected a YAML mapping, got an empty document", file=file, line=1)
         size = _expanded_size(node, {})
@@ -113,7 +113,7 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
                 file=file,
                 line=node.start_mark.line + 1,
             )
-        return loader.construct_document(node)  # type: ignore[no-untyped-call]
+        return loader.construct_document(node)
     except SpecError as exc:
         raise exc.located(file, None) from None
     except yaml.MarkedYAMLError as exc:
@@ -126,4 +126,4 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
     except RecursionError:
         raise SpecError("YAML nested too deeply", file=file) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()

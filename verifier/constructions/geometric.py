@@ -78,7 +78,9 @@ def subject_embeddings(
     return rows
 
 
-def build_geometric(facts: BijectionFacts, codes: np.ndarray) -> tuple[OneLayerTransformer, GeometricLayout]:
+def build_geometric(
+    facts: BijectionFacts, codes: np.ndarray
+) -> tuple[OneLayerTransformer, GeometricLayout]:
     """Write the G1 weights for ``facts`` with attribute ``codes`` (``(n_attributes, m)``).
 
     Returns:
@@ -86,9 +88,7 @@ def build_geometric(facts: BijectionFacts, codes: np.ndarray) -> tuple[OneLayerT
     """
     n, n_rel = facts.n_entities, facts.n_relations
     if codes.shape[0] != facts.n_attributes:
-        raise ValueError(
-            f"codebook: expected {facts.n_attributes} codes, got {codes.shape[0]}"
-        )
+        raise ValueError(f"codebook: expected {facts.n_attributes} codes, got {codes.shape[0]}")
     m = codes.shape[1]
     layout = GeometricLayout(n_relations=n_rel, code_dim=m)
     d = layout.d_model

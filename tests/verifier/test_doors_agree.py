@@ -1,0 +1,67 @@
+"""`verifier check` and `pytest` give the same verdict on every claim of the same specs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.conftest import ROOT, run_cli
+
+FIXTURES = ROOT / "tests" / "fixtures" / "agree"
+
+
+def test_cli_and_pytest_agree(tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    cli = run_cli(
+        "check", str(FIXTURES), "--json", str(report_file), "--junit", str(tmp_path / "cli.xml")
+    )
+    assert cli.returncode == 1, cli.stdout + cli.stderr  # one claim fails on purpose
+    cli_verdicts = {
+        f"{report['spec']}::{r['key']}": r["status"]
+        for report in json.loads(report_file.read_text())
+        for r in report["results"]
+    }
+    junit = tmp_path / "pytest.xml"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(FIXTURES),
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout
+    pytest_verdicts = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            verdict = "failed"
+        elif (skipped := case.find("skipped")) is not None:
+            verdict = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+        else:
+            verdict = "passed"
+        # junit splits the item id `spec::claim` into classname (ending in the spec) and name
+        spec_name = str(case.get("classname")).rsplit(".", 1)[-1]
+        pytest_verdicts[f"{spec_name}::{case.get('name')}"] = verdict
+    assert set(pytest_verdicts) == set(cli_verdicts)
+    assert pytest_verdicts == cli_verdicts
+    assert cli_verdicts == {
+        "mixed::passes": "passed",
+        "mixed::fails": "failed",
+        "mixed::expected-to-fail": "xfailed",
+        "mixed::swept[N=8]": "passed",
+        "mixed::swept[N=48]": "failed",
+        "other::onehot": "passed",
+    }
+    cli_xml = ET.parse(tmp_path / "cli.xml").getroot()
+    assert sum(int(s.get("failures", 0)) for s in cli_xml.iter("testsuite")) == 2
