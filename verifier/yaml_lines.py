@@ -16,6 +16,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from verifier.errors import SpecError
 
 MAX_EXPANDED_NODES = 100_000  # nodes after alias expansion; a YAML bomb is far above this
+MAX_FLOW_DEPTH = 64  # nesting of [ and { before parsing (PyYAML is slow on deep nesting)
 
 
 class LineDict(dict[str, Any]):
@@ -86,6 +87,33 @@ def _expanded_size(node: Node, memo: dict[int, int]) -> int:
     return size
 
 
+def _flow_depth(text: str) -> tuple[int, int]:
+    """Deepest nesting of ``[``/``{`` outside quotes, and its line (a cheap pre-scan)."""
+    depth = deepest = 0
+    line = deepest_line = 1
+    quote, comment, prev = "", False, "\n"
+    for ch in text:
+        if ch == "\n":
+            line, comment, quote = line + 1, False, ""  # a stray apostrophe cannot hide nesting
+        if comment:
+            continue
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, deepest_line = depth, line
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == "#" and prev in " \t\n":
+            comment = True
+        prev = ch
+    return deepest, deepest_line
+
+
 def load_yaml(text: str, file: str = "<spec>") -> Any:
     """Parse one YAML document safely, with line numbers.
 
@@ -100,6 +128,13 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
         SpecError: malformed YAML, duplicate keys, more than one document, or an alias
             expansion above ``MAX_EXPANDED_NODES`` nodes.
     """
+    depth, depth_line = _flow_depth(text)
+    if depth > MAX_FLOW_DEPTH:
+        raise SpecError(
+            f"YAML nests [ and {{ {depth} deep; expected at most {MAX_FLOW_DEPTH}",
+            file=file,
+            line=depth_line,
+        )
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()
