@@ -12,16 +12,18 @@ import logging
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from verifier.discover import spec_files
 from verifier.errors import LimitExceeded, SpecError, VerifierError
+from verifier.executors import ExecutorName, run_specs
 from verifier.limits import Limits
+from verifier.plots import write_plots
 from verifier.report import Report, fmt, key_measures
 from verifier.run import SpecRunner
 from verifier.selection import compile_selector
@@ -79,7 +81,9 @@ def junit_xml(reports: list[Report]) -> str:
             "testsuite",
             name=report.spec,
             tests=str(len(report.results)),
-            failures=str(sum(r.status in ("failed", "xpassed", "undecided") for r in report.results)),
+            failures=str(
+                sum(r.status in ("failed", "xpassed", "undecided") for r in report.results)
+            ),
             errors=str(sum(r.status == "error" for r in report.results)),
             time=f"{report.duration_s:.3f}",
         )
@@ -116,7 +120,9 @@ def _run_reports(
         for runner in runners:
             task = progress.add_task(runner.spec.name, total=1.0)
 
-            def on_progress(key: str, fraction: float, message: str, task: int = task) -> None:
+            def on_progress(
+                key: str, fraction: float, message: str, task: TaskID = task
+            ) -> None:
                 progress.update(task, completed=fraction, description=f"{key}: {message}")
 
             runner.progress = on_progress
@@ -129,20 +135,77 @@ def _run_reports(
     return reports
 
 
+def _run_on_executor(
+    specs: list[Spec],
+    limits: Limits,
+    select: str | None,
+    show_progress: bool,
+    executor: ExecutorName,
+    jobs: int,
+    ray_address: str | None,
+) -> list[Report]:
+    """Run every spec's points as tasks (verifier/executors.py), one progress tick per point."""
+    predicate = compile_selector(select) if select else None
+    sel = None if predicate is None else (lambda name, key: predicate(f"{name}::{key}"))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not show_progress,
+    ) as progress:
+        bar = progress.add_task(f"{executor} x{jobs}", total=None)
+
+        def on_point(spec: str, key: str, done: int, total: int, status: str) -> None:
+            progress.update(bar, completed=done, total=total, description=f"{spec}::{key} {status}")
+
+        return run_specs(
+            specs,
+            limits,
+            executor=executor,
+            jobs=jobs,
+            select=sel,
+            ray_address=ray_address,
+            on_point=on_point,
+        )
+
+
 @app.command()
 def check(
     paths: Annotated[list[Path], typer.Argument(help="spec files or folders")],
     json_out: Annotated[Path | None, typer.Option("--json", help="write reports as JSON")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML")] = None,
-    select: Annotated[str | None, typer.Option("-k", help="select claims: spec::claim words")] = None,
+    select: Annotated[
+        str | None, typer.Option("-k", help="select claims: spec::claim words")
+    ] = None,
     include_full: Annotated[bool, typer.Option("--full", help="include specs/**/full/")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="local worker processes")] = 1,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (process pool) or ray (extra [ray])")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="ray.init address; none starts one")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="write growth plots (PNG) into this folder")
+    ] = None,
 ) -> None:
     """Verify every claim of every spec; exit 1 if any claim does not pass, 2 on a bad spec."""
     limits = Limits()
+    if executor not in ("local", "ray"):
+        err_console.print(f"[red]error:[/] --executor: expected local or ray, got {executor!r}")
+        raise typer.Exit(EXIT_BAD_SPEC)
     try:
         specs = _load_all(paths, limits, include_full)
-        reports = _run_reports(specs, limits, select, progress and sys.stderr.isatty())
+        show = progress and sys.stderr.isatty()
+        if executor == "local" and jobs == 1:
+            reports = _run_reports(specs, limits, select, show)
+        else:
+            name = cast(ExecutorName, executor)  # checked above
+            reports = _run_on_executor(specs, limits, select, show, name, jobs, ray_address)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_SPEC) from None
@@ -158,6 +221,9 @@ def check(
         json_out.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
     if junit is not None:
         junit.write_text(junit_xml(reports))
+    if plots is not None:
+        for path in write_plots(reports, plots):
+            console.print(f"wrote {path}", highlight=False)
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
@@ -190,6 +256,30 @@ def run(
 
 
 @app.command()
+def theorems(
+    as_json: Annotated[bool, typer.Option("--json", help="print the registry as JSON")] = False,
+) -> None:
+    """List the theorem registry: id, statement, source, formulas in plain text and LaTeX."""
+    from verifier.bounds import theorems as registry
+
+    entries = [t.to_dict() for t in registry()]
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    for t in entries:
+        source = t["source"] + (f" ({t['citation']})" if t["citation"] else "")
+        console.print(f"[bold]{t['id']}[/]  " + source.replace("[", r"\["), highlight=False)
+        console.print(f"  {t['statement']}", highlight=False, soft_wrap=True, markup=False)
+        for a in t["assumptions"]:
+            console.print(f"  assumes: {a}", highlight=False, soft_wrap=True, markup=False)
+        for q in t["quantities"]:
+            console.print(
+                f"  {q['name']} = {q['text']}", highlight=False, soft_wrap=True, markup=False
+            )
+            console.print(f"    latex: {q['latex']}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the spec language."""
     typer.echo(json.dumps(spec_schema(), indent=2))
@@ -219,6 +309,28 @@ def new(
     name = path.name.removesuffix(".spec.yaml").removesuffix(".yaml") or "my-spec"
     path.write_text(_TEMPLATE.format(name=name, path=path))
     console.print(f"wrote {path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="SQLite data folder (default VERIFIER_API_DATA_DIR)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes (default VERIFIER_API_WORKERS)")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, a local worker pool."""
+    import uvicorn
+
+    from api.main import create_app  # the service is optional: imported only here
+    from api.settings import Settings
+
+    overrides = {"data_dir": data_dir, "workers": workers}
+    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

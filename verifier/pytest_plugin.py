@@ -83,15 +83,15 @@ class SpecFile(pytest.File):
         self.runner = runner
         in_full = "full" in self.path.parts[:-1]
         for claim in spec.claims:
-            for point in runner.points[claim.id]:
-                item = SpecItem.from_parent(
-                    self, name=f"{spec.name}::{point.key}", key=point.key, line=point.line
-                )
+            line = spec.source.claim_lines.get(claim.id)
+            for key in runner.claim_keys(claim.id):  # the points, then claim-id[growth]
+                item = SpecItem.from_parent(self, name=f"{spec.name}::{key}", key=key, line=line)
                 item.add_marker(getattr(pytest.mark, claim.check_kind()))
                 if in_full:
                     item.add_marker(pytest.mark.full)
-                if claim.xfail:
-                    item.add_marker(pytest.mark.xfail(reason=claim.xfail, strict=True))
+                reason = runner.xfail_reason(claim.id, key)
+                if reason:
+                    item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
                 yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,8 +19,10 @@ from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
 from verifier.expect import judge
+from verifier.growth import growth_key, growth_result, growth_spec
 from verifier.limits import Limits, require
 from verifier.report import ClaimResult, ExpectationResult, Report
+from verifier.search import run_minimize, substitute
 from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,12 @@ def _set_field(data: dict[str, Any], name: str) -> list[list[str]]:
 def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     """Sweep points of one claim, in grid order, each re-validated.
 
+    Seeds: every point keeps the spec's instance seed (the derivation is the identity), so a
+    point is exactly the standalone spec with the point's fields substituted, and points at
+    different N share their codebook prefixes (codes are nested, see
+    :mod:`verifier.constructions.codebooks`). To replicate over seeds, sweep ``seed`` as well:
+    its values are used as written, and growth fits treat them as repeats of one x.
+
     Raises:
         SpecError: an unknown sweep field, or a value the field does not accept.
         LimitExceeded: more points than ``max_sweep_points``.
@@ -64,9 +72,13 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     total = 1
     for values in claim.sweep.values():
         total *= len(values)
-    require("max_sweep_points", total, limits.max_sweep_points, f"sweep of claim {claim.id!r}")
+    sizes = " x ".join(f"{k}: {len(v)} values" for k, v in claim.sweep.items())
+    what = f"the number of points in the sweep grid of claim {claim.id!r} ({sizes})"
+    require("max_sweep_points", total, limits.max_sweep_points, what)
     instance_data = spec.instance.model_dump()
     claim_data = claim.model_dump(exclude={"sweep"}, exclude_none=True)
+    # a growth expectation belongs to the whole sweep (verifier/growth.py), not to a point
+    claim_data["expect"] = {k: v for k, v in claim_data["expect"].items() if k != "growth"}
     points: list[ClaimPoint] = []
 
     def grid(i: int, chosen: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -157,34 +169,76 @@ class SpecRunner:
                 if kind is None:
                     raise SpecError(f"no check registered for {claim.check_kind()!r}")
                 try:
-                    kind.preflight(point.instance, point.claim, self.limits)
+                    if claim.minimize is None:
+                        kind.preflight(point.instance, point.claim, self.limits)
+                    else:  # issue 7: both ends of the search range, before any work
+                        for value in (claim.minimize.start, claim.minimize.max):
+                            inst, cl = substitute(
+                                point.instance, point.claim, claim.minimize.field, value
+                            )
+                            kind.preflight(inst, cl, self.limits)
                 except LimitExceeded as exc:
                     raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
+                except SpecError as exc:
+                    raise exc.located(self.spec.source.file, point.line) from None
 
     def keys(self) -> list[str]:
         """Every result key, in spec order."""
-        return [p.key for claim in self.spec.claims for p in self.points[claim.id]]
+        return [k for claim in self.spec.claims for k in self.claim_keys(claim.id)]
+
+    def claim_keys(self, claim_id: str) -> list[str]:
+        """One claim's result keys: its points, then ``claim-id[growth]`` if it has a growth."""
+        keys = [p.key for p in self.points[claim_id]]
+        if growth_spec(self.spec.claim(claim_id)) is not None:
+            keys.append(growth_key(claim_id))
+        return keys
 
     def claim_results(self, claim_id: str) -> list[ClaimResult]:
         """Results of every point of one claim (running it and its dependencies if needed)."""
         if claim_id not in self._results:
-            self._results[claim_id] = [self._run_point(p) for p in self.points[claim_id]]
+            self.adopt(claim_id, [self._run_point(p) for p in self.points[claim_id]])
         return self._results[claim_id]
+
+    def adopt(self, claim_id: str, point_results: list[ClaimResult]) -> None:
+        """Take one claim's point results (run here or by an executor); add its growth result."""
+        claim = self.spec.claim(claim_id)
+        results = list(point_results)
+        if growth_spec(claim) is not None:
+            results.append(growth_result(self.spec, claim, results))
+        self._results[claim_id] = results
+
+    def xfail_reason(self, claim_id: str, key: str) -> str | None:
+        """The claim's ``xfail`` reason if it covers this result, else None.
+
+        On a claim with a growth expectation, ``xfail`` covers the growth result, and its points
+        only if they have expectations of their own.
+        """
+        claim = self.spec.claim(claim_id)
+        if not claim.xfail or key == growth_key(claim_id) or growth_spec(claim) is None:
+            return claim.xfail
+        return claim.xfail if any(e.kind != "growth" for e in claim.expectations) else None
+
+    def point_result(self, key: str) -> ClaimResult:
+        """Run one sweep point on its own (no growth result, not memoised): an executor's task."""
+        for points in self.points.values():
+            for p in points:
+                if p.key == key:
+                    return self._run_point(p)
+        raise KeyError(key)
 
     def result(self, key: str) -> ClaimResult:
         """The result with this key."""
-        for claim_id, points in self.points.items():
-            for p in points:
-                if p.key == key:
-                    return next(r for r in self.claim_results(claim_id) if r.key == key)
+        for claim in self.spec.claims:
+            if key in self.claim_keys(claim.id):
+                return next(r for r in self.claim_results(claim.id) if r.key == key)
         raise KeyError(key)
 
     def run(self, select: Callable[[str], bool] | None = None) -> Report:
         """Run every (selected) claim and return the report."""
         start = time.perf_counter()
-        results = []
+        results: list[ClaimResult] = []
         for claim in self.spec.claims:
-            keys = [p.key for p in self.points[claim.id]]
+            keys = self.claim_keys(claim.id)
             if select is not None and not any(select(k) for k in keys):
                 continue
             results.extend(
@@ -199,11 +253,15 @@ class SpecRunner:
             duration_s=time.perf_counter() - start,
         )
 
-    def _dependencies(self, claim: ClaimBase) -> dict[str, Measurement]:
+    def _dependencies(
+        self, claim: ClaimBase, point: dict[str, Any] | None = None
+    ) -> dict[str, Measurement]:
         deps: dict[str, Measurement] = {}
         for dep in claim.depends_on():
             results = self.claim_results(dep)
-            measurement = self._measurements.get(results[0].key)
+            # a swept claim reads the dependency's point with the same sweep values, if any
+            same = [r for r in results if point is not None and r.point == point]
+            measurement = self._measurements.get((same or results)[0].key)
             if measurement is None:
                 raise VerifierError(f"claim {dep!r}, which this claim needs, did not complete")
             deps[dep] = measurement
@@ -216,7 +274,7 @@ class SpecRunner:
             "claim_id": claim.id,
             "check": claim.check_kind(),
             "point": point.point,
-            "xfail": claim.xfail,
+            "xfail": self.xfail_reason(claim.id, point.key),
             "file": self.spec.source.file,
             "line": point.line,
         }
@@ -229,18 +287,27 @@ class SpecRunner:
                 instance=point.instance,
                 claim=claim,
                 limits=self.limits,
-                dependencies=self._dependencies(claim),
+                dependencies=self._dependencies(claim, point.point),
                 progress=self._progress_for(point.key),
                 is_cancelled=self.is_cancelled,
                 spec_hash=self.spec_hash,
                 cache_dir=self.cache_dir,
             )
-            measurement = kind.run(ctx)
+            if claim.minimize is None:
+                measurement = kind.run(ctx)
+            else:  # issue 7: doubling then bisection over one field (verifier/search.py)
+
+                def evaluate(inst: Any, cl: Any) -> Measurement:
+                    kind.preflight(inst, cl, self.limits)
+                    return kind.run(replace(ctx, instance=inst, claim=cl))
+
+                measurement = run_minimize(point.instance, claim, evaluate)
         except Cancelled:
             raise
         except (SpecError, LimitExceeded, SolverError, VerifierError) as exc:
             text = exc.render() if isinstance(exc, SpecError) else str(exc)
-            return self._finish(base, start, status="error", message=f"{type(exc).__name__}: {text}")
+            message = f"{type(exc).__name__}: {text}"
+            return self._finish(base, start, status="error", message=message)
         except Exception as exc:  # a bug: report it as an error, keep the traceback in the log
             log.exception("internal error in claim %s", point.key)
             return self._finish(
@@ -258,7 +325,7 @@ class SpecRunner:
             status = "undecided"
         else:
             status = "passed" if all(o.ok for o in outcomes) else "failed"
-        if claim.xfail and status in ("passed", "failed"):
+        if base["xfail"] and status in ("passed", "failed"):
             status = "xpassed" if status == "passed" else "xfailed"
         return self._finish(
             base,

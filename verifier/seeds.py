@@ -22,6 +22,7 @@ class Stream(IntEnum):
     BATCH = 6  # mini-batch order
     BASELINE = 7  # frozen random features of the associative baseline
     SWEEP = 8  # per-point seeds of a sweep
+    FIT = 9  # bootstrap resamples of growth fits (verifier/fits.py)
 
 
 def rng(seed: int, stream: Stream, *ids: int) -> np.random.Generator:

@@ -8,8 +8,8 @@ Field names are a public contract (../shared/DESIGN.md): add fields freely, rena
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from verifier.bounds import claim_vocabulary, get_theorem
 from verifier.errors import SpecError
 from verifier.expect import Expectation, parse_expectation
 from verifier.expr import SYMBOLS
+from verifier.fits import parse_growth
 from verifier.yaml_lines import LineDict, load_yaml
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -63,9 +65,105 @@ class BijectionInstance(StrictModel):
         return {"N": self.entities, "R": self.relations, "k": 1}
 
 
-Instance = Annotated[BijectionInstance, Field(discriminator="kind")]
+# --- multi-hop instances (issue 6; THEORY.md sections 1 and 5) -----------------------------------
+
+MAX_HOPS = 64  # k; N*R**k is bounded separately by the max_queries limit
+
+# Construction-claim measures that only multi-hop instances report.
+MULTIHOP_MEASURES: tuple[str, ...] = (
+    "decode_steps",  # forward passes per query: k with chain-of-thought, 1 without
+    "n_queries",  # N * (number of chains)
+    "step_accuracy",  # share of (query, decoding step) pairs right under greedy decoding
+    "lbk_bits",  # LBk on the seeded chain trees: min over x of H(T_x | shallower levels)
+    "lbk_bits_avg",  # the same, averaged over x
+    "lbk_bits_approx",  # the closed form (number of chains) * log2(N)
+    "dim_per_lbk_bit",  # embedding_dim / lbk_bits_avg (the average estimates E H(T_x | ...))
+)
+
+
+class MultiHopInstance(StrictModel):
+    """Chains of k relations over R random bijections; queries ``(x, c)``, answer ``pi_c(x)``.
+
+    ``pi_c = pi_{r_k} o ... o pi_{r_1}``; the single-hop bijections are those of a bijection
+    instance with the same N, R and seed. Sequences ``[r_1..r_k, x]`` without chain-of-thought,
+    ``[r_1..r_k, x, y_1..y_{k-1}]`` with it (THEORY.md section 1).
+    """
+
+    kind: Literal["multi_hop"]
+    entities: int = Field(ge=2, description="N, the number of entities")
+    relations: int = Field(ge=1, description="R, the number of relations")
+    hops: int = Field(ge=1, le=MAX_HOPS, description="k, relations per chain")
+    cot: bool = Field(False, description="chain-of-thought: decode y_1..y_k one step at a time")
+    chains: Literal["all"] | list[list[int]] = Field(
+        "all", description="all R**k chains, or a list of chains [r_1, .., r_k] (0-based)"
+    )
+    attributes: Literal["shared"] = Field(
+        "shared", description="relations compose, so the attributes are the entities"
+    )
+    seed: int = Field(0, ge=0, description="seed of every random draw")
+
+    @model_validator(mode="after")
+    def _check_chains(self) -> MultiHopInstance:
+        if self.chains == "all":
+            return self
+        if not self.chains:
+            raise ValueError("chains: expected 'all' or a non-empty list of chains, got []")
+        seen: dict[tuple[int, ...], int] = {}
+        for i, chain in enumerate(self.chains):
+            if len(chain) != self.hops:
+                raise ValueError(
+                    f"chains[{i}]: expected {self.hops} relations (hops = {self.hops}), "
+                    f"got {len(chain)}: {chain}"
+                )
+            for r in chain:
+                if not 0 <= r < self.relations:
+                    raise ValueError(
+                        f"chains[{i}]: unknown relation {r}; expected one of "
+                        f"0..{self.relations - 1} (relations = {self.relations})"
+                    )
+            if tuple(chain) in seen:
+                raise ValueError(f"chains[{i}]: repeats chains[{seen[tuple(chain)]}] {chain}")
+            seen[tuple(chain)] = i
+        return self
+
+    @property
+    def n_chains(self) -> int:
+        """R**k for ``chains: all``, else the length of the list."""
+        return self.relations**self.hops if self.chains == "all" else len(self.chains)
+
+    def symbol_values(self) -> dict[str, float]:
+        """Values of the formula symbols this instance fixes."""
+        return {"N": self.entities, "R": self.relations, "k": self.hops}
+
+
+Instance = Annotated[BijectionInstance | MultiHopInstance, Field(discriminator="kind")]
 
 SWEEP_ALIASES: dict[str, str] = {"N": "entities", "R": "relations", "k": "hops"}
+
+
+# --- sweeps: minimal-resource searches (issue 7; verifier/search.py) ---------------------------
+
+
+class Minimize(StrictModel):
+    """Find the smallest value of an integer field at which ``until`` holds.
+
+    ``minimize: {field: code_dim, until: {accuracy: 1.0}, start: 1, max: 4096}``: doubling from
+    ``start`` until ``until`` holds, then bisection; the result records both neighbours.
+    """
+
+    field: str = Field(
+        description="an integer instance field (N, R, k) or a field that appears once in the "
+        "claim (code_dim, d_model, width)"
+    )
+    until: dict[str, Any] = Field(min_length=1, description="expectations that must hold")
+    start: int = Field(1, ge=1, description="first value tried")
+    max: int = Field(4096, ge=1, description="largest value tried; also checked by preflight")
+
+    @model_validator(mode="after")
+    def _order(self) -> Minimize:
+        if self.max < self.start:
+            raise ValueError(f"expected max >= start = {self.start}, got max = {self.max}")
+        return self
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -79,31 +177,65 @@ class ClaimBase(StrictModel):
     expect: dict[str, Any] = Field(
         default_factory=dict, description="measure: number | word | '<op> formula'"
     )
-    sweep: dict[str, list[int | float | str]] | None = Field(
+    sweep: dict[str, list[bool | int | float | str]] | None = Field(
         None, description="grid over instance fields (N, R, k, seed) or claim fields"
     )
     xfail: str | None = Field(None, description="reason this claim is expected to fail")
+    minimize: Minimize | None = Field(
+        None, description="search the smallest value of a field at which `until` holds"
+    )
 
     MEASURES: ClassVar[tuple[str, ...]] = ()
+    LABEL_MEASURES: ClassVar[tuple[str, ...]] = ("status",)  # words, not numbers (no growth)
     SYMBOLS: ClassVar[tuple[str, ...]] = tuple(SYMBOLS)
     _expectations: list[Expectation] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _parse_expect(self) -> ClaimBase:
-        known = set(self.MEASURES)
+        measures = self.measures()
+        known = set(measures)
         parsed = []
         for measure, raw in self.expect.items():
             if measure != "growth" and measure not in known:
                 raise ValueError(
                     f"expect.{measure}: unknown measure for a {self.check_kind()} claim; "
-                    f"expected one of {', '.join(self.MEASURES)}"
+                    f"expected one of {', '.join(measures)}"
                 )
             try:
-                parsed.append(parse_expectation(measure, raw, self.SYMBOLS))
+                parsed.append(parse_expectation(measure, raw, self.formula_symbols()))
             except SpecError as exc:
                 raise ValueError(f"expect.{measure}: {exc.message}") from None
+            if measure == "growth":  # issue 7: validated against the claim (verifier/fits.py)
+                try:
+                    parse_growth(raw, measures, self.LABEL_MEASURES, list(self.sweep or {}))
+                except ValueError as exc:
+                    raise ValueError(f"expect.growth: {exc}") from None
+        if self.minimize is not None and self.minimize.field in (self.sweep or {}):
+            raise ValueError(
+                f"minimize.field: {self.minimize.field!r} is searched, so it cannot be swept too; "
+                "expected it in minimize or in sweep, got both"
+            )
+        if self.minimize is not None:  # issue 7: the search's stopping rule (verifier/search.py)
+            for measure, raw in self.minimize.until.items():
+                if measure not in self.MEASURES:
+                    raise ValueError(
+                        f"minimize.until.{measure}: unknown measure for a {self.check_kind()} "
+                        f"claim; expected one of {', '.join(self.MEASURES)}"
+                    )
+                try:
+                    parse_expectation(measure, raw, self.SYMBOLS)
+                except SpecError as exc:
+                    raise ValueError(f"minimize.until.{measure}: {exc.message}") from None
         self._expectations = parsed
         return self
+
+    def formula_symbols(self) -> tuple[str, ...]:
+        """Symbols ``expect:`` formulas may use (kinds whose symbols depend on fields override)."""
+        return self.SYMBOLS
+
+    def measures(self) -> tuple[str, ...]:
+        """Measures ``expect:`` may name: the kind's, plus ``minimum`` under ``minimize:``."""
+        return (*self.MEASURES, "minimum") if self.minimize is not None else self.MEASURES
 
     @property
     def expectations(self) -> list[Expectation]:
@@ -117,6 +249,10 @@ class ClaimBase(StrictModel):
     def depends_on(self) -> list[str]:
         """Ids of claims whose results this claim needs."""
         return []
+
+    def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
+        """Why the earlier claim ``dep`` cannot serve this one, or None (kinds override)."""
+        return None
 
 
 class GeometricConstruction(StrictModel):
@@ -156,10 +292,387 @@ class ConstructionClaim(ClaimBase):
         "params",
         "fact_params",
         "n_facts",
+        *MULTIHOP_MEASURES,
     )
 
 
-Claim = Annotated[ConstructionClaim, Field(discriminator="check")]
+# --- multi-hop claims (issue 6; THEORY.md section 5) ---------------------------------------------
+
+
+class DepthBudget(StrictModel):
+    """A size budget: parameters P, residual width D, or both."""
+
+    params: int | None = Field(None, ge=1, description="P, the parameter budget")
+    embedding_dim: int | Literal["cot"] | None = Field(
+        None, description="D, the d_model budget; cot: Ck's d at the construction's code width"
+    )
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> DepthBudget:
+        if self.params is None and self.embedding_dim is None:
+            raise ValueError("budget: expected params, embedding_dim or both, got neither")
+        if isinstance(self.embedding_dim, int) and self.embedding_dim < 1:
+            raise ValueError(
+                f"budget.embedding_dim: expected >= 1 or 'cot', got {self.embedding_dim}"
+            )
+        return self
+
+
+class BudgetClaim(ClaimBase):
+    """At a size budget, the largest depth the instance's mode (cot or not) solves exactly.
+
+    Depth k is solved when the mode's construction, at the largest code width up to the
+    construction's own that fits the budget, recalls all N*|C| queries of depth k through the
+    real forward pass. ``depth`` is the largest k with every depth 1..k solved.
+    """
+
+    check: Literal["budget"]
+    construction: Construction
+    budget: DepthBudget
+    max_hops: int | None = Field(
+        None, ge=1, le=MAX_HOPS, description="deepest k searched; default: the instance's hops"
+    )
+
+    MEASURES: ClassVar[tuple[str, ...]] = (
+        "depth",  # largest k with every depth 1..k solved within the budget
+        "saturated",  # depth reached max_hops
+        "failed_at",  # the first depth not solved (none when saturated)
+        "accuracy",  # at the instance's own hops, within the budget
+        "margin",
+        "code_dim",
+        "embedding_dim",
+        "params",
+        "budget_params",  # P
+        "budget_dim",  # D (cot resolved to a number)
+    )
+    SYMBOLS: ClassVar[tuple[str, ...]] = (*SYMBOLS, "P", "D")
+
+
+# --- feasibility claims: convex certificates (THEORY.md section 6) ------------------------------
+
+
+class FeasibilityClaim(ClaimBase):
+    """A convex program answered by a checked primal/dual sandwich.
+
+    ``codebook_margin`` (P1) and ``reembed`` (P2) take a G1 ``construction``;
+    ``associative_width`` (P3) takes ``embed_dim`` and ``width``. ``code_dim: auto`` (P1) and
+    ``width: auto`` (P3) search the minimum and report it with both neighbours.
+    """
+
+    check: Literal["feasibility"]
+    program: Literal["codebook_margin", "reembed", "associative_width"]
+    construction: GeometricConstruction | None = Field(
+        None, description="P1, P2: the G1 codebook (and, for P2, the frozen network)"
+    )
+    min_margin: float = Field(
+        1e-6, gt=0, description="status is feasible when the certified margin is at least this"
+    )
+    box: float | None = Field(
+        None, gt=0, description="P1: |v|_inf <= box (default max |a_ji|); P3: |W_out|_inf (1)"
+    )
+    embed_dim: int = Field(8, ge=1, description="P3: width d of the frozen random embeddings")
+    width: int | Literal["auto"] = Field("auto", description="P3: MLP width w, or auto: minimal")
+    start: Literal["current", "zero"] = Field(
+        "current", description="P2: start from the network's own subject rows, or from zero"
+    )
+    max_rounds: int = Field(4, ge=1, le=50, description="P2: linearisations per subject")
+    solver: Literal["highs", "clarabel"] = Field("highs", description="LP solver tried first")
+    fallback: bool = Field(True, description="try the other solver when the first fails")
+
+    MEASURES: ClassVar[tuple[str, ...]] = (
+        "status",  # feasible | infeasible | undecided (P2: feasible | not_found)
+        "margin",  # the sandwich, judged soundly: lower for >=, upper for <=
+        "margin_lower",
+        "margin_upper",
+        "min_code_dim",  # P1, code_dim auto
+        "min_width",  # P3, width auto
+        "max_violation",  # the solver's raw infeasibility before the float64 repair
+        "accuracy",  # P2, P3: new facts recalled by the forward pass
+        "code_dim",
+        "width",
+        "n_facts",
+    )
+    SYMBOLS: ClassVar[tuple[str, ...]] = (*SYMBOLS, "w")  # w: P3's MLP width
+
+    @model_validator(mode="after")
+    def _program_fields(self) -> FeasibilityClaim:
+        if self.program in ("codebook_margin", "reembed") and self.construction is None:
+            raise ValueError(
+                f"program {self.program}: expected a construction {{name: geometric, ...}}, "
+                "got none"
+            )
+        if self.program == "associative_width" and self.construction is not None:
+            raise ValueError(
+                "program associative_width: expected no construction (its network is random), "
+                "got one"
+            )
+        if self.program == "codebook_margin" and self.construction is not None and (
+            self.construction.margin != GeometricConstruction.model_fields["margin"].default
+        ):
+            raise ValueError(
+                "construction.margin is G1's coherence target; for program codebook_margin "
+                "set min_margin instead"
+            )
+        for e in self.expectations:
+            if e.measure == "status" and e.kind == "label" and e.value not in _STATUS_WORDS:
+                raise ValueError(
+                    f"expect.status: expected one of {', '.join(_STATUS_WORDS)}, got {e.value!r}"
+                )
+        if isinstance(self.width, int) and self.width < 1:
+            raise ValueError(f"width: expected an integer >= 1 or 'auto', got {self.width}")
+        return self
+
+
+_STATUS_WORDS = ("feasible", "infeasible", "undecided", "not_found")
+
+
+# --- training and transfer claims (issue 5; THEORY.md section 7; verifier/train.py) -----------
+
+WeightName = Literal[
+    "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
+]
+MECHANISM_MEASURES: tuple[str, ...] = (
+    "superposition_r2",  # held-out R^2 of e_s ~ b + sum_r M_r u_(pi_r(s))
+    "probe_accuracy",  # held-out decoding of pi_r(s) from e_s by an affine probe
+    "selector_linearity",  # held-out R^2 of an affine fit of MLP output on e_s, per relation
+    "gated_fraction",  # MLP units off for one relation and on for another
+    "intervention_success",  # swapping relation r's component changes only relation r
+)
+
+
+class TrainingModel(StrictModel):
+    """Shape of the trained model (THEORY.md section 2)."""
+
+    d_model: int = Field(ge=1, description="residual width d")
+    d_mlp: int = Field(ge=1, description="MLP width")
+    heads: int = Field(1, ge=1, description="attention heads H")
+    d_head: int | None = Field(None, ge=1, description="default d_model // heads")
+    init_scale: float = Field(1.0, gt=0, description="multiplies the fan-in scaled init")
+
+
+class TrainingOptim(StrictModel):
+    """Optimiser settings; training stops early at exact recall with loss <= stop_loss."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(gt=0, description="learning rate")
+    steps: int = Field(ge=1, description="the most optimiser steps")
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup: int = Field(0, ge=0, description="linear warmup steps")
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+    batch_size: int | None = Field(None, ge=1, description="None: full batch (all facts)")
+    stop_loss: float = Field(0.05, ge=0, description="early stop: all facts right, loss <= this")
+    eval_every: int = Field(50, ge=1, description="mini-batch: steps between evaluations")
+
+
+class TrainingClaim(ClaimBase):
+    """Train the section 2 model on every fact, evaluate exactly, measure the mechanism."""
+
+    check: Literal["training"]
+    model: TrainingModel
+    optim: TrainingOptim
+    freeze: list[WeightName] = Field(
+        default_factory=list, description="weights kept at their random init, e.g. [W_E]"
+    )
+    train_seed: int | None = Field(
+        None, ge=0, description="init and batch-order seed; default the instance's seed"
+    )
+
+    MEASURES: ClassVar[tuple[str, ...]] = (
+        "accuracy",  # float64 exact recall over every fact
+        "margin",
+        "steps_to_perfect",  # first step with every fact right (float32); unmeasured if never
+        "steps",  # optimiser steps taken
+        "final_loss",
+        *MECHANISM_MEASURES,
+        "params",
+        "trainable_params",
+        "fact_params",  # the subject table, N d
+        "embedding_dim",
+        "mlp_width",
+        "n_facts",
+    )
+
+
+class TransferClaim(ClaimBase):
+    """Re-initialise only the subject table of a trained model for new bijections; no training."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    check: Literal["transfer"]
+    from_: str = Field(alias="from", pattern=IDENT, description="id of an earlier training claim")
+    method: Literal["probe", "lp", "random"] = Field(
+        "probe", description="probe: b + sum_r M_r u_(pi'_r(s)); lp: P2; random: the control"
+    )
+    transfer_seed: int = Field(1, ge=0, description="seed of the new bijections")
+
+    MEASURES: ClassVar[tuple[str, ...]] = (
+        "accuracy",  # exact recall of every new fact
+        "margin",
+        "control_accuracy",  # the random re-initialisation on the same new facts
+        "advantage",  # accuracy - control_accuracy
+        "fit_r2",  # probe: in-sample R^2 of the superposition fit on the old facts
+        "n_facts",
+    )
+
+    @model_validator(mode="after")
+    def _no_grid(self) -> TransferClaim:
+        if self.sweep or self.minimize:
+            raise ValueError(
+                "transfer claims take no sweep or minimize; sweep the training claim in `from`"
+            )
+        return self
+
+    def depends_on(self) -> list[str]:
+        """The training claim."""
+        return [self.from_]
+
+    def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
+        """``from`` must name a training claim without sweep, and the probe must be determined."""
+        if not isinstance(dep, TrainingClaim):
+            return (
+                f"from: expected the id of a training claim, got {dep.id!r}, "
+                f"a {dep.check_kind()} claim"
+            )
+        if dep.sweep or dep.minimize:
+            return f"from: expected a training claim without sweep or minimize, got {dep.id!r}"
+        n, r, d = instance.entities, instance.relations, dep.model.d_model
+        if self.method == "probe" and n <= r * d + 1:
+            return (
+                f"method: probe is underdetermined: its fit needs N > R*d + 1 = {r * d + 1} "
+                f"subjects (d = d_model of {dep.id!r}), got N = {n}"
+            )
+        return None
+
+
+# --- bound claims (issue 3; verifier/bounds.py, THEORY.md sections 3-5) -------------------------
+
+def _claim_measures() -> set[str]:
+    """Every measure some claim kind reports (what ``measured_<name>`` may name)."""
+    names: set[str] = set()
+    stack: list[type[ClaimBase]] = [ClaimBase]
+    while stack:
+        cls = stack.pop()
+        names.update(cls.MEASURES)
+        stack.extend(cls.__subclasses__())
+    return names
+
+
+class BoundClaim(ClaimBase):
+    """Evaluate a registry theorem's quantities at the instance (verifier/bounds.py).
+
+    Measures: the theorem's quantities by name, ``versus`` theorems' as ``<ID>_<name>``, the
+    inline ``quantities``, ``measured_<name>`` for the ``against`` claim's numeric measures, and
+    for asymptotic claims ``limit``/``limit_finite`` (``limit:``) or ``order_holds`` (``order:``,
+    expected true unless stated). Formulas may use all of these and the theorems' symbols.
+    """
+
+    check: Literal["bound"]
+    theorem: str | None = Field(None, description="registry id (see `verifier theorems`)")
+    versus: list[str] = Field(
+        default_factory=list, max_length=8,
+        description="more theorems; formulas use their quantities as <ID>_<name>",
+    )
+    given: dict[str, int | float | str] = Field(
+        default_factory=dict,
+        description="given symbols: precision_bits, delta, gamma, code_dim, params (number or "
+        "formula over N, R, k)",
+    )
+    against: str | None = Field(
+        None, description="an earlier claim; its numeric measures are measured_<name>"
+    )
+    quantities: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="user quantities, name: formula"
+    )
+    limit: str | None = Field(None, description="formula whose limit as `over` -> oo is measured")
+    order: str | None = Field(
+        None, description="'f = Theta(g)' (O, Theta, Omega, o, omega) as `over` -> oo"
+    )
+    over: Literal["N", "R", "k"] = Field("N", description="the variable of limit and order")
+
+    @field_validator("theorem")
+    @classmethod
+    def _known_theorem(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                get_theorem(value)
+            except SpecError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("versus")
+    @classmethod
+    def _known_versus(cls, value: list[str]) -> list[str]:
+        for i, theorem_id in enumerate(value):
+            try:
+                get_theorem(theorem_id)
+            except SpecError as exc:
+                raise ValueError(f"versus[{i}]: {exc.message}") from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_order_expectation(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("order") is not None:
+            expect = data.get("expect") or {}
+            if isinstance(expect, Mapping) and "order_holds" not in expect:
+                data = {**data, "expect": {**expect, "order_holds": True}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_bound(self) -> BoundClaim:
+        if self.theorem is None and not self.quantities:
+            raise ValueError("expected `theorem: <id>` or inline `quantities:`, got neither")
+        if self.limit is not None and self.order is not None:
+            raise ValueError("expected one of limit and order per claim, got both")
+        if self.limit is not None and not {"limit", "limit_finite"} & set(self.expect):
+            raise ValueError(
+                "limit: expected an expectation on limit or limit_finite, for example "
+                "expect: {limit: 0} or expect: {limit_finite: true}"
+            )
+        if self.minimize is not None:
+            raise ValueError("bound claims take no minimize")
+        try:
+            claim_vocabulary(self, _claim_measures())
+        except SpecError as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+    def measures(self) -> tuple[str, ...]:
+        """Quantity names (own, versus-qualified, inline), measured_*, asymptotic measures."""
+        try:
+            return claim_vocabulary(self, _claim_measures()).measures
+        except SpecError as exc:
+            raise ValueError(exc.message) from None
+
+    def formula_symbols(self) -> tuple[str, ...]:
+        """Instance symbols, the theorems' symbols, and every measure name."""
+        try:
+            return claim_vocabulary(self, _claim_measures()).symbols
+        except SpecError as exc:
+            raise ValueError(exc.message) from None
+
+    def depends_on(self) -> list[str]:
+        """The ``against`` claim."""
+        return [self.against] if self.against else []
+
+    def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
+        """A swept ``against`` claim needs the same sweep here (compared point by point)."""
+        if dep.minimize is not None:
+            return f"against: expected a claim without minimize, got {dep.id!r}"
+        if dep.sweep and dep.sweep != self.sweep:
+            return (
+                f"against: {dep.id!r} has sweep {dep.sweep}; expected this claim to have the "
+                f"same sweep, got {self.sweep}"
+            )
+        return None
+
+
+Claim = Annotated[
+    ConstructionClaim | BudgetClaim | FeasibilityClaim | TrainingClaim | TransferClaim
+    | BoundClaim,
+    Field(discriminator="check"),
+]
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -308,6 +821,9 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
                     line=getattr(claims_data[i], "line", None),
                     key=f"claims.{i}",
                 )
+            if problem := claim.check_dependency(spec.claims[seen[dep]], spec.instance):
+                line = getattr(claims_data[i], "line", None)
+                raise SpecError(problem, file=file, line=line, key=f"claims.{i}")
     instance_line = data.key_lines.get("instance") if isinstance(data, LineDict) else None
     spec._source = Source(file=file, text=text, claim_lines=lines, instance_line=instance_line)
     return spec
@@ -342,5 +858,7 @@ def load_spec_file(path: str | Path, max_bytes: int | None = None) -> Spec:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"expected UTF-8 text, got a bad byte at offset {exc.start}", file=str(p)) from None
+        raise SpecError(
+            f"expected UTF-8 text, got a bad byte at offset {exc.start}", file=str(p)
+        ) from None
     return load_spec_text(text, file=str(p))

@@ -10,13 +10,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from verifier.checks import multihop
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
 from verifier.constructions.geometric import GeometricLayout, build_geometric
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.recall import exact_recall
-from verifier.spec import BijectionInstance, ConstructionClaim, GeometricConstruction
+from verifier.spec import (
+    BijectionInstance,
+    ConstructionClaim,
+    GeometricConstruction,
+    MultiHopInstance,
+)
 
 BATCH = 4096  # facts per forward batch: bounds memory at BATCH x (d_mlp + n_out) floats
 
@@ -52,6 +58,8 @@ class GeometricCheck:
     """G1 through the real forward pass."""
 
     def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
+        if isinstance(instance, MultiHopInstance):  # Gk / Ck: verifier/checks/multihop.py
+            return multihop.preflight_construction(instance, claim, limits)
         assert isinstance(instance, BijectionInstance) and isinstance(claim, ConstructionClaim)
         spec = claim.construction
         n, r = instance.entities, instance.relations
@@ -75,6 +83,8 @@ class GeometricCheck:
         require("max_weights", params, limits.max_weights, "the G1 model's parameter count")
 
     def run(self, ctx: CheckContext) -> Measurement:
+        if isinstance(ctx.instance, MultiHopInstance):
+            return multihop.run_construction(ctx)
         instance: BijectionInstance = ctx.instance
         spec: GeometricConstruction = ctx.claim.construction
         facts = facts_of(instance)
@@ -97,7 +107,7 @@ class GeometricCheck:
             }
         else:
             m = spec.code_dim
-        d, w, params = geometric_size(instance, m)
+        params = geometric_size(instance, m)[2]
         require("max_weights", params, ctx.limits.max_weights, "the G1 model's parameter count")
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         mu = coherence(codes)
@@ -150,4 +160,6 @@ def raise_code_dim_mismatch(code_dim: int | str, m: int) -> None:
     """onehot codes have exactly one width."""
     from verifier.errors import SpecError
 
-    raise SpecError(f"codebook onehot: expected code_dim auto or {m} (= attributes), got {code_dim}")
+    raise SpecError(
+        f"codebook onehot: expected code_dim auto or {m} (= attributes), got {code_dim}"
+    )

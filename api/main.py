@@ -1,0 +1,65 @@
+"""The app factory: routers, error handlers, and the store and worker pool's lifetime.
+
+``create_app(settings)`` opens the SQLite store, recovers jobs a dead server left running
+(re-queued, or ``interrupted`` with a reason), and starts the worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import meta, reports, verifications
+from api.settings import Settings
+from api.store import Store
+from api.workers import WorkerPool
+from verifier import __version__
+from verifier.limits import Limits
+
+log = logging.getLogger(__name__)
+
+RESTART_REASON = "the server stopped while the job was running"
+
+
+def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
+    """Build the app; the store opens and the workers start when it starts serving."""
+    settings = settings or Settings()
+    limits = limits or Limits()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db_path)
+        recovered = store.recover(settings.max_attempts, RESTART_REASON)
+        for job_id, status in recovered.items():
+            log.warning("job %s was running when the server stopped: now %s", job_id, status)
+        pool = None
+        if settings.workers > 0:
+            pool = WorkerPool(
+                store, limits, settings.workers, settings.job_timeout_s, settings.kill_grace_s,
+                settings.max_attempts, settings.poll_s,
+            )
+            pool.start()
+        app.state.store, app.state.pool = store, pool
+        try:
+            yield
+        finally:
+            if pool is not None:
+                pool.stop()
+
+    app = FastAPI(
+        title="verifier",
+        version=__version__,
+        summary="Declarative verification of geometric factual-recall claims",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings, app.state.limits = settings, limits
+    errors.install(app)
+    app.include_router(verifications.router)
+    app.include_router(reports.router)
+    app.include_router(meta.router)
+    return app

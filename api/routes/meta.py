@@ -1,0 +1,63 @@
+"""Service metadata: ``/healthz``, the spec language's schema, and the theorem registry."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import PoolDep, SettingsDep, StoreDep
+from api.errors import ApiError
+from api.models import ErrorOut, Health
+from verifier import __version__
+from verifier.spec import spec_schema
+
+router = APIRouter(tags=["meta"])
+
+# names under which verifier/bounds.py may expose its registry's JSON form, in order of preference
+_THEOREM_EXPORTS = ("registry_json", "theorems_json", "registry_as_json", "to_json")
+
+
+def theorem_registry() -> Any | None:
+    """The theorem registry's JSON form from :mod:`verifier.bounds`, or None if it has none."""
+    if importlib.util.find_spec("verifier.bounds") is None:
+        return None
+    bounds = importlib.import_module("verifier.bounds")
+    for name in _THEOREM_EXPORTS:
+        export = getattr(bounds, name, None)
+        if callable(export):
+            return export()
+    return None
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(settings: SettingsDep, store: StoreDep, pool: PoolDep) -> Health:
+    """Liveness, worker count and queue state."""
+    return Health(
+        status="ok",
+        verifier_version=__version__,
+        workers=settings.workers,
+        workers_alive=pool.alive() if pool is not None else 0,
+        jobs=store.counts(),
+    )
+
+
+@router.get("/v1/schema", response_model=dict[str, Any])
+def schema() -> dict[str, Any]:
+    """JSON Schema of the spec language (the same as ``verifier schema``)."""
+    return spec_schema()
+
+
+@router.get(
+    "/v1/theorems",
+    response_model=Any,
+    responses={404: {"model": ErrorOut, "description": "this version has no theorem registry"}},
+)
+def theorems() -> Any:
+    """The theorem registry (statements, parameter counts, bounds) as JSON."""
+    registry = theorem_registry()
+    if registry is None:
+        raise ApiError(404, "not_found", "this verifier version has no theorem registry")
+    return registry

@@ -1,0 +1,285 @@
+"""Worker processes: they take jobs from the SQLite queue and run the engine on them.
+
+Work never runs in the server's event loop. A :class:`WorkerPool` keeps ``workers`` spawned
+processes alive; each polls the queue (:meth:`api.store.Store.claim`), runs
+:class:`verifier.run.SpecRunner`, and writes progress and the verdict back. Cancellation and
+the per-job wall-clock timeout reach a running claim through the runner's ``is_cancelled``
+probe, which :meth:`verifier.checks.base.CheckContext.report` turns into ``Cancelled``; a
+worker that does not stop within ``kill_grace_s`` is killed and replaced. A worker dies with
+the server (``PR_SET_PDEATHSIG`` on Linux, and a parent check in the probe), so a killed
+server leaves no orphan writing to the store.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from api.store import Job, JobStatus, Store
+from verifier.errors import Cancelled, LimitExceeded, SpecError, VerifierError
+from verifier.limits import Limits
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.25  # at most one progress write per this interval (plus claim changes)
+
+
+def execute_job(
+    store: Store,
+    job: Job,
+    limits: Limits,
+    timeout_s: float,
+    poll_s: float = 0.1,
+    parent_alive: Callable[[], bool] = lambda: True,
+) -> JobStatus | None:
+    """Run one claimed job to its end and record the verdict.
+
+    Args:
+        store: the job store.
+        job: a job this process has just claimed (it holds ``job.run_token``).
+        limits: the engine's limits (the same the API checked before queueing).
+        timeout_s: wall-clock limit; past it the job ends as ``error``.
+        poll_s: how often the cancel flag is read from the store.
+        parent_alive: False once the server is gone; the job is then abandoned unwritten.
+
+    Returns:
+        The status written, or None when nothing was written (the attempt was given up).
+    """
+    from verifier.run import SpecRunner  # heavy (torch): imported in the worker only
+    from verifier.spec import load_spec_text
+
+    token = job.run_token or ""
+    started = time.monotonic()
+    stop_reason: list[str] = []
+    last_poll = [0.0]
+
+    def is_cancelled() -> bool:
+        if stop_reason:
+            return True
+        t = time.monotonic()
+        if not parent_alive():
+            stop_reason.append("parent")
+        elif t - started > timeout_s:
+            stop_reason.append("timeout")
+        elif t - last_poll[0] >= poll_s:
+            last_poll[0] = t
+            if store.should_stop(job.id, token):
+                stop_reason.append("cancel")
+        return bool(stop_reason)
+
+    try:
+        spec = load_spec_text(job.spec_text, file="<request>", max_bytes=limits.max_spec_bytes)
+        runner = SpecRunner(spec, limits, is_cancelled=is_cancelled)
+        runner.preflight()
+        index = {k: i for i, k in enumerate(runner.keys())}
+        last_at, last_key = [0.0], [""]
+
+        def progress(key: str, fraction: float, message: str) -> None:
+            t = time.monotonic()
+            if key == last_key[0] and t - last_at[0] < PROGRESS_EVERY_S:
+                return
+            last_at[0], last_key[0] = t, key
+            overall = (index.get(key, 0) + fraction) / max(len(index), 1)
+            store.progress(job.id, token, overall, key, message)
+
+        runner.progress = progress
+        report = runner.run()
+    except Cancelled:
+        if stop_reason and stop_reason[0] == "parent":
+            return None
+        if stop_reason and stop_reason[0] == "timeout":
+            message = f"timed out after {timeout_s:g} s (the limit job_timeout_s)"
+            return _finish(store, job, token, "error", message)
+        return _finish(store, job, token, "cancelled", "cancelled by request")
+    except (SpecError, LimitExceeded, VerifierError) as exc:
+        text = exc.render() if isinstance(exc, SpecError) else str(exc)
+        return _finish(store, job, token, "error", f"{type(exc).__name__}: {text}")
+    except Exception as exc:  # a bug: keep the worker alive, the traceback goes to the log
+        log.exception("internal error in job %s", job.id)
+        return _finish(store, job, token, "error", f"internal error: {type(exc).__name__}")
+    data = report.model_dump(mode="json")
+    status: JobStatus = report.status
+    message = f"{sum(r.ok for r in report.results)}/{len(report.results)} claims ok"
+    reusable = status != "error"  # deterministic verdicts only (DESIGN.md: same spec, same report)
+    if store.finish(job.id, token, status, message, data, reusable=reusable):
+        return status
+    return None
+
+
+def _finish(
+    store: Store, job: Job, token: str, status: JobStatus, message: str
+) -> JobStatus | None:
+    return status if store.finish(job.id, token, status, message) else None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent goes (no orphans after kill -9)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent check in is_cancelled remains
+        pass
+
+
+def worker_main(
+    db_path: str, limits: dict[str, Any], timeout_s: float, poll_s: float, stop: EventType
+) -> None:
+    """Entry point of one worker process: claim, run, repeat until stopped or orphaned."""
+    _die_with_parent()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s worker: %(message)s")
+    parent = multiprocessing.parent_process()
+
+    def parent_alive() -> bool:
+        return parent is None or parent.is_alive()
+
+    if not parent_alive():
+        return
+    import verifier.run  # noqa: F401  (load the engine before the first job)
+
+    store = Store(db_path)
+    engine_limits = Limits(**limits)
+    while not stop.is_set() and parent_alive():
+        job = store.claim(os.getpid())
+        if job is None:
+            stop.wait(poll_s)
+            continue
+        execute_job(store, job, engine_limits, timeout_s, poll_s, parent_alive)
+
+
+class WorkerPool:
+    """Keeps ``size`` worker processes alive and enforces cancel and timeout by force."""
+
+    def __init__(self, store: Store, limits: Limits, size: int, timeout_s: float,
+                 kill_grace_s: float, max_attempts: int, poll_s: float) -> None:
+        self.store = store
+        self.limits = limits
+        self.size = size
+        self.timeout_s = timeout_s
+        self.kill_grace_s = kill_grace_s
+        self.max_attempts = max_attempts
+        self.poll_s = poll_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._halt = threading.Event()
+        self._procs: dict[int, BaseProcess] = {}
+        self._cancel_seen: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the supervisor thread, which spawns the workers.
+
+        Workers are spawned from that one long-lived thread because ``PR_SET_PDEATHSIG``
+        fires when the spawning *thread* ends.
+        """
+        self._thread = threading.Thread(target=self._supervise, name="worker-pool", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> int:
+        """Worker processes now alive."""
+        with self._lock:
+            return sum(p.is_alive() for p in self._procs.values())
+
+    def pids(self) -> list[int]:
+        """Worker process ids."""
+        with self._lock:
+            return list(self._procs)
+
+    def _spawn(self) -> None:
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(
+                str(self.store.path), self.limits.model_dump(), self.timeout_s, self.poll_s,
+                self._stop,
+            ),
+            name="verifier-worker",
+            daemon=True,
+        )
+        proc.start()
+        if proc.pid is not None:
+            with self._lock:
+                self._procs[proc.pid] = proc
+
+    def _supervise(self) -> None:
+        for _ in range(self.size):
+            self._spawn()
+        while not self._halt.wait(0.5):
+            try:
+                self._check()
+            except Exception:  # keep supervising; a failed round is retried
+                log.exception("worker supervisor")
+        self._shutdown()
+
+    def _check(self) -> None:
+        with self._lock:
+            dead = {pid: p for pid, p in self._procs.items() if not p.is_alive()}
+            for pid in dead:
+                del self._procs[pid]
+        running = self.store.running()
+        for pid, proc in dead.items():
+            for job in running:
+                if job.worker_pid == pid:
+                    status = self.store.release(
+                        job.id, job.run_token, self.max_attempts,
+                        f"worker process {pid} died (exit code {proc.exitcode})",
+                    )
+                    log.warning("job %s: worker %s died; now %s", job.id, pid, status)
+        for _ in dead:
+            self._spawn()
+        now = time.time()
+        for job in running:
+            if job.worker_pid in dead or job.claimed_epoch is None:
+                continue
+            if job.cancel_requested:
+                first = self._cancel_seen.setdefault(job.id, now)
+                if now - first > self.kill_grace_s:
+                    self._kill(job, "cancelled", "cancelled by request (the worker was killed "
+                               f"after not stopping within kill_grace_s = {self.kill_grace_s:g} s)")
+            elif now - job.claimed_epoch > self.timeout_s + self.kill_grace_s:
+                self._kill(job, "error", f"timed out after {self.timeout_s:g} s (the limit "
+                           "job_timeout_s); the worker was killed")
+        live = {j.id for j in running}
+        for job_id in list(self._cancel_seen):
+            if job_id not in live:
+                del self._cancel_seen[job_id]
+
+    def _kill(self, job: Job, status: JobStatus, message: str) -> None:
+        if not self.store.finish(job.id, job.run_token, status, message):
+            return
+        with self._lock:
+            proc = self._procs.get(job.worker_pid or -1)
+        if proc is not None:
+            proc.kill()
+            log.warning("job %s: killed worker %s (%s)", job.id, job.worker_pid, status)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the workers; jobs they were running go back to the queue."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + 2.0
+        with self._lock:
+            procs = list(self._procs.items())
+        for _, proc in procs:
+            proc.join(max(deadline - time.monotonic(), 0.0))
+        running = {j.worker_pid: j for j in self.store.running()}
+        for pid, proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2.0)
+            job = running.get(pid)
+            if job is not None:  # a clean shutdown costs no attempt: always re-queue
+                self.store.release(job.id, job.run_token, 1 << 30, "the server shut down")
+
