@@ -265,6 +265,11 @@ def theorems() -> list[Theorem]:
     return list(_REGISTRY.values())
 
 
+def registry_json() -> list[dict[str, Any]]:
+    """The registry's JSON form (what ``verifier theorems --json`` and ``/v1/theorems`` serve)."""
+    return [t.to_dict() for t in theorems()]
+
+
 def get_theorem(theorem_id: str) -> Theorem:
     """The theorem with this id.
 
