@@ -169,7 +169,7 @@ def test_worker_code_path_and_reuse(tmp_path: Path) -> None:
 
 def test_wall_clock_timeout(tmp_path: Path) -> None:
     store = Store(tmp_path / "jobs.sqlite3")
-    store.create_job("slow", "h", "0.1.0", long_spec("slow", points=20), max_queued=10)
+    store.create_job("slow", "h", "0.1.0", long_spec("slow", points=2), max_queued=10)
     claimed = store.claim(worker_pid=0)
     assert claimed is not None
     assert execute_job(store, claimed, Limits(), timeout_s=0.5) == "error"

@@ -1,15 +1,11 @@
 """One check per claim kind: ``(context) -> Measurement``, registered by its ``check:`` tag.
 
-Importing this package registers every built-in kind. A kind's module defines a
-:class:`~verifier.checks.base.CheckKind` and calls :func:`~verifier.checks.base.register`.
+A kind's module defines a :class:`~verifier.checks.base.CheckKind` and calls
+:func:`~verifier.checks.base.register`. Built-in kinds are listed in
+:data:`~verifier.checks.base.BUILTIN_KINDS` and imported the first time ``REGISTRY[tag]`` is
+looked up, so importing this package is cheap.
 """
 
-from verifier.checks import bound as bound
-from verifier.checks import construction as construction
-from verifier.checks import feasibility as feasibility
-from verifier.checks import multihop as multihop
-from verifier.checks import training as training
-from verifier.checks import transfer as transfer
 from verifier.checks.base import REGISTRY, CheckContext, CheckKind, Measurement, register
 
 __all__ = ["REGISTRY", "CheckContext", "CheckKind", "Measurement", "register"]

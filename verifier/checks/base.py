@@ -9,7 +9,8 @@ same way for every kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -76,14 +77,43 @@ class CheckKind(Protocol):
         ...
 
 
-REGISTRY: dict[str, CheckKind] = {}
+# Built-in kinds and the module that registers each. A module is imported the first time its
+# kind is looked up, so a spec of constructions never pays for cvxpy, and a worker process or
+# the CLI starts without importing every solver.
+BUILTIN_KINDS: dict[str, str] = {
+    "bound": "verifier.checks.bound",
+    "budget": "verifier.checks.multihop",
+    "construction": "verifier.checks.construction",
+    "feasibility": "verifier.checks.feasibility",
+    "training": "verifier.checks.training",
+    "transfer": "verifier.checks.transfer",
+}
+_LOADED: dict[str, CheckKind] = {}
+
+
+class _Registry(Mapping[str, CheckKind]):
+    """``check:`` tag -> kind; built-in kinds are imported on first lookup."""
+
+    def __getitem__(self, tag: str) -> CheckKind:
+        if tag not in _LOADED and tag in BUILTIN_KINDS:
+            importlib.import_module(BUILTIN_KINDS[tag])
+        return _LOADED[tag]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(BUILTIN_KINDS) | set(_LOADED)))
+
+    def __len__(self) -> int:
+        return len(set(BUILTIN_KINDS) | set(_LOADED))
+
+
+REGISTRY: Mapping[str, CheckKind] = _Registry()
 
 
 def register(tag: str) -> Callable[[type], type]:
     """Class decorator registering a check kind under its ``check:`` tag."""
 
     def wrap(cls: type) -> type:
-        REGISTRY[tag] = cls()
+        _LOADED[tag] = cls()
         return cls
 
     return wrap
