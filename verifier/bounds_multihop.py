@@ -25,6 +25,19 @@ import numpy as np
 import sympy as sp
 from scipy.special import gammaln
 
+from verifier.bounds import (
+    DELTA,
+    G1_CODE_LENGTH,
+    GAMMA,
+    INSTANCE_PARAMS,
+    PARAM_COUNT,
+    PRECISION,
+    P,
+    Param,
+    Quantity,
+    Theorem,
+    register_theorem,
+)
 from verifier.chains import ChainFacts
 from verifier.expr import SYMBOLS
 
@@ -48,7 +61,7 @@ CK_PARAMS: sp.Expr = params_formula(CK_EMBEDDING_DIM, CK_MLP_WIDTH, sp.Integer(1
 
 LBK_APPROX_BITS: sp.Expr = R**k * sp.log(N, 2)
 LBK_MIN_EMBEDDING_DIM: sp.Expr = LBK_APPROX_BITS / SYMBOLS["p"]
-NO_COT_DEPTH_AT_BUDGET: sp.Expr = sp.log(sp.Symbol("P", positive=True) / (N * m), R)
+NO_COT_DEPTH_AT_BUDGET: sp.Expr = sp.log(P / (N * m), R)
 
 
 def evaluate(expr: sp.Expr, **values: int | float) -> float:
@@ -148,43 +161,54 @@ def lbk_bits(facts: ChainFacts, chunk: int = 65_536) -> LBkValue:
     )
 
 
-# Registry entries in the shape of issue 3's theorem registry (id, statement, assumptions, named
-# sympy quantities, source). verifier/bounds.py did not exist when this was written: register
-# these through its API once it lands (one call per entry).
-MULTIHOP_THEOREMS: dict[str, dict[str, object]] = {
-    "Gk": {
-        "statement": "Without chain-of-thought, a one-layer transformer with R^k chain slots, k "
-        "positional heads and a ReLU-AND gate recalls all N R^k queries with margin 1 - mu.",
-        "assumptions": "shared attributes; codebook coherence mu < 1; hard positional attention",
-        "quantities": {
-            "embedding_dim": GK_EMBEDDING_DIM,
-            "mlp_width": GK_MLP_WIDTH,
-            "params": GK_PARAMS,
-            "fact_params": N * GK_EMBEDDING_DIM,
-        },
-        "source": "reconstruction",
-    },
-    "LBk": {
-        "statement": "With a fact-independent decoder and p-bit weights, d p >= H(T_x), about "
-        "R^k log2 N bits while R^k << N.",
-        "assumptions": "uniform random bijections; only the subject table depends on the facts",
-        "quantities": {
-            "bits": LBK_APPROX_BITS,
-            "min_embedding_dim": LBK_MIN_EMBEDDING_DIM,
-            "depth_at_budget": NO_COT_DEPTH_AT_BUDGET,
-        },
-        "source": "reconstruction",
-    },
-    "Ck": {
-        "statement": "With chain-of-thought, G1's selector plus one head attending k positions "
-        "back recalls all N R^k queries by k greedy steps, each with margin 1 - mu.",
-        "assumptions": "shared attributes; codebook coherence mu < 1; hard positional attention",
-        "quantities": {
-            "embedding_dim": CK_EMBEDDING_DIM,
-            "mlp_width": CK_MLP_WIDTH,
-            "params": CK_PARAMS,
-            "decode_steps": k,
-        },
-        "source": "reconstruction",
-    },
-}
+# --- the registry entries (verifier.bounds imports this module as a provider on first lookup) --
+
+_CODE_WIDTH = Param(m, "code width (default: G1's union-bound code length, unrounded)",
+                    given="code_dim", default=G1_CODE_LENGTH)
+_HARD_ATTENTION = ("shared attributes", "codebook coherence mu < 1",
+                   "hard positional attention (THEORY.md section 5)")
+
+GK = register_theorem(Theorem(
+    id="Gk",
+    statement="Without chain-of-thought, a one-layer transformer with R^k chain slots, k "
+              "positional heads and a ReLU-AND gate recalls all N R^k queries with margin 1 - mu.",
+    source="reconstruction",
+    params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
+    quantities=(
+        Quantity("embedding_dim", GK_EMBEDDING_DIM, "d = R^k m + k R + m + 2"),
+        Quantity("mlp_width", GK_MLP_WIDTH, "d_mlp = 2 R^k m"),
+        Quantity("params", GK_PARAMS, "section 2's count with H = k heads, L = k + 1"),
+        Quantity("fact_params", N * GK_EMBEDDING_DIM, "the subject table N d"),
+    ),
+    assumptions=_HARD_ATTENTION,
+), replace=True)
+
+LBK = register_theorem(Theorem(
+    id="LBk",
+    statement="With a fact-independent decoder and p-bit weights, d p >= H(T_x), about "
+              "R^k log2 N bits while R^k << N.",
+    source="reconstruction",
+    params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT, _CODE_WIDTH, DELTA, GAMMA),
+    quantities=(
+        Quantity("bits", LBK_APPROX_BITS, "R^k log2 N: the closed form of H(T_x)"),
+        Quantity("min_embedding_dim", LBK_MIN_EMBEDDING_DIM, "d >= R^k log2(N) / p"),
+        Quantity("depth_at_budget", NO_COT_DEPTH_AT_BUDGET,
+                 "k = log_R(P / (N m)): the depth a budget of P parameters reaches without CoT"),
+    ),
+    assumptions=("uniform random bijections", "only the subject table depends on the facts"),
+), replace=True)
+
+CK = register_theorem(Theorem(
+    id="Ck",
+    statement="With chain-of-thought, G1's selector plus one head attending k positions back "
+              "recalls all N R^k queries by k greedy steps, each with margin 1 - mu.",
+    source="reconstruction",
+    params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
+    quantities=(
+        Quantity("embedding_dim", CK_EMBEDDING_DIM, "d = R m + R + m + 2"),
+        Quantity("mlp_width", CK_MLP_WIDTH, "d_mlp = 2 R m"),
+        Quantity("params", CK_PARAMS, "section 2's count with H = 1 head, L = 2 k"),
+        Quantity("decode_steps", k, "k greedy steps"),
+    ),
+    assumptions=_HARD_ATTENTION,
+), replace=True)

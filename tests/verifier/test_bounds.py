@@ -81,10 +81,35 @@ INDEPENDENT: dict[tuple[str, str], Callable[[Values], float]] = {
     ("BARNFIELD26", "params"):
         lambda v: (v["N"] + v["R"] + v["A"]) * math.sqrt(nlogn(v)) + nlogn(v),
 }
-BUILTIN = ("G1", "LB1", "NLB24", "BARNFIELD26")
+
+
+def chain_sizes(v: Values, cot: bool) -> tuple[float, float, float]:
+    """(d, d_mlp, params) of Gk (cot False) or Ck, THEORY.md sections 2 and 5."""
+    n, r, k, m = v["N"], v["R"], v["k"], v["m"]
+    slots, blocks, heads, n_ctx = (r, 1, 1, 2 * k) if cot else (r**k, k, k, k + 1)
+    d = slots * m + blocks * r + m + 2
+    w = 2 * slots * m
+    params = (n + r) * d + n_ctx * d + 4 * heads * d * max(r, 2) + 2 * d * w + w + d + d * n
+    return d, w, params
+
+
+INDEPENDENT.update({
+    ("Gk", "embedding_dim"): lambda v: chain_sizes(v, cot=False)[0],
+    ("Gk", "mlp_width"): lambda v: chain_sizes(v, cot=False)[1],
+    ("Gk", "params"): lambda v: chain_sizes(v, cot=False)[2],
+    ("Gk", "fact_params"): lambda v: v["N"] * chain_sizes(v, cot=False)[0],
+    ("Ck", "embedding_dim"): lambda v: chain_sizes(v, cot=True)[0],
+    ("Ck", "mlp_width"): lambda v: chain_sizes(v, cot=True)[1],
+    ("Ck", "params"): lambda v: chain_sizes(v, cot=True)[2],
+    ("Ck", "decode_steps"): lambda v: v["k"],
+    ("LBk", "bits"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]),
+    ("LBk", "min_embedding_dim"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]) / v["p"],
+    ("LBk", "depth_at_budget"): lambda v: math.log(v["P"] / (v["N"] * v["m"])) / math.log(v["R"]),
+})
+BUILTIN = ("G1", "LB1", "NLB24", "BARNFIELD26", "Gk", "LBk", "Ck")
 POINTS = [
-    {"N": 2, "R": 1, "k": 1, "A": 2, "m": 3, "p": 8, "delta": 0.5, "gamma": 0.1, "P": 10},
-    {"N": 256, "R": 4, "k": 1, "A": 256, "m": 29, "p": 16, "delta": 0.01, "gamma": 0.5,
+    {"N": 2, "R": 2, "k": 3, "A": 2, "m": 3, "p": 8, "delta": 0.5, "gamma": 0.1, "P": 10},
+    {"N": 256, "R": 4, "k": 2, "A": 256, "m": 29, "p": 16, "delta": 0.01, "gamma": 0.5,
      "P": 123_457},
     {"N": 10**9, "R": 7, "k": 1, "A": 7 * 10**9, "m": 512, "p": 64, "delta": 1e-6,
      "gamma": 0.75, "P": 10**12},
