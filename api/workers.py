@@ -131,9 +131,19 @@ def _die_with_parent() -> None:
 
 
 def worker_main(
-    db_path: str, limits: dict[str, Any], timeout_s: float, poll_s: float, stop: EventType
+    db_path: str,
+    limits: dict[str, Any],
+    timeout_s: float,
+    poll_s: float,
+    stop: EventType,
+    threads: int = 1,
 ) -> None:
-    """Entry point of one worker process: claim, run, repeat until stopped or orphaned."""
+    """Entry point of one worker process: claim, run, repeat until stopped or orphaned.
+
+    ``threads``: torch/BLAS threads for this worker (the pool gives each ``cpus // workers``, so
+    workers never oversubscribe the cores: OpenMP threads on a busy core spin, and a training
+    step then runs ten times slower).
+    """
     _die_with_parent()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s worker: %(message)s")
     parent = multiprocessing.parent_process()
@@ -143,7 +153,11 @@ def worker_main(
 
     if not parent_alive():
         return
-    import verifier.run  # noqa: F401  (load the engine before the first job)
+    from verifier.checks import REGISTRY
+    from verifier.executors import set_threads
+
+    set_threads(threads)
+    REGISTRY["construction"]  # load the engine and torch before the first job
 
     store = Store(db_path)
     engine_limits = Limits(**limits)
@@ -199,7 +213,7 @@ class WorkerPool:
             target=worker_main,
             args=(
                 str(self.store.path), self.limits.model_dump(), self.timeout_s, self.poll_s,
-                self._stop,
+                self._stop, max(1, (os.cpu_count() or 1) // max(1, self.size)),
             ),
             name="verifier-worker",
             daemon=True,
