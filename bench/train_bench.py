@@ -4,6 +4,11 @@ Both train full-batch with Adam on every fact of N = 1000, R = 4 (sequences ``[r
 d = 64 and MLP width 256, and stop at the first step at which every fact's answer is the strict
 argmax. Prints steps, seconds, steps per second, and the ratio ours / reference, both timed in
 this process. Usage: ``.venv/bin/python bench/train_bench.py [--threads 2] [--lr 3e-3]``.
+
+``--threads-check`` instead times a few steps of our trainer at 1 and 2 intra-op threads on a
+small task (the 256 two-hop queries of specs/training/multi_hop.spec.yaml) and a large one
+(N = 512, R = 4), and says whether the weights agree bitwise: the evidence for
+:func:`verifier.train.training_threads` and for the thread count in the checkpoint key.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import time
 import torch
 from torch import nn
 
+from verifier.chains import ChainFacts
 from verifier.instances import BijectionFacts
 from verifier.recall import margins_of
-from verifier.train import TrainConfig, train
+from verifier.train import TrainConfig, TrainTask, _train, as_task, query_task, train
 
 N, R, D, WIDTH = 1000, 4, 64, 256
 
@@ -36,7 +42,8 @@ class Reference(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.embed(tokens) + self.pos
-        return self.readout(self.layer(h, src_mask=self.mask, is_causal=True)[:, -1])
+        out: torch.Tensor = self.readout(self.layer(h, src_mask=self.mask, is_causal=True)[:, -1])
+        return out
 
 
 def reference_run(facts: BijectionFacts, lr: float, max_steps: int) -> tuple[int | None, float]:
@@ -57,9 +64,41 @@ def reference_run(facts: BijectionFacts, lr: float, max_steps: int) -> tuple[int
             break
         loss = nn.functional.cross_entropy(logits, targets)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
     return None, time.perf_counter() - start
+
+
+def threads_check(steps: int = 40) -> None:
+    """ms per step at 1 and 2 threads (no early stop, no pinning) and bitwise agreement."""
+    cases: list[tuple[str, TrainTask, TrainConfig]] = [
+        (
+            "multi-hop N=64 R=2 k=2, 256 queries, d=24, width 128",
+            query_task(ChainFacts(64, 2, 2, seed=0), cot=False),
+            TrainConfig(d_model=24, d_mlp=128, n_heads=2, optimizer="adamw", lr=1e-2,
+                        weight_decay=0.1, steps=steps, stop_loss=0.0),
+        ),
+        (
+            "single hop N=512 R=4, 2048 facts, d=32, width 256",
+            as_task(BijectionFacts(512, 4, seed=0)),
+            TrainConfig(d_model=32, d_mlp=256, optimizer="adamw", lr=1e-2, weight_decay=0.1,
+                        steps=steps, stop_loss=0.0),
+        ),
+    ]  # fmt: skip
+    for name, task, cfg in cases:
+        _train(task, TrainConfig(d_model=cfg.d_model, d_mlp=cfg.d_mlp, steps=2), None)  # warm-up
+        runs = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            runs[threads] = _train(task, cfg, None)  # the loop itself, without the pinning
+            ms = 1000 * (time.perf_counter() - start) / steps
+            print(f"{name}: {threads} thread(s) {ms:.1f} ms/step")
+        same = all(
+            torch.equal(a, b)
+            for a, b in zip(runs[1].model.parameters(), runs[2].model.parameters(), strict=True)
+        )
+        print(f"{name}: weights after {steps} steps bitwise equal across threads: {same}")
 
 
 def main() -> None:
@@ -67,7 +106,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--max-steps", type=int, default=4000)
+    parser.add_argument("--threads-check", action="store_true", help="see the module docstring")
     args = parser.parse_args()
+    if args.threads_check:
+        threads_check()
+        return
     torch.set_num_threads(args.threads)
     facts = BijectionFacts(N, R, seed=0)
     cfg = TrainConfig(

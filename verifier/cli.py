@@ -3,6 +3,10 @@
 ``verifier check PATH...`` runs specs and exits 0 (all passed), 1 (a claim did not pass) or 2
 (a bad spec, a limit, or bad usage). ``verifier run SPEC`` prints one report; ``verifier schema``
 prints the spec language's JSON Schema; ``verifier new`` writes a starter spec.
+
+Trained models are cached in ``.verifier/artifacts`` under the current working directory
+(``--cache-dir DIR`` elsewhere, ``--no-cache`` off), keyed by the hash of everything that
+determines the run (:func:`verifier.train.run_key`), so a repeated claim reuses its checkpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from verifier.discover import spec_files
 from verifier.errors import LimitExceeded, SpecError, VerifierError
 from verifier.executors import ExecutorName, run_specs
 from verifier.limits import Limits
-from verifier.plots import write_plots
 from verifier.report import Report, fmt, key_measures
 from verifier.run import SpecRunner
 from verifier.selection import compile_selector
@@ -34,6 +37,28 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
+# Artifacts folder (training checkpoints), relative to the working directory. The pytest plugin
+# uses the same folder under pytest's rootdir (verifier/pytest_plugin.py).
+DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")
+
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="artifacts folder for trained checkpoints (default: ./.verifier/artifacts)",
+    ),
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="neither reuse nor write checkpoints: retrain")
+]
+
+
+def cache_dir_of(cache_dir: Path | None, no_cache: bool) -> str | None:
+    """The artifacts folder a run uses: None with ``--no-cache``, else the option or default."""
+    if no_cache:
+        return None
+    return str(cache_dir if cache_dir is not None else Path.cwd() / DEFAULT_CACHE_DIR)
+
 
 _STATUS_STYLE = {
     "passed": "green",
@@ -101,10 +126,14 @@ def junit_xml(reports: list[Report]) -> str:
 
 
 def _run_reports(
-    specs: list[Spec], limits: Limits, select: str | None, show_progress: bool
+    specs: list[Spec],
+    limits: Limits,
+    select: str | None,
+    show_progress: bool,
+    cache_dir: str | None = None,
 ) -> list[Report]:
     predicate = compile_selector(select) if select else None
-    runners = [SpecRunner(s, limits) for s in specs]
+    runners = [SpecRunner(s, limits, cache_dir=cache_dir) for s in specs]
     for runner in runners:
         runner.preflight()  # every limit, for every spec, before any work
     reports = []
@@ -120,9 +149,7 @@ def _run_reports(
         for runner in runners:
             task = progress.add_task(runner.spec.name, total=1.0)
 
-            def on_progress(
-                key: str, fraction: float, message: str, task: TaskID = task
-            ) -> None:
+            def on_progress(key: str, fraction: float, message: str, task: TaskID = task) -> None:
                 progress.update(task, completed=fraction, description=f"{key}: {message}")
 
             runner.progress = on_progress
@@ -143,6 +170,7 @@ def _run_on_executor(
     executor: ExecutorName,
     jobs: int,
     ray_address: str | None,
+    cache_dir: str | None,
 ) -> list[Report]:
     """Run every spec's points as tasks (verifier/executors.py), one progress tick per point."""
     predicate = compile_selector(select) if select else None
@@ -169,6 +197,7 @@ def _run_on_executor(
             select=sel,
             ray_address=ray_address,
             on_point=on_point,
+            cache_dir=cache_dir,
         )
 
 
@@ -192,9 +221,16 @@ def check(
     plots: Annotated[
         Path | None, typer.Option("--plots", help="write growth plots (PNG) into this folder")
     ] = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
-    """Verify every claim of every spec; exit 1 if any claim does not pass, 2 on a bad spec."""
+    """Verify every claim of every spec; exit 1 if any claim does not pass, 2 on a bad spec.
+
+    Trained checkpoints are cached (serial runs and ``--jobs``/ray workers alike) unless
+    ``--no-cache``; ray workers on other machines need the folder on a shared filesystem.
+    """
     limits = Limits()
+    cache = cache_dir_of(cache_dir, no_cache)
     if executor not in ("local", "ray"):
         err_console.print(f"[red]error:[/] --executor: expected local or ray, got {executor!r}")
         raise typer.Exit(EXIT_BAD_SPEC)
@@ -202,10 +238,10 @@ def check(
         specs = _load_all(paths, limits, include_full)
         show = progress and sys.stderr.isatty()
         if executor == "local" and jobs == 1:
-            reports = _run_reports(specs, limits, select, show)
+            reports = _run_reports(specs, limits, select, show, cache)
         else:
             name = cast(ExecutorName, executor)  # checked above
-            reports = _run_on_executor(specs, limits, select, show, name, jobs, ray_address)
+            reports = _run_on_executor(specs, limits, select, show, name, jobs, ray_address, cache)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_SPEC) from None
@@ -222,6 +258,8 @@ def check(
     if junit is not None:
         junit.write_text(junit_xml(reports))
     if plots is not None:
+        from verifier.plots import write_plots  # matplotlib only when plots are asked for
+
         for path in write_plots(reports, plots):
             console.print(f"wrote {path}", highlight=False)
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
@@ -231,12 +269,16 @@ def check(
 def run(
     spec_path: Annotated[Path, typer.Argument(help="one spec file")],
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Verify one spec and print its report."""
     limits = Limits()
+    cache = cache_dir_of(cache_dir, no_cache)
     try:
         spec = load_spec_file(spec_path, max_bytes=limits.max_spec_bytes)
-        [report] = _run_reports([spec], limits, None, not as_json and sys.stderr.isatty())
+        show = not as_json and sys.stderr.isatty()
+        [report] = _run_reports([spec], limits, None, show, cache)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_SPEC) from None

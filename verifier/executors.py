@@ -58,6 +58,7 @@ class Task:
     limits: dict[str, Any]
     claims: tuple[str, ...] = ()  # run these claims whole (with their dependencies)
     keys: tuple[str, ...] = ()  # run these points alone
+    cache_dir: str | None = None  # training checkpoints (a folder every worker can reach)
 
 
 def set_threads(threads: int) -> None:
@@ -77,7 +78,7 @@ def run_task(task: Task, threads: int | None = None) -> list[dict[str, Any]]:
     from verifier.spec import load_spec_text
 
     spec = load_spec_text(task.text, task.file)
-    runner = SpecRunner(spec, Limits(**task.limits))
+    runner = SpecRunner(spec, Limits(**task.limits), cache_dir=task.cache_dir)
     results: list[ClaimResult] = []
     for claim_id in task.claims:
         points = {p.key for p in runner.points[claim_id]}
@@ -121,7 +122,9 @@ def plan(
     for i, runner in enumerate(runners):
         spec = runner.spec
         text = spec.source.text or spec.model_dump_json()
-        base = Task(i, text, spec.source.file, runner.limits.model_dump())
+        base = Task(
+            i, text, spec.source.file, runner.limits.model_dump(), cache_dir=runner.cache_dir
+        )
 
         def chosen(claim_id: str, runner: SpecRunner = runner) -> list[str]:
             """Selected point keys of one claim (all of them if its growth is selected)."""
@@ -246,8 +249,13 @@ def run_specs(
     per: Granularity = "point",
     ray_address: str | None = None,
     on_point: PointProgress | None = None,
+    cache_dir: str | None = None,
 ) -> list[Report]:
     """Preflight every spec, run the selected work on ``executor``, return one report per spec.
+
+    ``cache_dir``: the training checkpoint folder, shared by every worker (checkpoints are
+    written atomically, and their key includes the thread count, so a 1-thread worker and a
+    2-thread serial run never share weights that differ); None disables the cache.
 
     Raises:
         LimitExceeded, SpecError: from preflight, before any task starts.
@@ -258,7 +266,7 @@ def run_specs(
     if jobs < 1:
         raise VerifierError(f"--jobs: expected an integer >= 1, got {jobs}")
     limits = limits or Limits()
-    runners = [SpecRunner(s, limits) for s in specs]
+    runners = [SpecRunner(s, limits, cache_dir=cache_dir) for s in specs]
     for runner in runners:
         runner.preflight()
     start = time.perf_counter()

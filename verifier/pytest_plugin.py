@@ -5,6 +5,10 @@ the package is installed. A spec is validated at collection (a bad spec is a col
 with ``file:line``); claims run in ``runtest`` through :class:`verifier.run.SpecRunner`, shared
 by the file's items, so dependencies run once. Items carry a marker per claim kind
 (``-m "not training"``), and ``xfail`` claims are reported as pytest xfails.
+
+Trained models are cached in ``.verifier/artifacts`` under pytest's rootdir (where
+``.pytest_cache`` lives), the folder ``verifier check`` uses when run from there;
+``--verifier-cache-dir DIR`` puts it elsewhere, ``--verifier-no-cache`` turns it off.
 """
 
 from __future__ import annotations
@@ -36,6 +40,19 @@ class SpecCollectionError(Exception):
     """A spec could not be loaded."""
 
 
+DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")  # under rootdir; as verifier/cli.py's
+
+
+def cache_dir_of(config: pytest.Config) -> str | None:
+    """The artifacts folder of this session: None with ``--verifier-no-cache``."""
+    if config.getoption("--verifier-no-cache"):
+        return None
+    chosen = config.getoption("--verifier-cache-dir")  # relative: to the invocation folder
+    if chosen:
+        return str(config.invocation_params.dir / Path(chosen))
+    return str(config.rootpath / DEFAULT_CACHE_DIR)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("verifier")
     group.addoption(
@@ -43,6 +60,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="also collect specs under folders named full/ (large specs)",
+    )
+    group.addoption(
+        "--verifier-cache-dir",
+        default=None,
+        metavar="DIR",
+        help="artifacts folder for trained checkpoints (default: <rootdir>/.verifier/artifacts)",
+    )
+    group.addoption(
+        "--verifier-no-cache",
+        action="store_true",
+        default=False,
+        help="neither reuse nor write training checkpoints: retrain",
     )
 
 
@@ -76,7 +105,7 @@ class SpecFile(pytest.File):
         limits = Limits()
         try:
             spec = load_spec_file(self.path, max_bytes=limits.max_spec_bytes)
-            runner = SpecRunner(spec, limits)
+            runner = SpecRunner(spec, limits, cache_dir=cache_dir_of(self.config))
             runner.preflight()
         except (SpecError, LimitExceeded, VerifierError) as exc:
             raise SpecCollectionError(str(exc)) from None

@@ -466,7 +466,7 @@ class TrainingOptim(StrictModel):
 
 
 class TrainingClaim(ClaimBase):
-    """Train the section 2 model on every fact, evaluate exactly, measure the mechanism."""
+    """Train the section 2 model on every fact (or multi-hop query), evaluate exactly, measure."""
 
     check: Literal["training"]
     model: TrainingModel
@@ -491,6 +491,9 @@ class TrainingClaim(ClaimBase):
         "embedding_dim",
         "mlp_width",
         "n_facts",
+        "n_queries",  # examples trained and evaluated: N*R facts, or N*|C| multi-hop queries
+        "step_accuracy",  # share of (query, greedy decoding step) pairs right (1 step without CoT)
+        "decode_steps",  # forward passes per query at evaluation: k with CoT, else 1
     )
 
 

@@ -1,24 +1,39 @@
-"""The trainer: gradient descent on the section 2 model over every fact (THEORY.md section 7).
+"""The trainer: gradient descent on the section 2 model over every fact (THEORY.md sections 5, 7).
 
-Trains :class:`~verifier.model.OneLayerTransformer` (the class the constructions write) on all
-``N*R`` single-hop facts ``[r, s] -> pi_r(s)`` with cross-entropy, in float32. Every random draw
-comes from :mod:`verifier.seeds` (initialisation from ``Stream.INIT``, mini-batch order from
-``Stream.BATCH``) and no torch random op is used, so a seed gives the same run on CPU.
+Trains :class:`~verifier.model.OneLayerTransformer` (the class the constructions write) with
+cross-entropy, in float32, on a :class:`TrainTask`, every example of an instance at once:
 
-Training stops early once every fact is recalled (strict argmax, as in :mod:`verifier.recall`)
+- single hop: all ``N*R`` facts ``[r, s] -> pi_r(s)``, answer at the last position;
+- multi-hop without chain-of-thought: all ``N*|C|`` queries ``[r_1..r_k, x] -> pi_c(x)``, answer
+  at the last position (the Gk layout);
+- multi-hop with chain-of-thought, by teacher forcing: the input ``[r_1..r_k, x, y_1..y_{k-1}]``
+  holds the *true* intermediates, and ``y_i`` is the target at the position of ``y_{i-1}``
+  (``k + i - 1``), so each query contributes k targets (the Ck layout). A query counts as right
+  when all its k steps are; with every teacher-forced step right, greedy decoding feeds back
+  exactly the true tokens, so it is right too (the claim still evaluates greedily, in float64).
+
+Every random draw comes from :mod:`verifier.seeds` (initialisation from ``Stream.INIT``,
+mini-batch order from ``Stream.BATCH``) and no torch random op is used, so a seed gives the
+same run on CPU.
+
+Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`)
 and the loss is at most ``stop_loss``. A progress callback sees ``(step, loss, accuracy)``;
 it may raise (for example :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints
-live in ``<cache_dir>/training/<key>.pt``, keyed by a content hash of the instance and the
-training settings, so a repeated claim reuses its trained model.
+live in ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the
+trained weights (instance, settings, thread count, the trainer's source, torch's version), so a
+repeated claim reuses its trained model and a changed one never does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,13 +41,25 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+import verifier
+from verifier.chains import ChainFacts
 from verifier.instances import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 from verifier.recall import margins_of
 from verifier.seeds import Stream, rng
 
-TRAINER_VERSION = 1  # bump when a change alters what a seed trains (invalidates checkpoints)
-SEQ_LEN = 2  # [r, x]
+log = logging.getLogger(__name__)
+TRAINER_VERSION = 2  # bump when a change alters what a seed trains (invalidates checkpoints)
+SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
+# Modules (in this package) whose source determines the trained weights: part of the cache key.
+KEY_MODULES: tuple[str, ...] = (
+    "train.py",
+    "model.py",
+    "instances.py",
+    "chains.py",
+    "seeds.py",
+    "recall.py",
+)
 WEIGHT_NAMES: tuple[str, ...] = (
     "W_E",
     "W_pos",
@@ -113,21 +140,125 @@ class TrainResult:
     from_cache: bool = False
 
 
-def build_model(facts: BijectionFacts, cfg: TrainConfig) -> OneLayerTransformer:
-    """A float32 model with seeded fan-in scaled Gaussian weights (biases zero).
+@dataclass(frozen=True)
+class TrainTask:
+    """Every training example of an instance, as token rows and their targets.
+
+    Attributes:
+        tokens: ``(n, L)`` int64 input sequences.
+        targets: ``(n,)`` int64 answers read at the last position, or ``(n, T)`` answers read at
+            ``positions`` (teacher forcing: ``T = k`` steps per query).
+        positions: the ``T`` target positions, or None for the last position only.
+        n_vocab: input vocabulary (entities then relations).
+        n_out: output vocabulary (attributes).
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    positions: tuple[int, ...] | None
+    n_vocab: int
+    n_out: int
+
+    def __post_init__(self) -> None:
+        n, length = self.tokens.shape
+        shape = (n,) if self.positions is None else (n, len(self.positions))
+        if tuple(self.targets.shape) != shape:
+            raise ValueError(f"targets: expected shape {shape}, got {tuple(self.targets.shape)}")
+        if self.positions is not None and not all(0 <= p < length for p in self.positions):
+            raise ValueError(f"positions: expected 0..{length - 1}, got {self.positions}")
+
+    @property
+    def n_examples(self) -> int:
+        """Rows: facts or queries."""
+        return int(self.tokens.shape[0])
+
+    @property
+    def n_ctx(self) -> int:
+        """Sequence length L."""
+        return int(self.tokens.shape[1])
+
+    @property
+    def steps_per_example(self) -> int:
+        """Targets per row: 1, or k under teacher forcing."""
+        return 1 if self.positions is None else len(self.positions)
+
+    def logits(self, model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
+        """``(b, n_out)`` at the last position, or ``(b, T, n_out)`` at ``positions``."""
+        if self.positions is None:
+            return model.forward(tokens)
+        return model.forward(tokens, last_only=False)[:, list(self.positions)]
+
+    def loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """Cross-entropy over every target (a query's k teacher-forced steps count k times)."""
+        flat = logits.reshape(-1, logits.shape[-1])
+        return torch.nn.functional.cross_entropy(flat, targets.reshape(-1), reduction=reduction)
+
+    def loss_and_correct(
+        self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss`, and ``(b,)`` rows whose every target wins strictly."""
+        loss = self.loss(logits, targets, reduction)
+        with torch.no_grad():
+            flat = logits.detach().reshape(-1, logits.shape[-1])
+            ok = margins_of(flat, targets.reshape(-1))[0] > 0
+            if targets.dim() == 2:
+                ok = ok.reshape(targets.shape).all(dim=1)
+        return loss, ok
+
+
+def fact_task(facts: BijectionFacts) -> TrainTask:
+    """All ``N*R`` single-hop facts: ``[r, s]`` -> ``pi_r(s)`` (relation-major order)."""
+    subjects, relations = facts.fact_arrays()
+    targets = torch.from_numpy(facts.answers(subjects, relations))
+    return TrainTask(
+        facts.tokens(subjects, relations), targets, None, facts.n_vocab, facts.n_attributes
+    )
+
+
+def query_task(facts: ChainFacts, cot: bool) -> TrainTask:
+    """All ``N*|C|`` depth-k queries, in the canonical (chain-major) order.
+
+    Without chain-of-thought: ``[r_1..r_k, x]`` -> ``pi_c(x)`` at the last position. With it
+    (teacher forcing): ``[r_1..r_k, x, y_1..y_{k-1}]`` with the true intermediates, targets
+    ``(y_1..y_k)`` at positions ``k..2k-1``.
+    """
+    subjects, chains = facts.query_arrays()
+    if not cot:
+        targets = torch.from_numpy(facts.answers(subjects, chains))
+        return TrainTask(
+            facts.tokens(subjects, chains), targets, None, facts.n_vocab, facts.n_entities
+        )
+    k = facts.hops
+    path = torch.from_numpy(facts.path(subjects, chains))  # (n, k): y_1..y_k
+    positions = tuple(range(k, 2 * k))
+    return TrainTask(
+        facts.cot_tokens(subjects, chains), path, positions, facts.n_vocab, facts.n_entities
+    )
+
+
+def as_task(data: BijectionFacts | TrainTask) -> TrainTask:
+    """A task as is; single-hop facts as :func:`fact_task`."""
+    return data if isinstance(data, TrainTask) else fact_task(data)
+
+
+def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerTransformer:
+    """A float32 model for the task's vocabulary and length, seeded fan-in scaled Gaussian init.
 
     ``W_E, W_pos ~ N(0, s^2)``; ``W_Q, W_K, W_V, W_in, W_U ~ N(0, s^2/d_model)``;
     ``W_O ~ N(0, s^2/d_head)``; ``W_out ~ N(0, s^2/d_mlp)``, with ``s = init_scale``. Each
     tensor has its own sub-stream of ``Stream.INIT``, so changing one shape shifts no other.
     """
+    task = as_task(data)
     mcfg = ModelConfig(
-        n_vocab=facts.n_vocab,
-        n_ctx=SEQ_LEN,
+        n_vocab=task.n_vocab,
+        n_ctx=task.n_ctx,
         d_model=cfg.d_model,
         d_head=cfg.head_dim,
         n_heads=cfg.n_heads,
         d_mlp=cfg.d_mlp,
-        n_out=facts.n_attributes,
+        n_out=task.n_out,
     )
     model = OneLayerTransformer(mcfg, dtype=torch.float32)
     fan_in = {
@@ -178,45 +309,74 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
-def _all_facts(facts: BijectionFacts) -> tuple[torch.Tensor, torch.Tensor]:
-    subjects, relations = facts.fact_arrays()
-    targets = torch.from_numpy(facts.answers(subjects, relations))
-    return facts.tokens(subjects, relations), targets
-
-
-def _evaluate(
-    model: OneLayerTransformer, tokens: torch.Tensor, targets: torch.Tensor
-) -> tuple[float, float]:
-    """(mean loss, strict accuracy) over every fact, float32, in chunks."""
+def _evaluate(model: OneLayerTransformer, task: TrainTask) -> tuple[float, float]:
+    """(mean loss over every target, strict accuracy over every row), float32, in chunks."""
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(targets), 8192):
-            logits = model(tokens[start : start + 8192])
-            tgt = targets[start : start + 8192]
-            loss_sum += float(torch.nn.functional.cross_entropy(logits, tgt, reduction="sum"))
-            correct += int((margins_of(logits, tgt)[0] > 0).sum())
-    return loss_sum / len(targets), correct / len(targets)
+        for start in range(0, task.n_examples, 8192):
+            tokens = task.tokens[start : start + 8192]
+            loss, ok = task.loss_and_correct(
+                task.logits(model, tokens), task.targets[start : start + 8192], reduction="sum"
+            )
+            loss_sum += float(loss)
+            correct += int(ok.sum())
+    n_targets = task.n_examples * task.steps_per_example
+    return loss_sum / n_targets, correct / task.n_examples
+
+
+def training_threads(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> int:
+    """Intra-op threads a run uses: 1 below :data:`SMALL_TASK_FLOATS`, else torch's setting.
+
+    On small tasks thread hand-offs cost more than they save (``bench/train_bench.py
+    --threads-check``: 37 ms/step on 2 threads against 7.7 on 1 for the 256 two-hop queries of
+    specs/training/multi_hop.spec.yaml, on 2 busy cores, same weights bitwise), and the float32
+    results of larger tasks differ with the thread count, so the count is part of
+    :func:`run_key`. Activations: ``n (L max(d, d_mlp) + T n_out)`` floats.
+    """
+    task = as_task(data)
+    width = task.n_ctx * max(cfg.d_model, cfg.d_mlp) + task.steps_per_example * task.n_out
+    return 1 if task.n_examples * width < SMALL_TASK_FLOATS else torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def _intra_op_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads; restore the setting after."""
+    before = torch.get_num_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
 
 
 def train(
-    facts: BijectionFacts, cfg: TrainConfig, progress: TrainProgress | None = None
+    data: BijectionFacts | TrainTask, cfg: TrainConfig, progress: TrainProgress | None = None
 ) -> TrainResult:
-    """Train a fresh model on every fact of ``facts``.
+    """Train a fresh model on every example of ``data`` (single-hop facts, or a task).
 
     Full batch: each step's forward pass gives the loss and accuracy of the current weights,
     so the stopping rule is checked at every step at no extra cost. Mini-batch: a seeded
-    permutation per epoch, a full evaluation every ``eval_every`` steps.
+    permutation per epoch, a full evaluation every ``eval_every`` steps. Runs on
+    :func:`training_threads` threads.
 
     Args:
-        facts: the instance's facts.
+        data: the instance's facts, or a :class:`TrainTask` (multi-hop queries).
         cfg: shapes and optimiser settings.
         progress: called with ``(step, loss, accuracy)`` at each evaluation (at most about
             100 times a run); it may raise to stop training.
     """
-    model = build_model(facts, cfg)
+    task = as_task(data)
+    with _intra_op_threads(training_threads(task, cfg)):
+        return _train(task, cfg, progress)
+
+
+def _train(task: TrainTask, cfg: TrainConfig, progress: TrainProgress | None) -> TrainResult:
+    model = build_model(task, cfg)
     opt = _optimizer(model, cfg)
-    tokens, targets = _all_facts(facts)
-    n = len(targets)
+    tokens, targets = task.tokens, task.targets
+    n = task.n_examples
     full = cfg.batch_size is None or cfg.batch_size >= n
     eval_every = 1 if full else max(1, cfg.eval_every)
     report_every = max(eval_every, cfg.steps // 100 // eval_every * eval_every)
@@ -230,13 +390,11 @@ def train(
     while True:
         evaluate_now = step % eval_every == 0 or step == cfg.steps
         if full:
-            logits = model(tokens)
-            loss = torch.nn.functional.cross_entropy(logits, targets)
+            loss, ok = task.loss_and_correct(task.logits(model, tokens), targets)
             loss_val = float(loss.detach())
-            with torch.no_grad():
-                acc = float((margins_of(logits.detach(), targets)[0] > 0).float().mean())
+            acc = float(ok.float().mean())
         elif evaluate_now:
-            loss_val, acc = _evaluate(model, tokens, targets)
+            loss_val, acc = _evaluate(model, task)
         if evaluate_now:
             if acc == 1.0 and steps_to_perfect is None:
                 steps_to_perfect = step
@@ -256,13 +414,13 @@ def train(
                 cursor, epoch = 0, epoch + 1
             idx = torch.from_numpy(order[cursor : cursor + int(cfg.batch_size or n)])
             cursor += len(idx)
-            loss = torch.nn.functional.cross_entropy(model(tokens[idx]), targets[idx])
+            loss = task.loss(task.logits(model, tokens[idx]), targets[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         step += 1
     if history and history[-1][0] != step:
-        loss_val, acc = _evaluate(model, tokens, targets)
+        loss_val, acc = _evaluate(model, task)
         history.append((step, loss_val, acc))
     stride = max(1, math.ceil(len(history) / 200))
     thinned = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
@@ -280,9 +438,41 @@ def train(
 # --- checkpoints -------------------------------------------------------------------------------
 
 
-def run_key(instance: dict[str, Any], cfg: TrainConfig) -> str:
-    """sha256 of the instance, the training settings and the trainer version (canonical JSON)."""
-    payload = {"trainer": TRAINER_VERSION, "instance": instance, "config": asdict(cfg)}
+@functools.cache
+def code_fingerprint() -> str:
+    """sha256 of the source of :data:`KEY_MODULES`, the package and torch versions.
+
+    Any edit to the code that trains (model, data, seeds, stopping rule) changes the key, so a
+    checkpoint is never reused across code that could train differently. Falls back to the
+    versions alone where the source is not readable (a zipped install).
+    """
+    digest = hashlib.sha256(f"{verifier.__version__}|torch {torch.__version__}".encode())
+    here = Path(__file__).parent
+    for name in KEY_MODULES:
+        try:
+            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+        except OSError:
+            digest.update(name.encode() + b"\0unreadable")
+    return digest.hexdigest()
+
+
+def run_key(instance: dict[str, Any], cfg: TrainConfig, threads: int | None = None) -> str:
+    """sha256 (canonical JSON) of everything that determines a trained model.
+
+    That is the instance (kind, N, R, k, cot, chains, attributes, seed: a sweep point's values
+    are substituted before this), every training setting (shapes, optimiser, lr, schedule,
+    batch, stopping rule, init and batch seed, frozen weights), the intra-op thread count
+    (``threads``, :func:`training_threads`; None: torch's setting), :data:`TRAINER_VERSION` and
+    :func:`code_fingerprint`. A claim's id, description and expectations are not in it: claims
+    that train the same model share one checkpoint.
+    """
+    payload = {
+        "trainer": TRAINER_VERSION,
+        "code": code_fingerprint(),
+        "threads": torch.get_num_threads() if threads is None else threads,
+        "instance": instance,
+        "config": asdict(cfg),
+    }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=list)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -309,13 +499,15 @@ def save_checkpoint(path: Path, result: TrainResult) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, facts: BijectionFacts, cfg: TrainConfig) -> TrainResult | None:
+def load_checkpoint(
+    path: Path, data: BijectionFacts | TrainTask, cfg: TrainConfig
+) -> TrainResult | None:
     """The checkpointed run at ``path``, or None when absent or unreadable."""
     if not path.is_file():
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_model(facts, cfg)
+        model = build_model(data, cfg)
         model.load_state_dict(payload["state"])
     except (OSError, RuntimeError, KeyError, ValueError, EOFError):
         return None
@@ -332,18 +524,26 @@ def load_checkpoint(path: Path, facts: BijectionFacts, cfg: TrainConfig) -> Trai
 
 
 def train_cached(
-    facts: BijectionFacts,
+    data: BijectionFacts | TrainTask,
     cfg: TrainConfig,
     key: str,
     cache_dir: str | os.PathLike[str] | None,
     progress: TrainProgress | None = None,
 ) -> TrainResult:
-    """:func:`train`, reusing ``<cache_dir>/training/<key>.pt`` when present (None: no cache)."""
+    """:func:`train`, reusing ``<cache_dir>/training/<key>.pt`` when present (None: no cache).
+
+    A checkpoint that cannot be written (a read-only folder) is logged and skipped: the run's
+    result does not depend on the cache.
+    """
+    task = as_task(data)
     if cache_dir is not None:
-        cached = load_checkpoint(checkpoint_path(cache_dir, key), facts, cfg)
+        cached = load_checkpoint(checkpoint_path(cache_dir, key), task, cfg)
         if cached is not None:
             return cached
-    result = train(facts, cfg, progress)
+    result = train(task, cfg, progress)
     if cache_dir is not None:
-        save_checkpoint(checkpoint_path(cache_dir, key), result)
+        try:
+            save_checkpoint(checkpoint_path(cache_dir, key), result)
+        except OSError as exc:
+            log.warning("training checkpoint not written to %s: %s", cache_dir, exc)
     return result

@@ -188,12 +188,14 @@ def test_lp_is_refused_while_p2_is_missing() -> None:
         _preflight(TINY.replace("method: probe", "method: lp"))
 
 
-def test_multi_hop_training_is_refused() -> None:
+def test_multi_hop_training_is_accepted_but_its_transfer_is_refused() -> None:
+    """Multi-hop training: tests/verifier/test_train_multihop.py. Transfer stays single-hop."""
     text = TINY.replace(
         "{kind: bijection, entities: 64, relations: 2, seed: 5}",
         "{kind: multi_hop, entities: 64, relations: 2, hops: 2, seed: 5}",
-    )
-    with pytest.raises(SpecError, match="expected a bijection instance"):
+    ).replace('probe_accuracy: ">= 0"', 'step_accuracy: ">= 0"')
+    _preflight(text.split("  - id: moved")[0])
+    with pytest.raises(SpecError, match="transfer claims: expected a bijection instance"):
         _preflight(text)
 
 
