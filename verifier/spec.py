@@ -355,8 +355,9 @@ class FeasibilityClaim(ClaimBase):
     """A convex program answered by a checked primal/dual sandwich.
 
     ``codebook_margin`` (P1) and ``reembed`` (P2) take a G1 ``construction``;
-    ``associative_width`` (P3) takes ``embed_dim`` and ``width``. ``code_dim: auto`` (P1) and
-    ``width: auto`` (P3) search the minimum and report it with both neighbours.
+    ``associative_width`` (P3) takes ``embed_dim`` and ``width``. ``code_dim: auto`` (P1, and
+    P2: the G1 network's code width, so ``d = R m + R + m``) and ``width: auto`` (P3) search
+    the minimum and report it with both neighbours.
     """
 
     check: Literal["feasibility"]
@@ -384,7 +385,8 @@ class FeasibilityClaim(ClaimBase):
         "margin",  # the sandwich, judged soundly: lower for >=, upper for <=
         "margin_lower",
         "margin_upper",
-        "min_code_dim",  # P1, code_dim auto
+        "min_code_dim",  # P1, P2: code_dim auto
+        "min_d_model",  # P2, code_dim auto: the G1 network's d_model at min_code_dim
         "min_width",  # P3, width auto
         "max_violation",  # the solver's raw infeasibility before the float64 repair
         "accuracy",  # P2, P3: new facts recalled by the forward pass

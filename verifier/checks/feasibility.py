@@ -2,10 +2,11 @@
 
 ``program: codebook_margin`` (P1), ``reembed`` (P2) or ``associative_width`` (P3). Measures
 ``status``, ``margin`` (the checked sandwich ``[margin_lower, margin_upper]``), ``min_code_dim``
-(P1 with ``code_dim: auto``), ``min_width`` (P3 with ``width: auto``), ``max_violation``, and
-for P2/P3 the forward pass's ``accuracy``. The ``margin`` value handed to an expectation is
-the side of the sandwich that makes the verdict sound: the lower bound for ``>=``/``>``, the
-upper bound for ``<=``/``<``, and for ``==``/``!=`` the interval only when it is closed.
+(P1, P2 with ``code_dim: auto``), ``min_d_model`` (P2), ``min_width`` (P3 with ``width: auto``),
+``max_violation``, and for P2/P3 the forward pass's ``accuracy``. The ``margin`` value handed
+to an expectation is the side of the sandwich that makes the verdict sound: the lower bound
+for ``>=``/``>``, the upper bound for ``<=``/``<``, and for ``==``/``!=`` the interval only
+when it is closed.
 A solver that does not answer ``optimal`` makes the claim an ``error``, never a pass.
 """
 
@@ -17,14 +18,15 @@ import numpy as np
 
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.construction import auto_max_code_dim, facts_of, geometric_size
-from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
+from verifier.constructions.codebooks import codebook, coherence
 from verifier.constructions.geometric import build_geometric
-from verifier.convex.associative import AssociativeResult, associative_width
+from verifier.convex.associative import AssociativeResult, associative_width, p3_nonzeros
 from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margin
 from verifier.convex.reembed import reembed
-from verifier.convex.search import min_code_dim, min_width
+from verifier.convex.search import min_code_dim, min_reembed_dim, min_width
 from verifier.convex.solver import SolverSettings
 from verifier.errors import LimitExceeded, SpecError
+from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.seeds import Stream, rng
 from verifier.spec import BijectionInstance, FeasibilityClaim
@@ -52,11 +54,32 @@ def margin_for(claim: FeasibilityClaim, lower: float, upper: float) -> float | N
 
 
 def p3_max_width(instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits) -> int:
-    """Widest w whose P3 program fits max_lp_entries and max_width."""
+    """Widest w whose P3 program (its nonzeros, :func:`p3_nonzeros`) fits max_lp_entries and
+    max_width."""
     n_out = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
-    rows = instance.entities * instance.relations * (n_out - 1)
-    by_entries = (limits.max_lp_entries // max(rows, 1) - 1) // claim.embed_dim
+    f, d = instance.entities * instance.relations, claim.embed_dim
+    by_entries = (limits.max_lp_entries - p3_nonzeros(f, n_out, d, 0)) // (f * d)
     return int(min(limits.max_width, by_entries))
+
+
+def p2_entries(instance: BijectionInstance, m: int) -> int:
+    """Entries of one subject's full P2 program over G1 at code width m (rows x columns)."""
+    n_attr = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
+    d, w, _ = geometric_size(instance, m)
+    return (instance.relations * (n_attr - 1 + w)) * (d + 1)
+
+
+def p2_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
+    """Widest G1 code width whose network and P2 programs fit the limits (0: none)."""
+    for m in range(auto_max_code_dim(instance, limits), 0, -1):
+        d, w, params = geometric_size(instance, m)
+        if (
+            max(d, w) <= limits.max_width
+            and params <= limits.max_weights
+            and p2_entries(instance, m) <= limits.max_lp_entries
+        ):
+            return m
+    return 0
 
 
 @register("feasibility")
@@ -71,38 +94,62 @@ class FeasibilityCheck:
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         if claim.program == "associative_width":
             require("max_width", claim.embed_dim, limits.max_width, "embed_dim")
-            rows = n * r * (n_attr - 1)
             if claim.width == "auto":
                 if p3_max_width(instance, claim, limits) < 1:
-                    require("max_lp_entries", rows * (claim.embed_dim + 1),
-                            limits.max_lp_entries, "the P3 program at width 1 (rows x columns)")
+                    require(
+                        "max_lp_entries",
+                        p3_nonzeros(n * r, n_attr, claim.embed_dim, 1),
+                        limits.max_lp_entries,
+                        "the P3 program at width 1 (nonzeros)",
+                    )
                 return
             require("max_width", claim.width, limits.max_width, "width")
-            require("max_lp_entries", rows * (claim.width * claim.embed_dim + 1),
-                    limits.max_lp_entries, "the P3 program (rows x columns)")
+            require(
+                "max_lp_entries",
+                p3_nonzeros(n * r, n_attr, claim.embed_dim, claim.width),
+                limits.max_lp_entries,
+                "the P3 program (nonzeros)",
+            )
             return
         spec = claim.construction
         assert spec is not None
         if spec.codebook == "onehot":
-            raise SpecError("construction.codebook: expected rademacher or gaussian for a "
-                            "convex program, got onehot (its margin is exactly 1)")
+            raise SpecError(
+                "construction.codebook: expected rademacher or gaussian for a "
+                "convex program, got onehot (its margin is exactly 1)"
+            )
         if spec.code_dim == "auto":
-            require("max_auto_attributes", n_attr, limits.max_auto_attributes,
-                    "attributes for code_dim auto")
+            require(
+                "max_auto_attributes",
+                n_attr,
+                limits.max_auto_attributes,
+                "attributes for code_dim auto",
+            )
             m_max = min(limits.max_code_dim, auto_max_code_dim(instance, limits))
         else:
             require("max_code_dim", spec.code_dim, limits.max_code_dim, "code_dim")
             m_max = spec.code_dim
         if claim.program == "codebook_margin":
-            require("max_lp_entries", (n_attr - 1) * (m_max + 1), limits.max_lp_entries,
-                    "each P1 program (rows x columns)")
+            require(
+                "max_lp_entries",
+                (n_attr - 1) * (m_max + 1),
+                limits.max_lp_entries,
+                "each P1 program (rows x columns)",
+            )
             return
+        if spec.code_dim == "auto":
+            if p2_max_code_dim(instance, limits) >= 1:
+                return
+            m_max = 1  # not even m = 1 fits: the checks below name the limit
         d, w, params = geometric_size(instance, m_max)
-        if spec.code_dim != "auto":
-            require("max_width", max(d, w), limits.max_width, "the G1 model's width")
-            require("max_weights", params, limits.max_weights, "the G1 model's parameters")
-        require("max_lp_entries", (r * (n_attr - 1) + r * w) * (d + 1), limits.max_lp_entries,
-                "each P2 program (rows x columns)")
+        require("max_width", max(d, w), limits.max_width, "the G1 model's width")
+        require("max_weights", params, limits.max_weights, "the G1 model's parameters")
+        require(
+            "max_lp_entries",
+            p2_entries(instance, m_max),
+            limits.max_lp_entries,
+            "each P2 program (rows x columns)",
+        )
 
     def run(self, ctx: CheckContext) -> Measurement:
         claim: FeasibilityClaim = ctx.claim
@@ -122,13 +169,24 @@ class FeasibilityCheck:
         facts = facts_of(instance)
         n_attr = facts.n_attributes
         settings = settings_of(claim, ctx.limits)
-        evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed,
-                                    "min_margin": claim.min_margin}
+        evidence: dict[str, Any] = {
+            "codebook": spec.codebook,
+            "seed": instance.seed,
+            "min_margin": claim.min_margin,
+        }
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         if spec.code_dim == "auto":
             m_max = min(ctx.limits.max_code_dim, auto_max_code_dim(instance, ctx.limits))
-            search = min_code_dim(spec.codebook, n_attr, instance.seed, claim.min_margin, m_max,
-                                  claim.box, settings, lambda msg: ctx.report(0.5, msg))
+            search = min_code_dim(
+                spec.codebook,
+                n_attr,
+                instance.seed,
+                claim.min_margin,
+                m_max,
+                claim.box,
+                settings,
+                lambda msg: ctx.report(0.5, msg),
+            )
             if search.m is None or search.at is None:
                 raise LimitExceeded(
                     f"code_dim auto: no width up to {m_max} (max_code_dim, max_width) has a "
@@ -138,8 +196,11 @@ class FeasibilityCheck:
             values["min_code_dim"] = search.m
             evidence["neighbours"] = {
                 str(search.m): _p1_summary(search.at, claim.min_margin),
-                **({str(search.m - 1): _p1_summary(search.below, claim.min_margin)}
-                   if search.below is not None else {}),
+                **(
+                    {str(search.m - 1): _p1_summary(search.below, claim.min_margin)}
+                    if search.below is not None
+                    else {}
+                ),
             }
             evidence["widths_below_all_certified_infeasible"] = not search.undecided
             if search.undecided:
@@ -160,12 +221,19 @@ class FeasibilityCheck:
         if spec.codebook == "rademacher" and lower < g1_margin - 1e-9:  # v = a_t is feasible
             raise AssertionError(f"P1 lower bound {lower} below the G1 point's {g1_margin}")
         values.update(
-            status=status, margin=margin_for(claim, lower, upper), margin_lower=lower,
-            margin_upper=upper, max_violation=result.max_violation, code_dim=m,
+            status=status,
+            margin=margin_for(claim, lower, upper),
+            margin_lower=lower,
+            margin_upper=upper,
+            max_violation=result.max_violation,
+            code_dim=m,
         )
         evidence.update(
-            sandwich=[lower, upper], box=result.box, solvers=list(result.solvers),
-            solves=result.solves, g1_margin_one_minus_mu=g1_margin,
+            sandwich=[lower, upper],
+            box=result.box,
+            solvers=list(result.solvers),
+            solves=result.solves,
+            g1_margin_one_minus_mu=g1_margin,
             tightest_target=result.tightest().as_evidence(),
             weakest_lower_target=result.loosest_lower().as_evidence(),
         )
@@ -177,9 +245,14 @@ class FeasibilityCheck:
                 f">= {claim.min_margin:g}; its dual certificate bounds the margin by "
                 f"{cert.upper:.6g} (weights on competitors {[j for j, _ in cert.support]})"
             )
-        return Measurement(method="certificate", values=values, evidence=evidence,
-                           symbols={"m": m}, message=message,
-                           status="undecided" if status == "undecided" else None)
+        return Measurement(
+            method="certificate",
+            values=values,
+            evidence=evidence,
+            symbols={"m": m},
+            message=message,
+            status="undecided" if status == "undecided" else None,
+        )
 
     # --- P2 ------------------------------------------------------------------------------
 
@@ -189,43 +262,158 @@ class FeasibilityCheck:
         spec = claim.construction
         assert spec is not None
         facts = facts_of(instance)
+        new_perms = np.stack(
+            [
+                rng(instance.seed, Stream.TRANSFER, r).permutation(facts.n_entities)
+                for r in range(facts.n_relations)
+            ]
+        )
+        new = facts.with_perms(new_perms)
+        settings = settings_of(claim, ctx.limits)
         if spec.code_dim == "auto":
-            m = smallest_code_dim(spec.codebook, facts.n_attributes, 1 - spec.margin,
-                                  instance.seed, auto_max_code_dim(instance, ctx.limits)).m
-        else:
-            m = spec.code_dim
-        d, w, _ = geometric_size(instance, m)
-        require("max_lp_entries", (instance.relations * (facts.n_attributes - 1 + w)) * (d + 1),
-                ctx.limits.max_lp_entries, "each P2 program (rows x columns)")
+            return self._p2_search(ctx, facts, new, settings)
+        m = spec.code_dim
+        d, _, _ = geometric_size(instance, m)
+        require(
+            "max_lp_entries",
+            p2_entries(instance, m),
+            ctx.limits.max_lp_entries,
+            "each P2 program (rows x columns)",
+        )
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         model, layout = build_geometric(facts, codes)
-        new_perms = np.stack([rng(instance.seed, Stream.TRANSFER, r).permutation(facts.n_entities)
-                              for r in range(facts.n_relations)])
-        new = facts.with_perms(new_perms)
         n = facts.n_entities
-        start = (model.W_E.detach().numpy()[:n].copy() if claim.start == "current"
-                 else np.zeros((n, layout.d_model)))
-        res = reembed(model, new, start, claim.min_margin, claim.max_rounds,
-                      settings_of(claim, ctx.limits),
-                      progress=lambda i, k: ctx.report(i / k, f"round {i}/{k}"))
+        start = (
+            model.W_E.detach().numpy()[:n].copy()
+            if claim.start == "current"
+            else np.zeros((n, layout.d_model))
+        )
+        res = reembed(
+            model,
+            new,
+            start,
+            claim.min_margin,
+            claim.max_rounds,
+            settings,
+            progress=lambda i, k: ctx.report(i / k, f"round {i}/{k}"),
+        )
         status = "feasible" if res.found else "not_found"
         not_found = [s.subject for s in res.subjects if not s.found]
         values = {
-            "status": status, "margin": res.margin, "margin_lower": res.margin,
-            "margin_upper": res.margin, "accuracy": res.accuracy,
-            "max_violation": res.max_violation, "code_dim": m, "n_facts": new.n_facts,
+            "status": status,
+            "margin": res.margin,
+            "margin_lower": res.margin,
+            "margin_upper": res.margin,
+            "accuracy": res.accuracy,
+            "max_violation": res.max_violation,
+            "code_dim": m,
+            "n_facts": new.n_facts,
         }
         evidence: dict[str, Any] = {
-            "seed": instance.seed, "new_bijections_stream": "TRANSFER", "start": claim.start,
-            "rounds": res.rounds, "solves": res.solves, "forward_pass_margin": res.margin,
+            "seed": instance.seed,
+            "new_bijections_stream": "TRANSFER",
+            "start": claim.start,
+            "rounds": res.rounds,
+            "solves": res.solves,
+            "forward_pass_margin": res.margin,
+            "rows_used": res.rows_used,
+            "solvers": list(res.solvers),
             "subjects_not_found": not_found[:20],
         }
-        message = (f"{status}: forward pass recalls {res.accuracy:.4%} of {new.n_facts} new "
-                   f"facts, margin {res.margin:.6g}, {res.rounds} linearisation round(s)")
+        message = (
+            f"{status}: forward pass recalls {res.accuracy:.4%} of {new.n_facts} new "
+            f"facts, margin {res.margin:.6g}, {res.rounds} linearisation round(s)"
+        )
         if not res.found:
             message += "; not found in the regions tried (this is not a proof of impossibility)"
-        return Measurement(method="certificate", values=values, evidence=evidence,
-                           symbols={"m": m, "d": layout.d_model}, message=message)
+        return Measurement(
+            method="certificate",
+            values=values,
+            evidence=evidence,
+            symbols={"m": m, "d": d},
+            message=message,
+        )
+
+    def _p2_search(
+        self,
+        ctx: CheckContext,
+        facts: BijectionFacts,
+        new: BijectionFacts,
+        settings: SolverSettings,
+    ) -> Measurement:
+        """``code_dim: auto``: the smallest G1 code width into which P2 stores ``new``."""
+        instance: BijectionInstance = ctx.instance
+        claim: FeasibilityClaim = ctx.claim
+        spec = claim.construction
+        assert spec is not None
+        m_max = p2_max_code_dim(instance, ctx.limits)
+        search = min_reembed_dim(
+            facts,
+            new,
+            spec.codebook,
+            instance.seed,
+            claim.min_margin,
+            m_max,
+            claim.start,
+            claim.max_rounds,
+            settings,
+            lambda msg: ctx.report(0.5, msg),
+        )
+        evidence: dict[str, Any] = {
+            "seed": instance.seed,
+            "new_bijections_stream": "TRANSFER",
+            "start": claim.start,
+            "searched": "code width m of the frozen G1 network, d = R*m + R + m",
+            "max_code_dim": m_max,
+            "widths_tried": {str(m): a.as_evidence() for m, a in sorted(search.tried.items())},
+        }
+        values: dict[str, Any] = {"n_facts": new.n_facts}
+        if search.m is None or search.at is None or search.at.result is None:
+            values.update(status="not_found", min_code_dim=None, min_d_model=None)
+            return Measurement(
+                method="certificate",
+                values=values,
+                evidence=evidence,
+                status="undecided",
+                message=f"not_found: P2 stored the new bijections at no code width up to "
+                f"{m_max} (not a proof of impossibility)",
+            )
+        res, below = search.at.result, search.below
+        evidence["neighbours"] = {
+            str(search.m): search.at.as_evidence(),
+            **({str(below.m): below.as_evidence()} if below is not None else {}),
+        }
+        below_impossible = below is None or below.status == "impossible"
+        evidence["below_certified_impossible"] = below_impossible
+        values.update(
+            status="feasible",
+            margin=res.margin,
+            margin_lower=res.margin,
+            margin_upper=res.margin,
+            accuracy=res.accuracy,
+            max_violation=res.max_violation,
+            code_dim=search.m,
+            min_code_dim=search.m,
+            min_d_model=search.at.d_model,
+        )
+        message = (
+            f"feasible at code width {search.m} (d = {search.at.d_model}): forward pass "
+            f"recalls {res.accuracy:.4%} of {new.n_facts} new facts, margin "
+            f"{res.margin:.6g}"
+        )
+        if below is not None:
+            message += f"; at {below.m} (d = {below.d_model}) " + (
+                "impossible, certified by a P1 dual bound <= 0"
+                if below_impossible
+                else "not found (not a proof of impossibility)"
+            )
+        return Measurement(
+            method="certificate",
+            values=values,
+            evidence=evidence,
+            symbols={"m": search.m, "d": search.at.d_model},
+            message=message,
+        )
 
     # --- P3 ------------------------------------------------------------------------------
 
@@ -236,13 +424,25 @@ class FeasibilityCheck:
         settings = settings_of(claim, ctx.limits)
         box = claim.box or 1.0
         values: dict[str, Any] = {"n_facts": facts.n_facts}
-        evidence: dict[str, Any] = {"seed": instance.seed, "embed_dim": claim.embed_dim,
-                                    "box": box, "min_margin": claim.min_margin}
+        evidence: dict[str, Any] = {
+            "seed": instance.seed,
+            "embed_dim": claim.embed_dim,
+            "box": box,
+            "min_margin": claim.min_margin,
+        }
         result: AssociativeResult | None
         if claim.width == "auto":
             w_max = p3_max_width(instance, claim, ctx.limits)
-            search = min_width(facts, claim.embed_dim, instance.seed, claim.min_margin, w_max,
-                               box, settings, lambda msg: ctx.report(0.5, msg))
+            search = min_width(
+                facts,
+                claim.embed_dim,
+                instance.seed,
+                claim.min_margin,
+                w_max,
+                box,
+                settings,
+                lambda msg: ctx.report(0.5, msg),
+            )
             evidence["widths_tried"] = {str(k): v for k, v in search.tried.items()}
             if search.width is None:
                 raise LimitExceeded(
@@ -254,32 +454,51 @@ class FeasibilityCheck:
             below = search.below
             evidence["neighbours"] = {
                 str(search.width): _p3_summary(search.at, claim.min_margin),
-                **({str(search.width - 1): _p3_summary(below, claim.min_margin)}
-                   if below is not None else {}),
+                **(
+                    {str(search.width - 1): _p3_summary(below, claim.min_margin)}
+                    if below is not None
+                    else {}
+                ),
             }
             below_ok = below is None or below.status(claim.min_margin) == "infeasible"
             evidence["below_certified_infeasible"] = below_ok
         else:
-            result = associative_width(facts, claim.embed_dim, claim.width, instance.seed, box,
-                                       settings)
+            result = associative_width(
+                facts, claim.embed_dim, claim.width, instance.seed, box, settings
+            )
             below_ok = True
         assert result is not None
         status = result.status(claim.min_margin)
         values.update(
-            status=status, margin=margin_for(claim, result.lower, result.upper),
-            margin_lower=result.lower, margin_upper=result.upper, accuracy=result.accuracy,
-            max_violation=result.max_violation, width=result.width,
+            status=status,
+            margin=margin_for(claim, result.lower, result.upper),
+            margin_lower=result.lower,
+            margin_upper=result.upper,
+            accuracy=result.accuracy,
+            max_violation=result.max_violation,
+            width=result.width,
         )
-        evidence.update(sandwich=[result.lower, result.upper], solver=result.solver,
-                        rows_used=result.rows_used, rounds=result.rounds)
+        evidence.update(
+            sandwich=[result.lower, result.upper],
+            solver=result.solver,
+            rows_used=result.rows_used,
+            rounds=result.rounds,
+        )
         undecided = status == "undecided" or not below_ok
-        message = (f"{status} at width {result.width}: margin in [{result.lower:.6g}, "
-                   f"{result.upper:.6g}], forward pass accuracy {result.accuracy:.4%}")
+        message = (
+            f"{status} at width {result.width}: margin in [{result.lower:.6g}, "
+            f"{result.upper:.6g}], forward pass accuracy {result.accuracy:.4%}"
+        )
         if not below_ok:
             message += "; the width below is not certified infeasible, so minimality is undecided"
-        return Measurement(method="certificate", values=values, evidence=evidence,
-                           symbols={"w": result.width, "d": claim.embed_dim}, message=message,
-                           status="undecided" if undecided else None)
+        return Measurement(
+            method="certificate",
+            values=values,
+            evidence=evidence,
+            symbols={"w": result.width, "d": claim.embed_dim},
+            message=message,
+            status="undecided" if undecided else None,
+        )
 
 
 def _p1_summary(result: CodebookMarginResult | None, min_margin: float) -> dict[str, Any]:
@@ -297,5 +516,8 @@ def _p1_summary(result: CodebookMarginResult | None, min_margin: float) -> dict[
 def _p3_summary(result: AssociativeResult | None, min_margin: float) -> dict[str, Any]:
     if result is None:
         return {}
-    return {"status": result.status(min_margin), "margin": [result.lower, result.upper],
-            "accuracy": result.accuracy}
+    return {
+        "status": result.status(min_margin),
+        "margin": [result.lower, result.upper],
+        "accuracy": result.accuracy,
+    }

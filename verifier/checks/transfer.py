@@ -13,8 +13,9 @@ from typing import Any
 from verifier import mechanism as mech
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.training import require_bijection
+from verifier.convex.solver import SolverSettings
 from verifier.errors import SpecError, VerifierError
-from verifier.limits import Limits
+from verifier.limits import Limits, require
 from verifier.spec import TransferClaim
 
 
@@ -42,7 +43,19 @@ class TransferCheck:
         model, facts = source.artifacts["model"], source.artifacts["facts"]
         new_facts = mech.new_bijections(facts, claim.transfer_seed)
         ctx.report(0.0, f"{claim.method} re-initialisation")
-        result = mech.transfer_accuracy(model, facts, new_facts, claim.method, claim.transfer_seed)
+        settings = None
+        if claim.method == "lp":  # refused before P2 starts when one subject's LP is too large
+            cfg = model.cfg
+            require(
+                "max_lp_entries",
+                facts.n_relations * (cfg.n_out - 1 + cfg.d_mlp) * (cfg.d_model + 1),
+                ctx.limits.max_lp_entries,
+                "each P2 program (rows x columns)",
+            )
+            settings = SolverSettings(time_limit_s=float(ctx.limits.solver_time_limit_s))
+        result = mech.transfer_accuracy(
+            model, facts, new_facts, claim.method, claim.transfer_seed, settings
+        )
         ctx.report(0.5, "random control")
         control = (
             result

@@ -4,8 +4,17 @@
   so P1 feasibility need not be monotone in m; the scan therefore certifies *every* smaller m
   infeasible (each by one target's dual bound, found most-crowded-first, usually in one solve)
   and the answer feasible over all targets.
-- ``min_width`` (P3): feasibility is monotone in w (nested features), so doubling then bisection
-  is sound; the answer w is certified feasible and w - 1 certified infeasible.
+- ``min_width`` (P3): feasibility is monotone in w (nested features), so galloping from a guess
+  then bisection is sound; the answer w is certified feasible and w - 1 certified infeasible.
+- ``min_reembed_dim`` (P2): over the code width m of the frozen G1 network (built for the old
+  facts at width m, so ``d = R m + R + m``) into which fresh bijections are re-embedded.
+  Doubling then bisection on "P2 finds embeddings recalling every new fact with the margin".
+  The answer m is confirmed by the forward pass. A width below it is either *impossible*,
+  certified without the network's internals: G1's logits are ``<a_j, z>`` with z the answer
+  slot of h2, so a P1 dual bound ``<= 0`` for some target t (P1 is positively homogeneous)
+  means no embedding whatsoever makes t beat its rivals; or only *not found* (no proof).
+  P2 is not known to be monotone in m, so the answer is the smallest m found by bisection,
+  with both neighbours run and reported.
 """
 
 from __future__ import annotations
@@ -14,9 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from verifier.constructions.codebooks import CodebookKind, codebook
-from verifier.convex.associative import AssociativeResult, associative_width
-from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margin
+from verifier.constructions.geometric import build_geometric
+from verifier.convex.associative import AssociativeResult, associative_width, width_guess
+from verifier.convex.codebook_margin import (
+    CodebookMarginResult,
+    TargetCertificate,
+    codebook_margin,
+    crowding_order,
+)
+from verifier.convex.reembed import ReembedResult, reembed
 from verifier.convex.solver import SolverSettings
 from verifier.instances import BijectionFacts
 
@@ -99,11 +117,16 @@ def min_width(
     box: float = 1.0,
     settings: SolverSettings | None = None,
     progress: ProgressFn | None = None,
+    guess: int | None = None,
 ) -> WidthSearch:
-    """Smallest w with a certified P3 margin ``>= min_margin`` (doubling, then bisection).
+    """Smallest w with a certified P3 margin ``>= min_margin`` (galloping, then bisection).
 
-    An undecided width counts as not certified feasible; if the neighbour below the answer is
-    not certified infeasible, ``below`` says so through its status.
+    Galloping from ``guess`` (default :func:`width_guess`) probes ``g, g -+ 1, g -+ 2, g -+ 4``
+    ... until the status flips, then bisects the bracket. The guess only changes how many
+    widths are solved, never the answer: monotonicity makes any bracket
+    ``(not feasible, certified feasible)`` hold the minimum. An undecided width counts as not
+    certified feasible; if the neighbour below the answer is not certified infeasible,
+    ``below`` says so through its status.
 
     Raises:
         SolverError: a solve did not end ``optimal``.
@@ -114,18 +137,33 @@ def min_width(
         if w not in results:
             if progress is not None:
                 progress(f"width {w}")
-            results[w] = associative_width(facts, embed_dim, w, seed, box, settings)
+            results[w] = associative_width(
+                facts, embed_dim, w, seed, box, settings, decide_at=min_margin
+            )
         return results[w]
 
     def feasible(w: int) -> bool:
         return at(w).status(min_margin) == "feasible"
 
-    lo, hi = 0, 1  # lo: largest width known not feasible (0: none), hi: candidate
-    while not feasible(hi):
-        lo = hi
-        if hi >= max_width:
-            return WidthSearch(None, None, at(hi), _tried(results, min_margin))
-        hi = min(2 * hi, max_width)
+    g = min(max(1, guess if guess is not None else width_guess(facts, embed_dim)), max_width)
+    step = 1
+    if feasible(g):
+        lo, hi = 0, g  # lo: largest width known not feasible (0: none), hi: certified feasible
+        while hi > 1:
+            probe = max(hi - step, 1)
+            if not feasible(probe):
+                lo = probe
+                break
+            hi, step = probe, 2 * step
+    else:
+        lo = g
+        while True:
+            if lo >= max_width:
+                return WidthSearch(None, None, at(lo), _tried(results, min_margin))
+            hi = min(lo + step, max_width)
+            if feasible(hi):
+                break
+            lo, step = hi, 2 * step
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if feasible(mid):
@@ -141,3 +179,144 @@ def _tried(results: dict[int, AssociativeResult], min_margin: float) -> dict[int
         w: {"status": r.status(min_margin), "margin": [r.lower, r.upper]}
         for w, r in sorted(results.items())
     }
+
+
+IMPOSSIBLE_TARGETS = 4  # most crowded targets whose P1 dual bound is checked for <= 0
+
+
+@dataclass
+class ReembedAt:
+    """P2 at one code width m of the G1 network.
+
+    Attributes:
+        m: code width; ``d_model = R m + R + m``.
+        d_model: the network's residual width.
+        status: ``feasible`` (the forward pass recalls every new fact with the margin),
+            ``impossible`` (a P1 dual certificate: no embedding recalls some fact) or
+            ``not_found`` (P2 found none in the regions tried; not a proof).
+        result: the P2 run (None when ``impossible`` made it unnecessary).
+        certificate: the P1 certificate behind ``impossible``.
+    """
+
+    m: int
+    d_model: int
+    status: str
+    result: ReembedResult | None = None
+    certificate: TargetCertificate | None = None
+
+    def as_evidence(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        out: dict[str, Any] = {"status": self.status, "d_model": self.d_model}
+        if self.result is not None:
+            out.update(
+                accuracy=self.result.accuracy,
+                margin=self.result.margin,
+                rounds=self.result.rounds,
+                solves=self.result.solves,
+            )
+        if self.certificate is not None:
+            out["p1_certificate"] = self.certificate.as_evidence()
+        return out
+
+
+@dataclass
+class ReembedDimSearch:
+    """The smallest code width at which P2 stores the new bijections, and its neighbour below.
+
+    Attributes:
+        m: the answer, or None when P2 found nothing up to ``max_m``.
+        at: P2 at m.
+        below: m - 1 (None when m = 1).
+        tried: every width run.
+    """
+
+    m: int | None
+    at: ReembedAt | None
+    below: ReembedAt | None
+    tried: dict[int, ReembedAt] = field(default_factory=dict)
+
+
+def p2_impossible(
+    codes: np.ndarray, settings: SolverSettings | None = None, k: int = IMPOSSIBLE_TARGETS
+) -> TargetCertificate | None:
+    """A P1 certificate that some attribute can never win in G1 with these codes, or None.
+
+    P1 over the ``k`` most crowded targets; a dual bound ``<= 0`` for target t holds for every
+    answer-slot vector z (positive homogeneity), so ``logit_t <= max_j logit_j`` always.
+
+    Raises:
+        SolverError: a solve did not end ``optimal``.
+    """
+    order = crowding_order(np.asarray(codes, dtype=np.float64))[:k]
+    result = codebook_margin(codes, settings=settings, targets=[int(t) for t in order])
+    cert = result.tightest()
+    return cert if cert.upper <= 0 else None
+
+
+def min_reembed_dim(
+    facts: BijectionFacts,
+    new_facts: BijectionFacts,
+    kind: CodebookKind,
+    seed: int,
+    min_margin: float,
+    max_m: int,
+    start: str = "current",
+    max_rounds: int = 4,
+    settings: SolverSettings | None = None,
+    progress: ProgressFn | None = None,
+) -> ReembedDimSearch:
+    """Smallest m at which P2 stores ``new_facts`` in G1 (built for ``facts`` at width m).
+
+    Args:
+        facts: the facts the frozen network was built for.
+        new_facts: the fresh bijections to store by re-embedding.
+        kind, seed: the seeded codebook of each width.
+        min_margin: the margin P2 asks for and the forward pass must reach.
+        max_m: the widest m tried.
+        start: ``current`` (the network's own subject rows) or ``zero``.
+        max_rounds: P2 linearisations per subject.
+        settings: solver order and time limit.
+        progress: called before each width.
+
+    Raises:
+        SolverError: a solve did not end ``optimal``.
+    """
+    tried: dict[int, ReembedAt] = {}
+    n = facts.n_entities
+
+    def at(m: int) -> ReembedAt:
+        if m not in tried:
+            if progress is not None:
+                progress(f"code_dim {m}")
+            codes = codebook(kind, facts.n_attributes, m, seed)
+            model, layout = build_geometric(facts, codes)
+            cert = p2_impossible(codes, settings)
+            if cert is not None:
+                tried[m] = ReembedAt(m, layout.d_model, "impossible", certificate=cert)
+            else:
+                rows = (
+                    model.W_E.detach().numpy()[:n].copy()
+                    if start == "current"
+                    else np.zeros((n, layout.d_model))
+                )
+                res = reembed(model, new_facts, rows, min_margin, max_rounds, settings)
+                ok = res.found and res.margin >= min_margin * (1 - 1e-9)
+                tried[m] = ReembedAt(m, layout.d_model, "feasible" if ok else "not_found", res)
+        return tried[m]
+
+    def feasible(m: int) -> bool:
+        return at(m).status == "feasible"
+
+    lo, hi = 0, 1  # lo: largest m known not feasible (0: none), hi: candidate
+    while not feasible(hi):
+        lo = hi
+        if hi >= max_m:
+            return ReembedDimSearch(None, None, at(hi), tried)
+        hi = min(2 * hi, max_m)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if feasible(mid):
+            hi = mid
+        else:
+            lo = mid
+    return ReembedDimSearch(hi, at(hi), at(hi - 1) if hi > 1 else None, tried)
