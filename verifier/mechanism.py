@@ -27,14 +27,12 @@ ordinary least squares in float64; held-out measures fit on half the subjects (a
 from __future__ import annotations
 
 import copy
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from verifier.errors import SpecError
 from verifier.instances import BijectionFacts
 from verifier.model import OneLayerTransformer
 from verifier.recall import exact_recall, margins_of
@@ -337,15 +335,6 @@ def new_bijections(facts: BijectionFacts, transfer_seed: int) -> BijectionFacts:
     return facts.with_perms(perms)
 
 
-def lp_available() -> bool:
-    """Whether P2 (``reembed`` in :mod:`verifier.convex.reembed`) is present."""
-    try:
-        module = importlib.import_module("verifier.convex.reembed")
-    except ImportError:
-        return False
-    return hasattr(module, "reembed")
-
-
 def transfer_accuracy(
     model: OneLayerTransformer,
     facts: BijectionFacts,
@@ -365,7 +354,6 @@ def transfer_accuracy(
         settings: ``lp``: P2's solver order and time limit (default :class:`SolverSettings`).
 
     Raises:
-        SpecError: ``lp`` while P2 is not available.
         SolverError: ``lp``: no solver answered a P2 solve ``optimal``.
     """
     n, n_rel, d = facts.n_entities, facts.n_relations, unembedding_rank(model)
@@ -382,11 +370,6 @@ def transfer_accuracy(
         g = rng(seed, Stream.TRANSFER, 1_000_000)  # apart from the bijection sub-streams
         rows = e.mean(axis=0) + g.standard_normal(e.shape) * e.std(axis=0)
     else:
-        if not lp_available():
-            raise SpecError(
-                "method: expected probe or random; lp needs P2 (verifier.convex.reembed), "
-                "which this verifier does not have"
-            )
         from verifier.convex.reembed import reembed
 
         start = e

@@ -179,15 +179,6 @@ def test_an_underdetermined_probe_transfer_is_refused() -> None:
     assert err.value.line == 10
 
 
-def test_lp_is_refused_while_p2_is_missing() -> None:
-    from verifier.mechanism import lp_available
-
-    if lp_available():
-        pytest.skip("P2 is present")
-    with pytest.raises(SpecError, match="lp needs P2"):
-        _preflight(TINY.replace("method: probe", "method: lp"))
-
-
 def test_multi_hop_training_is_accepted_but_its_transfer_is_refused() -> None:
     """Multi-hop training: tests/verifier/test_train_multihop.py. Transfer stays single-hop."""
     text = TINY.replace(

@@ -14,7 +14,7 @@ from verifier import mechanism as mech
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.training import require_bijection
 from verifier.convex.solver import SolverSettings
-from verifier.errors import SpecError, VerifierError
+from verifier.errors import VerifierError
 from verifier.limits import Limits, require
 from verifier.spec import TransferClaim
 
@@ -26,12 +26,6 @@ class TransferCheck:
     def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
         require_bijection(instance, "transfer")
         assert isinstance(claim, TransferClaim)
-        if claim.method == "lp" and not mech.lp_available():
-            raise SpecError(
-                "lp needs P2 (re-embedding LP, verifier.convex.reembed), which this "
-                "verifier does not have; expected probe or random",
-                key=f"{claim.id}.method",
-            )
 
     def run(self, ctx: CheckContext) -> Measurement:
         claim: TransferClaim = ctx.claim
