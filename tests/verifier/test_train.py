@@ -197,10 +197,6 @@ def test_context_report_cancels() -> None:
 
 
 def test_lp_transfer_runs_p2_and_is_judged_by_the_forward_pass() -> None:
-    from verifier.mechanism import lp_available
-
-    if not lp_available():
-        pytest.skip("P2 is missing")
     [_, moved] = _report(TINY.replace("method: probe", "method: lp"))
     evidence = moved["evidence"]["method"]  # type: ignore[index]
     assert evidence["lp_rounds"] >= 1 and evidence["lp_solves"] >= 1
