@@ -60,7 +60,9 @@ def require_token(
     ):
         got = "no Authorization header" if authorization is None else "a wrong or malformed token"
         raise ApiError(
-            401, "unauthorized", f"expected Authorization: Bearer <token>, got {got}",
+            401,
+            "unauthorized",
+            f"expected Authorization: Bearer <token>, got {got}",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

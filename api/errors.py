@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 
 _LIMIT_NAME = re.compile(r"over the limit (\w+)")
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid",
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
     429: "queue_full",
 }
 
@@ -54,8 +60,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, ErrorOut(error=exc.error, message=exc.message),
-                              exc.headers)
+        return error_response(
+            exc.status, ErrorOut(error=exc.error, message=exc.message), exc.headers
+        )
 
     @app.exception_handler(SpecError)
     async def spec_error(_: Request, exc: SpecError) -> JSONResponse:
@@ -74,8 +81,10 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()))
             given = err.get("input")
             shown = repr(given)[:80] if isinstance(given, str | int | float) else None
-            parts.append(f"{where}: {err.get('msg', 'invalid')}"
-                         + (f" (got {shown})" if shown is not None else ""))
+            parts.append(
+                f"{where}: {err.get('msg', 'invalid')}"
+                + (f" (got {shown})" if shown is not None else "")
+            )
         return error_response(422, ErrorOut(error="invalid_request", message="; ".join(parts)))
 
     @app.exception_handler(StarletteHTTPException)
@@ -84,8 +93,11 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404 and message == "Not Found":
             message = "no such resource; see /docs for the API's routes"
-        return error_response(exc.status_code, ErrorOut(error=code, message=message),
-                              dict(exc.headers) if exc.headers else None)
+        return error_response(
+            exc.status_code,
+            ErrorOut(error=code, message=message),
+            dict(exc.headers) if exc.headers else None,
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

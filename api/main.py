@@ -39,8 +39,13 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         pool = None
         if settings.workers > 0:
             pool = WorkerPool(
-                store, limits, settings.workers, settings.job_timeout_s, settings.kill_grace_s,
-                settings.max_attempts, settings.poll_s,
+                store,
+                limits,
+                settings.workers,
+                settings.job_timeout_s,
+                settings.kill_grace_s,
+                settings.max_attempts,
+                settings.poll_s,
             )
             pool.start()
         app.state.store, app.state.pool = store, pool

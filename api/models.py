@@ -30,7 +30,10 @@ SPEC_JSON_EXAMPLE: dict[str, Any] = {
             "id": "exact",
             "check": "construction",
             "construction": {
-                "name": "geometric", "codebook": "rademacher", "code_dim": "auto", "margin": 0.5,
+                "name": "geometric",
+                "codebook": "rademacher",
+                "code_dim": "auto",
+                "margin": 0.5,
             },
             "expect": {"accuracy": 1.0, "margin": ">= 0.5"},
         }
@@ -61,10 +64,18 @@ class VerificationSummary(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": _ID, "status": "running", "spec_name": "tiny", "spec_hash": _HASH,
-                    "verifier_version": "0.1.0", "created_at": "2025-01-01T00:00:00.000+00:00",
-                    "started_at": "2025-01-01T00:00:00.100+00:00", "finished_at": None,
-                    "attempts": 1, "reused": False, "cancel_requested": False, "message": "",
+                    "id": _ID,
+                    "status": "running",
+                    "spec_name": "tiny",
+                    "spec_hash": _HASH,
+                    "verifier_version": "0.1.0",
+                    "created_at": "2025-01-01T00:00:00.000+00:00",
+                    "started_at": "2025-01-01T00:00:00.100+00:00",
+                    "finished_at": None,
+                    "attempts": 1,
+                    "reused": False,
+                    "cancel_requested": False,
+                    "message": "",
                     "progress": {"fraction": 0.4, "key": "exact", "message": "2048/4096 facts"},
                     "links": {
                         "url": f"/v1/verifications/{_ID}",
@@ -147,13 +158,17 @@ class ErrorOut(BaseModel):
                     "error": "limit_exceeded",
                     "message": "claim 'exact': N is 2,000,000, over the limit max_entities = "
                     "1,000,000 (set VERIFIER_MAX_ENTITIES to change it)",
-                    "limit": "max_entities", "line": None, "key": None,
+                    "limit": "max_entities",
+                    "line": None,
+                    "key": None,
                 },
                 {
                     "error": "spec_error",
                     "message": "<request>:5: claims.0.chek: unknown key; check its spelling "
                     "against `verifier schema`",
-                    "limit": None, "line": 5, "key": "claims.0.chek",
+                    "limit": None,
+                    "line": 5,
+                    "key": "claims.0.chek",
                 },
             ]
         }
@@ -173,8 +188,11 @@ class Health(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "status": "ok", "verifier_version": "0.1.0", "workers": 2,
-                    "workers_alive": 2, "jobs": {"queued": 0, "running": 1, "passed": 7},
+                    "status": "ok",
+                    "verifier_version": "0.1.0",
+                    "workers": 2,
+                    "workers_alive": 2,
+                    "jobs": {"queued": 0, "running": 1, "passed": 7},
                 }
             ]
         }

@@ -108,12 +108,16 @@ def bound_plot(result: ClaimResult) -> Plot | None:
     fig = Figure(figsize=(2.6 * len(rows), 2.6), layout="constrained")
     for i, (name, value, bound, ok) in enumerate(rows):
         ax = fig.add_subplot(1, len(rows), i + 1)
-        ax.bar(["measured", "bound"], [value, bound],
-               color=["tab:green" if ok else "tab:red", "tab:gray"])
+        ax.bar(
+            ["measured", "bound"],
+            [value, bound],
+            color=["tab:green" if ok else "tab:red", "tab:gray"],
+        )
         ax.set_title(name, fontsize=9)
     fig.suptitle(result.key, fontsize=10)
-    alt = f"{result.key}: " + ", ".join(f"{n} = {v:.4g} against bound {b:.4g}"
-                                       for n, v, b, _ in rows)
+    alt = f"{result.key}: " + ", ".join(
+        f"{n} = {v:.4g} against bound {b:.4g}" for n, v, b, _ in rows
+    )
     return Plot(title=f"{result.key}: measured against bound", alt=alt, png_base64=_png(fig))
 
 

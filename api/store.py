@@ -23,9 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-JobStatus = Literal[
-    "queued", "running", "passed", "failed", "error", "cancelled", "interrupted"
-]
+JobStatus = Literal["queued", "running", "passed", "failed", "error", "cancelled", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"passed", "failed", "error", "cancelled", "interrupted"})
 EventType = Literal["status", "progress", "verdict"]
 
@@ -201,8 +199,17 @@ class Store:
                 " created_at, started_at, finished_at, progress, reused, report, message)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?)",
                 (
-                    job_id, status, spec_name, report["spec_hash"], report["verifier_version"],
-                    spec_text, at, at, at, json.dumps(report), "reused a stored report",
+                    job_id,
+                    status,
+                    spec_name,
+                    report["spec_hash"],
+                    report["verifier_version"],
+                    spec_text,
+                    at,
+                    at,
+                    at,
+                    json.dumps(report),
+                    "reused a stored report",
                 ),
             )
             _event(conn, job_id, "verdict", {"status": status, "reused": True})
@@ -321,7 +328,9 @@ class Store:
             )
             if cur.rowcount:
                 _event(
-                    conn, job_id, "progress",
+                    conn,
+                    job_id,
+                    "progress",
                     {"progress": round(fraction, 4), "key": key, "message": message},
                 )
 
@@ -359,8 +368,12 @@ class Store:
                 " WHERE id=? AND status='running'"
             )
             args: list[Any] = [
-                status, now(), message, json.dumps(report) if report is not None else None,
-                report is not None, job_id,
+                status,
+                now(),
+                message,
+                json.dumps(report) if report is not None else None,
+                report is not None,
+                job_id,
             ]
             if token is not None:
                 sql += " AND run_token=?"

@@ -172,8 +172,16 @@ def worker_main(
 class WorkerPool:
     """Keeps ``size`` worker processes alive and enforces cancel and timeout by force."""
 
-    def __init__(self, store: Store, limits: Limits, size: int, timeout_s: float,
-                 kill_grace_s: float, max_attempts: int, poll_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        size: int,
+        timeout_s: float,
+        kill_grace_s: float,
+        max_attempts: int,
+        poll_s: float,
+    ) -> None:
         self.store = store
         self.limits = limits
         self.size = size
@@ -212,8 +220,12 @@ class WorkerPool:
         proc = self._ctx.Process(
             target=worker_main,
             args=(
-                str(self.store.path), self.limits.model_dump(), self.timeout_s, self.poll_s,
-                self._stop, max(1, (os.cpu_count() or 1) // max(1, self.size)),
+                str(self.store.path),
+                self.limits.model_dump(),
+                self.timeout_s,
+                self.poll_s,
+                self._stop,
+                max(1, (os.cpu_count() or 1) // max(1, self.size)),
             ),
             name="verifier-worker",
             daemon=True,
@@ -243,7 +255,9 @@ class WorkerPool:
             for job in running:
                 if job.worker_pid == pid:
                     status = self.store.release(
-                        job.id, job.run_token, self.max_attempts,
+                        job.id,
+                        job.run_token,
+                        self.max_attempts,
                         f"worker process {pid} died (exit code {proc.exitcode})",
                     )
                     log.warning("job %s: worker %s died; now %s", job.id, pid, status)
@@ -256,11 +270,19 @@ class WorkerPool:
             if job.cancel_requested:
                 first = self._cancel_seen.setdefault(job.id, now)
                 if now - first > self.kill_grace_s:
-                    self._kill(job, "cancelled", "cancelled by request (the worker was killed "
-                               f"after not stopping within kill_grace_s = {self.kill_grace_s:g} s)")
+                    self._kill(
+                        job,
+                        "cancelled",
+                        "cancelled by request (the worker was killed "
+                        f"after not stopping within kill_grace_s = {self.kill_grace_s:g} s)",
+                    )
             elif now - job.claimed_epoch > self.timeout_s + self.kill_grace_s:
-                self._kill(job, "error", f"timed out after {self.timeout_s:g} s (the limit "
-                           "job_timeout_s); the worker was killed")
+                self._kill(
+                    job,
+                    "error",
+                    f"timed out after {self.timeout_s:g} s (the limit "
+                    "job_timeout_s); the worker was killed",
+                )
         live = {j.id for j in running}
         for job_id in list(self._cancel_seen):
             if job_id not in live:
@@ -296,4 +318,3 @@ class WorkerPool:
             job = running.get(pid)
             if job is not None:  # a clean shutdown costs no attempt: always re-queue
                 self.store.release(job.id, job.run_token, 1 << 30, "the server shut down")
-

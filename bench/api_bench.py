@@ -41,8 +41,10 @@ async def measure(
             start = time.perf_counter()
             if post:
                 r = await ac.post(
-                    "/v1/verifications", content=tiny_spec(f"b{i}", n=16, seed=i),
-                    params={"reuse": False}, headers={"Content-Type": "application/yaml"},
+                    "/v1/verifications",
+                    content=tiny_spec(f"b{i}", n=16, seed=i),
+                    params={"reuse": False},
+                    headers={"Content-Type": "application/yaml"},
                 )
                 ok = r.status_code == 202
             else:
@@ -55,8 +57,13 @@ async def measure(
         await asyncio.gather(*[client(ac) for _ in range(clients)])
     wall = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100)
-    return {"n": len(latencies), "per_s": len(latencies) / wall, "p50_ms": q[49] * 1e3,
-            "p99_ms": q[98] * 1e3, "errors": errors}
+    return {
+        "n": len(latencies),
+        "per_s": len(latencies) / wall,
+        "p50_ms": q[49] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "errors": errors,
+    }
 
 
 def main() -> None:
@@ -68,18 +75,27 @@ def main() -> None:
         server = Server(Path(tmp), workers=1, env={"VERIFIER_API_MAX_QUEUED": "100000"})
         try:
             server.start()
-            print(f"{'clients':>7} {'route':>14} {'n':>5} {'req/s':>8} {'p50 ms':>8} "
-                  f"{'p99 ms':>8} {'errors':>6}")
+            print(
+                f"{'clients':>7} {'route':>14} {'n':>5} {'req/s':>8} {'p50 ms':>8} "
+                f"{'p99 ms':>8} {'errors':>6}"
+            )
             for clients in (1, 16):
                 base = asyncio.run(measure(server.url, clients, args.count, args.seconds, False))
                 sub = asyncio.run(measure(server.url, clients, args.count, args.seconds, True))
                 for name, m in (("GET /healthz", base), ("POST spec", sub)):
-                    print(f"{clients:>7} {name:>14} {m['n']:>5.0f} {m['per_s']:>8.1f} "
-                          f"{m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} {m['errors']:>6.0f}")
-                ratios = (sub["per_s"] / base["per_s"], sub["p50_ms"] / base["p50_ms"],
-                          sub["p99_ms"] / base["p99_ms"])
-                print(f"{clients:>7} {'ratio':>14} {'':>5} {ratios[0]:>8.2f} {ratios[1]:>8.2f} "
-                      f"{ratios[2]:>8.2f}")
+                    print(
+                        f"{clients:>7} {name:>14} {m['n']:>5.0f} {m['per_s']:>8.1f} "
+                        f"{m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} {m['errors']:>6.0f}"
+                    )
+                ratios = (
+                    sub["per_s"] / base["per_s"],
+                    sub["p50_ms"] / base["p50_ms"],
+                    sub["p99_ms"] / base["p99_ms"],
+                )
+                print(
+                    f"{clients:>7} {'ratio':>14} {'':>5} {ratios[0]:>8.2f} {ratios[1]:>8.2f} "
+                    f"{ratios[2]:>8.2f}"
+                )
         finally:
             server.stop()
 

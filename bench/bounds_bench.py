@@ -18,7 +18,14 @@ import sympy as sp
 from verifier.bounds import compiled, evaluate, theorems
 
 VALUES: dict[str, int | float] = {
-    "N": 10**9, "R": 8, "k": 3, "A": 10**9, "m": 128, "p": 16, "delta": 0.01, "gamma": 0.5,
+    "N": 10**9,
+    "R": 8,
+    "k": 3,
+    "A": 10**9,
+    "m": 128,
+    "p": 16,
+    "delta": 0.01,
+    "gamma": 0.5,
     "P": 10**12,
 }
 
@@ -57,16 +64,20 @@ def main() -> None:
         print(f"{name:40s} {t_fast * 1e6:12.2f} {t_slow * 1e6:16.1f} {t_slow / t_fast:8.0f} {ok}")
     total_fast = sum(r[1] for r in rows)
     total_slow = sum(r[2] for r in rows)
-    print(f"all quantities: cached {total_fast * 1e3:.3f} ms, naive {total_slow * 1e3:.1f} ms, "
-          f"ratio {total_slow / total_fast:.0f}x; every pair agrees: {all(r[3] for r in rows)}")
+    print(
+        f"all quantities: cached {total_fast * 1e3:.3f} ms, naive {total_slow * 1e3:.1f} ms, "
+        f"ratio {total_slow / total_fast:.0f}x; every pair agrees: {all(r[3] for r in rows)}"
+    )
     info = compiled.cache_info()
     print(f"lambdify cache: {info.misses} compiled, {info.hits} hits")
     n = sp.Symbol("N", positive=True, integer=True)
     for small in (10**5, 3 * 10**5):
         start = time.perf_counter()
         float((sp.loggamma(n + 1) / sp.log(2)).subs(n, small).evalf())
-        print(f"naive exact-integer subs of log2(N!) at N = {small}: "
-              f"{time.perf_counter() - start:.3f} s (builds N!)")
+        print(
+            f"naive exact-integer subs of log2(N!) at N = {small}: "
+            f"{time.perf_counter() - start:.3f} s (builds N!)"
+        )
 
 
 if __name__ == "__main__":

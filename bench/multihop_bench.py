@@ -47,8 +47,10 @@ def bench(n: int, n_rel: int, hops: int, margin: float, seed: int) -> None:
     facts = ChainFacts(n, n_rel, hops, seed)
     m = smallest_code_dim("rademacher", n, 1 - margin, seed, 2048).m
     codes = codebook("rademacher", n, m, seed)
-    print(f"N={n} R={n_rel} k={hops} m={m} queries={facts.n_queries:,} "
-          f"torch threads={torch.get_num_threads()}")
+    print(
+        f"N={n} R={n_rel} k={hops} m={m} queries={facts.n_queries:,} "
+        f"torch threads={torch.get_num_threads()}"
+    )
     for cot in (False, True):
         start = time.perf_counter()
         res = verify(facts, codes, cot)

@@ -191,16 +191,23 @@ class Theorem:
                 {
                     "name": p.name,
                     "meaning": p.meaning,
-                    "assumptions": sorted(k for k, v in p.symbol.assumptions0.items()
-                                          if v and k in ("positive", "integer", "real")),
+                    "assumptions": sorted(
+                        k
+                        for k, v in p.symbol.assumptions0.items()
+                        if v and k in ("positive", "integer", "real")
+                    ),
                     "set_by": _set_by(p),
                     "default": None if p.default is None else sp.sstr(p.default),
                 }
                 for p in self.params
             ],
             "quantities": [
-                {"name": q.name, "meaning": q.meaning, "text": sp.sstr(q.expr),
-                 "latex": sp.latex(q.expr)}
+                {
+                    "name": q.name,
+                    "meaning": q.meaning,
+                    "text": sp.sstr(q.expr),
+                    "latex": sp.latex(q.expr),
+                }
                 for q in self.quantities
             ],
         }
@@ -219,8 +226,11 @@ def _set_by(p: Param) -> str:
 
 def _default_subs(theorem: Theorem, supplied: frozenset[str]) -> dict[sp.Symbol, sp.Expr]:
     """Unsupplied params -> their defaults, with defaults inside defaults substituted."""
-    subs = {p.symbol: p.default for p in theorem.params
-            if p.default is not None and p.name not in supplied}
+    subs = {
+        p.symbol: p.default
+        for p in theorem.params
+        if p.default is not None and p.name not in supplied
+    }
     for _ in range(len(subs)):
         subs = {s: e.xreplace(subs) for s, e in subs.items()}
     return subs
@@ -301,10 +311,15 @@ INSTANCE_PARAMS: tuple[Param, ...] = (
     Param(A, "attributes: N (shared) or R*N (disjoint)", instance=True),
 )
 PRECISION = Param(p, "bits per stored parameter", given="precision_bits")
-DELTA = Param(delta, "failure probability of the random codebook", given="delta",
-              default=sp.Rational(1, 100))
-GAMMA = Param(gamma, "target margin 1 - mu (coherence mu <= 1 - gamma)", given="gamma",
-              default=sp.Rational(1, 2))
+DELTA = Param(
+    delta, "failure probability of the random codebook", given="delta", default=sp.Rational(1, 100)
+)
+GAMMA = Param(
+    gamma,
+    "target margin 1 - mu (coherence mu <= 1 - gamma)",
+    given="gamma",
+    default=sp.Rational(1, 2),
+)
 PARAM_COUNT = Param(P, "parameter count of the model", given="params", measured="params")
 
 
@@ -334,90 +349,126 @@ G1_D = R * m + R + m
 G1_W = 2 * R * m
 G1_PARAMS = (N + R) * G1_D + 2 * G1_D + 4 * G1_D * R + 2 * G1_D * G1_W + G1_W + G1_D + G1_D * A
 
-G1 = register_theorem(Theorem(
-    id="G1",
-    statement="The geometric construction recalls all N*R facts exactly with margin gamma at "
-              "d = R m + R + m, m = 2 ln(N^2/delta)/(1-gamma)^2 = O(log N), so d = O(R log N).",
-    source="reconstruction",
-    params=(
-        *INSTANCE_PARAMS,
-        Param(m, "code width (default: the union-bound code length, unrounded)", given="code_dim",
-              default=G1_CODE_LENGTH),
-        DELTA,
-        GAMMA,
-    ),
-    quantities=(
-        Quantity("code_length", G1_CODE_LENGTH,
-                 "Rademacher code width at which mu <= 1 - gamma w.p. >= 1 - delta"),
-        Quantity("code_dim", sp.ceiling(G1_CODE_LENGTH), "the smallest integer width >= it"),
-        Quantity("embedding_dim", G1_D, "d_model = R m + R + m"),
-        Quantity("mlp_width", G1_W, "d_mlp = 2 R m"),
-        Quantity("params", G1_PARAMS,
-                 "(N+R) d + L d + 4 d d_head H + 2 d d_mlp + d_mlp + d + d A, L = 2, H = 1, "
-                 "d_head = R"),
-        Quantity("fact_params", N * G1_D, "fact-specific parameters: the subject table N d"),
-        Quantity("mlp_params", 2 * G1_D * G1_W + G1_W + G1_D,
-                 "W_in, b_in, W_out, b_out: independent of the facts"),
-    ),
-    assumptions=("one head, d_head = R, L = 2 positions [r, x]",
-                 "Rademacher codes +-1/sqrt(m); union bound over attribute pairs",
-                 "exact recall iff mu < 1; the verifier measures mu exactly"),
-))
+G1 = register_theorem(
+    Theorem(
+        id="G1",
+        statement="The geometric construction recalls all N*R facts exactly with margin gamma at "
+        "d = R m + R + m, m = 2 ln(N^2/delta)/(1-gamma)^2 = O(log N), so d = O(R log N).",
+        source="reconstruction",
+        params=(
+            *INSTANCE_PARAMS,
+            Param(
+                m,
+                "code width (default: the union-bound code length, unrounded)",
+                given="code_dim",
+                default=G1_CODE_LENGTH,
+            ),
+            DELTA,
+            GAMMA,
+        ),
+        quantities=(
+            Quantity(
+                "code_length",
+                G1_CODE_LENGTH,
+                "Rademacher code width at which mu <= 1 - gamma w.p. >= 1 - delta",
+            ),
+            Quantity("code_dim", sp.ceiling(G1_CODE_LENGTH), "the smallest integer width >= it"),
+            Quantity("embedding_dim", G1_D, "d_model = R m + R + m"),
+            Quantity("mlp_width", G1_W, "d_mlp = 2 R m"),
+            Quantity(
+                "params",
+                G1_PARAMS,
+                "(N+R) d + L d + 4 d d_head H + 2 d d_mlp + d_mlp + d + d A, L = 2, H = 1, "
+                "d_head = R",
+            ),
+            Quantity("fact_params", N * G1_D, "fact-specific parameters: the subject table N d"),
+            Quantity(
+                "mlp_params",
+                2 * G1_D * G1_W + G1_W + G1_D,
+                "W_in, b_in, W_out, b_out: independent of the facts",
+            ),
+        ),
+        assumptions=(
+            "one head, d_head = R, L = 2 positions [r, x]",
+            "Rademacher codes +-1/sqrt(m); union bound over attribute pairs",
+            "exact recall iff mu < 1; the verifier measures mu exactly",
+        ),
+    )
+)
 
-LB1 = register_theorem(Theorem(
-    id="LB1",
-    statement="A model answering all N*R facts stores R log2(N!) bits: P p >= R log2(N!), and "
-              "N d p >= R log2(N!) when only the subject table is fact-specific.",
-    source="reconstruction",
-    params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT),
-    quantities=(
-        Quantity("bits", R * LOG2_FACT, "R log2(N!): the entropy of R random bijections"),
-        Quantity("min_params", R * LOG2_FACT / p, "P >= R log2(N!) / p"),
-        Quantity("min_embedding_dim", R * LOG2_FACT / (N * p),
-                 "d >= R log2(N!) / (N p) with a fact-specific subject table only"),
-        Quantity("approx_min_embedding_dim", R * (sp.log(N, 2) - sp.log(sp.E, 2)) / p,
-                 "R (log2 N - log2 e) / p, Stirling's leading terms (below the exact bound)"),
-        Quantity("bits_per_param", R * LOG2_FACT / P,
-                 "R log2(N!) / P for a model with P parameters"),
-    ),
-    assumptions=("pi_1..pi_R uniform and independent", "p bits per parameter",
-                 "every fact recalled exactly"),
-))
+LB1 = register_theorem(
+    Theorem(
+        id="LB1",
+        statement="A model answering all N*R facts stores R log2(N!) bits: P p >= R log2(N!), and "
+        "N d p >= R log2(N!) when only the subject table is fact-specific.",
+        source="reconstruction",
+        params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT),
+        quantities=(
+            Quantity("bits", R * LOG2_FACT, "R log2(N!): the entropy of R random bijections"),
+            Quantity("min_params", R * LOG2_FACT / p, "P >= R log2(N!) / p"),
+            Quantity(
+                "min_embedding_dim",
+                R * LOG2_FACT / (N * p),
+                "d >= R log2(N!) / (N p) with a fact-specific subject table only",
+            ),
+            Quantity(
+                "approx_min_embedding_dim",
+                R * (sp.log(N, 2) - sp.log(sp.E, 2)) / p,
+                "R (log2 N - log2 e) / p, Stirling's leading terms (below the exact bound)",
+            ),
+            Quantity(
+                "bits_per_param", R * LOG2_FACT / P, "R log2(N!) / P for a model with P parameters"
+            ),
+        ),
+        assumptions=(
+            "pi_1..pi_R uniform and independent",
+            "p bits per parameter",
+            "every fact recalled exactly",
+        ),
+    )
+)
 
-NLB24 = register_theorem(Theorem(
-    id="NLB24",
-    statement="An associative memory (frozen random embeddings) stores the N*R facts in its "
-              "MLP or attention with parameters linear in N*R, up to log factors.",
-    source="literature",
-    citation="Nichani, Lee, Bietti (2024), Understanding Factual Recall in Transformers via "
-             "Associative Memories, arXiv:2412.06538",
-    params=INSTANCE_PARAMS,
-    quantities=(
-        Quantity("facts", N * R, "n = N R facts"),
-        Quantity("mlp_params", N * R, "memory parameters, Theta(N R) up to logs (constant 1)"),
-    ),
-    assumptions=("frozen random embeddings", "log factors and constants dropped (constant 1)"),
-))
+NLB24 = register_theorem(
+    Theorem(
+        id="NLB24",
+        statement="An associative memory (frozen random embeddings) stores the N*R facts in its "
+        "MLP or attention with parameters linear in N*R, up to log factors.",
+        source="literature",
+        citation="Nichani, Lee, Bietti (2024), Understanding Factual Recall in Transformers via "
+        "Associative Memories, arXiv:2412.06538",
+        params=INSTANCE_PARAMS,
+        quantities=(
+            Quantity("facts", N * R, "n = N R facts"),
+            Quantity("mlp_params", N * R, "memory parameters, Theta(N R) up to logs (constant 1)"),
+        ),
+        assumptions=("frozen random embeddings", "log factors and constants dropped (constant 1)"),
+    )
+)
 
 _n_facts = N * R
-BARNFIELD26 = register_theorem(Theorem(
-    id="BARNFIELD26",
-    statement="A d x d linear associative memory with top-1 retrieval of n = N R facts needs "
-              "d^2 of order n log n.",
-    source="literature",
-    citation="Barnfield et al. (2026), capacity of linear associative memories with top-1 "
-             "retrieval: d^2 = Theta(n log n)",
-    params=INSTANCE_PARAMS,
-    quantities=(
-        Quantity("memory_params", _n_facts * sp.log(_n_facts), "d^2 = n ln n (constant 1)"),
-        Quantity("embedding_dim", sp.sqrt(_n_facts * sp.log(_n_facts)), "d = sqrt(n ln n)"),
-        Quantity("params",
-                 (N + R) * sp.sqrt(_n_facts * sp.log(_n_facts)) + _n_facts * sp.log(_n_facts)
-                 + A * sp.sqrt(_n_facts * sp.log(_n_facts)),
-                 "embeddings (N+R) d + memory d^2 + unembedding A d"),
-    ),
-    assumptions=("n = N R facts", "constants dropped (constant 1)"),
-))
+BARNFIELD26 = register_theorem(
+    Theorem(
+        id="BARNFIELD26",
+        statement="A d x d linear associative memory with top-1 retrieval of n = N R facts needs "
+        "d^2 of order n log n.",
+        source="literature",
+        citation="Barnfield et al. (2026), capacity of linear associative memories with top-1 "
+        "retrieval: d^2 = Theta(n log n)",
+        params=INSTANCE_PARAMS,
+        quantities=(
+            Quantity("memory_params", _n_facts * sp.log(_n_facts), "d^2 = n ln n (constant 1)"),
+            Quantity("embedding_dim", sp.sqrt(_n_facts * sp.log(_n_facts)), "d = sqrt(n ln n)"),
+            Quantity(
+                "params",
+                (N + R) * sp.sqrt(_n_facts * sp.log(_n_facts))
+                + _n_facts * sp.log(_n_facts)
+                + A * sp.sqrt(_n_facts * sp.log(_n_facts)),
+                "embeddings (N+R) d + memory d^2 + unembedding A d",
+            ),
+        ),
+        assumptions=("n = N R facts", "constants dropped (constant 1)"),
+    )
+)
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -437,8 +488,11 @@ class _MathPrinter(PythonCodePrinter):  # type: ignore[misc]
 
 
 _FLOAT_MAX = sys.float_info.max
-_PRINTER_SETTINGS = {"fully_qualified_modules": False, "inline": True,
-                     "allow_unknown_functions": True}
+_PRINTER_SETTINGS = {
+    "fully_qualified_modules": False,
+    "inline": True,
+    "allow_unknown_functions": True,
+}
 _MODULES: list[Any] = [{"lgamma": math.lgamma, "ceiling": math.ceil, "floor": math.floor}, "math"]
 
 
@@ -447,8 +501,10 @@ def compiled(expr: sp.Expr, names: tuple[str, ...]) -> Callable[..., Any]:
     """``expr`` lambdified once over the symbols called ``names`` (cached)."""
     by_name = {s.name: s for s in expr.free_symbols if isinstance(s, sp.Symbol)}
     args = [by_name.get(n, sp.Symbol(n)) for n in names]
-    return sp.lambdify(args, expr, modules=_MODULES,  # type: ignore[no-any-return]
-                       printer=_MathPrinter(_PRINTER_SETTINGS))
+    fn: Callable[..., Any] = sp.lambdify(
+        args, expr, modules=_MODULES, printer=_MathPrinter(_PRINTER_SETTINGS)
+    )
+    return fn
 
 
 @lru_cache(maxsize=2048)
@@ -476,8 +532,10 @@ def evaluate(expr: sp.Expr, values: Mapping[str, Number], what: str = "quantity"
         raise SpecError(f"{what} evaluates to {result!r} at {at}; expected a finite real number")
     if isinstance(result, int) and abs(result) > _FLOAT_MAX:
         at = ", ".join(f"{n}={values[n]:g}" for n in names)
-        raise SpecError(f"{what} evaluates to an integer above float64's range at {at}; "
-                        f"expected a finite real number")
+        raise SpecError(
+            f"{what} evaluates to an integer above float64's range at {at}; "
+            f"expected a finite real number"
+        )
     if isinstance(result, float) and not math.isfinite(result):
         at = ", ".join(f"{n}={values[n]:g}" for n in names)
         raise SpecError(f"{what} evaluates to {result!r} at {at}; expected a finite real number")
@@ -537,28 +595,39 @@ def limit_at_infinity(expr: sp.Expr, var: sp.Symbol, timeout_s: float = 10.0) ->
     """
     others = expr.free_symbols - {var}
     if others:
-        return LimitResult("undecided", None,
-                           f"free symbols besides {var}: {sorted(map(str, others))}")
+        return LimitResult(
+            "undecided", None, f"free symbols besides {var}: {sorted(map(str, others))}"
+        )
     rough = [f.__name__ for f in _NOT_EXP_LOG if expr.has(f)]
     if rough:
         # sympy's limit is an exp-log algorithm (Gruntz); on floor/ceiling/max it can answer
         # wrongly (lim N - 2 floor(N/2) = oo), so such limits are never decided here
-        return LimitResult("undecided", None,
-                           f"the expression uses {', '.join(rough)}; sympy decides limits of "
-                           f"exp-log expressions only")
+        return LimitResult(
+            "undecided",
+            None,
+            f"the expression uses {', '.join(rough)}; sympy decides limits of "
+            f"exp-log expressions only",
+        )
     try:
         with _deadline(timeout_s):
             value = sp.limit(expr, var, sp.oo)
     except _Timeout:
         return LimitResult("undecided", None, f"sympy did not finish within {timeout_s:g} s")
-    except (NotImplementedError, ValueError, TypeError, ZeroDivisionError,
-            RecursionError, sp.PoleError) as exc:
+    except (
+        NotImplementedError,
+        ValueError,
+        TypeError,
+        ZeroDivisionError,
+        RecursionError,
+        sp.PoleError,
+    ) as exc:
         return LimitResult("undecided", None, f"sympy cannot decide: {type(exc).__name__}: {exc}")
     if isinstance(value, sp.AccumBounds):
         lo, hi = value.min, value.max
         if lo.is_finite and hi.is_finite and lo.is_real and hi.is_real:
-            return LimitResult("undecided", None, f"no limit: oscillates in {value}",
-                               float(lo), float(hi))
+            return LimitResult(
+                "undecided", None, f"no limit: oscillates in {value}", float(lo), float(hi)
+            )
         return LimitResult("undecided", None, f"no limit: {value}")
     if value in (sp.oo, -sp.oo):
         return LimitResult("infinite", str(value), str(value))
@@ -610,8 +679,14 @@ def order_holds(cls: str, ratio: LimitResult) -> bool | None:
 # --- the vocabulary of a bound claim ---------------------------------------------------------
 
 CODE_DIM = Param(m, "code width m", given="code_dim")
-STANDARD_PARAMS: tuple[Param, ...] = (*INSTANCE_PARAMS, PRECISION, DELTA, GAMMA, CODE_DIM,
-                                      PARAM_COUNT)
+STANDARD_PARAMS: tuple[Param, ...] = (
+    *INSTANCE_PARAMS,
+    PRECISION,
+    DELTA,
+    GAMMA,
+    CODE_DIM,
+    PARAM_COUNT,
+)
 MEASURED_PREFIX = "measured_"
 
 
@@ -687,8 +762,12 @@ def claim_vocabulary(claim: Any, claim_measures: set[str]) -> Vocabulary:
             parse_formula(value, instance_table)
     user: list[tuple[str, Any]] = []
     for name, text in claim.quantities.items():
-        if not name.isidentifier() or name in table or name.startswith(MEASURED_PREFIX) \
-                or name in BOUND_MEASURE_NAMES:
+        if (
+            not name.isidentifier()
+            or name in table
+            or name.startswith(MEASURED_PREFIX)
+            or name in BOUND_MEASURE_NAMES
+        ):
             raise SpecError(
                 f"quantities.{name}: expected a new identifier (not a symbol, a theorem "
                 f"quantity, measured_* or {', '.join(BOUND_MEASURE_NAMES)}), got {name!r}"

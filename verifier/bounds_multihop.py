@@ -70,8 +70,9 @@ def evaluate(expr: sp.Expr, **values: int | float) -> float:
     return float(expr.subs(subs))
 
 
-def size_of(cot: bool, n: int, n_rel: int, hops: int, code_dim: int, n_chains: int | None = None
-            ) -> tuple[int, int, int]:
+def size_of(
+    cot: bool, n: int, n_rel: int, hops: int, code_dim: int, n_chains: int | None = None
+) -> tuple[int, int, int]:
     """``(d_model, d_mlp, params)`` of Gk (``cot`` False, ``n_chains`` slots) or Ck, exactly.
 
     The integer twin of the sympy formulas above (tests check they agree and match the models).
@@ -163,52 +164,71 @@ def lbk_bits(facts: ChainFacts, chunk: int = 65_536) -> LBkValue:
 
 # --- the registry entries (verifier.bounds imports this module as a provider on first lookup) --
 
-_CODE_WIDTH = Param(m, "code width (default: G1's union-bound code length, unrounded)",
-                    given="code_dim", default=G1_CODE_LENGTH)
-_HARD_ATTENTION = ("shared attributes", "codebook coherence mu < 1",
-                   "hard positional attention (THEORY.md section 5)")
+_CODE_WIDTH = Param(
+    m,
+    "code width (default: G1's union-bound code length, unrounded)",
+    given="code_dim",
+    default=G1_CODE_LENGTH,
+)
+_HARD_ATTENTION = (
+    "shared attributes",
+    "codebook coherence mu < 1",
+    "hard positional attention (THEORY.md section 5)",
+)
 
-GK = register_theorem(Theorem(
-    id="Gk",
-    statement="Without chain-of-thought, a one-layer transformer with R^k chain slots, k "
-              "positional heads and a ReLU-AND gate recalls all N R^k queries with margin 1 - mu.",
-    source="reconstruction",
-    params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
-    quantities=(
-        Quantity("embedding_dim", GK_EMBEDDING_DIM, "d = R^k m + k R + m + 2"),
-        Quantity("mlp_width", GK_MLP_WIDTH, "d_mlp = 2 R^k m"),
-        Quantity("params", GK_PARAMS, "section 2's count with H = k heads, L = k + 1"),
-        Quantity("fact_params", N * GK_EMBEDDING_DIM, "the subject table N d"),
+GK = register_theorem(
+    Theorem(
+        id="Gk",
+        statement="Without chain-of-thought, a one-layer transformer with R^k chain slots, k "
+        "positional heads and a ReLU-AND gate recalls all N R^k queries with margin 1 - mu.",
+        source="reconstruction",
+        params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
+        quantities=(
+            Quantity("embedding_dim", GK_EMBEDDING_DIM, "d = R^k m + k R + m + 2"),
+            Quantity("mlp_width", GK_MLP_WIDTH, "d_mlp = 2 R^k m"),
+            Quantity("params", GK_PARAMS, "section 2's count with H = k heads, L = k + 1"),
+            Quantity("fact_params", N * GK_EMBEDDING_DIM, "the subject table N d"),
+        ),
+        assumptions=_HARD_ATTENTION,
     ),
-    assumptions=_HARD_ATTENTION,
-), replace=True)
+    replace=True,
+)
 
-LBK = register_theorem(Theorem(
-    id="LBk",
-    statement="With a fact-independent decoder and p-bit weights, d p >= H(T_x), about "
-              "R^k log2 N bits while R^k << N.",
-    source="reconstruction",
-    params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT, _CODE_WIDTH, DELTA, GAMMA),
-    quantities=(
-        Quantity("bits", LBK_APPROX_BITS, "R^k log2 N: the closed form of H(T_x)"),
-        Quantity("min_embedding_dim", LBK_MIN_EMBEDDING_DIM, "d >= R^k log2(N) / p"),
-        Quantity("depth_at_budget", NO_COT_DEPTH_AT_BUDGET,
-                 "k = log_R(P / (N m)): the depth a budget of P parameters reaches without CoT"),
+LBK = register_theorem(
+    Theorem(
+        id="LBk",
+        statement="With a fact-independent decoder and p-bit weights, d p >= H(T_x), about "
+        "R^k log2 N bits while R^k << N.",
+        source="reconstruction",
+        params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT, _CODE_WIDTH, DELTA, GAMMA),
+        quantities=(
+            Quantity("bits", LBK_APPROX_BITS, "R^k log2 N: the closed form of H(T_x)"),
+            Quantity("min_embedding_dim", LBK_MIN_EMBEDDING_DIM, "d >= R^k log2(N) / p"),
+            Quantity(
+                "depth_at_budget",
+                NO_COT_DEPTH_AT_BUDGET,
+                "k = log_R(P / (N m)): the depth a budget of P parameters reaches without CoT",
+            ),
+        ),
+        assumptions=("uniform random bijections", "only the subject table depends on the facts"),
     ),
-    assumptions=("uniform random bijections", "only the subject table depends on the facts"),
-), replace=True)
+    replace=True,
+)
 
-CK = register_theorem(Theorem(
-    id="Ck",
-    statement="With chain-of-thought, G1's selector plus one head attending k positions back "
-              "recalls all N R^k queries by k greedy steps, each with margin 1 - mu.",
-    source="reconstruction",
-    params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
-    quantities=(
-        Quantity("embedding_dim", CK_EMBEDDING_DIM, "d = R m + R + m + 2"),
-        Quantity("mlp_width", CK_MLP_WIDTH, "d_mlp = 2 R m"),
-        Quantity("params", CK_PARAMS, "section 2's count with H = 1 head, L = 2 k"),
-        Quantity("decode_steps", k, "k greedy steps"),
+CK = register_theorem(
+    Theorem(
+        id="Ck",
+        statement="With chain-of-thought, G1's selector plus one head attending k positions back "
+        "recalls all N R^k queries by k greedy steps, each with margin 1 - mu.",
+        source="reconstruction",
+        params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
+        quantities=(
+            Quantity("embedding_dim", CK_EMBEDDING_DIM, "d = R m + R + m + 2"),
+            Quantity("mlp_width", CK_MLP_WIDTH, "d_mlp = 2 R m"),
+            Quantity("params", CK_PARAMS, "section 2's count with H = 1 head, L = 2 k"),
+            Quantity("decode_steps", k, "k greedy steps"),
+        ),
+        assumptions=_HARD_ATTENTION,
     ),
-    assumptions=_HARD_ATTENTION,
-), replace=True)
+    replace=True,
+)

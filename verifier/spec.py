@@ -408,8 +408,10 @@ class FeasibilityClaim(ClaimBase):
                 "program associative_width: expected no construction (its network is random), "
                 "got one"
             )
-        if self.program == "codebook_margin" and self.construction is not None and (
-            self.construction.margin != GeometricConstruction.model_fields["margin"].default
+        if (
+            self.program == "codebook_margin"
+            and self.construction is not None
+            and (self.construction.margin != GeometricConstruction.model_fields["margin"].default)
         ):
             raise ValueError(
                 "construction.margin is G1's coherence target; for program codebook_margin "
@@ -552,6 +554,7 @@ class TransferClaim(ClaimBase):
 
 # --- bound claims (issue 3; verifier/bounds.py, THEORY.md sections 3-5) -------------------------
 
+
 def _claim_measures() -> set[str]:
     """Every measure some claim kind reports (what ``measured_<name>`` may name)."""
     names: set[str] = set()
@@ -575,7 +578,8 @@ class BoundClaim(ClaimBase):
     check: Literal["bound"]
     theorem: str | None = Field(None, description="registry id (see `verifier theorems`)")
     versus: list[str] = Field(
-        default_factory=list, max_length=8,
+        default_factory=list,
+        max_length=8,
         description="more theorems; formulas use their quantities as <ID>_<name>",
     )
     given: dict[str, int | float | str] = Field(
@@ -674,8 +678,7 @@ class BoundClaim(ClaimBase):
 
 
 Claim = Annotated[
-    ConstructionClaim | BudgetClaim | FeasibilityClaim | TrainingClaim | TransferClaim
-    | BoundClaim,
+    ConstructionClaim | BudgetClaim | FeasibilityClaim | TrainingClaim | TransferClaim | BoundClaim,
     Field(discriminator="check"),
 ]
 
@@ -726,9 +729,7 @@ def spec_schema() -> dict[str, Any]:
     return Spec.model_json_schema()
 
 
-def _line_of(
-    data: Any, loc: tuple[int | str, ...], message: str = ""
-) -> tuple[int | None, str]:
+def _line_of(data: Any, loc: tuple[int | str, ...], message: str = "") -> tuple[int | None, str]:
     """Follow a pydantic error location through the loaded YAML: (line, dotted key).
 
     Location parts that are not in the data (union tags such as ``construction``, validator

@@ -138,7 +138,8 @@ async def submit(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in YAML_TYPES | JSON_TYPES:
         raise ApiError(
-            415, "unsupported_media_type",
+            415,
+            "unsupported_media_type",
             f"expected Content-Type application/yaml or application/json, got {media_type!r}",
         )
     body = await read_body(request, settings.max_body_bytes)
@@ -157,7 +158,9 @@ async def submit(
             )
         except QueueFull as exc:
             raise ApiError(
-                429, "queue_full", f"{exc}; retry later",
+                429,
+                "queue_full",
+                f"{exc}; retry later",
                 headers={"Retry-After": str(settings.retry_after_s)},
             ) from None
     response.headers["Location"] = f"/v1/verifications/{job.id}"
@@ -201,7 +204,8 @@ def cancel_verification(_auth: WriteAuth, job: JobDep, store: StoreDep) -> Verif
     """Cancel a job: a queued one at once, a running one within seconds."""
     if job.status in TERMINAL:
         raise ApiError(
-            409, "conflict",
+            409,
+            "conflict",
             f"expected a queued or running verification, got one already {job.status}",
         )
     updated = store.cancel(job.id)
@@ -221,8 +225,9 @@ _SSE_EXAMPLE = (
     responses={
         200: {
             "description": "server-sent events: status, progress, then one verdict (last)",
-            "content": {"text/event-stream": {"schema": {"type": "string"},
-                                              "example": _SSE_EXAMPLE}},
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}
+            },
         },
         **_ERRORS,
     },

@@ -22,8 +22,9 @@ TOKEN = "test-token-7f3a"
 TERMINAL = {"passed", "failed", "error", "cancelled", "interrupted"}
 
 
-def tiny_spec(name: str, n: int = 32, seed: int = 0, code_dim: str = "auto",
-              expect: str = "{accuracy: 1.0}") -> str:
+def tiny_spec(
+    name: str, n: int = 32, seed: int = 0, code_dim: str = "auto", expect: str = "{accuracy: 1.0}"
+) -> str:
     """A construction spec that runs in well under a second."""
     return (
         f"name: {name}\n"
@@ -84,10 +85,23 @@ class Server:
         env.update(self.env)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from verifier.cli import main; main()", "serve",
-                 "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--workers", str(self.workers)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-c",
+                    "from verifier.cli import main; main()",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--workers",
+                    str(self.workers),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -124,8 +138,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(
         tmp_path_factory.mktemp("api-server"),
         workers=2,
-        env={"VERIFIER_API_TOKEN": TOKEN, "VERIFIER_API_KILL_GRACE_S": "30",
-             "VERIFIER_API_MAX_BODY_BYTES": "65536"},
+        env={
+            "VERIFIER_API_TOKEN": TOKEN,
+            "VERIFIER_API_KILL_GRACE_S": "30",
+            "VERIFIER_API_MAX_BODY_BYTES": "65536",
+        },
     )
     try:
         yield srv.start()
@@ -136,13 +153,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def client(server: Server) -> Iterator[httpx.Client]:
     """An httpx client carrying the token."""
-    with httpx.Client(base_url=server.url, timeout=30,
-                      headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    with httpx.Client(
+        base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as c:
         yield c
 
 
-def wait_for(client: httpx.Client, job_id: str, statuses: set[str],
-             timeout: float = 60.0, pred: Any = None) -> dict[str, Any]:
+def wait_for(
+    client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 60.0, pred: Any = None
+) -> dict[str, Any]:
     """Poll a job until its status is in ``statuses`` (and ``pred(job)``), bounded in time."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
@@ -156,5 +175,9 @@ def wait_for(client: httpx.Client, job_id: str, statuses: set[str],
 
 def submit(client: httpx.Client, text: str, reuse: bool = False) -> httpx.Response:
     """POST a YAML spec."""
-    return client.post("/v1/verifications", content=text, params={"reuse": reuse},
-                       headers={"Content-Type": "application/yaml"})
+    return client.post(
+        "/v1/verifications",
+        content=text,
+        params={"reuse": reuse},
+        headers={"Content-Type": "application/yaml"},
+    )

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.integration
 
 YAML_BOMB = "\n".join(
     ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    + [f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
-       for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+    + [
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
     + ["name: *i", "instance: {kind: bijection, entities: 8, relations: 1}", "claims: *i"]
 )
 
@@ -50,8 +52,9 @@ def test_oversized_body_without_content_length(client: httpx.Client) -> None:
         for _ in range(40):
             yield b"#" * 4096
 
-    r = client.post("/v1/verifications", content=chunks(),
-                    headers={"Content-Type": "application/yaml"})
+    r = client.post(
+        "/v1/verifications", content=chunks(), headers={"Content-Type": "application/yaml"}
+    )
     assert_clean_error(r, 413, "body_too_large", "got more")
 
 
@@ -85,8 +88,18 @@ def test_unknown_key_names_key_and_line(client: httpx.Client) -> None:
     assert r.json()["line"] == 7 and r.json()["key"] == "claims.0.expekt"
 
 
-@pytest.mark.parametrize("bad_id", ["..", "..%2F..%2Fetc%2Fpasswd", "abc", "A" * 32,
-                                    "0" * 31 + "/", "%00" + "0" * 29, "0" * 32 + ".json"])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "..",
+        "..%2F..%2Fetc%2Fpasswd",
+        "abc",
+        "A" * 32,
+        "0" * 31 + "/",
+        "%00" + "0" * 29,
+        "0" * 32 + ".json",
+    ],
+)
 def test_ids_with_path_characters(client: httpx.Client, bad_id: str) -> None:
     r = client.get(f"/v1/verifications/{bad_id}")
     assert r.status_code in (400, 404), r.text
@@ -97,8 +110,9 @@ def test_ids_with_path_characters(client: httpx.Client, bad_id: str) -> None:
 
 def test_bad_id_message(client: httpx.Client) -> None:
     r = client.get("/v1/verifications/..;rm")
-    assert_clean_error(r, 400, "bad_id", "expected a verification id of 32 lowercase hex digits",
-                       "'..;rm'")
+    assert_clean_error(
+        r, 400, "bad_id", "expected a verification id of 32 lowercase hex digits", "'..;rm'"
+    )
     assert client.delete("/v1/verifications/" + "0" * 32).status_code == 404
 
 
@@ -113,16 +127,21 @@ def test_n_over_the_limit(client: httpx.Client) -> None:
 
 def test_other_malformed_bodies(client: httpx.Client) -> None:
     assert_clean_error(submit(client, "[" * 2_000), 422, "spec_error")
-    r = client.post("/v1/verifications", content=b"name: \xff\xfe",
-                    headers={"Content-Type": "application/yaml"})
+    r = client.post(
+        "/v1/verifications", content=b"name: \xff\xfe", headers={"Content-Type": "application/yaml"}
+    )
     assert_clean_error(r, 422, "spec_error", "expected UTF-8")
-    r = client.post("/v1/verifications", content="[1, 2]",
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v1/verifications", content="[1, 2]", headers={"Content-Type": "application/json"}
+    )
     assert_clean_error(r, 422, "spec_error", "expected a JSON object")
     r = client.post("/v1/verifications", content="{", headers={"Content-Type": "application/json"})
     assert_clean_error(r, 422, "spec_error", "expected JSON")
-    r = client.post("/v1/verifications", content="a=1",
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/verifications",
+        content="a=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert_clean_error(r, 415, "unsupported_media_type", "application/yaml")
     r = client.get("/v1/verifications", params={"limit": 10_000})
     assert_clean_error(r, 422, "invalid_request", "limit")

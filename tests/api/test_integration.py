@@ -43,11 +43,19 @@ def test_submit_poll_and_reuse(client: httpx.Client) -> None:
 def parse_sse(text: str) -> list[tuple[int | None, str, dict[str, object]]]:
     events = []
     for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line
-                      and not line.startswith(":"))
+        fields = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if ": " in line and not line.startswith(":")
+        )
         if "event" in fields:
-            events.append((int(fields["id"]) if "id" in fields else None, fields["event"],
-                           json.loads(fields["data"])))
+            events.append(
+                (
+                    int(fields["id"]) if "id" in fields else None,
+                    fields["event"],
+                    json.loads(fields["data"]),
+                )
+            )
     return events
 
 
@@ -68,16 +76,21 @@ def test_event_stream_ends_with_the_verdict(client: httpx.Client) -> None:
     assert events[-1][2]["status"] == "failed"  # the expectation accuracy = 1 does not hold
     # resuming after the last event id gives nothing new before the stream times out: the
     # verdict was already sent, so resume from just before it
-    with client.stream("GET", f"/v1/verifications/{job['id']}/events",
-                       headers={"Last-Event-ID": str(ids[-2])}, timeout=30) as r:
+    with client.stream(
+        "GET",
+        f"/v1/verifications/{job['id']}/events",
+        headers={"Last-Event-ID": str(ids[-2])},
+        timeout=30,
+    ) as r:
         resumed = parse_sse("".join(r.iter_text()))
     assert [e[1] for e in resumed] == ["verdict"]
 
 
 def test_cancel_a_running_job_stops_within_seconds(client: httpx.Client) -> None:
     job = submit(client, long_spec("cancel-me")).json()
-    wait_for(client, job["id"], {"running"}, timeout=60,
-             pred=lambda j: j["progress"]["fraction"] > 0)
+    wait_for(
+        client, job["id"], {"running"}, timeout=60, pred=lambda j: j["progress"]["fraction"] > 0
+    )
     start = time.monotonic()
     r = client.delete(f"/v1/verifications/{job['id']}")
     assert r.status_code == 202 and r.json()["cancel_requested"] is True
@@ -100,12 +113,20 @@ def test_32_concurrent_submissions_all_finish_correctly(server: Server) -> None:
     ]
 
     async def run() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60,
-                                     headers={"Authorization": f"Bearer {TOKEN}"}) as ac:
-            return await asyncio.gather(*[
-                ac.post("/v1/verifications", content=s, params={"reuse": False},
-                        headers={"Content-Type": "application/yaml"}) for s in specs
-            ])
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as ac:
+            return await asyncio.gather(
+                *[
+                    ac.post(
+                        "/v1/verifications",
+                        content=s,
+                        params={"reuse": False},
+                        headers={"Content-Type": "application/yaml"},
+                    )
+                    for s in specs
+                ]
+            )
 
     responses = asyncio.run(run())
     assert [r.status_code for r in responses] == [202] * 32
@@ -124,18 +145,25 @@ def test_32_concurrent_submissions_all_finish_correctly(server: Server) -> None:
 
 def test_token_is_required_for_writes(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as anon:
-        r = anon.post("/v1/verifications", content=tiny_spec("no-token"),
-                      headers={"Content-Type": "application/yaml"})
+        r = anon.post(
+            "/v1/verifications",
+            content=tiny_spec("no-token"),
+            headers={"Content-Type": "application/yaml"},
+        )
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"] == "Bearer"
         assert r.json() == {
             "error": "unauthorized",
             "message": "expected Authorization: Bearer <token>, got no Authorization header",
-            "line": None, "key": None, "limit": None,
+            "line": None,
+            "key": None,
+            "limit": None,
         }
-        wrong = anon.post("/v1/verifications", content=tiny_spec("bad-token"),
-                          headers={"Content-Type": "application/yaml",
-                                   "Authorization": "Bearer nope"})
+        wrong = anon.post(
+            "/v1/verifications",
+            content=tiny_spec("bad-token"),
+            headers={"Content-Type": "application/yaml", "Authorization": "Bearer nope"},
+        )
         assert wrong.status_code == 401
         assert "wrong or malformed token" in wrong.json()["message"]
         assert anon.delete(f"/v1/verifications/{'0' * 32}").status_code == 401
@@ -165,17 +193,27 @@ def test_report_page_in_a_headless_browser(client: httpx.Client, tmp_path) -> No
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    sweep = tiny_spec("page-me", n=32, seed=1).replace(
-        "    expect:", "    sweep: {N: [32, 64, 128]}\n    expect:"
-    ).replace("{accuracy: 1.0}", '{accuracy: 1.0, code_dim: "<= 16*log(N)"}')
+    sweep = (
+        tiny_spec("page-me", n=32, seed=1)
+        .replace("    expect:", "    sweep: {N: [32, 64, 128]}\n    expect:")
+        .replace("{accuracy: 1.0}", '{accuracy: 1.0, code_dim: "<= 16*log(N)"}')
+    )
     done = wait_for(client, submit(client, sweep).json()["id"], TERMINAL)
     assert done["status"] == "passed", done
     binary, driver_path = found  # type: ignore[misc]
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
@@ -185,7 +223,9 @@ def test_report_page_in_a_headless_browser(client: httpx.Client, tmp_path) -> No
         assert browser.find_element(By.ID, "status").text == "passed"
         rows = browser.find_elements(By.CSS_SELECTOR, "#results tr.result")
         assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [
-            "exact[N=32]", "exact[N=64]", "exact[N=128]"
+            "exact[N=32]",
+            "exact[N=64]",
+            "exact[N=128]",
         ]
         images = browser.find_elements(By.CSS_SELECTOR, "img.plot")
         assert len(images) == 1

@@ -42,8 +42,9 @@ def test_kill_9_then_restart_requeues_the_running_job(tmp_path: Path) -> None:
         first.start()
         with httpx.Client(base_url=first.url, timeout=30) as c:
             job = submit(c, long_spec("survive-me")).json()
-            wait_for(c, job["id"], {"running"}, timeout=60,
-                     pred=lambda j: j["progress"]["fraction"] > 0)
+            wait_for(
+                c, job["id"], {"running"}, timeout=60, pred=lambda j: j["progress"]["fraction"] > 0
+            )
         pid = worker_pid(tmp_path / "data", job["id"])
         first.kill9()
         deadline = time.monotonic() + 10
@@ -55,12 +56,14 @@ def test_kill_9_then_restart_requeues_the_running_job(tmp_path: Path) -> None:
         with httpx.Client(base_url=second.url, timeout=30) as c:
             after = c.get(f"/v1/verifications/{job['id']}").json()
             assert after["status"] in ("queued", "running"), after
-            assert after["message"] == (
-                "re-queued: the server stopped while the job was running"
-            ) or after["status"] == "running"
+            assert (
+                after["message"] == ("re-queued: the server stopped while the job was running")
+                or after["status"] == "running"
+            )
             # the new worker picks it up again: attempt 2
-            again = wait_for(c, job["id"], {"running"}, timeout=60,
-                             pred=lambda j: j["attempts"] == 2)
+            again = wait_for(
+                c, job["id"], {"running"}, timeout=60, pred=lambda j: j["attempts"] == 2
+            )
             assert again["spec_name"] == "survive-me"
             with c.stream("GET", f"/v1/verifications/{job['id']}/events", timeout=10) as r:
                 first_event = next(r.iter_text())  # the history survived the restart

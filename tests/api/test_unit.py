@@ -33,7 +33,11 @@ def stable(body: dict) -> dict:  # type: ignore[type-arg]
 
 def test_healthz(app_client: TestClient) -> None:
     assert app_client.get("/healthz").json() == {
-        "status": "ok", "verifier_version": "0.1.0", "workers": 0, "workers_alive": 0, "jobs": {},
+        "status": "ok",
+        "verifier_version": "0.1.0",
+        "workers": 0,
+        "workers_alive": 0,
+        "jobs": {},
     }
 
 
@@ -49,9 +53,15 @@ def test_submit_get_list_cancel(app_client: TestClient) -> None:
         "report": f"/v1/verifications/{body['id']}/report",
     }
     assert stable(body) == {
-        "status": "queued", "spec_name": "unit", "verifier_version": "0.1.0", "attempts": 0,
-        "reused": False, "cancel_requested": False, "message": "",
-        "progress": {"fraction": 0.0, "key": "", "message": ""}, "report": None,
+        "status": "queued",
+        "spec_name": "unit",
+        "verifier_version": "0.1.0",
+        "attempts": 0,
+        "reused": False,
+        "cancel_requested": False,
+        "message": "",
+        "progress": {"fraction": 0.0, "key": "", "message": ""},
+        "report": None,
     }
     assert app_client.get(body["links"]["url"]).json() == body
     listed = app_client.get("/v1/verifications").json()
@@ -59,12 +69,18 @@ def test_submit_get_list_cancel(app_client: TestClient) -> None:
     assert listed["items"] == [{k: v for k, v in body.items() if k != "report"}]
     r = app_client.delete(body["links"]["url"])
     assert r.status_code == 202
-    assert stable(r.json()) == {**stable(body), "status": "cancelled", "cancel_requested": True,
-                                "message": "cancelled before it started"}
+    assert stable(r.json()) == {
+        **stable(body),
+        "status": "cancelled",
+        "cancel_requested": True,
+        "message": "cancelled before it started",
+    }
     assert app_client.delete(body["links"]["url"]).json() == {
         "error": "conflict",
         "message": "expected a queued or running verification, got one already cancelled",
-        "line": None, "key": None, "limit": None,
+        "line": None,
+        "key": None,
+        "limit": None,
     }
 
 
@@ -79,14 +95,20 @@ def test_json_body_equals_yaml_body(app_client: TestClient) -> None:
 
 def test_queue_bound_answers_429(app_client: TestClient) -> None:
     for i in range(3):
-        assert app_client.post("/v1/verifications", content=tiny_spec(f"q{i}"),
-                               headers=YAML).status_code == 202
+        assert (
+            app_client.post(
+                "/v1/verifications", content=tiny_spec(f"q{i}"), headers=YAML
+            ).status_code
+            == 202
+        )
     r = app_client.post("/v1/verifications", content=tiny_spec("q3"), headers=YAML)
     assert r.status_code == 429 and r.headers["retry-after"] == "7"
     assert r.json() == {
         "error": "queue_full",
         "message": "3 jobs are queued, the limit max_queued is 3; retry later",
-        "line": None, "key": None, "limit": None,
+        "line": None,
+        "key": None,
+        "limit": None,
     }
 
 
@@ -97,15 +119,20 @@ def test_limit_is_named_before_queueing(app_client: TestClient) -> None:
         "error": "limit_exceeded",
         "message": "claim 'exact': N is 2,000,000, over the limit max_entities = 1,000,000 "
         "(set VERIFIER_MAX_ENTITIES to change it)",
-        "line": None, "key": None, "limit": "max_entities",
+        "line": None,
+        "key": None,
+        "limit": "max_entities",
     }
     assert app_client.get("/v1/verifications").json()["total"] == 0
 
 
 def test_not_found_and_bad_id(app_client: TestClient) -> None:
     assert app_client.get("/v1/verifications/" + "ab" * 16).json() == {
-        "error": "not_found", "message": f"no verification with id {'ab' * 16}",
-        "line": None, "key": None, "limit": None,
+        "error": "not_found",
+        "message": f"no verification with id {'ab' * 16}",
+        "line": None,
+        "key": None,
+        "limit": None,
     }
     assert app_client.get("/v1/verifications/x.y").status_code == 400
     assert app_client.get("/nowhere").json()["error"] == "not_found"
@@ -118,8 +145,15 @@ def test_schema_theorems_and_openapi(app_client: TestClient) -> None:
     assert theorems.status_code in (200, 404)
     openapi = app_client.get("/openapi.json").json()
     models = openapi["components"]["schemas"]
-    for name in ("Verification", "VerificationSummary", "VerificationPage", "ErrorOut", "Health",
-                 "Report", "ClaimResult"):
+    for name in (
+        "Verification",
+        "VerificationSummary",
+        "VerificationPage",
+        "ErrorOut",
+        "Health",
+        "Report",
+        "ClaimResult",
+    ):
         assert name in models, name
     for name in ("VerificationSummary", "ErrorOut", "Health"):
         assert models[name]["examples"], name

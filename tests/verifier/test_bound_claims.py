@@ -31,14 +31,20 @@ def run(claims: str) -> dict[str, tuple[str, str]]:
 
 
 def test_lb1_against_a_construction_uses_its_params() -> None:
-    report = run_spec(load_spec_text(HEAD + RECALL + """\
+    report = run_spec(
+        load_spec_text(
+            HEAD
+            + RECALL
+            + """\
   - id: lb1
     check: bound
     theorem: LB1
     given: {precision_bits: 64}
     against: exact-recall
     expect: {measured_embedding_dim: ">= min_embedding_dim", bits_per_param: "< 1"}
-"""))
+"""
+        )
+    )
     result = next(r for r in report.results if r.key == "lb1")
     assert result.status == "passed"
     recall = next(r for r in report.results if r.key == "exact-recall")
@@ -82,9 +88,18 @@ def test_given_formula_and_default_symbols_in_expectations() -> None:
         ("quantities: {N: '2'}", r"quantities.N: expected a new identifier"),
         ("against: nothing\n    theorem: G1", r"refers to claim 'nothing'"),
     ],
-    ids=["unknown-theorem", "undefined-symbol", "undefined-symbol-in-quantity",
-         "unknown-given", "measured-without-against", "limit-without-expectation",
-         "bad-order", "duplicate-versus", "quantity-shadows-symbol", "unknown-against"],
+    ids=[
+        "unknown-theorem",
+        "undefined-symbol",
+        "undefined-symbol-in-quantity",
+        "unknown-given",
+        "measured-without-against",
+        "limit-without-expectation",
+        "bad-order",
+        "duplicate-versus",
+        "quantity-shadows-symbol",
+        "unknown-against",
+    ],
 )
 def test_bad_bound_claims_are_spec_errors_with_line(claim: str, match: str) -> None:
     text = HEAD + "  - id: b\n    check: bound\n    " + claim + "\n"
@@ -105,8 +120,10 @@ def test_bad_bound_claims_are_spec_errors_with_line(claim: str, match: str) -> N
     ids=["complex", "domain", "non-finite", "huge-int", "overflow"],
 )
 def test_bad_values_are_errors(quantity: str, match: str) -> None:
-    out = run(f"  - id: q\n    check: bound\n    quantities: {{x: '{quantity}'}}\n"
-              f"    expect: {{x: '> 0'}}\n")
+    out = run(
+        f"  - id: q\n    check: bound\n    quantities: {{x: '{quantity}'}}\n"
+        f"    expect: {{x: '> 0'}}\n"
+    )
     status, message = out["q"]
     assert status == "error"
     assert re.search(match, message), message
@@ -130,13 +147,19 @@ def test_missing_value_names_what_to_set() -> None:
 
 
 def test_against_measure_that_does_not_exist() -> None:
-    report = run_spec(load_spec_text(HEAD + RECALL + """\
+    report = run_spec(
+        load_spec_text(
+            HEAD
+            + RECALL
+            + """\
   - id: b
     check: bound
     theorem: G1
     against: exact-recall
     expect: {measured_depth: "<= 3"}
-"""))
+"""
+        )
+    )
     result = next(r for r in report.results if r.key == "b")
     assert result.status == "error"
     assert "claim 'exact-recall' measured no 'depth'" in result.message
@@ -166,13 +189,16 @@ def test_limits_and_orders_decide() -> None:
     assert out["wrong-order"][0] == "failed"
 
 
-UNDECIDABLE = HEAD + """\
+UNDECIDABLE = (
+    HEAD
+    + """\
   - id: undecided
     check: bound
     theorem: G1
     limit: "code_dim / log(N)"
     expect: {limit: 16}
 """
+)
 
 
 def test_undecidable_limit_is_undecided_and_exits_1(tmp_path: Path) -> None:
@@ -189,7 +215,10 @@ def test_undecidable_limit_is_undecided_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_swept_against_is_matched_point_by_point() -> None:
-    report = run_spec(load_spec_text(HEAD + """\
+    report = run_spec(
+        load_spec_text(
+            HEAD
+            + """\
   - id: recall
     check: construction
     construction: {name: geometric, codebook: rademacher, code_dim: 16}
@@ -200,10 +229,14 @@ def test_swept_against_is_matched_point_by_point() -> None:
     sweep: {N: [64, 128]}
     quantities: {d: "N"}
     expect: {measured_fact_params: "== N*measured_embedding_dim"}
-"""))
+"""
+        )
+    )
     assert [r.status for r in report.results if r.claim_id == "same"] == ["passed", "passed"]
     with pytest.raises(SpecError, match="expected this claim to have the same sweep"):
-        load_spec_text(HEAD + """\
+        load_spec_text(
+            HEAD
+            + """\
   - id: recall
     check: construction
     construction: {name: geometric, codebook: rademacher, code_dim: 16}
@@ -212,4 +245,5 @@ def test_swept_against_is_matched_point_by_point() -> None:
     check: bound
     theorem: G1
     against: recall
-""")
+"""
+        )

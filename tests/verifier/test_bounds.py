@@ -66,20 +66,23 @@ INDEPENDENT: dict[tuple[str, str], Callable[[Values], float]] = {
     ("G1", "mlp_width"): lambda v: g1_sizes(v)[1],
     ("G1", "params"): lambda v: g1_sizes(v)[2],
     ("G1", "fact_params"): lambda v: v["N"] * g1_sizes(v)[0],
-    ("G1", "mlp_params"): lambda v: 2 * g1_sizes(v)[0] * g1_sizes(v)[1] + g1_sizes(v)[1]
-    + g1_sizes(v)[0],
+    ("G1", "mlp_params"): lambda v: (
+        2 * g1_sizes(v)[0] * g1_sizes(v)[1] + g1_sizes(v)[1] + g1_sizes(v)[0]
+    ),
     ("LB1", "bits"): lambda v: v["R"] * log2_fact(v["N"]),
     ("LB1", "min_params"): lambda v: v["R"] * log2_fact(v["N"]) / v["p"],
     ("LB1", "min_embedding_dim"): lambda v: v["R"] * log2_fact(v["N"]) / (v["N"] * v["p"]),
-    ("LB1", "approx_min_embedding_dim"):
-        lambda v: v["R"] * (math.log2(v["N"]) - math.log2(math.e)) / v["p"],
+    ("LB1", "approx_min_embedding_dim"): lambda v: (
+        v["R"] * (math.log2(v["N"]) - math.log2(math.e)) / v["p"]
+    ),
     ("LB1", "bits_per_param"): lambda v: v["R"] * log2_fact(v["N"]) / v["P"],
     ("NLB24", "facts"): lambda v: v["N"] * v["R"],
     ("NLB24", "mlp_params"): lambda v: v["N"] * v["R"],
     ("BARNFIELD26", "memory_params"): nlogn,
     ("BARNFIELD26", "embedding_dim"): lambda v: math.sqrt(nlogn(v)),
-    ("BARNFIELD26", "params"):
-        lambda v: (v["N"] + v["R"] + v["A"]) * math.sqrt(nlogn(v)) + nlogn(v),
+    ("BARNFIELD26", "params"): lambda v: (
+        (v["N"] + v["R"] + v["A"]) * math.sqrt(nlogn(v)) + nlogn(v)
+    ),
 }
 
 
@@ -93,26 +96,48 @@ def chain_sizes(v: Values, cot: bool) -> tuple[float, float, float]:
     return d, w, params
 
 
-INDEPENDENT.update({
-    ("Gk", "embedding_dim"): lambda v: chain_sizes(v, cot=False)[0],
-    ("Gk", "mlp_width"): lambda v: chain_sizes(v, cot=False)[1],
-    ("Gk", "params"): lambda v: chain_sizes(v, cot=False)[2],
-    ("Gk", "fact_params"): lambda v: v["N"] * chain_sizes(v, cot=False)[0],
-    ("Ck", "embedding_dim"): lambda v: chain_sizes(v, cot=True)[0],
-    ("Ck", "mlp_width"): lambda v: chain_sizes(v, cot=True)[1],
-    ("Ck", "params"): lambda v: chain_sizes(v, cot=True)[2],
-    ("Ck", "decode_steps"): lambda v: v["k"],
-    ("LBk", "bits"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]),
-    ("LBk", "min_embedding_dim"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]) / v["p"],
-    ("LBk", "depth_at_budget"): lambda v: math.log(v["P"] / (v["N"] * v["m"])) / math.log(v["R"]),
-})
+INDEPENDENT.update(
+    {
+        ("Gk", "embedding_dim"): lambda v: chain_sizes(v, cot=False)[0],
+        ("Gk", "mlp_width"): lambda v: chain_sizes(v, cot=False)[1],
+        ("Gk", "params"): lambda v: chain_sizes(v, cot=False)[2],
+        ("Gk", "fact_params"): lambda v: v["N"] * chain_sizes(v, cot=False)[0],
+        ("Ck", "embedding_dim"): lambda v: chain_sizes(v, cot=True)[0],
+        ("Ck", "mlp_width"): lambda v: chain_sizes(v, cot=True)[1],
+        ("Ck", "params"): lambda v: chain_sizes(v, cot=True)[2],
+        ("Ck", "decode_steps"): lambda v: v["k"],
+        ("LBk", "bits"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]),
+        ("LBk", "min_embedding_dim"): lambda v: v["R"] ** v["k"] * math.log2(v["N"]) / v["p"],
+        ("LBk", "depth_at_budget"): lambda v: (
+            math.log(v["P"] / (v["N"] * v["m"])) / math.log(v["R"])
+        ),
+    }
+)
 BUILTIN = ("G1", "LB1", "NLB24", "BARNFIELD26", "Gk", "LBk", "Ck")
 POINTS = [
     {"N": 2, "R": 2, "k": 3, "A": 2, "m": 3, "p": 8, "delta": 0.5, "gamma": 0.1, "P": 10},
-    {"N": 256, "R": 4, "k": 2, "A": 256, "m": 29, "p": 16, "delta": 0.01, "gamma": 0.5,
-     "P": 123_457},
-    {"N": 10**9, "R": 7, "k": 1, "A": 7 * 10**9, "m": 512, "p": 64, "delta": 1e-6,
-     "gamma": 0.75, "P": 10**12},
+    {
+        "N": 256,
+        "R": 4,
+        "k": 2,
+        "A": 256,
+        "m": 29,
+        "p": 16,
+        "delta": 0.01,
+        "gamma": 0.5,
+        "P": 123_457,
+    },
+    {
+        "N": 10**9,
+        "R": 7,
+        "k": 1,
+        "A": 7 * 10**9,
+        "m": 512,
+        "p": 64,
+        "delta": 1e-6,
+        "gamma": 0.75,
+        "P": 10**12,
+    },
 ]
 
 
@@ -168,20 +193,26 @@ def test_g1_registry_counts_equal_the_built_model(n: int, r: int, m: int, disjoi
     facts = BijectionFacts(n_entities=n, n_relations=r, seed=3, disjoint=disjoint)
     codes = codebook("rademacher", facts.n_attributes, m, seed=3)
     model, layout = build_geometric(facts, codes)
-    instance = BijectionInstance(kind="bijection", entities=n, relations=r,
-                                 attributes="disjoint" if disjoint else "shared")
+    instance = BijectionInstance(
+        kind="bijection", entities=n, relations=r, attributes="disjoint" if disjoint else "shared"
+    )
     values = {**bounds.instance_values(instance), "m": m}
     resolved = get_theorem("G1").resolved(frozenset(values))
-    counts = {q: evaluate(resolved[q], values) for q in
-              ("embedding_dim", "mlp_width", "params", "fact_params", "mlp_params")}
+    counts = {
+        q: evaluate(resolved[q], values)
+        for q in ("embedding_dim", "mlp_width", "params", "fact_params", "mlp_params")
+    }
     assert counts["params"] == model.n_params()
     assert counts["embedding_dim"] == layout.d_model == model.cfg.d_model
     assert counts["mlp_width"] == layout.d_mlp == model.cfg.d_mlp
     assert counts["fact_params"] == model.W_E[:n].numel()
     mlp = model.W_in.numel() + model.b_in.numel() + model.W_out.numel() + model.b_out.numel()
     assert counts["mlp_params"] == mlp
-    assert geometric_size(instance, m) == (counts["embedding_dim"], counts["mlp_width"],
-                                           counts["params"])
+    assert geometric_size(instance, m) == (
+        counts["embedding_dim"],
+        counts["mlp_width"],
+        counts["params"],
+    )
 
 
 # --- registry API ------------------------------------------------------------------------------
@@ -270,9 +301,15 @@ def test_floor_and_ceiling_limits_are_never_decided() -> None:
 
 @pytest.mark.parametrize(
     "cls,kind,value,want",
-    [("O", "finite", 0.0, True), ("Theta", "finite", 0.0, False), ("Theta", "finite", 2.0, True),
-     ("Omega", "infinite", "oo", True), ("O", "infinite", "oo", False), ("o", "finite", 0.0, True),
-     ("omega", "finite", 3.0, False)],
+    [
+        ("O", "finite", 0.0, True),
+        ("Theta", "finite", 0.0, False),
+        ("Theta", "finite", 2.0, True),
+        ("Omega", "infinite", "oo", True),
+        ("O", "infinite", "oo", False),
+        ("o", "finite", 0.0, True),
+        ("omega", "finite", 3.0, False),
+    ],
 )
 def test_order_classes(cls: str, kind: bounds.LimitKind, value: float | str, want: bool) -> None:
     assert order_holds(cls, bounds.LimitResult(kind, value, "")) is want
@@ -286,8 +323,7 @@ def test_order_on_oscillation_uses_bounds_or_stays_undecided() -> None:
 
 
 def test_split_order() -> None:
-    assert split_order("embedding_dim = Theta(R*log(N))") == ("embedding_dim", "Theta",
-                                                            "R*log(N)")
+    assert split_order("embedding_dim = Theta(R*log(N))") == ("embedding_dim", "Theta", "R*log(N)")
     with pytest.raises(SpecError, match="expected '<formula> = <class>"):
         split_order("embedding_dim ~ log(N)")
 

@@ -27,8 +27,13 @@ def linprog_margin(codes: np.ndarray, t: int, box: float) -> float:
     n, m = codes.shape
     diff = np.delete(codes[t] - codes, t, axis=0)
     A_ub = np.hstack([-diff, np.ones((n - 1, 1))])
-    res = linprog(np.r_[np.zeros(m), -1.0], A_ub=A_ub, b_ub=np.zeros(n - 1),
-                  bounds=[(-box, box)] * m + [(None, None)], method="highs")
+    res = linprog(
+        np.r_[np.zeros(m), -1.0],
+        A_ub=A_ub,
+        b_ub=np.zeros(n - 1),
+        bounds=[(-box, box)] * m + [(None, None)],
+        method="highs",
+    )
     assert res.status == 0
     return float(-res.fun)
 
@@ -83,8 +88,9 @@ def test_p1_infeasibility_matches_duplicates(n: int, m: int) -> None:
     codes = codebook("rademacher", n, m, seed=n + m)
     res = codebook_margin(codes)
     for cert in res.certificates:
-        duplicated = any(np.array_equal(codes[cert.target], codes[j])
-                         for j in range(n) if j != cert.target)
+        duplicated = any(
+            np.array_equal(codes[cert.target], codes[j]) for j in range(n) if j != cert.target
+        )
         if duplicated:
             assert cert.upper < 1e-9  # the dual certificate proves margin 0
         else:
@@ -178,8 +184,7 @@ def test_reembed_new_bijections_confirmed_by_forward_pass() -> None:
     facts = BijectionFacts(24, 2, seed=2)
     codes = codebook("rademacher", 24, 16, seed=2)
     model, _ = build_geometric(facts, codes)
-    new = facts.with_perms(np.stack([rng(2, Stream.TRANSFER, r).permutation(24)
-                                     for r in range(2)]))
+    new = facts.with_perms(np.stack([rng(2, Stream.TRANSFER, r).permutation(24) for r in range(2)]))
     before = model.W_E.detach().clone()
     res = reembed(model, new, model.W_E.detach().numpy()[:24].copy(), margin=0.05)
     assert res.found and res.accuracy == 1.0 and res.margin >= 0.05 - 1e-9
@@ -202,8 +207,7 @@ def test_reembed_reports_not_found_when_codes_coincide() -> None:
     codes = codebook("rademacher", 24, 12, seed=2)
     assert len({tuple(c) for c in codes}) < 24
     model, _ = build_geometric(facts, codes)
-    new = facts.with_perms(np.stack([rng(2, Stream.TRANSFER, r).permutation(24)
-                                     for r in range(2)]))
+    new = facts.with_perms(np.stack([rng(2, Stream.TRANSFER, r).permutation(24) for r in range(2)]))
     res = reembed(model, new, model.W_E.detach().numpy()[:24].copy(), margin=0.05, max_rounds=2)
     assert not res.found and res.embeddings is None and res.accuracy < 1.0
     assert all(s.region_upper <= 1e-9 for s in res.subjects if not s.found)

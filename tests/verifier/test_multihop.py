@@ -51,9 +51,7 @@ def minimal_codes(n: int, seed: int) -> np.ndarray:
     return codebook("rademacher", n, smallest_code_dim("rademacher", n, 0.99, seed, 512).m, seed)
 
 
-sizes = st.tuples(
-    st.integers(4, 40), st.integers(1, 3), st.integers(1, 3), st.integers(0, 10_000)
-)
+sizes = st.tuples(st.integers(4, 40), st.integers(1, 3), st.integers(1, 3), st.integers(0, 10_000))
 
 
 # --- facts -------------------------------------------------------------------------------------
@@ -103,8 +101,9 @@ def test_gk_recalls_every_query(case: tuple[int, ...]) -> None:
     model, _ = build_chain(facts, codes)
     subjects, chains = facts.query_arrays(0, 5)
     predicted = model(facts.tokens(subjects, chains)).argmax(1).tolist()
-    assert predicted == [brute_path(facts, x, c)[-1] for x, c in zip(subjects, chains.tolist(),
-                                                                      strict=True)]
+    assert predicted == [
+        brute_path(facts, x, c)[-1] for x, c in zip(subjects, chains.tolist(), strict=True)
+    ]
 
 
 @SMALL
@@ -224,9 +223,11 @@ def test_construction_claim_dispatches_multi_hop_and_measures_everything() -> No
 def test_budget_claim_finds_the_depth_where_gk_stops_fitting() -> None:
     n, m = 32, smallest_code_dim("rademacher", 32, 0.99, 2, 512).m
     budget = size_of(False, n, 2, 2, m)[2]  # Gk fits at k = 2 with its full code width
-    text = SPEC.format(n=n, r=2, k=1, cot="COT").replace(
-        "check: construction", "check: budget"
-    ).replace("expect: {accuracy: 1.0}", f"budget: {{params: {budget}}}\n    max_hops: 4")
+    text = (
+        SPEC.format(n=n, r=2, k=1, cot="COT")
+        .replace("check: construction", "check: budget")
+        .replace("expect: {accuracy: 1.0}", f"budget: {{params: {budget}}}\n    max_hops: 4")
+    )
     gk = run_spec(load_spec_text(text.replace("COT", "false"))).results[0]
     ck = run_spec(load_spec_text(text.replace("COT", "true"))).results[0]
     assert gk.measured["depth"] >= 2 and gk.measured["failed_at"] == gk.measured["depth"] + 1
@@ -248,8 +249,9 @@ def test_too_many_queries_is_refused_before_any_work(monkeypatch: pytest.MonkeyP
     count = f"{1000 * 3**40:,}"
     assert "max_queries = 4,000,000" in str(err.value) and count in str(err.value)
     with pytest.raises(LimitExceeded, match=r"is 8,000, over the limit max_queries = 1,000"):
-        SpecRunner(load_spec_text(SPEC.format(n=1000, r=2, k=3, cot="true")),
-                   Limits(max_queries=1000)).preflight()
+        SpecRunner(
+            load_spec_text(SPEC.format(n=1000, r=2, k=3, cot="true")), Limits(max_queries=1000)
+        ).preflight()
 
 
 @pytest.mark.parametrize(

@@ -59,8 +59,10 @@ class BoundCheck:
         for key, raw in claim.given.items():
             param = vocab.givens[key]
             if isinstance(raw, str):
-                table = {n: SYMBOLS.get(n, sp.Symbol(n, positive=True, integer=True))
-                         for n in ("N", "R", "k", "A")}
+                table = {
+                    n: SYMBOLS.get(n, sp.Symbol(n, positive=True, integer=True))
+                    for n in ("N", "R", "k", "A")
+                }
                 raw = evaluate(parse_formula(raw, table).expr, values, f"given.{key}")
             values[param.name] = raw
         for t in vocab.theorems:  # params set by the against claim's measurement (LB1's P)
@@ -87,8 +89,10 @@ class BoundCheck:
             env = {**symbols, **values, **{k: v for k, v in results.items() if v is not None}}
             unknown = sorted(n for n in formula.names if n in results and results[n] is None)
             if unknown:
-                raise SpecError(f"quantities.{name} uses {', '.join(unknown)}, which has no "
-                                f"value here ({'; '.join(missing[u] for u in unknown)} missing)")
+                raise SpecError(
+                    f"quantities.{name} uses {', '.join(unknown)}, which has no "
+                    f"value here ({'; '.join(missing[u] for u in unknown)} missing)"
+                )
             results[name] = evaluate(formula.expr, env, f"quantity {name!r}")
             formulas[name] = formula.text
         self._require_used(claim, vocab, results, missing, measured)
@@ -104,13 +108,20 @@ class BoundCheck:
         status: Literal["undecided"] | None = None
         message = ""
         if claim.limit is not None or claim.order is not None:
-            decided, text = self._asymptotic(claim, vocab, ctx.instance, values, measured, results,
-                                             evidence)
+            decided, text = self._asymptotic(
+                claim, vocab, ctx.instance, values, measured, results, evidence
+            )
             status = None if decided else "undecided"
             message = text
         values_out = {**results, **{MEASURED_PREFIX + k: v for k, v in measured.items()}}
-        return Measurement(method="symbolic", values=values_out, evidence=evidence,
-                           symbols=symbols, status=status, message=message)
+        return Measurement(
+            method="symbolic",
+            values=values_out,
+            evidence=evidence,
+            symbols=symbols,
+            status=status,
+            message=message,
+        )
 
     def _measured(self, claim: BoundClaim, ctx: CheckContext) -> dict[str, Number]:
         if not claim.against:
@@ -118,8 +129,9 @@ class BoundCheck:
         dep = ctx.dependencies[claim.against]
         return {k: v for k, v in dep.values.items() if _numeric(v)}
 
-    def _defaults(self, vocab: Vocabulary, values: dict[str, Number],
-                  supplied: frozenset[str]) -> dict[str, float]:
+    def _defaults(
+        self, vocab: Vocabulary, values: dict[str, Number], supplied: frozenset[str]
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         for t in vocab.theorems:
             for key, expr in t.resolved(supplied).items():
@@ -128,8 +140,14 @@ class BoundCheck:
                     out[name] = float(evaluate(expr, values, f"{t.id} default of {name}"))
         return out
 
-    def _require_used(self, claim: BoundClaim, vocab: Vocabulary, results: dict[str, Any],
-                      missing: dict[str, str], measured: dict[str, Number]) -> None:
+    def _require_used(
+        self,
+        claim: BoundClaim,
+        vocab: Vocabulary,
+        results: dict[str, Any],
+        missing: dict[str, str],
+        measured: dict[str, Number],
+    ) -> None:
         """Every name an expectation uses has a value, or a clear error says what is missing."""
         used: set[str] = set()
         for e in claim.expectations:
@@ -148,16 +166,23 @@ class BoundCheck:
                     f"{name} needs {missing[name]}, which has no value here; set it under "
                     f"`given:` or take it from an `against:` claim"
                 )
-            if name.startswith(MEASURED_PREFIX) and name[len(MEASURED_PREFIX):] not in measured:
+            if name.startswith(MEASURED_PREFIX) and name[len(MEASURED_PREFIX) :] not in measured:
                 raise SpecError(
                     f"{name}: claim {claim.against!r} measured no "
-                    f"{name[len(MEASURED_PREFIX):]!r}; expected one of "
+                    f"{name[len(MEASURED_PREFIX) :]!r}; expected one of "
                     f"{', '.join(MEASURED_PREFIX + k for k in measured) or '(none)'}"
                 )
 
-    def _asymptotic(self, claim: BoundClaim, vocab: Vocabulary, instance: Any,
-                    values: dict[str, Number], measured: dict[str, Number],
-                    results: dict[str, Any], evidence: dict[str, Any]) -> tuple[bool, str]:
+    def _asymptotic(
+        self,
+        claim: BoundClaim,
+        vocab: Vocabulary,
+        instance: Any,
+        values: dict[str, Number],
+        measured: dict[str, Number],
+        results: dict[str, Any],
+        evidence: dict[str, Any],
+    ) -> tuple[bool, str]:
         """Decide ``limit`` or ``order``; write ``limit``, ``limit_finite``, ``order_holds``."""
         var = SYMBOLS[claim.over]
         fixed = instance_exprs(instance, claim.over)
@@ -183,11 +208,14 @@ class BoundCheck:
         else:
             assert claim.order is not None
             f, cls, g = split_order(claim.order)
-            expr = (parse_formula(f, vocab.table).expr / parse_formula(g, vocab.table).expr)
+            expr = parse_formula(f, vocab.table).expr / parse_formula(g, vocab.table).expr
             expr = expr.xreplace(subs)
         result = limit_at_infinity(expr, var, LIMIT_SECONDS)
-        evidence["asymptotic"] = {"expression": sp.sstr(expr), "over": claim.over,
-                                  "sympy": result.text}
+        evidence["asymptotic"] = {
+            "expression": sp.sstr(expr),
+            "over": claim.over,
+            "sympy": result.text,
+        }
         results["limit"] = result.value
         results["limit_finite"] = None if result.kind == "undecided" else result.kind == "finite"
         if cls is not None:

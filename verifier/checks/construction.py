@@ -70,12 +70,18 @@ class GeometricCheck:
         if spec.codebook != "onehot" and spec.code_dim == "auto":
             # the exact search computes an (n_attr x n_attr) Gram matrix per width it tries
             require(
-                "max_auto_attributes", n_attr, limits.max_auto_attributes,
+                "max_auto_attributes",
+                n_attr,
+                limits.max_auto_attributes,
                 "attributes for code_dim auto",
             )
             if auto_max_code_dim(instance, limits) < 1:
-                require("max_width", geometric_size(instance, 1)[1], limits.max_width,
-                        "the G1 model's width at m = 1")
+                require(
+                    "max_width",
+                    geometric_size(instance, 1)[1],
+                    limits.max_width,
+                    "the G1 model's width at m = 1",
+                )
             return
         m = n_attr if spec.codebook == "onehot" else int(spec.code_dim)
         require("max_code_dim", m, limits.max_code_dim, "code_dim")
@@ -97,7 +103,10 @@ class GeometricCheck:
                 raise_code_dim_mismatch(spec.code_dim, m)
         elif spec.code_dim == "auto":
             search = smallest_code_dim(
-                spec.codebook, facts.n_attributes, 1 - spec.margin, instance.seed,
+                spec.codebook,
+                facts.n_attributes,
+                1 - spec.margin,
+                instance.seed,
                 auto_max_code_dim(instance, ctx.limits),
             )
             m = search.m

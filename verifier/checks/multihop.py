@@ -85,8 +85,14 @@ def resolve_code_dim(
     }
 
 
-def _require_size(cot: bool, instance: MultiHopInstance, hops: int, m: int, limits: Limits,
-                  n_chains: int | None = None) -> None:
+def _require_size(
+    cot: bool,
+    instance: MultiHopInstance,
+    hops: int,
+    m: int,
+    limits: Limits,
+    n_chains: int | None = None,
+) -> None:
     d, w, params = size_of(cot, instance.entities, instance.relations, hops, m, n_chains)
     name = "Ck" if cot else "Gk"
     require("max_width", max(d, w), limits.max_width, f"the {name} model's width (d_model, d_mlp)")
@@ -97,7 +103,9 @@ def _require_queries(instance: MultiHopInstance, hops: int, n_chains: int, limit
     n = instance.entities
     require("max_entities", n, limits.max_entities, "N")
     require(
-        "max_queries", n * n_chains, limits.max_queries,
+        "max_queries",
+        n * n_chains,
+        limits.max_queries,
         f"N*R^k (queries at k = {hops}: {n} x {n_chains} chains)",
     )
 
@@ -135,9 +143,7 @@ def _query(facts: ChainFacts, index: int) -> tuple[int, list[int]]:
     return int(subjects[0]), [int(r) for r in chains[0]]
 
 
-def verify(
-    facts: ChainFacts, codes: np.ndarray, cot: bool, progress: Any = None
-) -> Verified:
+def verify(facts: ChainFacts, codes: np.ndarray, cot: bool, progress: Any = None) -> Verified:
     """Build Gk or Ck on ``codes`` and check every query exactly.
 
     Args:
@@ -167,7 +173,8 @@ def verify(
         if res.first_failure is not None:
             x, chain = _query(facts, res.first_failure)
             cex = {
-                "subject": x, "chain": chain,
+                "subject": x,
+                "chain": chain,
                 "expected": int(facts.answers(np.array([x]), np.array([chain]))[0]),
                 "got": res.first_failure_prediction,
             }
@@ -187,8 +194,10 @@ def verify(
             step = int((~ok[i]).nonzero()[0, 0])
             path = facts.path(subjects[i : i + 1], chains[i : i + 1])[0]
             cex = {
-                "subject": int(subjects[i]), "chain": [int(r) for r in chains[i]],
-                "step": step + 1, "expected": int(path[step]),
+                "subject": int(subjects[i]),
+                "chain": [int(r) for r in chains[i]],
+                "step": step + 1,
+                "expected": int(path[step]),
                 "got": int(dec.rivals[i, step]),
                 "decoded": [int(y) for y in dec.predictions[i]],
             }
@@ -207,11 +216,14 @@ def preflight_construction(instance: MultiHopInstance, claim: Any, limits: Limit
     _require_queries(instance, instance.hops, instance.n_chains, limits)
     if spec.codebook != "onehot" and spec.code_dim == "auto":
         require(
-            "max_auto_attributes", instance.entities, limits.max_auto_attributes,
+            "max_auto_attributes",
+            instance.entities,
+            limits.max_auto_attributes,
             "entities for code_dim auto",
         )
-        cap = max_auto_code_dim(instance.cot, instance.relations, instance.hops,
-                                instance.n_chains, limits)
+        cap = max_auto_code_dim(
+            instance.cot, instance.relations, instance.hops, instance.n_chains, limits
+        )
         if cap < 1:
             _require_size(instance.cot, instance, instance.hops, 1, limits, instance.n_chains)
         return
@@ -288,14 +300,26 @@ def run_construction(ctx: CheckContext) -> Measurement:
 # --- budget claims ---------------------------------------------------------------------------
 
 
-def _fits(cot: bool, instance: MultiHopInstance, hops: int, m: int,
-          max_params: int | None, max_dim: int | None) -> bool:
+def _fits(
+    cot: bool,
+    instance: MultiHopInstance,
+    hops: int,
+    m: int,
+    max_params: int | None,
+    max_dim: int | None,
+) -> bool:
     d, _, params = size_of(cot, instance.entities, instance.relations, hops, m)
     return (max_params is None or params <= max_params) and (max_dim is None or d <= max_dim)
 
 
-def largest_fitting_code_dim(cot: bool, instance: MultiHopInstance, hops: int, m_max: int,
-                             max_params: int | None, max_dim: int | None) -> int:
+def largest_fitting_code_dim(
+    cot: bool,
+    instance: MultiHopInstance,
+    hops: int,
+    m_max: int,
+    max_params: int | None,
+    max_dim: int | None,
+) -> int:
     """Largest ``m <= m_max`` whose model fits the budget (0 if none): sizes grow with m."""
     lo, hi = 0, m_max
     while lo < hi:
@@ -322,19 +346,30 @@ class BudgetCheck:
         spec = claim.construction
         top = claim.max_hops or inst.hops
         known_m = (
-            inst.entities if spec.codebook == "onehot"
-            else None if spec.code_dim == "auto" else int(spec.code_dim)
+            inst.entities
+            if spec.codebook == "onehot"
+            else None
+            if spec.code_dim == "auto"
+            else int(spec.code_dim)
         )
         if known_m is not None:
             require("max_code_dim", known_m, limits.max_code_dim, "code_dim")
         elif spec.codebook != "onehot":
-            require("max_auto_attributes", inst.entities, limits.max_auto_attributes,
-                    "entities for code_dim auto")
+            require(
+                "max_auto_attributes",
+                inst.entities,
+                limits.max_auto_attributes,
+                "entities for code_dim auto",
+            )
         if claim.budget.params is not None:
             require("max_weights", claim.budget.params, limits.max_weights, "the budget's params")
         if isinstance(claim.budget.embedding_dim, int):
-            require("max_width", claim.budget.embedding_dim, limits.max_width,
-                    "the budget's embedding_dim")
+            require(
+                "max_width",
+                claim.budget.embedding_dim,
+                limits.max_width,
+                "the budget's embedding_dim",
+            )
         for hops in range(1, max(top, inst.hops) + 1):
             _require_queries(inst, hops, inst.relations**hops, limits)
 
@@ -370,8 +405,12 @@ class BudgetCheck:
                 res = verify(facts_of(instance, hops), codes, cot)
                 d, _, params = size_of(cot, n, n_rel, hops, m_k)
                 row.update(
-                    solved=res.correct == res.total, accuracy=res.accuracy, margin=res.margin,
-                    embedding_dim=d, params=params, queries=res.total,
+                    solved=res.correct == res.total,
+                    accuracy=res.accuracy,
+                    margin=res.margin,
+                    embedding_dim=d,
+                    params=params,
+                    queries=res.total,
                 )
                 if res.counterexample is not None:
                     row["counterexample"] = res.counterexample

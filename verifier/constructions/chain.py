@@ -172,8 +172,13 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
     layout = ChainLayout(n_slots=facts.n_chains, n_relations=n_rel, n_blocks=k, code_dim=m)
     d, n_ctx = layout.d_model, k + 1
     cfg = ModelConfig(
-        n_vocab=facts.n_vocab, n_ctx=n_ctx, d_model=d, d_head=layout.d_head, n_heads=k,
-        d_mlp=layout.d_mlp, n_out=n,
+        n_vocab=facts.n_vocab,
+        n_ctx=n_ctx,
+        d_model=d,
+        d_head=layout.d_head,
+        n_heads=k,
+        d_mlp=layout.d_mlp,
+        n_out=n,
     )
     model = OneLayerTransformer(cfg, dtype=torch.float64)
     theta = math.pi / (k + 1)
@@ -202,7 +207,16 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
     w_u = np.zeros((d, n))
     w_u[layout.answer] = codes.T
     write_weights(
-        model, W_E=w_e, W_pos=w_pos, W_Q=w_q, W_K=w_k, W_V=w_v, W_O=w_o,
-        W_in=w_in, b_in=b_in, W_out=w_out, W_U=w_u,
+        model,
+        W_E=w_e,
+        W_pos=w_pos,
+        W_Q=w_q,
+        W_K=w_k,
+        W_V=w_v,
+        W_O=w_o,
+        W_in=w_in,
+        b_in=b_in,
+        W_out=w_out,
+        W_U=w_u,
     )
     return model, layout

@@ -47,8 +47,13 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
     layout = ChainLayout(n_slots=n_rel, n_relations=n_rel, n_blocks=1, code_dim=m)
     d, n_ctx = layout.d_model, 2 * k
     cfg = ModelConfig(
-        n_vocab=facts.n_vocab, n_ctx=n_ctx, d_model=d, d_head=layout.d_head, n_heads=1,
-        d_mlp=layout.d_mlp, n_out=n,
+        n_vocab=facts.n_vocab,
+        n_ctx=n_ctx,
+        d_model=d,
+        d_head=layout.d_head,
+        n_heads=1,
+        d_mlp=layout.d_mlp,
+        n_out=n,
     )
     model = OneLayerTransformer(cfg, dtype=torch.float64)
     theta = math.pi / (k + 1)
@@ -73,8 +78,17 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
     w_u = np.zeros((d, n))
     w_u[layout.answer] = codes.T
     write_weights(
-        model, W_E=w_e, W_pos=w_pos, W_Q=w_q[None], W_K=w_k[None], W_V=w_v[None],
-        W_O=w_o[None], W_in=w_in, b_in=b_in, W_out=w_out, W_U=w_u,
+        model,
+        W_E=w_e,
+        W_pos=w_pos,
+        W_Q=w_q[None],
+        W_K=w_k[None],
+        W_V=w_v[None],
+        W_O=w_o[None],
+        W_in=w_in,
+        b_in=b_in,
+        W_out=w_out,
+        W_U=w_u,
     )
     return model, layout
 

@@ -253,8 +253,13 @@ class CodebookMarginLP:
         order = np.argsort(-lam)[:8]
         support = [(int(res.rows[i]), float(lam[i])) for i in order if lam[i] > 0]
         cert = TargetCertificate(
-            target=t, lower=lower, upper=float(upper), v=v, support=support,
-            rows=len(res.rows), rounds=res.rounds,
+            target=t,
+            lower=lower,
+            upper=float(upper),
+            v=v,
+            support=support,
+            rows=len(res.rows),
+            rounds=res.rounds,
         )
         return cert, violation
 
@@ -310,7 +315,12 @@ def codebook_margin(
             progress(done, len(order))
     complete = not stopped and targets is None
     return CodebookMarginResult(
-        box=lp.box, n_codes=lp.n, code_dim=lp.m, certificates=certs, complete=complete,
-        max_violation=worst_violation, solvers=tuple(sorted(lp.lp.solvers)),
+        box=lp.box,
+        n_codes=lp.n,
+        code_dim=lp.m,
+        certificates=certs,
+        complete=complete,
+        max_violation=worst_violation,
+        solvers=tuple(sorted(lp.lp.solvers)),
         solves=lp.lp.solves,
     )

@@ -136,9 +136,7 @@ class WorkingSetLP:
         batch: programs per solve.
     """
 
-    def __init__(
-        self, c: np.ndarray, settings: SolverSettings, what: str, batch: int = 1
-    ) -> None:
+    def __init__(self, c: np.ndarray, settings: SolverSettings, what: str, batch: int = 1) -> None:
         self.c = np.asarray(c, dtype=np.float64)
         self.n = int(self.c.shape[0])
         self.settings = settings
@@ -231,9 +229,15 @@ class WorkingSetLP:
                 y = y_pad[: len(s.work)].copy()
                 y[0] += y_pad[len(s.work) :].sum()  # padded rows duplicate row 0
                 s.result = WorkingSetResult(
-                    x=x_val, rows=s.work, y=y, upper=upper,
-                    solver_value=float(self.c @ x_val), rounds=s.rounds, solver=solver,
-                    converged=converged, min_slack=min_slack,
+                    x=x_val,
+                    rows=s.work,
+                    y=y,
+                    upper=upper,
+                    solver_value=float(self.c @ x_val),
+                    rounds=s.rounds,
+                    solver=solver,
+                    converged=converged,
+                    min_slack=min_slack,
                 )
             else:
                 worst = fresh[np.argsort(slack[fresh])[:add]]
