@@ -43,6 +43,7 @@ import torch
 
 import verifier
 from verifier.chains import ChainFacts
+from verifier.errors import VerifierError
 from verifier.instances import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 from verifier.recall import margins_of
@@ -51,6 +52,7 @@ from verifier.seeds import Stream, rng
 log = logging.getLogger(__name__)
 TRAINER_VERSION = 2  # bump when a change alters what a seed trains (invalidates checkpoints)
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
+TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
 # Modules (in this package) whose source determines the trained weights: part of the cache key.
 KEY_MODULES: tuple[str, ...] = (
     "train.py",
@@ -325,17 +327,24 @@ def _evaluate(model: OneLayerTransformer, task: TrainTask) -> tuple[float, float
 
 
 def training_threads(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> int:
-    """Intra-op threads a run uses: 1 below :data:`SMALL_TASK_FLOATS`, else torch's setting.
+    """Intra-op threads a run uses: ``VERIFIER_TRAIN_THREADS`` (default 1), and 1 on small tasks.
 
-    On small tasks thread hand-offs cost more than they save (``bench/train_bench.py
-    --threads-check``: 37 ms/step on 2 threads against 7.7 on 1 for the 256 two-hop queries of
-    specs/training/multi_hop.spec.yaml, on 2 busy cores, same weights bitwise), and the float32
-    results of larger tasks differ with the thread count, so the count is part of
-    :func:`run_key`. Activations: ``n (L max(d, d_mlp) + T n_out)`` floats.
+    float32 results differ with the thread count, so the count must not come from the machine
+    or from torch's current setting (which other code may have changed): with the fixed default
+    a seed trains the same weights on every machine, and the count is part of :func:`run_key`.
+    Below :data:`SMALL_TASK_FLOATS` activations (``n (L max(d, d_mlp) + T n_out)`` floats) more
+    threads only cost hand-offs (``bench/train_bench.py --threads-check``: 37 ms/step on 2
+    threads against 7.7 on 1 for specs/training/multi_hop.spec.yaml's 256 two-hop queries).
+
+    Raises:
+        VerifierError: ``VERIFIER_TRAIN_THREADS`` is not a positive integer.
     """
+    raw = os.environ.get(TRAIN_THREADS_VAR, "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise VerifierError(f"{TRAIN_THREADS_VAR}: expected a positive integer, got {raw!r}")
     task = as_task(data)
     width = task.n_ctx * max(cfg.d_model, cfg.d_mlp) + task.steps_per_example * task.n_out
-    return 1 if task.n_examples * width < SMALL_TASK_FLOATS else torch.get_num_threads()
+    return 1 if task.n_examples * width < SMALL_TASK_FLOATS else int(raw)
 
 
 @contextlib.contextmanager

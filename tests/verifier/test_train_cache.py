@@ -17,6 +17,7 @@ from verifier.chains import ChainFacts
 from verifier.checks.training import train_config
 from verifier.cli import DEFAULT_CACHE_DIR as CLI_DEFAULT
 from verifier.cli import app
+from verifier.errors import VerifierError
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits
 from verifier.pytest_plugin import DEFAULT_CACHE_DIR as PLUGIN_DEFAULT
@@ -119,9 +120,15 @@ def test_the_thread_count_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None
     assert run_key(INSTANCE, BASE, threads=1) != run_key(INSTANCE, BASE, threads=2)
     small = query_task(ChainFacts(32, 2, 2, seed=3), cot=True)
     large = BijectionFacts(512, 4, seed=0)
+    big = TrainConfig(d_model=32, d_mlp=256)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert training_threads(large, big) == 1  # fixed, not torch's setting: same weights anywhere
+    monkeypatch.setenv("VERIFIER_TRAIN_THREADS", "2")
     assert training_threads(small, BASE) == 1  # pinned: thread hand-offs cost more than they save
-    assert training_threads(large, TrainConfig(d_model=32, d_mlp=256)) == 2
+    assert training_threads(large, big) == 2
+    monkeypatch.setenv("VERIFIER_TRAIN_THREADS", "two")
+    with pytest.raises(VerifierError, match="VERIFIER_TRAIN_THREADS: expected a positive integer"):
+        training_threads(large, big)
 
 
 def test_sweep_points_have_their_own_keys_and_equal_runs_share_one() -> None:
