@@ -14,6 +14,7 @@ small task (the 256 two-hop queries of specs/training/multi_hop.spec.yaml) and a
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -112,6 +113,7 @@ def main() -> None:
         threads_check()
         return
     torch.set_num_threads(args.threads)
+    os.environ["VERIFIER_TRAIN_THREADS"] = str(args.threads)  # ours trains on the same count
     facts = BijectionFacts(N, R, seed=0)
     cfg = TrainConfig(
         d_model=D, d_mlp=WIDTH, lr=args.lr, steps=args.max_steps, stop_loss=float("inf")
