@@ -29,7 +29,7 @@ from verifier.chains import ChainFacts, chain_facts
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.constructions.chain import ChainLayout, build_chain, positional_pattern
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.cot import build_cot, greedy_decode
+from verifier.constructions.cot import build_cot, first_failure, greedy_decode
 from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits, require
 from verifier.model import OneLayerTransformer
@@ -189,18 +189,8 @@ def verify(facts: ChainFacts, codes: np.ndarray, cot: bool, progress: Any = None
         all_ok = ok.all(dim=1)
         correct += int(all_ok.sum())
         margin = min(margin, float(dec.margins.min()))
-        if cex is None and not bool(all_ok.all()):
-            i = int((~all_ok).nonzero()[0, 0])
-            step = int((~ok[i]).nonzero()[0, 0])
-            path = facts.path(subjects[i : i + 1], chains[i : i + 1])[0]
-            cex = {
-                "subject": int(subjects[i]),
-                "chain": [int(r) for r in chains[i]],
-                "step": step + 1,
-                "expected": int(path[step]),
-                "got": int(dec.rivals[i, step]),
-                "decoded": [int(y) for y in dec.predictions[i]],
-            }
+        if cex is None:
+            cex = first_failure(facts, subjects, chains, dec)
         seen += len(subjects)
         if progress is not None:
             progress(seen, facts.n_queries)

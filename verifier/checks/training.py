@@ -32,7 +32,7 @@ from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.construction import facts_of
 from verifier.checks.multihop import batch_size
 from verifier.checks.multihop import facts_of as chain_facts_of
-from verifier.constructions.cot import greedy_decode
+from verifier.constructions.cot import first_failure, greedy_decode
 from verifier.errors import SpecError
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
@@ -204,19 +204,8 @@ def evaluate_queries(model: OneLayerTransformer, facts: ChainFacts, cot: bool) -
         answers = facts.answers(subjects, chains)
         final_correct += int((dec.predictions[:, -1].numpy() == answers).sum())
         margin = min(margin, float(dec.margins.min()))
-        if cex is None and not bool(all_ok.all()):
-            i = int((~all_ok).nonzero()[0, 0])
-            step = int((~ok[i]).nonzero()[0, 0])
-            path = facts.path(subjects[i : i + 1], chains[i : i + 1])[0]
-            cex = {
-                "subject": int(subjects[i]),
-                "chain": [int(r) for r in chains[i]],
-                "step": step + 1,
-                "expected": int(path[step]),
-                "got": int(dec.rivals[i, step]),
-                "decoded": [int(y) for y in dec.predictions[i]],
-                "path": [int(y) for y in path],
-            }
+        if cex is None:
+            cex = first_failure(facts, subjects, chains, dec)
         seen += len(subjects)
     k = facts.hops
     return QueryRecall(seen, correct, step_correct, k, margin, final_correct, cex)

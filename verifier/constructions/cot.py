@@ -130,3 +130,29 @@ def greedy_decode(
         if i + 1 < facts.hops:
             tokens = torch.cat([tokens, pred[:, None]], dim=1)
     return Decoded(torch.stack(preds, 1), torch.stack(margins, 1), torch.stack(rivals, 1))
+
+
+def first_failure(
+    facts: ChainFacts, subjects: np.ndarray, chains: np.ndarray, decoded: Decoded
+) -> dict[str, object] | None:
+    """The first query of a decoded batch with a wrong step, as report evidence (None if all right).
+
+    ``step`` counts from 1; ``expected``/``got`` are that step's true entity and strongest rival;
+    ``decoded`` and ``path`` are the emitted and the true ``y_1..y_k``.
+    """
+    ok = decoded.margins > 0  # (b, k)
+    bad = ~ok.all(dim=1)
+    if not bool(bad.any()):
+        return None
+    i = int(bad.nonzero()[0, 0])
+    step = int((~ok[i]).nonzero()[0, 0])
+    path = facts.path(subjects[i : i + 1], chains[i : i + 1])[0]
+    return {
+        "subject": int(subjects[i]),
+        "chain": [int(r) for r in chains[i]],
+        "step": step + 1,
+        "expected": int(path[step]),
+        "got": int(decoded.rivals[i, step]),
+        "decoded": [int(y) for y in decoded.predictions[i]],
+        "path": [int(y) for y in path],
+    }
