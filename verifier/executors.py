@@ -78,7 +78,11 @@ def run_task(task: Task, threads: int | None = None) -> list[dict[str, Any]]:
     from verifier.spec import load_spec_text
 
     spec = load_spec_text(task.text, task.file)
-    runner = SpecRunner(spec, Limits(**task.limits), cache_dir=task.cache_dir)
+    return _run_on(SpecRunner(spec, Limits(**task.limits), cache_dir=task.cache_dir), task)
+
+
+def _run_on(runner: SpecRunner, task: Task) -> list[dict[str, Any]]:
+    """Run ``task``'s claims and points on ``runner``; their results as JSON-able dicts."""
     results: list[ClaimResult] = []
     for claim_id in task.claims:
         points = {p.key for p in runner.points[claim_id]}
@@ -178,13 +182,7 @@ def _serial(
 ) -> Iterable[tuple[Task, list[Any] | str]]:
     """In this process, on the callers' runners (dependencies memoised, no re-loading)."""
     for task in tasks:
-        runner = runners[task.spec_index]
-        results: list[ClaimResult] = []
-        for claim_id in task.claims:
-            points = {p.key for p in runner.points[claim_id]}
-            results.extend(r for r in runner.claim_results(claim_id) if r.key in points)
-        results.extend(runner.point_result(key) for key in task.keys)
-        yield task, [r.model_dump(mode="json") for r in results]
+        yield task, _run_on(runners[task.spec_index], task)
 
 
 def _local_pool(tasks: Sequence[Task], jobs: int) -> Iterable[tuple[Task, list[Any] | str]]:

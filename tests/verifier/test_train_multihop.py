@@ -14,7 +14,7 @@ import torch
 
 import verifier.checks.training as training
 from verifier.chains import ChainFacts
-from verifier.checks.training import evaluate_queries
+from verifier.checks.multihop import evaluate_queries
 from verifier.constructions.cot import build_cot
 from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits
