@@ -47,6 +47,7 @@ class Outcome:
     ok: bool | None  # None: could not be decided
     detail: str = ""
     bound: float | None = None  # the formula's value, for comparisons
+    replicates: list[Any] | None = None  # each replicate's measured value (replicated claims)
 
 
 def parse_expectation(

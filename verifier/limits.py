@@ -26,6 +26,7 @@ class Limits(BaseSettings):
     max_width: int = 16_384  # d_model and d_mlp of any model built or trained
     max_weights: int = 400_000_000  # parameters of any one model
     max_steps: int = 100_000  # training steps
+    max_replicates: int = 16  # seeds of one replicated training claim (trained as one stack)
     max_sweep_points: int = 256  # points in one sweep grid
     max_lp_entries: int = 50_000_000  # rows x columns of one convex program (P1-P3)
     solver_time_limit_s: float = 60.0  # wall-clock limit of one LP solve

@@ -35,25 +35,41 @@ class ModelConfig:
 class OneLayerTransformer(nn.Module):
     """Embedding, one attention layer, one ReLU MLP, unembedding; residual stream throughout."""
 
+    W_E: nn.Parameter  # (vocab, d_model)
+    W_pos: nn.Parameter  # (pos, d_model)
+    W_Q: nn.Parameter  # (head, d_model, d_head)
+    W_K: nn.Parameter
+    W_V: nn.Parameter
+    W_O: nn.Parameter  # (head, d_head, d_model)
+    W_in: nn.Parameter  # (d_model, d_mlp)
+    b_in: nn.Parameter
+    W_out: nn.Parameter  # (d_mlp, d_model)
+    b_out: nn.Parameter
+    W_U: nn.Parameter  # (d_model, n_out)
+
     def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         self.cfg = cfg
+        for name, shape in self.shapes(cfg).items():
+            setattr(self, name, nn.Parameter(torch.zeros(*shape, dtype=dtype)))
+
+    @staticmethod
+    def shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+        """Every weight's shape, by TransformerLens name."""
         d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
-
-        def zeros(*shape: int) -> nn.Parameter:
-            return nn.Parameter(torch.zeros(*shape, dtype=dtype))
-
-        self.W_E = zeros(cfg.n_vocab, d)  # (vocab, d_model)
-        self.W_pos = zeros(cfg.n_ctx, d)  # (pos, d_model)
-        self.W_Q = zeros(h, d, dh)  # (head, d_model, d_head)
-        self.W_K = zeros(h, d, dh)
-        self.W_V = zeros(h, d, dh)
-        self.W_O = zeros(h, dh, d)  # (head, d_head, d_model)
-        self.W_in = zeros(d, m)  # (d_model, d_mlp)
-        self.b_in = zeros(m)
-        self.W_out = zeros(m, d)  # (d_mlp, d_model)
-        self.b_out = zeros(d)
-        self.W_U = zeros(d, cfg.n_out)  # (d_model, n_out)
+        return {
+            "W_E": (cfg.n_vocab, d),  # (vocab, d_model)
+            "W_pos": (cfg.n_ctx, d),  # (pos, d_model)
+            "W_Q": (h, d, dh),  # (head, d_model, d_head)
+            "W_K": (h, d, dh),
+            "W_V": (h, d, dh),
+            "W_O": (h, dh, d),  # (head, d_head, d_model)
+            "W_in": (d, m),  # (d_model, d_mlp)
+            "b_in": (m,),
+            "W_out": (m, d),  # (d_mlp, d_model)
+            "b_out": (d,),
+            "W_U": (d, cfg.n_out),  # (d_model, n_out)
+        }
 
     def n_params(self) -> int:
         """Total parameter count (every tensor above)."""

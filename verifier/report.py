@@ -25,6 +25,7 @@ class ExpectationResult(BaseModel):
     ok: bool | None = None
     bound: float | None = None
     detail: str = ""
+    replicates: list[Any] | None = None  # each replicate's value (seeds: on a training claim)
 
 
 class ClaimResult(BaseModel):

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
-from verifier.expect import judge
 from verifier.growth import growth_key, growth_result, growth_spec
 from verifier.limits import Limits, require
+from verifier.replicates import judge_all
 from verifier.report import ClaimResult, ExpectationResult, Report
-from verifier.search import run_minimize, substitute
+from verifier.search import field_paths, run_minimize, substitute
 from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ class ClaimPoint:
     instance: Any  # validated instance model at the point
     point: dict[str, Any] | None
     line: int | None
-
-
-def _set_field(data: dict[str, Any], name: str) -> list[list[str]]:
-    """Paths to every field called ``name`` in nested claim data."""
-    paths: list[list[str]] = []
-    for key, value in data.items():
-        if key == name:
-            paths.append([key])
-        elif isinstance(value, dict):
-            paths.extend([key, *p] for p in _set_field(value, name))
-    return paths
 
 
 def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
@@ -96,12 +85,13 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
             if field in inst:
                 inst[field] = value
                 continue
-            paths = _set_field(cl, field)
+            paths = field_paths(cl, field)
             if len(paths) != 1:
                 raise SpecError(
                     f"sweep field {name!r} is not an instance field "
-                    f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}) or a unique field of "
-                    f"the claim" + (f" (it appears {len(paths)} times)" if paths else ""),
+                    f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}), a unique field of "
+                    f"the claim, or a dotted path into it (optim.groups.W_E.lr)"
+                    + (f" (it appears {len(paths)} times)" if paths else ""),
                     file=spec.source.file,
                     line=line,
                     key=f"{claim.id}.sweep.{name}",
@@ -315,16 +305,15 @@ class SpecRunner:
             )
         self._measurements[point.key] = measurement
         symbols = {**point.instance.symbol_values(), **measurement.symbols}
-        outcomes = [
-            judge(e, measurement.values.get(e.measure), symbols)
-            for e in claim.expectations
-            if e.kind != "growth"
-        ]
+        outcomes, verdict = judge_all(
+            [e for e in claim.expectations if e.kind != "growth"],
+            measurement.values,
+            symbols,
+            measurement.replicates,
+            measurement.require,
+        )
         expectations = [ExpectationResult(**vars(o)) for o in outcomes]
-        if measurement.status == "undecided" or any(o.ok is None for o in outcomes):
-            status = "undecided"
-        else:
-            status = "passed" if all(o.ok for o in outcomes) else "failed"
+        status = "undecided" if measurement.status == "undecided" else verdict
         if base["xfail"] and status in ("passed", "failed"):
             status = "xpassed" if status == "passed" else "xfailed"
         return self._finish(

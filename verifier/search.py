@@ -28,14 +28,28 @@ from pydantic import ValidationError
 
 from verifier.checks.base import Measurement
 from verifier.errors import SpecError
-from verifier.expect import judge, parse_expectation
+from verifier.expect import parse_expectation
+from verifier.replicates import judge_all
 from verifier.spec import SWEEP_ALIASES, ClaimBase
 
 Evaluate = Callable[[Any, Any], Measurement]  # (instance, claim) at one value -> measurement
 
 
 def field_paths(data: dict[str, Any], name: str) -> list[list[str]]:
-    """Paths to every key called ``name`` in nested claim data."""
+    """Paths to every key called ``name`` in nested claim data.
+
+    A dotted name (``optim.groups.W_E.optimizer``, ``model.init.W_E``) is one path from the top;
+    the mappings along it are created where missing (``init`` and ``groups`` start empty), so
+    a path the claim does not accept fails its re-validation, naming the key.
+    """
+    if "." in name:
+        parts = name.split(".")
+        node: Any = data
+        for part in parts[:-1]:
+            if not isinstance(node, dict):
+                return []
+            node = node.setdefault(part, {})
+        return [parts] if isinstance(node, dict) else []
     paths: list[list[str]] = []
     for key, value in data.items():
         if key == name:
@@ -145,12 +159,15 @@ def run_minimize(instance: Any, claim: ClaimBase, evaluate: Evaluate) -> Measure
         measurement = evaluate(inst, cl)
         runs[value] = measurement
         symbols = {**inst.symbol_values(), **measurement.symbols}
-        outcomes = [judge(e, measurement.values.get(e.measure), symbols) for e in until]
+        outcomes, verdict = judge_all(
+            until, measurement.values, symbols, measurement.replicates, measurement.require
+        )
         verdicts[value] = [
             {"measure": o.measure, "expected": o.expected, "measured": o.measured, "ok": o.ok}
+            | ({"replicates": o.replicates} if o.replicates is not None else {})
             for o in outcomes
         ]
-        return measurement.status != "undecided" and all(o.ok is True for o in outcomes)
+        return measurement.status != "undecided" and verdict == "passed"
 
     result = find_minimum(holds, spec.start, spec.max)
     search: dict[str, Any] = {
@@ -174,6 +191,8 @@ def run_minimize(instance: Any, claim: ClaimBase, evaluate: Evaluate) -> Measure
             evidence={**last.evidence, "search": search},
             symbols=last.symbols,
             status="undecided",
+            replicates=_with_minimum(last.replicates, None),
+            require=last.require,
             message=f"{spec.field}: until does not hold at any value up to max = {spec.max}",
         )
     best = runs[result.minimum]
@@ -191,5 +210,14 @@ def run_minimize(instance: Any, claim: ClaimBase, evaluate: Evaluate) -> Measure
         symbols=best.symbols,
         artifacts=best.artifacts,
         status=best.status,
+        replicates=_with_minimum(best.replicates, result.minimum),
+        require=best.require,
         message=f"{note}; {best.message}" if best.message else note,
     )
+
+
+def _with_minimum(
+    replicates: list[dict[str, Any]] | None, minimum: int | None
+) -> list[dict[str, Any]] | None:
+    """Replicate values with the search's ``minimum`` (one search covers every replicate)."""
+    return None if replicates is None else [{**r, "minimum": minimum} for r in replicates]

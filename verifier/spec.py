@@ -255,10 +255,9 @@ class ClaimBase(StrictModel):
         return None
 
 
-class GeometricConstruction(StrictModel):
-    """G1: attribute codes superposed in relation slots, a ReLU selector MLP."""
+class CodebookConstruction(StrictModel):
+    """Fields shared by the constructions built from an attribute codebook."""
 
-    name: Literal["geometric"]
     codebook: Literal["rademacher", "gaussian", "onehot"] = "rademacher"
     code_dim: int | Literal["auto"] = Field(
         "auto", description="code width m, or auto: the smallest m reaching `margin`"
@@ -273,7 +272,19 @@ class GeometricConstruction(StrictModel):
         return value
 
 
-Construction = Annotated[GeometricConstruction, Field(discriminator="name")]
+class GeometricConstruction(CodebookConstruction):
+    """G1: attribute codes superposed in relation slots, a ReLU selector MLP, an answer slot."""
+
+    name: Literal["geometric"]
+
+
+class CompactConstruction(CodebookConstruction):
+    """G1 without the answer slot (THEORY.md 3b): the MLP cancels the relations not asked."""
+
+    name: Literal["compact"]
+
+
+Construction = Annotated[GeometricConstruction | CompactConstruction, Field(discriminator="name")]
 
 
 class ConstructionClaim(ClaimBase):
@@ -327,7 +338,7 @@ class BudgetClaim(ClaimBase):
     """
 
     check: Literal["budget"]
-    construction: Construction
+    construction: GeometricConstruction
     budget: DepthBudget
     max_hops: int | None = Field(
         None, ge=1, le=MAX_HOPS, description="deepest k searched; default: the instance's hops"
@@ -436,37 +447,94 @@ WeightName = Literal[
     "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
 ]
 MECHANISM_MEASURES: tuple[str, ...] = (
-    "superposition_r2",  # held-out R^2 of e_s ~ b + sum_r M_r u_(pi_r(s))
-    "probe_accuracy",  # held-out decoding of pi_r(s) from e_s by an affine probe
+    "superposition_r2",  # 8-fold cross-validated R^2 of e_s ~ b + sum_r M_r u_(pi_r(s))
+    "probe_accuracy",  # held-out component decoding: argmin_j |e_s - b - M_r u_j|
+    "functional_superposition",  # facts recalled with e_s replaced by its held-out fit
     "selector_linearity",  # held-out R^2 of an affine fit of MLP output on e_s, per relation
     "gated_fraction",  # MLP units off for one relation and on for another
     "intervention_success",  # swapping relation r's component changes only relation r
 )
 
 
+InitName = Literal[
+    "W_E", "W_E_relations", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U"
+]
+Multiplier = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+RequireRule = Literal["all", "majority", "median"]
+MAX_REPLICATES = 32  # seeds per claim; the work is also bounded by max_replicates (limits)
+
+
 class TrainingModel(StrictModel):
-    """Shape of the trained model (THEORY.md section 2)."""
+    """Shape, attention and initialisation of the trained model (THEORY.md section 2)."""
 
     d_model: int = Field(ge=1, description="residual width d")
     d_mlp: int = Field(ge=1, description="MLP width")
     heads: int = Field(1, ge=1, description="attention heads H")
     d_head: int | None = Field(None, ge=1, description="default d_model // heads")
-    init_scale: float = Field(1.0, gt=0, description="multiplies the fan-in scaled init")
+    init_scale: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="multiplies the fan-in scaled init"
+    )
+    attention: Literal["learned", "uniform"] = Field(
+        "learned", description="uniform: W_Q = W_K = 0 and not trained (G1's attention)"
+    )
+    init: dict[InitName, Multiplier] = Field(
+        default_factory=dict,
+        description="per-weight multipliers of the default init, on top of init_scale; "
+        "W_E scales the subject rows, W_E_relations the relation rows",
+    )
+
+
+class OptimGroup(StrictModel):
+    """Optimiser settings for one weight; each unset field is taken from ``optim``."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="learning rate")
+    momentum: float | None = Field(None, ge=0, lt=1, description="sgd only")
+    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False)
+    per_subject: bool = Field(
+        False,
+        description="W_E only: each subject row steps on its own mean loss (its gradient times "
+        "N), so one setting works at every N",
+    )
 
 
 class TrainingOptim(StrictModel):
     """Optimiser settings; training stops early at exact recall with loss <= stop_loss."""
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(gt=0, description="learning rate")
+    lr: float = Field(gt=0, allow_inf_nan=False, description="learning rate")
     steps: int = Field(ge=1, description="the most optimiser steps")
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup: int = Field(0, ge=0, description="linear warmup steps")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     batch_size: int | None = Field(None, ge=1, description="None: full batch (all facts)")
-    stop_loss: float = Field(0.05, ge=0, description="early stop: all facts right, loss <= this")
+    stop_loss: float = Field(
+        0.05, ge=0, allow_inf_nan=False, description="early stop: all facts right, loss <= this"
+    )
     eval_every: int = Field(50, ge=1, description="mini-batch: steps between evaluations")
+    groups: dict[WeightName, OptimGroup] = Field(
+        default_factory=dict,
+        description="per-weight optimiser settings that override these for that weight, e.g. "
+        "{W_E: {optimizer: sgd, lr: 0.1, momentum: 0.9, per_subject: true}}",
+    )
+    min_steps: int = Field(
+        0, ge=0, description="keep training after exact recall until at least this many steps"
+    )
+
+    @model_validator(mode="after")
+    def _groups(self) -> TrainingOptim:
+        for name, group in self.groups.items():
+            if group.per_subject and name != "W_E":
+                raise ValueError(
+                    f"groups.{name}.per_subject: expected it on W_E only (the subject rows), "
+                    f"got it on {name}"
+                )
+        if self.min_steps > self.steps:
+            raise ValueError(
+                f"min_steps: expected at most steps = {self.steps}, got {self.min_steps}"
+            )
+        return self
 
 
 class TrainingClaim(ClaimBase):
@@ -480,6 +548,18 @@ class TrainingClaim(ClaimBase):
     )
     train_seed: int | None = Field(
         None, ge=0, description="init and batch-order seed; default the instance's seed"
+    )
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REPLICATES,
+        description="replicates: for each seed the instance is redrawn and the model "
+        "re-initialised from it; trained together as one batched model",
+    )
+    require: RequireRule = Field(
+        "all",
+        description="how the replicates meet expect: all (every replicate), majority (more "
+        "than half meet every expectation), median (the median of each measure)",
     )
 
     MEASURES: ClassVar[tuple[str, ...]] = (
@@ -500,26 +580,79 @@ class TrainingClaim(ClaimBase):
         "decode_steps",  # forward passes per query at evaluation: k with CoT, else 1
     )
 
+    @model_validator(mode="after")
+    def _replicates(self) -> TrainingClaim:
+        if self.seeds is not None:
+            if self.train_seed is not None:
+                raise ValueError(
+                    "seeds sets both the instance and the init seed of each replicate; "
+                    "expected seeds or train_seed, got both"
+                )
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds: expected distinct seeds, got {self.seeds}")
+        elif self.require != "all":
+            raise ValueError(
+                f"require: {self.require} needs replicates; expected seeds: [...] as well"
+            )
+        return self
+
+
+class RelearnOptim(StrictModel):
+    """How ``relearn`` trains the subject table (the rest of the network stays frozen)."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False)
+    momentum: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False)
+    per_subject: bool | None = None
+    steps: int = Field(500, ge=1, description="the most relearning steps")
+
 
 class TransferClaim(ClaimBase):
-    """Re-initialise only the subject table of a trained model for new bijections; no training."""
+    """Re-initialise (or relearn) only the subject table of a trained model for new bijections.
+
+    ``probe``, ``lp`` and ``random`` re-initialise the subject rows and train nothing.
+    ``relearn`` starts from the probe rows (``start: probe``) or from random rows and trains
+    only the subject table on the new facts, everything else frozen; by default with the
+    ``from`` claim's ``W_E`` optimiser settings. Its control (``control_from``) is the same
+    relearning on another trained model, typically the frozen-embedding (associative) one.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     check: Literal["transfer"]
     from_: str = Field(alias="from", pattern=IDENT, description="id of an earlier training claim")
-    method: Literal["probe", "lp", "random"] = Field(
-        "probe", description="probe: b + sum_r M_r u_(pi'_r(s)); lp: P2; random: the control"
+    method: Literal["probe", "lp", "random", "relearn"] = Field(
+        "probe",
+        description="probe: b + sum_r M_r u_(pi'_r(s)); lp: P2; random: the control; relearn: "
+        "train the subject table only",
     )
     transfer_seed: int = Field(1, ge=0, description="seed of the new bijections")
+    start: Literal["probe", "random"] = Field(
+        "probe", description="relearn: the subject rows it starts from"
+    )
+    relearn: RelearnOptim | None = Field(
+        None, description="relearn: optimiser and step budget (default: from's W_E settings)"
+    )
+    control_from: str | None = Field(
+        None,
+        pattern=IDENT,
+        description="relearn: an earlier training claim relearned the same way as the control",
+    )
+    require: RequireRule | None = Field(
+        None, description="how the replicates meet expect; default the from claim's rule"
+    )
 
     MEASURES: ClassVar[tuple[str, ...]] = (
         "accuracy",  # exact recall of every new fact
         "margin",
-        "control_accuracy",  # the random re-initialisation on the same new facts
+        "control_accuracy",  # the random re-initialisation (relearn: the control model)
         "advantage",  # accuracy - control_accuracy
         "fit_r2",  # probe: in-sample R^2 of the superposition fit on the old facts
         "n_facts",
+        "steps_to_perfect",  # relearn: first step with every new fact right (float32)
+        "control_steps_to_perfect",  # relearn: the same on the control_from model
+        "start_accuracy",  # relearn: exact recall from the starting rows, before any step
     )
 
     @model_validator(mode="after")
@@ -528,26 +661,34 @@ class TransferClaim(ClaimBase):
             raise ValueError(
                 "transfer claims take no sweep or minimize; sweep the training claim in `from`"
             )
+        if self.method != "relearn":
+            for name in ("relearn", "control_from"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}: only method relearn takes it, got method {self.method}"
+                    )
         return self
 
     def depends_on(self) -> list[str]:
-        """The training claim."""
-        return [self.from_]
+        """The training claim, and the control's."""
+        return [self.from_] + ([self.control_from] if self.control_from else [])
 
     def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
         """``from`` must name a training claim without sweep, and the probe must be determined."""
+        field = "from" if dep.id == self.from_ else "control_from"
         if not isinstance(dep, TrainingClaim):
             return (
-                f"from: expected the id of a training claim, got {dep.id!r}, "
+                f"{field}: expected the id of a training claim, got {dep.id!r}, "
                 f"a {dep.check_kind()} claim"
             )
         if dep.sweep or dep.minimize:
-            return f"from: expected a training claim without sweep or minimize, got {dep.id!r}"
+            return f"{field}: expected a training claim without sweep or minimize, got {dep.id!r}"
         n, r, d = instance.entities, instance.relations, dep.model.d_model
-        if self.method == "probe" and n <= r * d + 1:
+        probe = self.method == "probe" or (self.method == "relearn" and self.start == "probe")
+        if probe and n <= r * d + 1:
             return (
-                f"method: probe is underdetermined: its fit needs N > R*d + 1 = {r * d + 1} "
-                f"subjects (d = d_model of {dep.id!r}), got N = {n}"
+                f"method: {self.method} from the probe rows is underdetermined: its fit needs "
+                f"N > R*d + 1 = {r * d + 1} subjects (d = d_model of {dep.id!r}), got N = {n}"
             )
         return None
 

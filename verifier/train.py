@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +50,7 @@ from verifier.recall import margins_of
 from verifier.seeds import Stream, rng
 
 log = logging.getLogger(__name__)
-TRAINER_VERSION = 2  # bump when a change alters what a seed trains (invalidates checkpoints)
+TRAINER_VERSION = 3  # bump when a change alters what a seed trains (invalidates checkpoints)
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
 TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
 # Modules (in this package) whose source determines the trained weights: part of the cache key.
@@ -75,9 +75,31 @@ WEIGHT_NAMES: tuple[str, ...] = (
     "b_out",
     "W_U",
 )
+RELATION_ROWS = "W_E_relations"  # the rows of W_E after the entities (relations, specials)
+# The trainer's tensors: W_E is split into its subject rows ("W_E") and the rest, so that the
+# two can have their own init scale, optimiser step and freezing.
+PARAM_NAMES: tuple[str, ...] = ("W_E", RELATION_ROWS, *WEIGHT_NAMES[1:])
+INIT_NAMES: tuple[str, ...] = tuple(n for n in PARAM_NAMES if not n.startswith("b_"))
 Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["constant", "cosine", "linear"]
+Attention = Literal["learned", "uniform"]
 TrainProgress = Callable[[int, float, float], None]  # (step, loss, accuracy)
+
+
+@dataclass(frozen=True)
+class OptimGroup:
+    """Optimiser settings for one weight, overriding :class:`TrainConfig`'s where set.
+
+    ``per_subject`` (``W_E`` only): the subject rows step on each subject's own mean loss, i.e.
+    their gradient of the mean loss over every example times N (a subject's R facts are R of the
+    N R examples), so one learning rate works at every N.
+    """
+
+    optimizer: Optimizer | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    per_subject: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,19 +122,59 @@ class TrainConfig:
     stop_loss: float = 0.05  # early stop once all facts are right and the loss is <= this
     eval_every: int = 50  # mini-batch runs: steps between full-set evaluations
     seed: int = 0  # initialisation and batch order
-    freeze: tuple[str, ...] = ()  # weight names kept at their initial value
+    freeze: tuple[str, ...] = ()  # weights kept at their initial value (W_E: the whole table)
+    attention: Attention = "learned"  # uniform: W_Q = W_K = 0, not trained (as in G1)
+    init: tuple[tuple[str, float], ...] = ()  # per-weight init multipliers (W_E: subject rows)
+    groups: tuple[tuple[str, OptimGroup], ...] = ()  # per-weight optimiser overrides
+    min_steps: int = 0  # keep training after the stopping rule holds until this many steps
 
     def __post_init__(self) -> None:
         for name in self.freeze:
-            if name not in WEIGHT_NAMES:
+            if name not in (*WEIGHT_NAMES, RELATION_ROWS):
                 raise ValueError(
                     f"freeze: expected names from {', '.join(WEIGHT_NAMES)}, got {name!r}"
                 )
+        for name, scale in self.init:
+            if name not in INIT_NAMES:
+                raise ValueError(f"init: expected names from {', '.join(INIT_NAMES)}, got {name!r}")
+            if not (math.isfinite(scale) and scale >= 0):
+                raise ValueError(f"init.{name}: expected a finite multiplier >= 0, got {scale}")
+        for name, group in self.groups:
+            if name not in WEIGHT_NAMES:
+                raise ValueError(
+                    f"groups: expected names from {', '.join(WEIGHT_NAMES)}, got {name!r}"
+                )
+            if group.per_subject and name != "W_E":
+                raise ValueError(f"groups.{name}.per_subject: only W_E has subject rows")
 
     @property
     def head_dim(self) -> int:
         """d_head, defaulting to ``d_model // n_heads`` (at least 1)."""
         return self.d_head if self.d_head is not None else max(1, self.d_model // self.n_heads)
+
+    def init_multiplier(self, name: str) -> float:
+        """The init multiplier of trainer tensor ``name`` (1 unless set)."""
+        return dict(self.init).get(name, 1.0)
+
+    def frozen(self, name: str) -> bool:
+        """Whether trainer tensor ``name`` keeps its initial value."""
+        if name in ("W_Q", "W_K") and self.attention == "uniform":
+            return True
+        if name in self.freeze:
+            return True
+        return name == RELATION_ROWS and "W_E" in self.freeze
+
+    def group(self, name: str) -> tuple[Optimizer, float, float, float, bool]:
+        """(optimizer, lr, momentum, weight_decay, per_subject) of trainer tensor ``name``."""
+        groups = dict(self.groups)
+        g = groups.get("W_E" if name == RELATION_ROWS else name, OptimGroup())
+        return (
+            g.optimizer or self.optimizer,
+            self.lr if g.lr is None else g.lr,
+            self.momentum if g.momentum is None else g.momentum,
+            self.weight_decay if g.weight_decay is None else g.weight_decay,
+            g.per_subject and name == "W_E",
+        )
 
 
 @dataclass
@@ -130,6 +192,7 @@ class TrainResult:
         stopped_early: the exact-recall + loss criterion was met.
         history: ``(step, loss, accuracy)`` at each evaluation, thinned to at most 200 rows.
         from_cache: loaded from a checkpoint rather than trained.
+        seed: the replicate's seed (initialisation and batch order).
     """
 
     model: OneLayerTransformer
@@ -140,6 +203,7 @@ class TrainResult:
     stopped_early: bool
     history: list[tuple[int, float, float]] = field(default_factory=list)
     from_cache: bool = False
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +217,7 @@ class TrainTask:
         positions: the ``T`` target positions, or None for the last position only.
         n_vocab: input vocabulary (entities then relations).
         n_out: output vocabulary (attributes).
+        n_entities: the first ``n_entities`` tokens are entities (the subject rows of ``W_E``).
     """
 
     tokens: torch.Tensor
@@ -160,6 +225,7 @@ class TrainTask:
     positions: tuple[int, ...] | None
     n_vocab: int
     n_out: int
+    n_entities: int
 
     def __post_init__(self) -> None:
         n, length = self.tokens.shape
@@ -215,7 +281,12 @@ def fact_task(facts: BijectionFacts) -> TrainTask:
     subjects, relations = facts.fact_arrays()
     targets = torch.from_numpy(facts.answers(subjects, relations))
     return TrainTask(
-        facts.tokens(subjects, relations), targets, None, facts.n_vocab, facts.n_attributes
+        facts.tokens(subjects, relations),
+        targets,
+        None,
+        facts.n_vocab,
+        facts.n_attributes,
+        facts.n_entities,
     )
 
 
@@ -230,13 +301,23 @@ def query_task(facts: ChainFacts, cot: bool) -> TrainTask:
     if not cot:
         targets = torch.from_numpy(facts.answers(subjects, chains))
         return TrainTask(
-            facts.tokens(subjects, chains), targets, None, facts.n_vocab, facts.n_entities
+            facts.tokens(subjects, chains),
+            targets,
+            None,
+            facts.n_vocab,
+            facts.n_entities,
+            facts.n_entities,
         )
     k = facts.hops
     path = torch.from_numpy(facts.path(subjects, chains))  # (n, k): y_1..y_k
     positions = tuple(range(k, 2 * k))
     return TrainTask(
-        facts.cot_tokens(subjects, chains), path, positions, facts.n_vocab, facts.n_entities
+        facts.cot_tokens(subjects, chains),
+        path,
+        positions,
+        facts.n_vocab,
+        facts.n_entities,
+        facts.n_entities,
     )
 
 
@@ -245,15 +326,9 @@ def as_task(data: BijectionFacts | TrainTask) -> TrainTask:
     return data if isinstance(data, TrainTask) else fact_task(data)
 
 
-def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerTransformer:
-    """A float32 model for the task's vocabulary and length, seeded fan-in scaled Gaussian init.
-
-    ``W_E, W_pos ~ N(0, s^2)``; ``W_Q, W_K, W_V, W_in, W_U ~ N(0, s^2/d_model)``;
-    ``W_O ~ N(0, s^2/d_head)``; ``W_out ~ N(0, s^2/d_mlp)``, with ``s = init_scale``. Each
-    tensor has its own sub-stream of ``Stream.INIT``, so changing one shape shifts no other.
-    """
-    task = as_task(data)
-    mcfg = ModelConfig(
+def model_config(task: TrainTask, cfg: TrainConfig) -> ModelConfig:
+    """The section 2 model's shapes for ``task`` and ``cfg``."""
+    return ModelConfig(
         n_vocab=task.n_vocab,
         n_ctx=task.n_ctx,
         d_model=cfg.d_model,
@@ -262,7 +337,19 @@ def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerT
         d_mlp=cfg.d_mlp,
         n_out=task.n_out,
     )
-    model = OneLayerTransformer(mcfg, dtype=torch.float32)
+
+
+def initial_weights(task: TrainTask, cfg: TrainConfig, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded fan-in scaled Gaussian init of every trainer tensor, float32.
+
+    ``W_E, W_pos ~ N(0, s^2)``; ``W_Q, W_K, W_V, W_in, W_U ~ N(0, s^2/d_model)``;
+    ``W_O ~ N(0, s^2/d_head)``; ``W_out ~ N(0, s^2/d_mlp)``, with ``s = init_scale`` times the
+    tensor's ``init`` multiplier (``W_E``: the subject rows; ``W_E_relations``: the other rows).
+    Biases start at zero, and so do ``W_Q, W_K`` under uniform attention. Each weight has its
+    own sub-stream of ``Stream.INIT``, so changing one shape or multiplier shifts no other draw.
+    """
+    mcfg = model_config(task, cfg)
+    shapes = OneLayerTransformer.shapes(mcfg)
     fan_in = {
         "W_E": 1,
         "W_pos": 1,
@@ -274,28 +361,136 @@ def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerT
         "W_out": cfg.d_mlp,
         "W_U": cfg.d_model,
     }
-    with torch.no_grad():
-        for i, name in enumerate(WEIGHT_NAMES):
-            if name not in fan_in:
-                continue  # biases start at zero
-            param = getattr(model, name)
+    out: dict[str, torch.Tensor] = {}
+    for i, name in enumerate(WEIGHT_NAMES):
+        if name not in fan_in or (name in ("W_Q", "W_K") and cfg.attention == "uniform"):
+            draw = np.zeros(shapes[name])
+        else:
             std = cfg.init_scale / math.sqrt(fan_in[name])
-            draw = rng(cfg.seed, Stream.INIT, i).standard_normal(tuple(param.shape)) * std
-            param.copy_(torch.from_numpy(draw.astype(np.float32)))
-    for name in cfg.freeze:
-        getattr(model, name).requires_grad_(False)
+            draw = rng(seed, Stream.INIT, i).standard_normal(shapes[name]) * std
+        if name == "W_E":
+            n = task.n_entities
+            out["W_E"] = _f32(draw[:n] * cfg.init_multiplier("W_E"))
+            out[RELATION_ROWS] = _f32(draw[n:] * cfg.init_multiplier(RELATION_ROWS))
+        else:
+            out[name] = _f32(draw * cfg.init_multiplier(name))
+    return out
+
+
+def _f32(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerTransformer:
+    """A float32 model for the task's vocabulary and length at :func:`initial_weights`.
+
+    Frozen weights (``cfg.freeze``) have ``requires_grad`` off.
+    """
+    task = as_task(data)
+    model = to_model(task, cfg, initial_weights(task, cfg, cfg.seed))
+    for name in WEIGHT_NAMES:
+        if cfg.frozen(name):
+            getattr(model, name).requires_grad_(False)
     return model
 
 
-def _optimizer(model: OneLayerTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+def to_model(task: TrainTask, cfg: TrainConfig, weights: dict[str, torch.Tensor]) -> OneLayerTransformer:
+    """The float32 :class:`OneLayerTransformer` holding one replicate's trainer tensors."""
+    model = OneLayerTransformer(model_config(task, cfg), dtype=torch.float32)
+    with torch.no_grad():
+        for name in WEIGHT_NAMES:
+            value = (
+                torch.cat([weights["W_E"], weights[RELATION_ROWS]])
+                if name == "W_E"
+                else weights[name]
+            )
+            getattr(model, name).copy_(value)
+    return model
+
+
+def from_model(model: OneLayerTransformer, n_entities: int) -> dict[str, torch.Tensor]:
+    """One replicate's trainer tensors (float32 copies) from a model."""
+    out = {
+        name: getattr(model, name).detach().float().clone()
+        for name in WEIGHT_NAMES
+        if name != "W_E"
+    }
+    table = model.W_E.detach().float()
+    out["W_E"], out[RELATION_ROWS] = table[:n_entities].clone(), table[n_entities:].clone()
+    return out
+
+
+class StackedForward:
+    """The section 2 forward pass on S replicates at once (weights with a leading S axis).
+
+    Computes only what the loss reads: the residual at the target positions (the last, or the
+    teacher-forced ones), attending causally to every earlier position. With uniform attention
+    the pattern is the constant causal average (what ``softmax`` of ``W_Q = W_K = 0`` gives),
+    so the scores are not computed. Matches :meth:`OneLayerTransformer.forward` replicate by
+    replicate.
+    """
+
+    def __init__(self, task: TrainTask, cfg: TrainConfig) -> None:
+        length = task.n_ctx
+        self.positions = list(task.positions) if task.positions is not None else [length - 1]
+        self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
+        self.uniform = cfg.attention == "uniform"
+        keys = torch.arange(length)
+        query = torch.tensor(self.positions)
+        self.mask = keys[None, :] > query[:, None]  # (Q, L): key after query
+        allowed = (~self.mask).float()
+        self.pattern = allowed / allowed.sum(dim=1, keepdim=True)  # uniform causal average
+
+    def __call__(self, w: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+        """``(S, n, L)`` tokens -> logits ``(S, n, Q, n_out)`` at the target positions."""
+        s, n, length = tokens.shape
+        h, dh = self.n_heads, self.d_head
+        table = torch.cat([w["W_E"], w[RELATION_ROWS]], dim=1)  # (S, vocab, d)
+        d = table.shape[-1]
+        replica = torch.arange(s)[:, None, None]
+        h0 = table[replica, tokens] + w["W_pos"][:, None, :length]  # (S, n, L, d)
+        flat = h0.reshape(s, n * length, d)
+        v = torch.bmm(flat, w["W_V"].permute(0, 2, 1, 3).reshape(s, d, h * dh))
+        v = v.reshape(s, n, length, h, dh).transpose(2, 3)  # (S, n, H, L, dh)
+        hq = h0[:, :, self.positions]  # (S, n, Q, d)
+        n_q = len(self.positions)
+        if self.uniform:
+            z = torch.matmul(self.pattern, v)  # (S, n, H, Q, dh)
+        else:
+            q = torch.bmm(
+                hq.reshape(s, n * n_q, d), w["W_Q"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
+            ).reshape(s, n, n_q, h, dh).transpose(2, 3)
+            k = torch.bmm(flat, w["W_K"].permute(0, 2, 1, 3).reshape(s, d, h * dh))
+            k = k.reshape(s, n, length, h, dh).transpose(2, 3)
+            scores = q @ k.transpose(-1, -2) / dh**0.5  # (S, n, H, Q, L)
+            z = scores.masked_fill(self.mask, float("-inf")).softmax(dim=-1) @ v
+        z = z.transpose(2, 3).reshape(s, n * n_q, h * dh)  # heads concatenated
+        h1 = hq.reshape(s, n * n_q, d) + torch.bmm(z, w["W_O"].reshape(s, h * dh, d))
+        pre = torch.baddbmm(w["b_in"][:, None], h1, w["W_in"])  # (S, n Q, d_mlp)
+        h2 = h1 + torch.baddbmm(w["b_out"][:, None], torch.relu(pre), w["W_out"])
+        return torch.bmm(h2, w["W_U"]).reshape(s, n, n_q, -1)
+
+
+def _optimizers(
+    weights: dict[str, torch.Tensor], cfg: TrainConfig
+) -> list[torch.optim.Optimizer]:
+    """One torch optimiser per kind in use, one param group per trained tensor.
+
+    Every kind is element-wise (no norm across a tensor), so a stacked tensor steps each
+    replicate exactly as its own run would.
+    """
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for name in PARAM_NAMES:
+        if cfg.frozen(name):
+            continue
+        kind, lr, momentum, decay, _ = cfg.group(name)
+        group: dict[str, Any] = {"params": [weights[name]], "lr": lr, "weight_decay": decay}
+        if kind == "sgd":
+            group["momentum"] = momentum
+        group["base_lr"] = lr
+        by_kind.setdefault(kind, []).append(group)
+    classes = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+    return [classes[kind](groups) for kind, groups in by_kind.items()]  # type: ignore[arg-type]
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -311,28 +506,16 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
-def _evaluate(model: OneLayerTransformer, task: TrainTask) -> tuple[float, float]:
-    """(mean loss over every target, strict accuracy over every row), float32, in chunks."""
-    loss_sum, correct = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, task.n_examples, 8192):
-            tokens = task.tokens[start : start + 8192]
-            loss, ok = task.loss_and_correct(
-                task.logits(model, tokens), task.targets[start : start + 8192], reduction="sum"
-            )
-            loss_sum += float(loss)
-            correct += int(ok.sum())
-    n_targets = task.n_examples * task.steps_per_example
-    return loss_sum / n_targets, correct / task.n_examples
-
-
-def training_threads(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> int:
+def training_threads(
+    data: BijectionFacts | TrainTask, cfg: TrainConfig, replicates: int = 1
+) -> int:
     """Intra-op threads a run uses: ``VERIFIER_TRAIN_THREADS`` (default 1), and 1 on small tasks.
 
     float32 results differ with the thread count, so the count must not come from the machine
     or from torch's current setting (which other code may have changed): with the fixed default
     a seed trains the same weights on every machine, and the count is part of :func:`run_key`.
-    Below :data:`SMALL_TASK_FLOATS` activations (``n (L max(d, d_mlp) + T n_out)`` floats) more
+    Below :data:`SMALL_TASK_FLOATS` activations (``S n (L max(d, d_mlp) + T n_out)`` floats
+    for S replicates) more
     threads only cost hand-offs (``bench/train_bench.py --threads-check``: 37 ms/step on 2
     threads against 7.7 on 1 for specs/training/multi_hop.spec.yaml's 256 two-hop queries).
 
@@ -344,7 +527,7 @@ def training_threads(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> int:
         raise VerifierError(f"{TRAIN_THREADS_VAR}: expected a positive integer, got {raw!r}")
     task = as_task(data)
     width = task.n_ctx * max(cfg.d_model, cfg.d_mlp) + task.steps_per_example * task.n_out
-    return 1 if task.n_examples * width < SMALL_TASK_FLOATS else int(raw)
+    return 1 if replicates * task.n_examples * width < SMALL_TASK_FLOATS else int(raw)
 
 
 @contextlib.contextmanager
@@ -360,6 +543,234 @@ def _intra_op_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+@dataclass
+class _Replicates:
+    """Per-replicate bookkeeping of a stacked run: the first perfect step, the stop, history."""
+
+    seeds: tuple[int, ...]
+    steps_to_perfect: list[int | None]
+    stopped_at: list[int | None]
+    final: list[tuple[float, float]]  # (loss, accuracy) when stopped (or at the end)
+    snapshots: list[dict[str, torch.Tensor] | None]
+    history: list[list[tuple[int, float, float]]]
+
+    @classmethod
+    def empty(cls, seeds: Sequence[int]) -> _Replicates:
+        s = len(seeds)
+        return cls(
+            tuple(seeds), [None] * s, [None] * s, [(math.inf, 0.0)] * s, [None] * s,
+            [[] for _ in range(s)],
+        )  # fmt: skip
+
+    @property
+    def running(self) -> list[int]:
+        return [i for i, stop in enumerate(self.stopped_at) if stop is None]
+
+
+def _stack(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    start: Sequence[dict[str, torch.Tensor]] | None,
+) -> dict[str, torch.Tensor]:
+    """The stacked trainer tensors ``(S, ...)``: seeded init, or ``start`` when given."""
+    per = (
+        [{k: v.detach().float() for k, v in w.items()} for w in start]
+        if start is not None
+        else [initial_weights(t, cfg, seed) for t, seed in zip(tasks, seeds, strict=True)]
+    )
+    weights = {name: torch.stack([w[name] for w in per]).contiguous() for name in PARAM_NAMES}
+    for name, tensor in weights.items():
+        tensor.requires_grad_(not cfg.frozen(name))
+    return weights
+
+
+def _check_alike(tasks: Sequence[TrainTask]) -> None:
+    first = tasks[0]
+    for t in tasks[1:]:
+        same = (
+            t.tokens.shape == first.tokens.shape
+            and t.targets.shape == first.targets.shape
+            and t.positions == first.positions
+            and (t.n_vocab, t.n_out, t.n_entities) == (first.n_vocab, first.n_out, first.n_entities)
+        )
+        if not same:
+            raise ValueError("replicates: expected tasks of one shape (the same instance sizes)")
+
+
+def _loss_and_correct(
+    logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-replicate mean cross-entropy ``(S,)`` and rows whose every target wins ``(S, n)``.
+
+    ``logits`` ``(S, n, T, n_out)``, ``targets`` ``(S, n, T)``.
+    """
+    s, n, t, n_out = logits.shape
+    flat = logits.reshape(-1, n_out)
+    per = torch.nn.functional.cross_entropy(flat, targets.reshape(-1), reduction="none")
+    with torch.no_grad():
+        ok = (margins_of(flat.detach(), targets.reshape(-1))[0] > 0).reshape(s, n, t).all(dim=2)
+    return per.reshape(s, n * t).mean(dim=1), ok
+
+
+def _evaluate_all(
+    forward: StackedForward,
+    weights: dict[str, torch.Tensor],
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+) -> tuple[list[float], list[float]]:
+    """Per replicate: mean loss over every target and strict accuracy over every row."""
+    s, n = tokens.shape[:2]
+    loss_sum = torch.zeros(s, dtype=torch.float64)
+    correct = torch.zeros(s, dtype=torch.int64)
+    with torch.no_grad():
+        for lo in range(0, n, 8192):
+            logits = forward(weights, tokens[:, lo : lo + 8192])
+            loss, ok = _loss_and_correct(logits, targets[:, lo : lo + 8192])
+            loss_sum += loss.double() * ok.shape[1]
+            correct += ok.sum(dim=1)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+def train_replicates(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    progress: TrainProgress | None = None,
+    start: Sequence[dict[str, torch.Tensor]] | None = None,
+) -> list[TrainResult]:
+    """Train one model per ``(task, seed)`` as a single stacked run; one result each.
+
+    Every tensor carries a leading replicate axis; the loss is the sum of the replicates' mean
+    losses, so each replicate's gradient is its own run's, and the optimisers are element-wise,
+    so each replicate follows its own trajectory (up to float32 summation order). A replicate
+    that meets the stopping rule (every example right, loss <= ``stop_loss``, at least
+    ``min_steps`` steps) is snapshotted there and its later steps are discarded. Runs on
+    :func:`training_threads` threads.
+
+    Args:
+        tasks: one task per replicate, all of one shape (the instance redrawn per seed).
+        cfg: shapes and optimiser settings (``cfg.seed`` is ignored: ``seeds`` rule).
+        seeds: initialisation and batch-order seed of each replicate.
+        progress: called with ``(step, mean loss, least accuracy)`` of the running replicates
+            at most about 100 times a run; it may raise to stop training.
+        start: per replicate, trainer tensors to start from (see :func:`from_model`) instead
+            of the seeded init.
+    """
+    if len(tasks) != len(seeds) or not tasks:
+        raise ValueError(f"replicates: expected one seed per task, got {len(seeds)} for {len(tasks)}")
+    _check_alike(tasks)
+    with _intra_op_threads(training_threads(tasks[0], cfg, len(tasks))):
+        return _train_stacked(tasks, cfg, seeds, progress, start)
+
+
+def _train_stacked(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    progress: TrainProgress | None,
+    start: Sequence[dict[str, torch.Tensor]] | None,
+) -> list[TrainResult]:
+    task = tasks[0]
+    weights = _stack(tasks, cfg, seeds, start)
+    optimizers = _optimizers(weights, cfg)
+    forward = StackedForward(task, cfg)
+    tokens = torch.stack([t.tokens for t in tasks])  # (S, n, L)
+    targets = torch.stack([t.targets.reshape(t.n_examples, -1) for t in tasks])  # (S, n, T)
+    per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
+    n_rep, n = len(tasks), task.n_examples
+    full = cfg.batch_size is None or cfg.batch_size >= n
+    eval_every = 1 if full else max(1, cfg.eval_every)
+    report_every = max(eval_every, cfg.steps // 100 // eval_every * eval_every)
+    reps = _Replicates.empty(seeds)
+    orders = [np.arange(n) for _ in range(n_rep)]
+    cursor, epoch = n, 0
+    losses: list[float] = []
+    accs: list[float] = []
+    replica = torch.arange(n_rep)[:, None]
+    step = 0
+    while True:
+        evaluate_now = step % eval_every == 0 or step == cfg.steps
+        if full:
+            per_loss, ok = _loss_and_correct(forward(weights, tokens), targets)
+            total = per_loss.sum()
+            losses = per_loss.detach().tolist()
+            accs = ok.float().mean(dim=1).tolist()
+        elif evaluate_now:
+            losses, accs = _evaluate_all(forward, weights, tokens, targets)
+        if evaluate_now:
+            for i in reps.running:
+                if accs[i] == 1.0 and reps.steps_to_perfect[i] is None:
+                    reps.steps_to_perfect[i] = step
+                reps.history[i].append((step, losses[i], accs[i]))
+                if accs[i] == 1.0 and losses[i] <= cfg.stop_loss and step >= cfg.min_steps:
+                    reps.stopped_at[i] = step
+                    reps.final[i] = (losses[i], accs[i])
+                    reps.snapshots[i] = {k: v[i].detach().clone() for k, v in weights.items()}
+            running = reps.running
+            if progress is not None and (step % report_every == 0 or step == cfg.steps):
+                shown = running or list(range(n_rep))
+                progress(
+                    step,
+                    float(np.mean([losses[i] for i in shown])),
+                    min(accs[i] for i in shown),
+                )
+            if not running:
+                break
+        if step == cfg.steps:
+            break
+        factor = lr_factor(step, cfg)
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+        if not full:
+            if cursor >= n:
+                orders = [rng(seed, Stream.BATCH, epoch).permutation(n) for seed in seeds]
+                cursor, epoch = 0, epoch + 1
+            idx = torch.from_numpy(np.stack([o[cursor : cursor + int(cfg.batch_size or n)] for o in orders]))
+            cursor += idx.shape[1]
+            per_loss, _ = _loss_and_correct(
+                forward(weights, tokens[replica, idx]), targets[replica, idx]
+            )
+            total = per_loss.sum()
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        total.backward()  # type: ignore[no-untyped-call]
+        if per_subject and weights["W_E"].grad is not None:
+            weights["W_E"].grad.mul_(task.n_entities)  # each subject row: its own mean loss
+        for opt in optimizers:
+            opt.step()
+        step += 1
+    results = []
+    for i, seed in enumerate(seeds):
+        snap = reps.snapshots[i]
+        if snap is None:  # ran to the step budget
+            snap = {k: v[i].detach().clone() for k, v in weights.items()}
+            final, steps, stopped = (losses[i], accs[i]), step, False
+        else:
+            final, steps, stopped = reps.final[i], int(reps.stopped_at[i] or 0), True
+        history = reps.history[i]
+        stride = max(1, math.ceil(len(history) / 200))
+        thinned = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
+        model = to_model(task, cfg, snap)
+        for name in WEIGHT_NAMES:
+            if cfg.frozen(name):
+                getattr(model, name).requires_grad_(False)
+        results.append(
+            TrainResult(
+                model=model,
+                steps=steps,
+                steps_to_perfect=reps.steps_to_perfect[i],
+                final_loss=final[0],
+                final_accuracy=final[1],
+                stopped_early=stopped,
+                history=thinned,
+                seed=seed,
+            )
+        )
+    return results
+
+
 def train(
     data: BijectionFacts | TrainTask, cfg: TrainConfig, progress: TrainProgress | None = None
 ) -> TrainResult:
@@ -367,8 +778,8 @@ def train(
 
     Full batch: each step's forward pass gives the loss and accuracy of the current weights,
     so the stopping rule is checked at every step at no extra cost. Mini-batch: a seeded
-    permutation per epoch, a full evaluation every ``eval_every`` steps. Runs on
-    :func:`training_threads` threads.
+    permutation per epoch, a full evaluation every ``eval_every`` steps. The one-replicate case
+    of :func:`train_replicates`, seeded by ``cfg.seed``.
 
     Args:
         data: the instance's facts, or a :class:`TrainTask` (multi-hop queries).
@@ -376,72 +787,7 @@ def train(
         progress: called with ``(step, loss, accuracy)`` at each evaluation (at most about
             100 times a run); it may raise to stop training.
     """
-    task = as_task(data)
-    with _intra_op_threads(training_threads(task, cfg)):
-        return _train(task, cfg, progress)
-
-
-def _train(task: TrainTask, cfg: TrainConfig, progress: TrainProgress | None) -> TrainResult:
-    model = build_model(task, cfg)
-    opt = _optimizer(model, cfg)
-    tokens, targets = task.tokens, task.targets
-    n = task.n_examples
-    full = cfg.batch_size is None or cfg.batch_size >= n
-    eval_every = 1 if full else max(1, cfg.eval_every)
-    report_every = max(eval_every, cfg.steps // 100 // eval_every * eval_every)
-    history: list[tuple[int, float, float]] = []
-    steps_to_perfect: int | None = None
-    order = np.arange(n)
-    cursor, epoch = n, 0
-    loss_val, acc = math.inf, 0.0
-    stopped = False
-    step = 0
-    while True:
-        evaluate_now = step % eval_every == 0 or step == cfg.steps
-        if full:
-            loss, ok = task.loss_and_correct(task.logits(model, tokens), targets)
-            loss_val = float(loss.detach())
-            acc = float(ok.float().mean())
-        elif evaluate_now:
-            loss_val, acc = _evaluate(model, task)
-        if evaluate_now:
-            if acc == 1.0 and steps_to_perfect is None:
-                steps_to_perfect = step
-            history.append((step, loss_val, acc))
-            if progress is not None and (step % report_every == 0 or step == cfg.steps):
-                progress(step, loss_val, acc)
-            if acc == 1.0 and loss_val <= cfg.stop_loss:
-                stopped = True
-                break
-        if step == cfg.steps:
-            break
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
-        if not full:
-            if cursor >= n:
-                order = rng(cfg.seed, Stream.BATCH, epoch).permutation(n)
-                cursor, epoch = 0, epoch + 1
-            idx = torch.from_numpy(order[cursor : cursor + int(cfg.batch_size or n)])
-            cursor += len(idx)
-            loss = task.loss(task.logits(model, tokens[idx]), targets[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        step += 1
-    if history and history[-1][0] != step:
-        loss_val, acc = _evaluate(model, task)
-        history.append((step, loss_val, acc))
-    stride = max(1, math.ceil(len(history) / 200))
-    thinned = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
-    return TrainResult(
-        model=model,
-        steps=step,
-        steps_to_perfect=steps_to_perfect,
-        final_loss=loss_val,
-        final_accuracy=acc,
-        stopped_early=stopped,
-        history=thinned,
-    )
+    return train_replicates([as_task(data)], cfg, [cfg.seed], progress)[0]
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -465,15 +811,21 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def run_key(instance: dict[str, Any], cfg: TrainConfig, threads: int | None = None) -> str:
+def run_key(
+    instance: dict[str, Any],
+    cfg: TrainConfig,
+    threads: int | None = None,
+    seeds: Sequence[int] | None = None,
+) -> str:
     """sha256 (canonical JSON) of everything that determines a trained model.
 
     That is the instance (kind, N, R, k, cot, chains, attributes, seed: a sweep point's values
-    are substituted before this), every training setting (shapes, optimiser, lr, schedule,
-    batch, stopping rule, init and batch seed, frozen weights), the intra-op thread count
-    (``threads``, :func:`training_threads`; None: torch's setting), :data:`TRAINER_VERSION` and
-    :func:`code_fingerprint`. A claim's id, description and expectations are not in it: claims
-    that train the same model share one checkpoint.
+    are substituted before this), every training setting (shapes, attention, init, optimiser
+    and its groups, lr, schedule, batch, stopping rule, init and batch seed, frozen weights),
+    the replicate seeds of a stacked run (``seeds``; each replicate's instance is redrawn from
+    its seed), the intra-op thread count (``threads``, :func:`training_threads`; None: torch's
+    setting), :data:`TRAINER_VERSION` and :func:`code_fingerprint`. A claim's id, description
+    and expectations are not in it: claims that train the same model share one checkpoint.
     """
     payload = {
         "trainer": TRAINER_VERSION,
@@ -481,6 +833,7 @@ def run_key(instance: dict[str, Any], cfg: TrainConfig, threads: int | None = No
         "threads": torch.get_num_threads() if threads is None else threads,
         "instance": instance,
         "config": asdict(cfg),
+        "seeds": None if seeds is None else list(seeds),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=list)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -491,10 +844,8 @@ def checkpoint_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
     return Path(cache_dir) / "training" / f"{key}.pt"
 
 
-def save_checkpoint(path: Path, result: TrainResult) -> None:
-    """Write weights and the run's record atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+def _record(result: TrainResult) -> dict[str, Any]:
+    return {
         "state": {k: v.detach().clone() for k, v in result.model.state_dict().items()},
         "steps": result.steps,
         "steps_to_perfect": result.steps_to_perfect,
@@ -502,34 +853,53 @@ def save_checkpoint(path: Path, result: TrainResult) -> None:
         "final_accuracy": result.final_accuracy,
         "stopped_early": result.stopped_early,
         "history": [list(row) for row in result.history],
+        "seed": result.seed,
     }
+
+
+def save_checkpoint(path: Path, results: TrainResult | Sequence[TrainResult]) -> None:
+    """Write every replicate's weights and record atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = [results] if isinstance(results, TrainResult) else list(results)
+    payload = {"replicates": [_record(r) for r in runs]}
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(
-    path: Path, data: BijectionFacts | TrainTask, cfg: TrainConfig
-) -> TrainResult | None:
-    """The checkpointed run at ``path``, or None when absent or unreadable."""
+    path: Path, data: BijectionFacts | TrainTask | Sequence[TrainTask], cfg: TrainConfig
+) -> list[TrainResult] | None:
+    """The checkpointed replicates at ``path``, or None when absent, unreadable or of another
+    replicate count."""
     if not path.is_file():
         return None
+    tasks = list(data) if isinstance(data, Sequence) else [as_task(data)]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_model(data, cfg)
-        model.load_state_dict(payload["state"])
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError):
+        records = payload["replicates"]
+        if len(records) != len(tasks):
+            return None
+        results = []
+        for task, rec in zip(tasks, records, strict=True):
+            model = build_model(task, cfg)
+            model.load_state_dict(rec["state"])
+            results.append(
+                TrainResult(
+                    model=model,
+                    steps=int(rec["steps"]),
+                    steps_to_perfect=rec["steps_to_perfect"],
+                    final_loss=float(rec["final_loss"]),
+                    final_accuracy=float(rec["final_accuracy"]),
+                    stopped_early=bool(rec["stopped_early"]),
+                    history=[(int(s), float(lo), float(a)) for s, lo, a in rec["history"]],
+                    from_cache=True,
+                    seed=int(rec["seed"]),
+                )
+            )
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError):
         return None
-    return TrainResult(
-        model=model,
-        steps=int(payload["steps"]),
-        steps_to_perfect=payload["steps_to_perfect"],
-        final_loss=float(payload["final_loss"]),
-        final_accuracy=float(payload["final_accuracy"]),
-        stopped_early=bool(payload["stopped_early"]),
-        history=[(int(s), float(lo), float(a)) for s, lo, a in payload["history"]],
-        from_cache=True,
-    )
+    return results
 
 
 def train_cached(
@@ -539,20 +909,31 @@ def train_cached(
     cache_dir: str | os.PathLike[str] | None,
     progress: TrainProgress | None = None,
 ) -> TrainResult:
-    """:func:`train`, reusing ``<cache_dir>/training/<key>.pt`` when present (None: no cache).
+    """:func:`train`, reusing ``<cache_dir>/training/<key>.pt`` when present (None: no cache)."""
+    return train_replicates_cached([as_task(data)], cfg, [cfg.seed], key, cache_dir, progress)[0]
+
+
+def train_replicates_cached(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    key: str,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: TrainProgress | None = None,
+) -> list[TrainResult]:
+    """:func:`train_replicates`, reusing ``<cache_dir>/training/<key>.pt`` when present.
 
     A checkpoint that cannot be written (a read-only folder) is logged and skipped: the run's
     result does not depend on the cache.
     """
-    task = as_task(data)
     if cache_dir is not None:
-        cached = load_checkpoint(checkpoint_path(cache_dir, key), task, cfg)
+        cached = load_checkpoint(checkpoint_path(cache_dir, key), tasks, cfg)
         if cached is not None:
             return cached
-    result = train(task, cfg, progress)
+    results = train_replicates(tasks, cfg, seeds, progress)
     if cache_dir is not None:
         try:
-            save_checkpoint(checkpoint_path(cache_dir, key), result)
+            save_checkpoint(checkpoint_path(cache_dir, key), results)
         except OSError as exc:
             log.warning("training checkpoint not written to %s: %s", cache_dir, exc)
-    return result
+    return results

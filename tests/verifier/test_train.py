@@ -150,14 +150,14 @@ def test_oversized_training_is_refused(
 
 
 def test_expecting_an_underdetermined_measure_is_refused_with_its_line() -> None:
-    text = TINY.replace(
-        "probe_accuracy", "superposition_r2"
-    )  # N/2 = 32 <= R*d + 1 = 25? no: 2*12+1
-    text = text.replace("d_model: 12", "d_model: 16")  # R*d + 1 = 33 >= N/2 = 32
+    text = TINY.replace("probe_accuracy", "superposition_r2")
+    # 8 folds of 64 subjects fit on 56; R*d + 1 = 2*28 + 1 = 57 regressors
+    text = text.replace("d_model: 12", "d_model: 28")
     with pytest.raises(SpecError) as err:
         _preflight(text)
     assert err.value.line == 5 and err.value.file == "bad.spec.yaml"
-    assert "N/2 > R*d + 1 = 33" in err.value.message and "superposition_r2" in str(err.value.key)
+    assert "N - ceil(N/8) > R*d + 1 = 57" in err.value.message
+    assert "superposition_r2" in str(err.value.key)
 
 
 def test_transfer_must_name_a_training_claim() -> None:

@@ -59,13 +59,13 @@ def one_thread() -> Iterator[None]:
 def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts calls of the trainer itself (``train_cached`` calls it only on a cache miss)."""
     calls: list[int] = []
-    real = train_module.train
+    real = train_module.train_replicates
 
-    def counting(*args: Any, **kwargs: Any) -> train_module.TrainResult:
+    def counting(*args: Any, **kwargs: Any) -> list[train_module.TrainResult]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train", counting)
+    monkeypatch.setattr(train_module, "train_replicates", counting)
     return calls
 
 
@@ -83,6 +83,12 @@ def _other(value: Any, name: str) -> Any:
         return "sgd"
     if name == "schedule":
         return "cosine"
+    if name == "attention":
+        return "uniform"
+    if name == "init":
+        return (("W_E", 0.01),)
+    if name == "groups":
+        return (("W_E", train_module.OptimGroup(optimizer="sgd", per_subject=True)),)
     if value is None:
         return 7
     return value + (0.5 if isinstance(value, float) else 1)
@@ -92,6 +98,11 @@ def _other(value: Any, name: str) -> Any:
 def test_every_training_setting_changes_the_key(name: str) -> None:
     changed = dataclasses.replace(BASE, **{name: _other(getattr(BASE, name), name)})
     assert run_key(INSTANCE, changed) != run_key(INSTANCE, BASE)
+
+
+def test_replicate_seeds_change_the_key() -> None:
+    one = run_key(INSTANCE, BASE)
+    assert run_key(INSTANCE, BASE, seeds=[0, 1]) not in (one, run_key(INSTANCE, BASE, seeds=[0, 2]))
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,9 @@ class Measurement:
             serialised.
         status: set to ``undecided`` when the method cannot decide (an undecidable limit).
         message: a short note for the report.
+        replicates: per-replicate values of a replicated claim (``seeds:``), in seed order;
+            ``values`` then holds their medians (:mod:`verifier.replicates`).
+        require: how the replicates meet ``expect`` (``all``, ``majority``, ``median``).
     """
 
     method: Method
@@ -43,6 +46,8 @@ class Measurement:
     artifacts: dict[str, Any] = field(default_factory=dict)
     status: Literal["undecided"] | None = None
     message: str = ""
+    replicates: list[dict[str, Any]] | None = None
+    require: Literal["all", "majority", "median"] = "all"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The ``construction`` claim: build G1 (THEORY.md section 3), run every fact exactly.
+"""The ``construction`` claim: build G1 or the compact construction (THEORY.md sections 3, 3b),
+run every fact exactly.
 
 Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and
 the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``, ``params`` and
@@ -13,14 +14,16 @@ from typing import Any
 from verifier.checks import multihop
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
+from verifier.constructions.compact import build_compact
 from verifier.constructions.geometric import GeometricLayout, build_geometric
+from verifier.errors import SpecError
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.recall import exact_recall
 from verifier.spec import (
     BijectionInstance,
+    CodebookConstruction,
     ConstructionClaim,
-    GeometricConstruction,
     MultiHopInstance,
 )
 
@@ -47,8 +50,29 @@ def geometric_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
     return d, w, params
 
 
+def compact_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
+    """(d_model, d_mlp, params) of the compact construction at code width m, from the theorem
+    registry (``COMPACT``), evaluated exactly."""
+    from verifier.bounds import COMPACT, evaluate, instance_values
+
+    values = {**instance_values(instance), "m": m}
+    d, w, params = (
+        evaluate(COMPACT.quantity(q).expr, values, f"COMPACT {q}")
+        for q in ("embedding_dim", "mlp_width", "params")
+    )
+    return int(d), int(w), int(params)
+
+
+def construction_size(
+    instance: BijectionInstance, name: str, m: int
+) -> tuple[int, int, int]:
+    """(d_model, d_mlp, params) of the named construction at code width m."""
+    return compact_size(instance, m) if name == "compact" else geometric_size(instance, m)
+
+
 def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
-    """The widest m that code_dim auto may try: within max_code_dim and max_width."""
+    """The widest m that code_dim auto may try: within max_code_dim and max_width (G1's
+    ``d = R m + R + m`` is the wider of the two constructions, so the cap fits both)."""
     r = instance.relations
     by_width = min((limits.max_width - r) // (r + 1), limits.max_width // (2 * r))
     return min(limits.max_code_dim, by_width)
@@ -56,10 +80,16 @@ def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
 
 @register("construction")
 class GeometricCheck:
-    """G1 through the real forward pass."""
+    """G1 or the compact construction through the real forward pass."""
 
     def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
         if isinstance(instance, MultiHopInstance):  # Gk / Ck: verifier/checks/multihop.py
+            if claim.construction.name != "geometric":
+                raise SpecError(
+                    f"construction {claim.construction.name}: expected a bijection instance, "
+                    "got multi_hop (chains are built from G1: name geometric)",
+                    key=f"{claim.id}.construction.name",
+                )
             return multihop.preflight_construction(instance, claim, limits)
         assert isinstance(instance, BijectionInstance) and isinstance(claim, ConstructionClaim)
         spec = claim.construction
@@ -85,15 +115,18 @@ class GeometricCheck:
             return
         m = n_attr if spec.codebook == "onehot" else int(spec.code_dim)
         require("max_code_dim", m, limits.max_code_dim, "code_dim")
-        d, w, params = geometric_size(instance, m)
-        require("max_width", max(d, w), limits.max_width, "the G1 model's width (d_model, d_mlp)")
-        require("max_weights", params, limits.max_weights, "the G1 model's parameter count")
+        d, w, params = construction_size(instance, spec.name, m)
+        what = "the G1 model's" if spec.name == "geometric" else "the compact model's"
+        require("max_width", max(d, w), limits.max_width, f"{what} width (d_model, d_mlp)")
+        require("max_weights", params, limits.max_weights, f"{what} parameter count")
 
     def run(self, ctx: CheckContext) -> Measurement:
         if isinstance(ctx.instance, MultiHopInstance):
             return multihop.run_construction(ctx)
         instance: BijectionInstance = ctx.instance
-        spec: GeometricConstruction = ctx.claim.construction
+        spec: CodebookConstruction = ctx.claim.construction
+        name: str = ctx.claim.construction.name
+        label = "G1" if name == "geometric" else "the compact construction"
         facts = facts_of(instance)
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
         ctx.report(0.0, "codebook")
@@ -117,12 +150,13 @@ class GeometricCheck:
             }
         else:
             m = spec.code_dim
-        params = geometric_size(instance, m)[2]
-        require("max_weights", params, ctx.limits.max_weights, "the G1 model's parameter count")
+        params = construction_size(instance, name, m)[2]
+        require("max_weights", params, ctx.limits.max_weights, f"{label}'s parameter count")
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         mu = coherence(codes)
-        ctx.report(0.05, "building G1")
-        model, layout = build_geometric(facts, codes)
+        ctx.report(0.05, f"building {label}")
+        build = build_compact if name == "compact" else build_geometric
+        model, layout = build(facts, codes)
         ctx.report(0.1, "forward pass over every fact")
 
         def progress(done: int, total: int) -> None:
@@ -142,7 +176,7 @@ class GeometricCheck:
             "n_facts": result.total,
         }
         if values["params"] != params:  # internal invariant: the size formula is the model's
-            raise AssertionError(f"G1 params: formula {params}, model {values['params']}")
+            raise AssertionError(f"{label} params: formula {params}, model {values['params']}")
         if result.first_failure is not None:
             s, r = result.first_failure % n, result.first_failure // n
             evidence["counterexample"] = {
@@ -168,8 +202,6 @@ class GeometricCheck:
 
 def raise_code_dim_mismatch(code_dim: int | str, m: int) -> None:
     """onehot codes have exactly one width."""
-    from verifier.errors import SpecError
-
     raise SpecError(
         f"codebook onehot: expected code_dim auto or {m} (= attributes), got {code_dim}"
     )

@@ -15,14 +15,20 @@ recall) and evaluates it in float64 through the real forward pass:
   wrong intermediate is a failure. The mechanism measures are defined on single-hop facts
   (THEORY.md section 7), so expecting one here is refused before training.
 
-The trained model is kept in ``Measurement.artifacts["model"]`` for ``transfer`` claims. The
-frozen-embedding control is this claim with ``freeze: [W_E]``.
+With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the instance from
+``s_i`` and initialises the model from it, all S train as one stacked model
+(:func:`verifier.train.train_replicates`), each is evaluated and measured on its own, and the
+runner judges them by ``require`` (:mod:`verifier.replicates`).
+
+The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
+``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E]``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from verifier import mechanism as mech
 from verifier.checks.base import CheckContext, Measurement, register
@@ -34,14 +40,16 @@ from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.recall import exact_recall
 from verifier.spec import MECHANISM_MEASURES, BijectionInstance, MultiHopInstance, TrainingClaim
+from verifier.replicates import aggregate
 from verifier.train import (
+    OptimGroup,
     TrainConfig,
     TrainResult,
     TrainTask,
     fact_task,
     query_task,
     run_key,
-    train_cached,
+    train_replicates_cached,
     training_threads,
 )
 
@@ -52,10 +60,14 @@ TRAIN_SHARE = 0.85  # progress fraction spent training; the rest is evaluation a
 MEASURE_FUNCTIONS = {
     "superposition_r2": mech.superposition_r2,
     "probe_accuracy": mech.probe_accuracy,
+    "functional_superposition": mech.functional_superposition,
     "selector_linearity": mech.selector_linearity,
     "gated_fraction": mech.gated_fraction,
     "intervention_success": mech.intervention_success,
 }
+
+
+Inst = TypeVar("Inst", BijectionInstance, MultiHopInstance)
 
 
 def train_config(
@@ -81,7 +93,21 @@ def train_config(
         eval_every=o.eval_every,
         seed=instance.seed if claim.train_seed is None else claim.train_seed,
         freeze=tuple(claim.freeze),
+        attention=m.attention,
+        init=tuple(sorted(m.init.items())),
+        groups=tuple(
+            (name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())
+        ),
+        min_steps=o.min_steps,
     )
+
+
+def replicate_instances(instance: Inst, claim: TrainingClaim) -> tuple[list[Inst], list[int]]:
+    """Each replicate's instance and init seed: ``seeds`` redraw both; else the claim's own."""
+    if claim.seeds is None:
+        cfg_seed = instance.seed if claim.train_seed is None else claim.train_seed
+        return [instance], [cfg_seed]
+    return [instance.model_copy(update={"seed": s}) for s in claim.seeds], list(claim.seeds)
 
 
 def model_params(n_vocab: int, n_out: int, cfg: TrainConfig, n_ctx: int = 2) -> int:
@@ -102,7 +128,17 @@ def require_bijection(instance: Any, kind: str) -> BijectionInstance:
     return instance
 
 
-def _require_shapes(cfg: TrainConfig, params: int, limits: Limits) -> None:
+def _require_shapes(
+    cfg: TrainConfig, params: int, limits: Limits, claim: TrainingClaim
+) -> None:
+    replicates = len(claim.seeds or [0])
+    require("max_replicates", replicates, limits.max_replicates, "seeds (replicates)")
+    require(
+        "max_weights",
+        replicates * params,
+        limits.max_weights,
+        "the stacked replicates' parameter count",
+    )
     require("max_steps", cfg.steps, limits.max_steps, "optim.steps")
     require("max_width", cfg.d_model, limits.max_width, "model.d_model")
     require("max_width", cfg.d_mlp, limits.max_width, "model.d_mlp")
@@ -130,7 +166,7 @@ def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: L
     )
     cfg = train_config(inst, claim)
     n_ctx = 2 * k if inst.cot else k + 1
-    _require_shapes(cfg, model_params(n + inst.relations, n, cfg, n_ctx), limits)
+    _require_shapes(cfg, model_params(n + inst.relations, n, cfg, n_ctx), limits, claim)
 
 
 @register("training")
@@ -147,7 +183,7 @@ class TrainingCheck:
         cfg = train_config(inst, claim)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
-        _require_shapes(cfg, model_params(n + r, n_out, cfg), limits)
+        _require_shapes(cfg, model_params(n + r, n_out, cfg), limits, claim)
         for e in claim.expectations:
             if e.measure in MECHANISM_MEASURES:
                 why = mech.fit_requirement(e.measure, n, r, cfg.d_model)
@@ -159,14 +195,71 @@ class TrainingCheck:
         return None
 
     def run(self, ctx: CheckContext) -> Measurement:
-        if isinstance(ctx.instance, MultiHopInstance):
-            return self._run_multi_hop(ctx)
-        instance: BijectionInstance = ctx.instance
         claim: TrainingClaim = ctx.claim
-        facts: BijectionFacts = facts_of(instance)
-        cfg = train_config(instance, claim)
-        result, key = _train(ctx, fact_task(facts), cfg)
-        ctx.report(TRAIN_SHARE, "exact recall in float64")
+        instances, seeds = replicate_instances(ctx.instance, claim)
+        cfg = train_config(ctx.instance, claim)
+        multi_hop = isinstance(ctx.instance, MultiHopInstance)
+        if multi_hop:
+            facts_list: list[Any] = [chain_facts_of(i) for i in instances]
+            tasks = [query_task(f, ctx.instance.cot) for f in facts_list]
+        else:
+            facts_list = [facts_of(i) for i in instances]
+            tasks = [fact_task(f) for f in facts_list]
+        results, key = _train(ctx, tasks, cfg, seeds)
+        measured = []
+        for i, (inst, facts, result) in enumerate(zip(instances, facts_list, results, strict=True)):
+            share = (i / len(results), (i + 1) / len(results))
+            if multi_hop:
+                measured.append(self._measure_multi_hop(ctx, inst, facts, cfg, key, result, share))
+            else:
+                measured.append(self._measure(ctx, inst, facts, cfg, key, result, share))
+        ctx.report(1.0, "done")
+        artifacts = {
+            "models": [r.model for r in results],
+            "facts": facts_list,
+            "config": cfg,
+            "seeds": seeds,
+        }
+        if claim.seeds is None:
+            return replace(measured[0], artifacts=artifacts)
+        values = aggregate([m.values for m in measured])
+        return Measurement(
+            method="empirical",
+            values=values,
+            evidence={
+                "replicates": {
+                    "seeds": seeds,
+                    "require": claim.require,
+                    "values": [_numbers(m.values) for m in measured],
+                    "evidence": [m.evidence for m in measured],
+                },
+                "checkpoint": key,
+            },
+            symbols=measured[0].symbols,
+            artifacts=artifacts,
+            message=f"{len(seeds)} replicates (seeds {', '.join(map(str, seeds))}): "
+            + "; ".join(m.message for m in measured),
+            replicates=[m.values for m in measured],
+            require=claim.require,
+        )
+
+    def _measure(
+        self,
+        ctx: CheckContext,
+        instance: BijectionInstance,
+        facts: BijectionFacts,
+        cfg: TrainConfig,
+        key: str,
+        result: TrainResult,
+        share: tuple[float, float],
+    ) -> Measurement:
+        """Exact recall and every mechanism measure of one trained single-hop replicate."""
+
+        def at(fraction: float, message: str) -> None:
+            lo, hi = share
+            ctx.report(TRAIN_SHARE + (1 - TRAIN_SHARE) * (lo + (hi - lo) * fraction), message)
+
+        at(0.0, "exact recall in float64")
         model64 = mech.as_float64(result.model)
         recall = exact_recall(model64, facts.batches(BATCH), facts.n_facts)
         values: dict[str, Any] = {
@@ -176,11 +269,11 @@ class TrainingCheck:
             "steps": result.steps,
             "final_loss": result.final_loss,
         }
-        evidence = _evidence(instance.seed, cfg, key, result)
+        evidence = _evidence(instance.seed, result.seed, key, result)
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
         for i, (name, fn) in enumerate(MEASURE_FUNCTIONS.items()):
-            ctx.report(TRAIN_SHARE + (1 - TRAIN_SHARE) * i / len(MEASURE_FUNCTIONS), name)
+            at((i + 1) / (len(MEASURE_FUNCTIONS) + 1), name)
             measured = fn(model64, facts)
             values[name] = measured.value
             if measured.underdetermined is not None:
@@ -212,23 +305,27 @@ class TrainingCheck:
                 "expected": int(facts.answers(s, r)),
                 "got": recall.first_failure_prediction,
             }
-        ctx.report(1.0, "done")
         return Measurement(
             method="empirical",
             values=values,
             evidence=evidence,
             symbols={"d": cfg.d_model},
-            artifacts={"model": result.model, "facts": facts, "config": cfg},
             message=f"{recall.correct}/{recall.total} facts after {result.steps} steps",
         )
 
-    def _run_multi_hop(self, ctx: CheckContext) -> Measurement:
-        instance: MultiHopInstance = ctx.instance
-        cfg = train_config(instance, ctx.claim)
-        facts = chain_facts_of(instance)
-        result, key = _train(ctx, query_task(facts, instance.cot), cfg)
+    def _measure_multi_hop(
+        self,
+        ctx: CheckContext,
+        instance: MultiHopInstance,
+        facts: Any,
+        cfg: TrainConfig,
+        key: str,
+        result: TrainResult,
+        share: tuple[float, float],
+    ) -> Measurement:
+        """Every query of one trained multi-hop replicate, in float64."""
         mode = "greedy decoding" if instance.cot else "one forward pass"
-        ctx.report(TRAIN_SHARE, f"every query in float64 ({mode})")
+        ctx.report(TRAIN_SHARE + (1 - TRAIN_SHARE) * share[0], f"every query in float64 ({mode})")
         model64 = mech.as_float64(result.model)
         res = evaluate_queries(model64, facts, instance.cot)
         n = facts.n_entities
@@ -248,7 +345,7 @@ class TrainingCheck:
             "step_accuracy": res.step_accuracy,
             "decode_steps": res.decode_steps,
         }
-        evidence = _evidence(instance.seed, cfg, key, result)
+        evidence = _evidence(instance.seed, result.seed, key, result)
         evidence.update(
             training="teacher forcing" if instance.cot else "answer at the last position",
             evaluation=mode,
@@ -256,42 +353,55 @@ class TrainingCheck:
         )
         if res.counterexample is not None:
             evidence["counterexample"] = res.counterexample
-        ctx.report(1.0, "done")
         return Measurement(
             method="empirical",
             values=values,
             evidence=evidence,
             symbols={"d": cfg.d_model},
-            artifacts={"model": result.model, "facts": facts, "config": cfg},
             message=f"{res.correct}/{res.total} queries ({res.decode_steps} step(s) each) "
             f"after {result.steps} steps",
         )
 
 
-def _train(ctx: CheckContext, task: TrainTask, cfg: TrainConfig) -> tuple[TrainResult, str]:
-    """Train (or reuse the checkpoint keyed by instance, settings and code) with progress."""
-    key = run_key(ctx.instance.model_dump(mode="json"), cfg, training_threads(task, cfg))
+def _train(
+    ctx: CheckContext, tasks: list[TrainTask], cfg: TrainConfig, seeds: list[int]
+) -> tuple[list[TrainResult], str]:
+    """Train the replicates (or reuse the checkpoint keyed by instance, settings, seeds, code)."""
+    claim: TrainingClaim = ctx.claim
+    threads = training_threads(tasks[0], cfg, len(tasks))
+    key = run_key(
+        ctx.instance.model_dump(mode="json"),
+        cfg,
+        threads,
+        seeds if claim.seeds is not None else None,
+    )
     ctx.report(0.0, "training")
+    what = f"{len(tasks)} replicates, " if len(tasks) > 1 else ""
 
     def on_step(step: int, loss: float, accuracy: float) -> None:
         ctx.report(
             TRAIN_SHARE * step / cfg.steps,
-            f"step {step}/{cfg.steps}: loss {loss:.4g}, accuracy {accuracy:.4f}",
+            f"step {step}/{cfg.steps}: {what}loss {loss:.4g}, accuracy {accuracy:.4f}",
         )
 
-    result = train_cached(task, cfg, key, ctx.cache_dir, on_step)
-    if result.from_cache:
-        log.info("training claim %s: checkpoint %s reused", ctx.claim.id, key[:12])
-    return result, key
+    results = train_replicates_cached(tasks, cfg, seeds, key, ctx.cache_dir, on_step)
+    if results[0].from_cache:
+        log.info("training claim %s: checkpoint %s reused", claim.id, key[:12])
+    return results, key
 
 
 def _trainable(result: TrainResult) -> int:
     return sum(p.numel() for p in result.model.parameters() if p.requires_grad)
 
 
-def _evidence(seed: int, cfg: TrainConfig, key: str, result: TrainResult) -> dict[str, Any]:
+def _numbers(values: dict[str, Any]) -> dict[str, Any]:
+    """The numeric and missing measures of one replicate (what the report tabulates)."""
+    return {k: v for k, v in values.items() if v is None or isinstance(v, int | float)}
+
+
+def _evidence(seed: int, train_seed: int, key: str, result: TrainResult) -> dict[str, Any]:
     return {
-        "seeds": {"instance": seed, "train": cfg.seed},
+        "seeds": {"instance": seed, "train": train_seed},
         "checkpoint": key,
         "stopped_early": result.stopped_early,
         "float32_accuracy": result.final_accuracy,

@@ -1,9 +1,15 @@
-"""The ``transfer`` claim: a trained network recalls new facts zero-shot (THEORY.md section 7).
+"""The ``transfer`` claim: a trained network recalls new facts (THEORY.md section 7).
 
-Takes the model of an earlier ``training`` claim (``from:``), draws new bijections from
-``transfer_seed``, re-initialises only the subject table (``method``: probe, lp, random) and
-counts exact recall of every new fact in float64, without training. The random
-re-initialisation is always run too, as the control (``control_accuracy``, about 1/N).
+Takes the models of an earlier ``training`` claim (``from:``), draws new bijections from
+``transfer_seed`` and each replicate's instance seed, and either re-initialises only the subject
+table (``method``: probe, lp, random) and counts exact recall of every new fact in float64
+without training, or relearns the subject table alone (``relearn``, :mod:`verifier.relearn`)
+and counts the steps to exact recall. The controls: for re-initialisation, random rows (always
+run, ``control_accuracy``, about 1/N); for relearning, the same relearning on the
+``control_from`` claim's models (typically the frozen-embedding, associative ones).
+
+A replicated ``from`` claim (``seeds:``) makes this claim replicated too: one measurement per
+replicate, judged by ``require`` (default: the training claim's rule).
 """
 
 from __future__ import annotations
@@ -15,28 +21,102 @@ from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.training import require_bijection
 from verifier.convex.solver import SolverSettings
 from verifier.errors import VerifierError
+from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
+from verifier.relearn import RelearnResult, relearn
+from verifier.replicates import aggregate
 from verifier.spec import TransferClaim
+from verifier.train import OptimGroup, TrainConfig
+
+
+def _source(ctx: CheckContext, claim_id: str) -> Measurement:
+    source = ctx.dependencies.get(claim_id)
+    if source is None or "models" not in source.artifacts:
+        raise VerifierError(
+            f"expected the trained models of training claim {claim_id!r}, got none"
+        )
+    return source
+
+
+def relearn_group(trained: TrainConfig, claim: TransferClaim) -> tuple[OptimGroup, int]:
+    """The subject rows' relearning settings and step budget.
+
+    Each unset field comes from the training run's ``W_E`` settings (its ``groups.W_E``, else
+    its ``optim``).
+    """
+    kind, lr, momentum, decay, per_subject = trained.group("W_E")
+    over = claim.relearn
+    if over is None:
+        return OptimGroup(kind, lr, momentum, decay, per_subject), 500
+    return (
+        OptimGroup(
+            over.optimizer or kind,
+            lr if over.lr is None else over.lr,
+            momentum if over.momentum is None else over.momentum,
+            decay if over.weight_decay is None else over.weight_decay,
+            per_subject if over.per_subject is None else over.per_subject,
+        ),
+        over.steps,
+    )
 
 
 @register("transfer")
 class TransferCheck:
-    """Zero-shot transfer through the frozen network."""
+    """Zero-shot transfer, or relearning, through the frozen network."""
 
     def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
         require_bijection(instance, "transfer")
         assert isinstance(claim, TransferClaim)
+        if claim.relearn is not None:
+            require("max_steps", claim.relearn.steps, limits.max_steps, "relearn.steps")
 
     def run(self, ctx: CheckContext) -> Measurement:
         claim: TransferClaim = ctx.claim
-        source = ctx.dependencies.get(claim.from_)
-        if source is None or "model" not in source.artifacts:
-            raise VerifierError(
-                f"from: expected the trained model of training claim {claim.from_!r}, got none"
-            )
-        model, facts = source.artifacts["model"], source.artifacts["facts"]
-        new_facts = mech.new_bijections(facts, claim.transfer_seed)
-        ctx.report(0.0, f"{claim.method} re-initialisation")
+        source = _source(ctx, claim.from_)
+        models, facts = source.artifacts["models"], source.artifacts["facts"]
+        new_facts = [mech.new_bijections(f, claim.transfer_seed) for f in facts]
+        if claim.method == "relearn":
+            measured = self._relearn(ctx, claim, source, new_facts)
+        else:
+            measured = [
+                self._reinit(ctx, claim, model, old, new, i / len(models))
+                for i, (model, old, new) in enumerate(zip(models, facts, new_facts, strict=True))
+            ]
+        ctx.report(1.0, "done")
+        if source.replicates is None:
+            return measured[0]
+        undecided = [m for m in measured if m.status == "undecided"]
+        return Measurement(
+            method="empirical",
+            values=aggregate([m.values for m in measured]),
+            evidence={
+                "from": claim.from_,
+                "replicates": {
+                    "seeds": source.artifacts["seeds"],
+                    "require": claim.require or source.require,
+                    "values": [m.values for m in measured],
+                    "evidence": [m.evidence for m in measured],
+                },
+            },
+            status="undecided" if undecided else None,
+            message=undecided[0].message
+            if undecided
+            else f"{len(measured)} replicates: " + "; ".join(m.message for m in measured),
+            replicates=[m.values for m in measured],
+            require=claim.require or source.require,
+        )
+
+    def _reinit(
+        self,
+        ctx: CheckContext,
+        claim: TransferClaim,
+        model: Any,
+        facts: BijectionFacts,
+        new_facts: BijectionFacts,
+        done: float,
+    ) -> Measurement:
+        """One replicate's re-initialisation (no training) and its random control."""
+        ctx.report(done, f"{claim.method} re-initialisation")
         settings = None
         if claim.method == "lp":  # refused before P2 starts when one subject's LP is too large
             cfg = model.cfg
@@ -50,7 +130,6 @@ class TransferCheck:
         result = mech.transfer_accuracy(
             model, facts, new_facts, claim.method, claim.transfer_seed, settings
         )
-        ctx.report(0.5, "random control")
         control = (
             result
             if claim.method == "random"
@@ -70,7 +149,6 @@ class TransferCheck:
                 status="undecided",
                 message=f"underdetermined: {result.underdetermined}",
             )
-        ctx.report(1.0, "done")
         return Measurement(
             method="empirical",
             values={
@@ -85,3 +163,92 @@ class TransferCheck:
             message=f"{result.detail['correct']}/{result.detail['facts']} new facts "
             f"({claim.method}); control {control.detail['correct']}",
         )
+
+    def _relearn(
+        self,
+        ctx: CheckContext,
+        claim: TransferClaim,
+        source: Measurement,
+        new_facts: list[BijectionFacts],
+    ) -> list[Measurement]:
+        """Every replicate relearned together; the control the same on ``control_from``."""
+        trained: TrainConfig = source.artifacts["config"]
+        group, steps = relearn_group(trained, claim)
+        ctx.report(0.0, f"relearning the subject table ({steps} steps at most)")
+        runs = relearn(
+            source.artifacts["models"],
+            source.artifacts["facts"],
+            new_facts,
+            trained,
+            group,
+            steps,
+            claim.start,
+            claim.transfer_seed,
+        )
+        if isinstance(runs, str):
+            return [
+                Measurement(
+                    method="empirical",
+                    values={"accuracy": None},
+                    evidence={"from": claim.from_},
+                    status="undecided",
+                    message=f"underdetermined: {runs}",
+                )
+            ] * len(new_facts)
+        controls: list[RelearnResult | None] = [None] * len(runs)
+        if claim.control_from is not None:
+            ctx.report(0.5, f"relearning the control {claim.control_from}")
+            control = _source(ctx, claim.control_from)
+            if control.artifacts["seeds"] != source.artifacts["seeds"]:
+                raise VerifierError(
+                    f"control_from: expected the replicate seeds of {claim.from_!r} "
+                    f"({source.artifacts['seeds']}), got {control.artifacts['seeds']} on "
+                    f"{claim.control_from!r}"
+                )
+            control_runs = relearn(
+                control.artifacts["models"],
+                control.artifacts["facts"],
+                new_facts,
+                control.artifacts["config"],
+                group,
+                steps,
+                claim.start,
+                claim.transfer_seed,
+            )
+            if not isinstance(control_runs, str):
+                controls = list(control_runs)
+        out = []
+        for run, new, ctl in zip(runs, new_facts, controls, strict=True):
+            values: dict[str, Any] = {
+                "accuracy": run.accuracy,
+                "margin": run.margin,
+                "steps_to_perfect": run.steps_to_perfect,
+                "start_accuracy": run.start_accuracy,
+                "n_facts": new.n_facts,
+                "control_accuracy": None if ctl is None else ctl.accuracy,
+                "control_steps_to_perfect": None if ctl is None else ctl.steps_to_perfect,
+                "advantage": None if ctl is None else run.accuracy - ctl.accuracy,
+            }
+            evidence = {
+                "from": claim.from_,
+                "seeds": {"instance": new.seed, "transfer": claim.transfer_seed},
+                "start": claim.start,
+                "optimizer": vars(group),
+                "steps": run.steps,
+                "control": None if ctl is None else {**vars(ctl), "from": claim.control_from},
+            }
+            reached = "never" if run.steps_to_perfect is None else f"at step {run.steps_to_perfect}"
+            out.append(
+                Measurement(
+                    method="empirical",
+                    values=values,
+                    evidence=evidence,
+                    message=f"relearned {run.accuracy:.3f} of {new.n_facts} new facts, exact "
+                    f"{reached}"
+                    + ("" if ctl is None else f"; control {ctl.accuracy:.3f}"),
+                )
+            )
+        return out
+
+
+__all__ = ["TransferCheck"]
