@@ -5,7 +5,9 @@ for the measured values any claim kind reports, so a new kind needs no change he
 
 * a sweep claim: each expected (or key) measure against the first swept variable, with the
   expectation's bound where it has one (e.g. ``code_dim`` against ``N`` beside ``16 log N``);
-* a single-point claim: each measured value beside its bound, one bar per expectation.
+* a single-point claim: each measured value beside its bound, one bar per expectation;
+* a sweep over two or more fields (a regime map): one heatmap per measure
+  (:mod:`verifier.heatmaps`), and for each trained model its MLP gating heatmap.
 """
 
 from __future__ import annotations
@@ -121,15 +123,65 @@ def bound_plot(result: ClaimResult) -> Plot | None:
     return Plot(title=f"{result.key}: measured against bound", alt=alt, png_base64=_png(fig))
 
 
+GRID_MEASURES = (  # drawn for a regime map besides its expectations, where measured
+    "accuracy",
+    "steps_to_perfect",
+    "superposition_r2",
+    "probe_accuracy",
+    "functional_superposition",
+    "selector_linearity",
+    "gated_fraction",
+    "intervention_success",
+    "control_accuracy",
+)
+
+
+def grid_plots(claim_id: str, results: list[ClaimResult]) -> list[Plot]:
+    """A regime map (a sweep over two or more fields): one heatmap per measure."""
+    from verifier.heatmaps import grid_png
+
+    names = [e.measure for r in results[:1] for e in r.expectations]
+    names += [m for m in GRID_MEASURES if m not in names]
+    plots = []
+    for name in names:
+        if not any(_number(r.measured.get(name)) is not None for r in results):
+            continue
+        png = base64.b64encode(grid_png(claim_id, results, name)).decode("ascii")
+        title = f"{claim_id}: {name} over the swept grid"
+        plots.append(Plot(title=title, alt=title, png_base64=png))
+    return plots
+
+
+def gating_plots(report: Report) -> list[Plot]:
+    """One gating heatmap (unit activation rate per relation) per trained model drawn once."""
+    from verifier.heatmaps import activation_rates, gating_png
+
+    plots, seen = [], set()
+    for r in report.results:
+        if r.check != "training" or r.point or activation_rates(r) is None:
+            continue
+        model = str(r.evidence.get("checkpoint", r.key))
+        if model in seen:
+            continue
+        seen.add(model)
+        png = base64.b64encode(gating_png(r)).decode("ascii")
+        title = f"{r.key}: MLP gating (activation rate of each unit per relation)"
+        plots.append(Plot(title=title, alt=title, png_base64=png))
+    return plots
+
+
 def report_plots(report: Report) -> list[Plot]:
-    """The plots that fit a report's claims (sweeps and bounded measures)."""
+    """The plots that fit a report's claims (sweeps, regime maps, gating, bounded measures)."""
     groups: dict[str, list[ClaimResult]] = {}
     for r in report.results:
         groups.setdefault(r.claim_id, []).append(r)
     plots: list[Plot] = []
     for claim_id, results in groups.items():
         swept = [r for r in results if r.point]
+        if len(swept) > 1 and len(swept[0].point or {}) > 1:
+            plots.extend(grid_plots(claim_id, swept))
+            continue
         plot = sweep_plot(claim_id, swept) if len(swept) > 1 else bound_plot(results[0])
         if plot is not None:
             plots.append(plot)
-    return plots
+    return plots + gating_plots(report)

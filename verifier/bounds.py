@@ -396,55 +396,6 @@ G1 = register_theorem(
     )
 )
 
-COMPACT_D = R * m + R
-COMPACT_W = 2 * R * m
-COMPACT_PARAMS = (
-    (N + R) * COMPACT_D
-    + 2 * COMPACT_D
-    + 4 * COMPACT_D * R
-    + 2 * COMPACT_D * COMPACT_W
-    + COMPACT_W
-    + COMPACT_D
-    + COMPACT_D * A
-)
-
-COMPACT = register_theorem(
-    Theorem(
-        id="COMPACT",
-        statement="The compact geometric construction (G1 without its answer slot: the MLP "
-        "cancels the relations not asked, the unembedding reads every slot) recalls all N*R "
-        "facts exactly with margin 1 - mu at d = R m + R, MLP width 2 R m.",
-        source="reconstruction",
-        params=(
-            *INSTANCE_PARAMS,
-            Param(
-                m,
-                "code width (default: the union-bound code length, unrounded)",
-                given="code_dim",
-                default=G1_CODE_LENGTH,
-            ),
-            DELTA,
-            GAMMA,
-        ),
-        quantities=(
-            Quantity("code_dim", sp.ceiling(G1_CODE_LENGTH), "the smallest integer width >= it"),
-            Quantity("embedding_dim", COMPACT_D, "d_model = R m + R"),
-            Quantity("mlp_width", COMPACT_W, "d_mlp = 2 R m"),
-            Quantity(
-                "params",
-                COMPACT_PARAMS,
-                "(N+R) d + L d + 4 d d_head H + 2 d d_mlp + d_mlp + d + d A, L = 2, H = 1, "
-                "d_head = R",
-            ),
-            Quantity("fact_params", N * COMPACT_D, "fact-specific parameters: N (R m + R)"),
-        ),
-        assumptions=(
-            "one head, d_head = R, L = 2 positions [r, x]",
-            "the same codebook and coherence as G1",
-        ),
-    )
-)
-
 LB1 = register_theorem(
     Theorem(
         id="LB1",
@@ -516,6 +467,55 @@ BARNFIELD26 = register_theorem(
             ),
         ),
         assumptions=("n = N R facts", "constants dropped (constant 1)"),
+    )
+)
+
+COMPACT_D = R * m + R
+COMPACT_W = 2 * R * m
+COMPACT_PARAMS = (
+    (N + R) * COMPACT_D
+    + 2 * COMPACT_D
+    + 4 * COMPACT_D * R
+    + 2 * COMPACT_D * COMPACT_W
+    + COMPACT_W
+    + COMPACT_D
+    + COMPACT_D * A
+)
+
+COMPACT = register_theorem(
+    Theorem(
+        id="COMPACT",
+        statement="The compact geometric construction (G1 without its answer slot: the MLP "
+        "cancels the relations not asked, the unembedding reads every slot) recalls all N*R "
+        "facts exactly with margin 1 - mu at d = R m + R, MLP width 2 R m.",
+        source="reconstruction",
+        params=(
+            *INSTANCE_PARAMS,
+            Param(
+                m,
+                "code width (default: the union-bound code length, unrounded)",
+                given="code_dim",
+                default=G1_CODE_LENGTH,
+            ),
+            DELTA,
+            GAMMA,
+        ),
+        quantities=(
+            Quantity("code_dim", sp.ceiling(G1_CODE_LENGTH), "the smallest integer width >= it"),
+            Quantity("embedding_dim", COMPACT_D, "d_model = R m + R"),
+            Quantity("mlp_width", COMPACT_W, "d_mlp = 2 R m"),
+            Quantity(
+                "params",
+                COMPACT_PARAMS,
+                "(N+R) d + L d + 4 d d_head H + 2 d d_mlp + d_mlp + d + d A, L = 2, H = 1, "
+                "d_head = R",
+            ),
+            Quantity("fact_params", N * COMPACT_D, "fact-specific parameters: N (R m + R)"),
+        ),
+        assumptions=(
+            "one head, d_head = R, L = 2 positions [r, x]",
+            "the same codebook and coherence as G1",
+        ),
     )
 )
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from verifier.instances import BijectionFacts
 from verifier.model import OneLayerTransformer
@@ -536,22 +536,22 @@ def transfer_accuracy(
     e = subject_table(model, facts)
     detail: dict[str, Any] = {"method": method}
     if method in ("probe", "random"):
-        start = start_rows(model, facts, new_facts, method, seed)
-        if isinstance(start, str):
-            return MeasureResult.too_few(start)
-        rows, more = start
+        reinit = start_rows(model, facts, new_facts, method, seed)
+        if isinstance(reinit, str):
+            return MeasureResult.too_few(reinit)
+        rows, more = reinit
         detail.update(more)
     else:
         from verifier.convex.reembed import reembed
 
-        start = e
+        begin = e
         if fit_requirement("transfer_probe", n, n_rel, d) is None:  # probe start when determined
             x = superposition_design(model, facts)
-            start = superposition_design(model, facts, new_facts.perms) @ lstsq(x, e)
+            begin = superposition_design(model, facts, new_facts.perms) @ lstsq(x, e)
         found = reembed(
             as_float64(model),
             new_facts,
-            start,
+            begin,
             margin=LP_MARGIN,
             max_rounds=LP_ROUNDS,
             settings=settings,

@@ -75,8 +75,8 @@ def judge_all(
         One outcome per expectation and the verdict (``passed``, ``failed``, ``undecided``).
     """
     if not replicates:
-        outcomes = [judge(e, values.get(e.measure), symbols) for e in expectations]
-        return outcomes, _status([o.ok for o in outcomes])
+        single = [judge(e, values.get(e.measure), symbols) for e in expectations]
+        return single, _status([o.ok for o in single])
     count = len(replicates)
     per = [[judge(e, rep.get(e.measure), symbols) for rep in replicates] for e in expectations]
     outcomes: list[Outcome] = []
@@ -95,9 +95,7 @@ def judge_all(
             detail = f"{holds}/{count} replicates hold (need {need})"
         if unknown:
             detail += f"; {unknown} not measured"
-        outcomes.append(
-            Outcome(e.measure, e.text, measured, ok, detail, bound, replicates=shown)
-        )
+        outcomes.append(Outcome(e.measure, e.text, measured, ok, detail, bound, replicates=shown))
     if require == "majority":
         rep_ok = [_status([per[i][j].ok for i in range(len(per))]) for j in range(count)]
         passing = rep_ok.count("passed")

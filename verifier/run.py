@@ -140,10 +140,23 @@ class SpecRunner:
         total = 0
         for claim in spec.claims:
             self.points[claim.id] = expand(spec, claim, self.limits)
+            follows = claim.follows_sweep_of()
+            if follows is not None and self.points[follows][0].point is not None:
+                self.points[claim.id] = [
+                    ClaimPoint(
+                        f"{claim.id}{p.key[len(follows) :]}",
+                        claim,
+                        p.instance,
+                        p.point,
+                        spec.source.claim_lines.get(claim.id),
+                    )
+                    for p in self.points[follows]
+                ]
             total += len(self.points[claim.id])
         require("max_claims", total, self.limits.max_claims, "claims after sweep expansion")
         self._measurements: dict[str, Measurement | None] = {}
         self._results: dict[str, list[ClaimResult]] = {}
+        self._memo: dict[str, Any] = {}  # in-process results claims share (trained models)
         self.spec_hash = spec.content_hash()
 
     def preflight(self) -> None:
@@ -251,6 +264,8 @@ class SpecRunner:
             results = self.claim_results(dep)
             # a swept claim reads the dependency's point with the same sweep values, if any
             same = [r for r in results if point is not None and r.point == point]
+            if point is not None and results[0].point is not None and not same:
+                raise VerifierError(f"claim {dep!r}, which this claim needs, has no point {point}")
             measurement = self._measurements.get((same or results)[0].key)
             if measurement is None:
                 raise VerifierError(f"claim {dep!r}, which this claim needs, did not complete")
@@ -282,6 +297,7 @@ class SpecRunner:
                 is_cancelled=self.is_cancelled,
                 spec_hash=self.spec_hash,
                 cache_dir=self.cache_dir,
+                memo=self._memo,
             )
             if claim.minimize is None:
                 measurement = kind.run(ctx)
@@ -313,7 +329,7 @@ class SpecRunner:
             measurement.require,
         )
         expectations = [ExpectationResult(**vars(o)) for o in outcomes]
-        status = "undecided" if measurement.status == "undecided" else verdict
+        status: str = "undecided" if measurement.status == "undecided" else verdict
         if base["xfail"] and status in ("passed", "failed"):
             status = "xpassed" if status == "passed" else "xfailed"
         return self._finish(

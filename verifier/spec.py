@@ -254,6 +254,10 @@ class ClaimBase(StrictModel):
         """Why the earlier claim ``dep`` cannot serve this one, or None (kinds override)."""
         return None
 
+    def follows_sweep_of(self) -> str | None:
+        """The claim whose sweep points this claim runs at, one result each (kinds override)."""
+        return None
+
 
 class CodebookConstruction(StrictModel):
     """Fields shared by the constructions built from an attribute codebook."""
@@ -673,22 +677,28 @@ class TransferClaim(ClaimBase):
         """The training claim, and the control's."""
         return [self.from_] + ([self.control_from] if self.control_from else [])
 
+    def follows_sweep_of(self) -> str | None:
+        """A swept ``from`` claim: this claim runs at each of its points."""
+        return self.from_
+
     def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
-        """``from`` must name a training claim without sweep, and the probe must be determined."""
+        """``from`` must name a training claim without minimize (a sweep is followed point by
+        point; ``control_from`` must have the same sweep), and the probe must be determined."""
         field = "from" if dep.id == self.from_ else "control_from"
         if not isinstance(dep, TrainingClaim):
             return (
                 f"{field}: expected the id of a training claim, got {dep.id!r}, "
                 f"a {dep.check_kind()} claim"
             )
-        if dep.sweep or dep.minimize:
-            return f"{field}: expected a training claim without sweep or minimize, got {dep.id!r}"
+        if dep.minimize:
+            return f"{field}: expected a training claim without minimize, got {dep.id!r}"
         n, r, d = instance.entities, instance.relations, dep.model.d_model
         probe = self.method == "probe" or (self.method == "relearn" and self.start == "probe")
         if probe and n <= r * d + 1:
+            how = "probe" if self.method == "probe" else "relearn (start: probe)"
             return (
-                f"method: {self.method} from the probe rows is underdetermined: its fit needs "
-                f"N > R*d + 1 = {r * d + 1} subjects (d = d_model of {dep.id!r}), got N = {n}"
+                f"method: {how} is underdetermined: its fit needs N > R*d + 1 = {r * d + 1} "
+                f"subjects (d = d_model of {dep.id!r}), got N = {n}"
             )
         return None
 
@@ -971,6 +981,19 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
             if problem := claim.check_dependency(spec.claims[seen[dep]], spec.instance):
                 line = getattr(claims_data[i], "line", None)
                 raise SpecError(problem, file=file, line=line, key=f"claims.{i}")
+        followed = claim.follows_sweep_of()
+        if followed is not None and followed in seen:
+            sweep = spec.claims[seen[followed]].sweep
+            for dep in claim.depends_on():
+                other = spec.claims[seen[dep]].sweep if dep in seen else None
+                if dep != followed and other != sweep:
+                    raise SpecError(
+                        f"{dep!r} has sweep {other}; expected the sweep of {followed!r} "
+                        f"({sweep}), whose points this claim runs at",
+                        file=file,
+                        line=getattr(claims_data[i], "line", None),
+                        key=f"claims.{i}",
+                    )
     instance_line = data.key_lines.get("instance") if isinstance(data, LineDict) else None
     spec._source = Source(file=file, text=text, claim_lines=lines, instance_line=instance_line)
     return spec

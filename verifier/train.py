@@ -394,7 +394,9 @@ def build_model(data: BijectionFacts | TrainTask, cfg: TrainConfig) -> OneLayerT
     return model
 
 
-def to_model(task: TrainTask, cfg: TrainConfig, weights: dict[str, torch.Tensor]) -> OneLayerTransformer:
+def to_model(
+    task: TrainTask, cfg: TrainConfig, weights: dict[str, torch.Tensor]
+) -> OneLayerTransformer:
     """The float32 :class:`OneLayerTransformer` holding one replicate's trainer tensors."""
     model = OneLayerTransformer(model_config(task, cfg), dtype=torch.float32)
     with torch.no_grad():
@@ -446,9 +448,10 @@ class StackedForward:
         s, n, length = tokens.shape
         h, dh = self.n_heads, self.d_head
         table = torch.cat([w["W_E"], w[RELATION_ROWS]], dim=1)  # (S, vocab, d)
-        d = table.shape[-1]
-        replica = torch.arange(s)[:, None, None]
-        h0 = table[replica, tokens] + w["W_pos"][:, None, :length]  # (S, n, L, d)
+        vocab, d = table.shape[1:]
+        offset = (torch.arange(s) * vocab)[:, None, None]  # replicate i's rows in the flat table
+        h0 = torch.nn.functional.embedding(tokens + offset, table.reshape(s * vocab, d))
+        h0 = h0 + w["W_pos"][:, None, :length]  # (S, n, L, d)
         flat = h0.reshape(s, n * length, d)
         v = torch.bmm(flat, w["W_V"].permute(0, 2, 1, 3).reshape(s, d, h * dh))
         v = v.reshape(s, n, length, h, dh).transpose(2, 3)  # (S, n, H, L, dh)
@@ -457,9 +460,13 @@ class StackedForward:
         if self.uniform:
             z = torch.matmul(self.pattern, v)  # (S, n, H, Q, dh)
         else:
-            q = torch.bmm(
-                hq.reshape(s, n * n_q, d), w["W_Q"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
-            ).reshape(s, n, n_q, h, dh).transpose(2, 3)
+            q = (
+                torch.bmm(
+                    hq.reshape(s, n * n_q, d), w["W_Q"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
+                )
+                .reshape(s, n, n_q, h, dh)
+                .transpose(2, 3)
+            )
             k = torch.bmm(flat, w["W_K"].permute(0, 2, 1, 3).reshape(s, d, h * dh))
             k = k.reshape(s, n, length, h, dh).transpose(2, 3)
             scores = q @ k.transpose(-1, -2) / dh**0.5  # (S, n, H, Q, L)
@@ -471,9 +478,7 @@ class StackedForward:
         return torch.bmm(h2, w["W_U"]).reshape(s, n, n_q, -1)
 
 
-def _optimizers(
-    weights: dict[str, torch.Tensor], cfg: TrainConfig
-) -> list[torch.optim.Optimizer]:
+def _optimizers(weights: dict[str, torch.Tensor], cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """One torch optimiser per kind in use, one param group per trained tensor.
 
     Every kind is element-wise (no norm across a tensor), so a stacked tensor steps each
@@ -490,7 +495,7 @@ def _optimizers(
         group["base_lr"] = lr
         by_kind.setdefault(kind, []).append(group)
     classes = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-    return [classes[kind](groups) for kind, groups in by_kind.items()]  # type: ignore[arg-type]
+    return [classes[kind](groups) for kind, groups in by_kind.items()]
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -607,10 +612,14 @@ def _loss_and_correct(
     """
     s, n, t, n_out = logits.shape
     flat = logits.reshape(-1, n_out)
-    per = torch.nn.functional.cross_entropy(flat, targets.reshape(-1), reduction="none")
-    with torch.no_grad():
-        ok = (margins_of(flat.detach(), targets.reshape(-1))[0] > 0).reshape(s, n, t).all(dim=2)
-    return per.reshape(s, n * t).mean(dim=1), ok
+    target = targets.reshape(-1)
+    per = torch.nn.functional.cross_entropy(flat, target, reduction="none")
+    with torch.no_grad():  # strict argmax: the answer first and above the runner-up
+        top, index = flat.detach().topk(min(2, n_out), dim=1)  # a NaN ranks first, ties fail
+        ok = index[:, 0] == target
+        if n_out > 1:
+            ok &= top[:, 0] > top[:, 1]
+    return per.reshape(s, n * t).mean(dim=1), ok.reshape(s, n, t).all(dim=2)
 
 
 def _evaluate_all(
@@ -658,7 +667,9 @@ def train_replicates(
             of the seeded init.
     """
     if len(tasks) != len(seeds) or not tasks:
-        raise ValueError(f"replicates: expected one seed per task, got {len(seeds)} for {len(tasks)}")
+        raise ValueError(
+            f"replicates: expected one seed per task, got {len(seeds)} for {len(tasks)}"
+        )
     _check_alike(tasks)
     with _intra_op_threads(training_threads(tasks[0], cfg, len(tasks))):
         return _train_stacked(tasks, cfg, seeds, progress, start)
@@ -727,7 +738,9 @@ def _train_stacked(
             if cursor >= n:
                 orders = [rng(seed, Stream.BATCH, epoch).permutation(n) for seed in seeds]
                 cursor, epoch = 0, epoch + 1
-            idx = torch.from_numpy(np.stack([o[cursor : cursor + int(cfg.batch_size or n)] for o in orders]))
+            idx = torch.from_numpy(
+                np.stack([o[cursor : cursor + int(cfg.batch_size or n)] for o in orders])
+            )
             cursor += idx.shape[1]
             per_loss, _ = _loss_and_correct(
                 forward(weights, tokens[replica, idx]), targets[replica, idx]

@@ -178,7 +178,9 @@ def test_g1_mlp_is_a_linear_gated_selector(g1: tuple[OneLayerTransformer, Biject
     assert rates.shape == (R, 2 * R * M)
     for r in range(R):  # relation r's own units fire for about half the subjects, others never
         own = rates[r, 2 * r * M : 2 * (r + 1) * M]
-        assert own.min() > 0.2 and np.delete(rates[r], np.s_[2 * r * M : 2 * (r + 1) * M]).max() == 0
+        assert (
+            own.min() > 0.2 and np.delete(rates[r], np.s_[2 * r * M : 2 * (r + 1) * M]).max() == 0
+        )
 
 
 def test_g1_interventions_all_succeed(g1: tuple[OneLayerTransformer, BijectionFacts]) -> None:

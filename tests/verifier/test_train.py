@@ -144,7 +144,7 @@ def test_oversized_training_is_refused(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained despite a limit")
 
-    monkeypatch.setattr(training, "train_cached", no_training)
+    monkeypatch.setattr(training, "train_replicates_cached", no_training)
     with pytest.raises(LimitExceeded, match=limit_name):
         _preflight(TRAIN_ONLY.replace(*edit), limits)
 

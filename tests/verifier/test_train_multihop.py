@@ -148,10 +148,10 @@ def test_the_training_claim_counts_the_detour_as_a_failure(monkeypatch: pytest.M
     n = 16
     _, model = _detour_model(n)
 
-    def trained(*args: object, **kwargs: object) -> TrainResult:
-        return TrainResult(model, 1, 1, 0.0, 1.0, True)
+    def trained(*args: object, **kwargs: object) -> list[TrainResult]:
+        return [TrainResult(model, 1, 1, 0.0, 1.0, True)]
 
-    monkeypatch.setattr(training, "train_cached", trained)
+    monkeypatch.setattr(training, "train_replicates_cached", trained)
     text = COT.replace("entities: 32", f"entities: {n}").replace(
         "cot: true,", "cot: true, chains: [[0, 1]],"
     )
@@ -196,7 +196,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained despite a refusal")
 
-    monkeypatch.setattr(training, "train_cached", refuse)
+    monkeypatch.setattr(training, "train_replicates_cached", refuse)
 
 
 def _preflight(text: str, limits: Limits | None = None) -> None:

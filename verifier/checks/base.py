@@ -62,6 +62,7 @@ class CheckContext:
     is_cancelled: Callable[[], bool] = lambda: False
     spec_hash: str = ""
     cache_dir: str | None = None  # artifacts folder; None disables caching
+    memo: dict[str, Any] = field(default_factory=dict)  # shared by one spec run's claims
 
     def report(self, fraction: float, message: str = "") -> None:
         """Report progress and raise :class:`Cancelled` if the caller asked to stop."""

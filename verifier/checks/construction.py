@@ -63,9 +63,7 @@ def compact_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
     return int(d), int(w), int(params)
 
 
-def construction_size(
-    instance: BijectionInstance, name: str, m: int
-) -> tuple[int, int, int]:
+def construction_size(instance: BijectionInstance, name: str, m: int) -> tuple[int, int, int]:
     """(d_model, d_mlp, params) of the named construction at code width m."""
     return compact_size(instance, m) if name == "compact" else geometric_size(instance, m)
 

@@ -39,8 +39,8 @@ from verifier.errors import SpecError
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.recall import exact_recall
-from verifier.spec import MECHANISM_MEASURES, BijectionInstance, MultiHopInstance, TrainingClaim
 from verifier.replicates import aggregate
+from verifier.spec import MECHANISM_MEASURES, BijectionInstance, MultiHopInstance, TrainingClaim
 from verifier.train import (
     OptimGroup,
     TrainConfig,
@@ -95,9 +95,7 @@ def train_config(
         freeze=tuple(claim.freeze),
         attention=m.attention,
         init=tuple(sorted(m.init.items())),
-        groups=tuple(
-            (name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())
-        ),
+        groups=tuple((name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())),
         min_steps=o.min_steps,
     )
 
@@ -128,9 +126,7 @@ def require_bijection(instance: Any, kind: str) -> BijectionInstance:
     return instance
 
 
-def _require_shapes(
-    cfg: TrainConfig, params: int, limits: Limits, claim: TrainingClaim
-) -> None:
+def _require_shapes(cfg: TrainConfig, params: int, limits: Limits, claim: TrainingClaim) -> None:
     replicates = len(claim.seeds or [0])
     require("max_replicates", replicates, limits.max_replicates, "seeds (replicates)")
     require(
@@ -384,7 +380,11 @@ def _train(
             f"step {step}/{cfg.steps}: {what}loss {loss:.4g}, accuracy {accuracy:.4f}",
         )
 
+    memo_key = f"training:{key}"
+    if memo_key in ctx.memo:  # another claim of this spec run trained the same models
+        return ctx.memo[memo_key], key
     results = train_replicates_cached(tasks, cfg, seeds, key, ctx.cache_dir, on_step)
+    ctx.memo[memo_key] = results
     if results[0].from_cache:
         log.info("training claim %s: checkpoint %s reused", claim.id, key[:12])
     return results, key

@@ -32,9 +32,7 @@ from verifier.train import OptimGroup, TrainConfig
 def _source(ctx: CheckContext, claim_id: str) -> Measurement:
     source = ctx.dependencies.get(claim_id)
     if source is None or "models" not in source.artifacts:
-        raise VerifierError(
-            f"expected the trained models of training claim {claim_id!r}, got none"
-        )
+        raise VerifierError(f"expected the trained models of training claim {claim_id!r}, got none")
     return source
 
 
@@ -127,8 +125,11 @@ class TransferCheck:
                 "each P2 program (rows x columns)",
             )
             settings = SolverSettings(time_limit_s=float(ctx.limits.solver_time_limit_s))
+        method: mech.TransferMethod = (
+            "lp" if claim.method == "lp" else ("random" if claim.method == "random" else "probe")
+        )
         result = mech.transfer_accuracy(
-            model, facts, new_facts, claim.method, claim.transfer_seed, settings
+            model, facts, new_facts, method, claim.transfer_seed, settings
         )
         control = (
             result
@@ -244,8 +245,7 @@ class TransferCheck:
                     values=values,
                     evidence=evidence,
                     message=f"relearned {run.accuracy:.3f} of {new.n_facts} new facts, exact "
-                    f"{reached}"
-                    + ("" if ctl is None else f"; control {ctl.accuracy:.3f}"),
+                    f"{reached}" + ("" if ctl is None else f"; control {ctl.accuracy:.3f}"),
                 )
             )
         return out

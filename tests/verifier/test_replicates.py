@@ -1,0 +1,81 @@
+"""Replicated verdicts (verifier/replicates.py): how ``require`` meets ``expect``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from verifier.expect import parse_expectation
+from verifier.replicates import aggregate, judge_all, median_value
+
+SYMBOLS = {"N": 512.0, "R": 2.0, "k": 1.0}
+
+
+def _judge(
+    expect: dict[str, Any], replicates: list[dict[str, Any]], require: str
+) -> tuple[str, list[Any]]:
+    exps = [parse_expectation(m, raw) for m, raw in expect.items()]
+    outcomes, status = judge_all(
+        exps,
+        aggregate(replicates),
+        SYMBOLS,
+        replicates,
+        require,  # type: ignore[arg-type]
+    )
+    return status, outcomes
+
+
+def test_all_needs_every_replicate() -> None:
+    reps = [{"x": 0.95}, {"x": 0.91}, {"x": 0.89}]
+    assert _judge({"x": ">= 0.9"}, reps, "all")[0] == "failed"
+    assert _judge({"x": ">= 0.85"}, reps, "all")[0] == "passed"
+    _, outcomes = _judge({"x": ">= 0.9"}, reps, "all")
+    assert outcomes[0].replicates == [0.95, 0.91, 0.89]
+    assert "2/3 replicates hold (need 3)" in outcomes[0].detail
+    assert outcomes[0].measured == 0.91  # the median, shown beside every replicate's value
+
+
+def test_majority_judges_each_replicate_whole() -> None:
+    """Two expectations holding on different replicates are not a majority of replicates."""
+    reps = [{"x": 1.0, "y": 0.0}, {"x": 0.0, "y": 1.0}, {"x": 0.0, "y": 0.0}]
+    assert _judge({"x": ">= 0.5", "y": ">= 0.5"}, reps, "majority")[0] == "failed"
+    reps = [{"x": 1.0, "y": 1.0}, {"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 0.0}]
+    assert _judge({"x": ">= 0.5", "y": ">= 0.5"}, reps, "majority")[0] == "passed"
+    reps = [{"x": 1.0}, {"x": 0.0}, {"x": 0.0}, {"x": 1.0}]  # 2 of 4 is not more than half
+    assert _judge({"x": ">= 0.5"}, reps, "majority")[0] == "failed"
+
+
+def test_median_judges_the_median() -> None:
+    reps = [{"x": 0.2}, {"x": 0.95}, {"x": 0.97}]
+    status, outcomes = _judge({"x": ">= 0.9"}, reps, "median")
+    assert status == "passed" and outcomes[0].measured == 0.95
+    assert _judge({"x": ">= 0.96"}, reps, "median")[0] == "failed"
+
+
+@pytest.mark.parametrize("require", ["all", "majority", "median"])
+def test_an_unmeasured_replicate_leaves_the_claim_undecided(require: str) -> None:
+    reps: list[dict[str, Any]] = [{"x": 1.0}, {"x": None}, {"x": 1.0}]
+    expected = "passed" if require == "majority" else "undecided"  # 2 of 3 hold regardless
+    assert _judge({"x": ">= 0.5"}, reps, require)[0] == expected
+
+
+def test_a_definite_failure_decides_all_despite_an_unmeasured_replicate() -> None:
+    reps: list[dict[str, Any]] = [{"x": 0.0}, {"x": None}, {"x": 1.0}]
+    status, outcomes = _judge({"x": ">= 0.5"}, reps, "all")
+    assert outcomes[0].ok is False and status == "failed"
+
+
+def test_unreplicated_measurements_are_judged_as_before() -> None:
+    exps = [parse_expectation("x", ">= 0.5")]
+    assert judge_all(exps, {"x": 0.7}, SYMBOLS)[1] == "passed"
+    assert judge_all(exps, {"x": 0.2}, SYMBOLS)[1] == "failed"
+    assert judge_all(exps, {"x": None}, SYMBOLS)[1] == "undecided"
+
+
+def test_medians() -> None:
+    assert median_value([3, 1, 2]) == 2 and isinstance(median_value([3, 1, 2]), int)
+    assert median_value([1, 2]) == 1.5
+    assert median_value([1.0, None]) is None
+    assert median_value(["feasible", "feasible"]) == "feasible"
+    assert median_value(["feasible", "infeasible"]) is None

@@ -1,0 +1,164 @@
+"""The stacked trainer (verifier/train.py): replicates, groups, per_subject, uniform attention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from verifier.constructions.codebooks import codebook
+from verifier.constructions.geometric import build_geometric
+from verifier.instances import BijectionFacts
+from verifier.recall import margins_of
+from verifier.relearn import relearn
+from verifier.train import (
+    RELATION_ROWS,
+    OptimGroup,
+    StackedForward,
+    TrainConfig,
+    _loss_and_correct,
+    build_model,
+    fact_task,
+    from_model,
+    initial_weights,
+    train,
+    train_replicates,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+FACTS = [BijectionFacts(48, 2, seed=s) for s in (0, 1, 2)]
+TASKS = [fact_task(f) for f in FACTS]
+CFG = TrainConfig(d_model=12, d_mlp=32, n_heads=2, optimizer="adamw", lr=1e-2, steps=60)
+REGIME = replace(
+    CFG,
+    attention="uniform",
+    init=(("W_E", 0.01),),
+    groups=(("W_E", OptimGroup("sgd", 0.1, 0.9, 3e-3, True)),),
+)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> bool:
+    return all(
+        torch.allclose(p, q, rtol=0, atol=atol)
+        for p, q in zip(a.parameters(), b.parameters(), strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [CFG, REGIME, replace(CFG, batch_size=16, eval_every=10)],
+    ids=["learned", "regime", "minibatch"],
+)
+def test_stacked_replicates_match_serial_runs(cfg: TrainConfig) -> None:
+    stacked = train_replicates(TASKS, cfg, [0, 1, 2])
+    for task, seed, run in zip(TASKS, (0, 1, 2), stacked, strict=True):
+        alone = train(task, replace(cfg, seed=seed))
+        assert run.seed == seed
+        assert (run.steps, run.steps_to_perfect) == (alone.steps, alone.steps_to_perfect)
+        assert _same_weights(run.model, alone.model, atol=1e-5)
+        assert run.final_loss == pytest.approx(alone.final_loss, rel=1e-4)
+
+
+def test_a_replicate_that_stops_early_keeps_its_own_weights() -> None:
+    """Replicates stop at different steps; each keeps the weights of its own stop (the stack
+    trains on until the last one stops), as its serial run does."""
+    cfg = replace(CFG, steps=400)
+    runs = train_replicates(TASKS, cfg, [0, 1, 2])
+    assert all(r.stopped_early for r in runs)
+    assert len({r.steps for r in runs}) == 3  # three different stopping steps
+    for task, seed, run in zip(TASKS, (0, 1, 2), runs, strict=True):
+        alone = train(task, replace(cfg, seed=seed))
+        assert run.steps == alone.steps and _same_weights(run.model, alone.model, atol=1e-5)
+        assert run.final_accuracy == 1.0 and run.final_loss <= cfg.stop_loss
+
+
+def test_per_subject_steps_equal_the_hand_scaled_gradient() -> None:
+    """One SGD step (no momentum, no decay): subject rows move by lr * N * grad of the mean
+    loss, the relation rows and every other weight by lr * grad."""
+    lr = 0.05
+    cfg = replace(
+        CFG,
+        optimizer="sgd",
+        lr=lr,
+        momentum=0.0,
+        steps=1,
+        stop_loss=-1.0,
+        groups=(("W_E", OptimGroup(momentum=0.0, per_subject=True)),),
+    )
+    task, n = TASKS[0], FACTS[0].n_entities
+    model = build_model(task, cfg)
+    loss = torch.nn.functional.cross_entropy(model(task.tokens), task.targets)
+    loss.backward()  # type: ignore[no-untyped-call]
+    after = train(task, cfg).model
+    grad = model.W_E.grad
+    assert grad is not None
+    expected = model.W_E.detach().clone()
+    expected[:n] -= lr * n * grad[:n]
+    expected[n:] -= lr * grad[n:]
+    assert torch.allclose(after.W_E, expected, atol=1e-6)
+    w_in_grad = model.W_in.grad
+    assert w_in_grad is not None
+    assert torch.allclose(after.W_in, model.W_in.detach() - lr * w_in_grad, atol=1e-6)
+
+
+def test_uniform_attention_keeps_w_q_and_w_k_at_zero_and_matches_the_model() -> None:
+    run = train(TASKS[0], replace(REGIME, steps=20, stop_loss=-1.0))
+    assert not run.model.W_Q.any() and not run.model.W_K.any()
+    assert not run.model.W_Q.requires_grad and not run.model.W_K.requires_grad
+    weights = from_model(run.model, FACTS[0].n_entities)
+    forward = StackedForward(TASKS[0], REGIME)
+    stacked = forward({k: v[None] for k, v in weights.items()}, TASKS[0].tokens[None])
+    assert torch.allclose(stacked[0, :, 0], run.model(TASKS[0].tokens), atol=1e-5)
+
+
+def test_init_multipliers_scale_the_seeded_draws() -> None:
+    base = initial_weights(TASKS[0], CFG, 0)
+    scaled = initial_weights(
+        TASKS[0], replace(CFG, init=(("W_E", 0.01), (RELATION_ROWS, 3.0), ("W_U", 2.0))), 0
+    )
+    assert torch.allclose(scaled["W_E"], base["W_E"] * 0.01)
+    assert torch.allclose(scaled[RELATION_ROWS], base[RELATION_ROWS] * 3.0)
+    assert torch.allclose(scaled["W_U"], base["W_U"] * 2.0)
+    assert torch.equal(scaled["W_in"], base["W_in"])
+
+
+def test_min_steps_keeps_training_after_exact_recall() -> None:
+    run = train(TASKS[0], replace(CFG, steps=400, min_steps=300))
+    assert run.steps_to_perfect is not None and run.steps_to_perfect < 300
+    assert run.steps == 300 and run.stopped_early
+
+
+def test_training_accuracy_is_strict_on_ties_and_nans() -> None:
+    g = torch.Generator().manual_seed(0)
+    for trial in range(50):
+        logits = torch.randint(-2, 2, (64, 5), generator=g).float()
+        if trial % 2:
+            logits[torch.randint(0, 64, (6,)), torch.randint(0, 5, (6,))] = float("nan")
+        targets = torch.randint(0, 5, (64,), generator=g)
+        _, ok = _loss_and_correct(logits.view(1, 64, 1, 5), targets.view(1, 64, 1))
+        assert torch.equal(ok.view(-1), margins_of(logits, targets)[0] > 0)
+
+
+def test_relearn_from_exact_probe_rows_needs_no_step_and_moves_only_subject_rows() -> None:
+    facts = BijectionFacts(160, 2, seed=0)
+    model, _ = build_geometric(facts, codebook("rademacher", 160, 16, seed=0))
+    model32 = model.float()
+    new = facts.with_perms(np.stack([np.roll(facts.perms[r], 1) for r in range(2)]))
+    cfg = TrainConfig(
+        d_model=model.cfg.d_model, d_mlp=model.cfg.d_mlp, d_head=2, attention="uniform"
+    )
+    group = OptimGroup("sgd", 0.1, 0.9, 0.0, True)
+    (result,) = relearn([model32], [facts], [new], cfg, group, 50, "probe", 0)  # type: ignore[misc]
+    assert result.start_accuracy == 1.0 and result.steps_to_perfect == 0
+    assert result.accuracy == 1.0

@@ -1,0 +1,120 @@
+"""Heatmaps of training results: gating per relation, and measures over a regime grid.
+
+- :func:`gating_png`: a training result's ``gated_fraction`` evidence holds each MLP unit's
+  activation rate per relation (``(R, d_mlp)``, THEORY.md section 7); drawn as an image with
+  units sorted by the relation they fire most for, so a hard selector shows as blocks and a
+  shared (ungated) MLP as a flat band.
+- :func:`grid_png`: one measure of a claim swept over several fields (a regime map), rows the
+  combinations of every field but the last, columns the last field's values, each cell the
+  point's (median over replicates) value; unmeasured cells are left blank.
+
+Matplotlib runs headless (an Agg canvas, no pyplot state); both return PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from verifier.report import ClaimResult
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def activation_rates(result: ClaimResult) -> np.ndarray | None:
+    """``(R, d_mlp)`` activation rates of a training result (its first replicate), or None."""
+    evidence: dict[str, Any] = result.evidence
+    replicated = evidence.get("replicates")
+    if isinstance(replicated, dict) and replicated.get("evidence"):
+        evidence = replicated["evidence"][0]
+    rates = evidence.get("mechanism", {}).get("gated_fraction", {}).get("activation_rate")
+    return None if rates is None else np.asarray(rates, dtype=np.float64)
+
+
+def gating_png(result: ClaimResult) -> bytes:
+    """The activation-rate heatmap of one training result.
+
+    Raises:
+        ValueError: the result has no activation rates in its evidence.
+    """
+    rates = activation_rates(result)
+    if rates is None:
+        raise ValueError(f"expected gating evidence, got none in {result.key!r}")
+    order = np.lexsort((-rates.max(axis=0), rates.argmax(axis=0)))
+    fig = Figure(figsize=(min(12.0, 2.0 + rates.shape[1] / 24), 0.9 + 0.45 * rates.shape[0]))
+    ax = fig.subplots()
+    image = ax.imshow(rates[:, order], aspect="auto", vmin=0, vmax=1, cmap="viridis")
+    ax.set_yticks(range(rates.shape[0]), [f"r={r}" for r in range(rates.shape[0])])
+    ax.set_xlabel("MLP unit (sorted by the relation it fires most for)")
+    ax.set_title(f"{result.key}: share of subjects each unit fires for", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    return _png(fig)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def grid_axes(results: Sequence[ClaimResult]) -> tuple[list[str], list[Any]] | None:
+    """(row labels, column values) of a sweep over two or more fields, or None."""
+    points = [r.point or {} for r in results]
+    if not points or len(points[0]) < 2:
+        return None
+    fields = list(points[0])
+    last = fields[-1]
+    columns: list[Any] = []
+    rows: list[str] = []
+    for p in points:
+        label = ", ".join(f"{f}={p[f]}" for f in fields[:-1])
+        if label not in rows:
+            rows.append(label)
+        if p[last] not in columns:
+            columns.append(p[last])
+    return rows, columns
+
+
+def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> bytes:
+    """One measure over a swept grid as a heatmap (rows: all fields but the last).
+
+    Raises:
+        ValueError: the results are not a sweep over two or more fields.
+    """
+    axes = grid_axes(results)
+    if axes is None:
+        raise ValueError(f"expected a sweep over two or more fields in {claim_id!r}")
+    rows, columns = axes
+    last = list(results[0].point or {})[-1]
+    cells = np.full((len(rows), len(columns)), np.nan)
+    for r in results:
+        p = r.point or {}
+        label = ", ".join(f"{f}={p[f]}" for f in list(p)[:-1])
+        value = _number(r.measured.get(measure))
+        if value is not None:
+            cells[rows.index(label), columns.index(p[last])] = value
+    fig = Figure(figsize=(2.2 + 1.1 * len(columns), 0.9 + 0.32 * len(rows)))
+    ax = fig.subplots()
+    image = ax.imshow(cells, aspect="auto", cmap="viridis")
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            if math.isfinite(cells[i, j]):
+                ax.text(j, i, f"{cells[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if cells[i, j] < np.nanmean(cells) else "black")  # fmt: skip
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel(last)
+    ax.set_title(f"{claim_id}: {measure}", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    return _png(fig)
