@@ -16,8 +16,17 @@ Every random draw comes from :mod:`verifier.seeds` (initialisation from ``Stream
 mini-batch order from ``Stream.BATCH``) and no torch random op is used, so a seed gives the
 same run on CPU.
 
-Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`)
-and the loss is at most ``stop_loss``. A progress callback sees ``(step, loss, accuracy)``;
+The settings of THEORY.md section 7b: ``attention="uniform"`` fixes ``W_Q = W_K = 0`` (G1's
+attention, not trained); ``init`` multiplies a weight's default init (``W_E``: the subject rows,
+``W_E_relations``: the other rows); ``groups`` gives a weight its own optimiser, and
+``per_subject`` steps the subject rows on each subject's own mean loss (gradient times N);
+``min_steps`` keeps training after exact recall. Replicates (one per seed, each on its own
+instance) train as one stacked model through :func:`train_replicates`; every optimiser here is
+element-wise, so a replicate's trajectory is its serial run's (bitwise on this CPU, see
+tests/verifier/test_train_stacked.py).
+
+Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`),
+the loss is at most ``stop_loss`` and at least ``min_steps`` steps were taken. A progress callback sees ``(step, loss, accuracy)``;
 it may raise (for example :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints
 live in ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the
 trained weights (instance, settings, thread count, the trainer's source, torch's version), so a
@@ -46,7 +55,6 @@ from verifier.chains import ChainFacts
 from verifier.errors import VerifierError
 from verifier.instances import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
-from verifier.recall import margins_of
 from verifier.seeds import Stream, rng
 
 log = logging.getLogger(__name__)
@@ -249,31 +257,6 @@ class TrainTask:
     def steps_per_example(self) -> int:
         """Targets per row: 1, or k under teacher forcing."""
         return 1 if self.positions is None else len(self.positions)
-
-    def logits(self, model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
-        """``(b, n_out)`` at the last position, or ``(b, T, n_out)`` at ``positions``."""
-        if self.positions is None:
-            return model.forward(tokens)
-        return model.forward(tokens, last_only=False)[:, list(self.positions)]
-
-    def loss(
-        self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
-    ) -> torch.Tensor:
-        """Cross-entropy over every target (a query's k teacher-forced steps count k times)."""
-        flat = logits.reshape(-1, logits.shape[-1])
-        return torch.nn.functional.cross_entropy(flat, targets.reshape(-1), reduction=reduction)
-
-    def loss_and_correct(
-        self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`loss`, and ``(b,)`` rows whose every target wins strictly."""
-        loss = self.loss(logits, targets, reduction)
-        with torch.no_grad():
-            flat = logits.detach().reshape(-1, logits.shape[-1])
-            ok = margins_of(flat, targets.reshape(-1))[0] > 0
-            if targets.dim() == 2:
-                ok = ok.reshape(targets.shape).all(dim=1)
-        return loss, ok
 
 
 def fact_task(facts: BijectionFacts) -> TrainTask:

@@ -21,7 +21,16 @@ from verifier.limits import Limits
 from verifier.model import OneLayerTransformer
 from verifier.run import SpecRunner, run_spec
 from verifier.spec import load_spec_text
-from verifier.train import TrainConfig, TrainResult, build_model, query_task, train
+from verifier.train import (
+    StackedForward,
+    TrainConfig,
+    TrainResult,
+    _loss_and_correct,
+    build_model,
+    from_model,
+    query_task,
+    train,
+)
 
 COT = """
 name: tiny-multi-hop
@@ -85,19 +94,21 @@ def test_teacher_forcing_targets_are_the_true_intermediates() -> None:
 
 
 def test_teacher_forced_logits_are_the_causal_prefix_predictions() -> None:
-    """Step i's logits see only [r_1..r_k, x, y_1..y_(i-1)]: the same as decoding that prefix."""
+    """Step i's logits in the trainer's forward pass see only [r_1..r_k, x, y_1..y_(i-1)]:
+    the same as the model decoding that prefix."""
     facts = ChainFacts(8, 2, 3, seed=0)
     task = query_task(facts, cot=True)
     cfg = TrainConfig(d_model=8, d_mlp=16, n_heads=2, steps=0)
-    model = build_model(task, cfg).double()
-    forced = task.logits(model, task.tokens)  # (n, k, N)
+    model = build_model(task, cfg)
+    weights = {k: v[None] for k, v in from_model(model, facts.n_entities).items()}
+    forced = StackedForward(task, cfg)(weights, task.tokens[None])[0]  # (n, k, N)
     for i, pos in enumerate(task.positions or ()):
         prefix = model(task.tokens[:, : pos + 1])
-        torch.testing.assert_close(forced[:, i], prefix, rtol=0, atol=1e-12)
-    loss, ok = task.loss_and_correct(forced, task.targets)
+        torch.testing.assert_close(forced[:, i], prefix, rtol=0, atol=1e-5)
+    loss, ok = _loss_and_correct(forced[None], task.targets[None])
     flat = torch.nn.functional.cross_entropy(forced.reshape(-1, 8), task.targets.reshape(-1))
-    assert float(loss.detach()) == pytest.approx(float(flat.detach()))
-    assert ok.shape == (task.n_examples,)
+    assert float(loss[0].detach()) == pytest.approx(float(flat.detach()))
+    assert ok.shape == (1, task.n_examples)
 
 
 # --- greedy evaluation judges every intermediate -------------------------------------------------
