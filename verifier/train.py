@@ -26,11 +26,12 @@ element-wise, so a replicate's trajectory is its serial run's (bitwise on this C
 tests/verifier/test_train_stacked.py).
 
 Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`),
-the loss is at most ``stop_loss`` and at least ``min_steps`` steps were taken. A progress callback sees ``(step, loss, accuracy)``;
-it may raise (for example :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints
-live in ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the
-trained weights (instance, settings, thread count, the trainer's source, torch's version), so a
-repeated claim reuses its trained model and a changed one never does.
+the loss is at most ``stop_loss`` and at least ``min_steps`` steps were taken. A progress
+callback sees ``(step, loss, accuracy)``; it may raise (for example
+:class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints live in
+``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the trained
+weights (instance, settings, replicate seeds, thread count, the trainer's source, torch's
+version), so a repeated claim reuses its trained models and a changed one never does.
 """
 
 from __future__ import annotations
