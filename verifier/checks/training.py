@@ -202,16 +202,17 @@ class TrainingCheck:
             facts_list = [facts_of(i) for i in instances]
             tasks = [fact_task(f) for f in facts_list]
         results, key = _train(ctx, tasks, cfg, seeds)
-        measured: list[Measurement] = ctx.memo.get(f"measured:{key}", [])
-        for i, (inst, facts, result) in enumerate(zip(instances, facts_list, results, strict=True)):
-            if len(measured) == len(results):
-                break  # another claim of this spec run measured the same models
-            share = (i / len(results), (i + 1) / len(results))
-            if multi_hop:
-                measured.append(self._measure_multi_hop(ctx, inst, facts, cfg, key, result, share))
-            else:
-                measured.append(self._measure(ctx, inst, facts, cfg, key, result, share))
-        ctx.memo[f"measured:{key}"] = measured
+        measured: list[Measurement] | None = ctx.memo.get(f"measured:{key}")
+        if measured is None:  # else another claim of this spec run measured the same models
+            measure = self._measure_multi_hop if multi_hop else self._measure
+            count = len(results)
+            measured = [
+                measure(ctx, inst, facts, cfg, key, result, (i / count, (i + 1) / count))
+                for i, (inst, facts, result) in enumerate(
+                    zip(instances, facts_list, results, strict=True)
+                )
+            ]
+            ctx.memo[f"measured:{key}"] = measured
         ctx.report(1.0, "done")
         artifacts = {
             "models": [r.model for r in results],
