@@ -13,8 +13,8 @@ reports: nothing on the cluster touches it.
   :class:`ProgressInbox` actor (fire and forget); the driver drains it every ``poll_s`` and
   writes the job's progress, which the SSE stream reads, as the local path does.
 - Cancel and timeout: the worker's probe (``is_cancelled``) is read every ``poll_s``; when it
-  fires, every outstanding task of the job is cancelled (``ray.cancel(force=True)``) before the
-  job is closed.
+  fires, every outstanding task of the job is cancelled (``ray.cancel``: interrupted, then
+  killed with its worker after ``stop_grace_s``) before the job is closed.
 - Faults: Ray re-runs a task whose worker process died up to ``retries`` times (its
   ``max_retries``; exceptions raised by the task are not retried, they are reported as error
   results). A task lost past its retries raises :class:`TaskLost`, and the job ends
@@ -57,7 +57,8 @@ class RayConfig:
     address: str  # ray.init address: "auto" joins the cluster started on this node
     retries: int  # re-runs of a task whose Ray worker died, before the job is interrupted
     poll_s: float  # how often results, progress and the cancel flag are read
-    cancel_wait_s: float = 10.0  # how long cancelled tasks are waited for before the job closes
+    stop_grace_s: float = 2.0  # a cancelled task still running after this is killed
+    cancel_wait_s: float = 10.0  # how long killed tasks are waited for before the job closes
 
 
 class TaskLost(Exception):
@@ -221,10 +222,23 @@ class RayJobRunner:
         return min((len(results) + sum(running.values())) / total, 1.0)
 
     def _cancel(self, pending: list[Any]) -> None:
-        """Cancel outstanding tasks and wait (bounded) until Ray has ended them."""
+        """Cancel outstanding tasks and wait (bounded) until Ray has ended them.
+
+        A running task is interrupted first (``KeyboardInterrupt`` in the task, so its worker
+        stays warm for the next job); one still running ``stop_grace_s`` later is killed with
+        its worker process.
+        """
         import ray
 
         for ref in pending:
+            ray.cancel(ref, force=False)
+        _, left = ray.wait(pending, num_returns=len(pending), timeout=self.config.stop_grace_s)
+        for ref in left:
             ray.cancel(ref, force=True)
-        ray.wait(pending, num_returns=len(pending), timeout=self.config.cancel_wait_s)
-        log.warning("cancelled %d outstanding Ray tasks", len(pending))
+        if left:
+            ray.wait(left, num_returns=len(left), timeout=self.config.cancel_wait_s)
+        log.warning(
+            "cancelled %d outstanding Ray tasks (%d killed with their worker)",
+            len(pending),
+            len(left),
+        )
