@@ -57,8 +57,9 @@ class RayConfig:
     address: str  # ray.init address: "auto" joins the cluster started on this node
     retries: int  # re-runs of a task whose Ray worker died, before the job is interrupted
     poll_s: float  # how often results, progress and the cancel flag are read
+    # both below kill_grace_s (10 s by default), after which the pool kills the whole driver
     stop_grace_s: float = 2.0  # a cancelled task still running after this is killed
-    cancel_wait_s: float = 10.0  # how long killed tasks are waited for before the job closes
+    cancel_wait_s: float = 5.0  # how long killed tasks are waited for before the job closes
 
 
 class TaskLost(Exception):
@@ -170,7 +171,7 @@ class RayJobRunner:
                     raise Cancelled("cancelled by the caller")
         finally:
             if pending:
-                self._cancel(pending)
+                self._cancel(pending)  # on any way out: cancel, timeout, a lost task, an error
         for claim in runner.spec.claims:
             got = [results[p.key] for p in runner.points[claim.id] if p.key in results]
             runner.adopt(claim.id, got)
@@ -229,14 +230,19 @@ class RayJobRunner:
         its worker process.
         """
         import ray
+        from ray.exceptions import RayError
 
-        for ref in pending:
-            ray.cancel(ref, force=False)
-        _, left = ray.wait(pending, num_returns=len(pending), timeout=self.config.stop_grace_s)
-        for ref in left:
-            ray.cancel(ref, force=True)
-        if left:
-            ray.wait(left, num_returns=len(left), timeout=self.config.cancel_wait_s)
+        try:
+            for ref in pending:
+                ray.cancel(ref, force=False)
+            _, left = ray.wait(pending, num_returns=len(pending), timeout=self.config.stop_grace_s)
+            for ref in left:
+                ray.cancel(ref, force=True)
+            if left:
+                ray.wait(left, num_returns=len(left), timeout=self.config.cancel_wait_s)
+        except RayError as exc:  # the cluster did not answer; Ray ends a dead driver's tasks
+            log.warning("could not cancel %d Ray tasks: %s", len(pending), exc)
+            return
         log.warning(
             "cancelled %d outstanding Ray tasks (%d killed with their worker)",
             len(pending),
