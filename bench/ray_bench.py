@@ -1,9 +1,15 @@
 """One sweep job through the service: the local worker pool against Ray on the same cores.
 
-Starts a local Ray head (``--cpus`` CPUs, default 2, in this process) and two ``verifier
-serve`` processes with one worker each on 127.0.0.1: ``--executor local`` (the job runs in its
-worker, torch on every core) and ``--executor ray`` (the worker is a Ray driver; one 1-CPU task
-per point). Each job is submitted over HTTP (``reuse=false``) and polled until it ends:
+Starts a local Ray head (``--cpus`` CPUs, default 2, in this process) and three ``verifier
+serve`` processes on 127.0.0.1:
+
+- ``local``: ``--workers 1``; the job runs in its worker, torch on every core (cpus // workers
+  threads, the service's default split);
+- ``local 1t``: ``--workers 2``; the job runs in one worker with one thread (what a Ray task
+  gets), the other worker idles;
+- ``ray``: ``--executor ray --workers 1``; the worker is a Ray driver, one 1-CPU task per point.
+
+Each job is submitted over HTTP (``reuse=false``) and polled until it ends:
 
 - ``sweep``: sweep_bench's 32-point construction sweep (an exact code_dim search and a float64
   forward pass over all N*R facts per point), the work a user sends;
@@ -103,6 +109,7 @@ def main() -> None:
         address = context.address_info["gcs_address"]
         servers = {
             "local": Server(Path(tmp, "local"), workers=1),
+            "local 1t": Server(Path(tmp, "local-1t"), workers=2),
             "ray": Server(
                 Path(tmp, "ray"), workers=1, args=("--executor", "ray", "--ray-address", address)
             ),
@@ -117,15 +124,19 @@ def main() -> None:
             for i in range(args.repeats):
                 for name, text in specs.items():
                     got = {k: run_job(c, text) for k, c in clients.items()}
-                    if comparable(got["local"][2]) != comparable(got["ray"][2]):
-                        raise SystemExit(f"{name}: the Ray report differs from the local one")
-                    (lw, lr, lj), (rw, rr, rj) = got["local"], got["ray"]
+                    if len({str(comparable(job)) for _, _, job in got.values()}) != 1:
+                        raise SystemExit(f"{name}: the reports differ between executors")
+                    cells = []
+                    for kind, (wall, run, job) in got.items():
+                        cpus = args.cpus if kind == "ray" else 1
+                        cells.append(
+                            f"{kind}: {wall:6.2f} s wall, {run:6.2f} s run, "
+                            f"{overhead_ms(job, run, cpus):6.1f} ms/point over"
+                        )
+                    ratio = got["local"][0] / got["ray"][0]
                     print(
-                        f"round {i} {name:5} {points[name]:3} points | local: {lw:6.2f} s wall, "
-                        f"{lr:6.2f} s run, {overhead_ms(lj, lr, 1):6.1f} ms/point overhead | "
-                        f"ray: {rw:6.2f} s wall, {rr:6.2f} s run, "
-                        f"{overhead_ms(rj, rr, args.cpus):6.1f} ms/task overhead | "
-                        f"local/ray {lw / rw:.2f}x | load {os.getloadavg()[0]:.2f}"
+                        f"round {i} {name:5} {points[name]:3} points | {' | '.join(cells)} | "
+                        f"local/ray {ratio:.2f}x | load {os.getloadavg()[0]:.2f}"
                     )
             for c in clients.values():
                 c.close()
