@@ -1,7 +1,8 @@
 """The app factory: routers, error handlers, and the store and worker pool's lifetime.
 
 ``create_app(settings)`` opens the SQLite store, recovers jobs a dead server left running
-(re-queued, or ``interrupted`` with a reason), and starts the worker processes.
+(re-queued, or ``interrupted`` with a reason), and starts the worker processes (with
+``executor: ray`` they drive Ray tasks, :mod:`api.ray_runner`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.ray_runner import RayConfig
 from api.routes import meta, reports, verifications
 from api.settings import Settings
 from api.store import Store
@@ -23,6 +25,13 @@ from verifier.limits import Limits
 log = logging.getLogger(__name__)
 
 RESTART_REASON = "the server stopped while the job was running"
+
+
+def ray_config(settings: Settings) -> RayConfig | None:
+    """The workers' Ray connection, or None for the local executor."""
+    if settings.executor != "ray":
+        return None
+    return RayConfig(settings.ray_address, settings.ray_task_retries, settings.poll_s)
 
 
 def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
@@ -46,6 +55,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
                 settings.kill_grace_s,
                 settings.max_attempts,
                 settings.poll_s,
+                ray_config(settings),
+                str(settings.cache_dir.resolve()) if settings.cache_dir is not None else None,
             )
             pool.start()
         app.state.store, app.state.pool = store, pool

@@ -8,6 +8,7 @@ them without touching the environment. Spec limits are the engine's own
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(2, ge=1)  # runs per job; past this a crashed run is `interrupted`
     poll_s: float = Field(0.1, gt=0)  # queue and event polling interval
     stream_max_s: float = Field(7200.0, gt=0)  # longest an event stream stays open
+    executor: Literal["local", "ray"] = "local"  # where claim points run (ray: extra [ray])
+    ray_address: str = "auto"  # ray.init address; "auto" joins the cluster started on this node
+    ray_task_retries: int = Field(2, ge=0)  # re-runs of a task whose Ray worker died
+    cache_dir: Path | None = None  # training checkpoints; None: no cache. On ray: a shared folder
 
     @property
     def db_path(self) -> Path:

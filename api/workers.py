@@ -7,7 +7,8 @@ the per-job wall-clock timeout reach a running claim through the runner's ``is_c
 probe, which :meth:`verifier.checks.base.CheckContext.report` turns into ``Cancelled``; a
 worker that does not stop within ``kill_grace_s`` is killed and replaced. A worker dies with
 the server (``PR_SET_PDEATHSIG`` on Linux, and a parent check in the probe), so a killed
-server leaves no orphan writing to the store.
+server leaves no orphan writing to the store. With a :class:`~api.ray_runner.RayConfig` the
+workers are Ray drivers: a job's claim points run as Ray tasks (:mod:`api.ray_runner`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from api.ray_runner import RayConfig, RayJobRunner, TaskLost
 from api.store import Job, JobStatus, Store
 from verifier.errors import Cancelled, LimitExceeded, SpecError, VerifierError
 from verifier.limits import Limits
+from verifier.report import Report
+
+if TYPE_CHECKING:
+    from verifier.run import SpecRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,8 @@ def execute_job(
     timeout_s: float,
     poll_s: float = 0.1,
     parent_alive: Callable[[], bool] = lambda: True,
+    ray: RayJobRunner | None = None,
+    cache_dir: str | None = None,
 ) -> JobStatus | None:
     """Run one claimed job to its end and record the verdict.
 
@@ -50,6 +58,8 @@ def execute_job(
         timeout_s: wall-clock limit; past it the job ends as ``error``.
         poll_s: how often the cancel flag is read from the store.
         parent_alive: False once the server is gone; the job is then abandoned unwritten.
+        ray: run the claim points as Ray tasks through this connection (None: in this process).
+        cache_dir: training checkpoints (None: no cache); with ``ray`` a folder every node reads.
 
     Returns:
         The status written, or None when nothing was written (the attempt was given up).
@@ -78,21 +88,18 @@ def execute_job(
 
     try:
         spec = load_spec_text(job.spec_text, file="<request>", max_bytes=limits.max_spec_bytes)
-        runner = SpecRunner(spec, limits, is_cancelled=is_cancelled)
+        runner = SpecRunner(spec, limits, is_cancelled=is_cancelled, cache_dir=cache_dir)
         runner.preflight()
-        index = {k: i for i, k in enumerate(runner.keys())}
-        last_at, last_key = [0.0], [""]
+        if ray is None:
+            report = _run_here(store, job.id, token, runner)
+        else:
 
-        def progress(key: str, fraction: float, message: str) -> None:
-            t = time.monotonic()
-            if key == last_key[0] and t - last_at[0] < PROGRESS_EVERY_S:
-                return
-            last_at[0], last_key[0] = t, key
-            overall = (index.get(key, 0) + fraction) / max(len(index), 1)
-            store.progress(job.id, token, overall, key, message)
+            def progress(fraction: float, key: str, message: str) -> None:
+                store.progress(job.id, token, fraction, key, message)
 
-        runner.progress = progress
-        report = runner.run()
+            report = ray.run(runner, is_cancelled, progress)
+    except TaskLost as exc:
+        return _finish(store, job, token, "interrupted", str(exc))
     except Cancelled:
         if stop_reason and stop_reason[0] == "parent":
             return None
@@ -113,6 +120,23 @@ def execute_job(
     if store.finish(job.id, token, status, message, data, reusable=reusable):
         return status
     return None
+
+
+def _run_here(store: Store, job_id: str, token: str, runner: SpecRunner) -> Report:
+    """Run every claim in this process, writing progress (throttled) as the claims report it."""
+    index = {k: i for i, k in enumerate(runner.keys())}
+    last_at, last_key = [0.0], [""]
+
+    def progress(key: str, fraction: float, message: str) -> None:
+        t = time.monotonic()
+        if key == last_key[0] and t - last_at[0] < PROGRESS_EVERY_S:
+            return
+        last_at[0], last_key[0] = t, key
+        overall = (index.get(key, 0) + fraction) / max(len(index), 1)
+        store.progress(job_id, token, overall, key, message)
+
+    runner.progress = progress
+    return runner.run()
 
 
 def _finish(
@@ -137,12 +161,15 @@ def worker_main(
     poll_s: float,
     stop: EventType,
     threads: int = 1,
+    ray: RayConfig | None = None,
+    cache_dir: str | None = None,
 ) -> None:
     """Entry point of one worker process: claim, run, repeat until stopped or orphaned.
 
     ``threads``: torch/BLAS threads for this worker (the pool gives each ``cpus // workers``, so
     workers never oversubscribe the cores: OpenMP threads on a busy core spin, and a training
-    step then runs ten times slower).
+    step then runs ten times slower). With ``ray`` the worker joins the cluster before it claims
+    anything (retrying every few seconds, so jobs wait queued while the cluster is away).
     """
     _die_with_parent()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s worker: %(message)s")
@@ -161,12 +188,28 @@ def worker_main(
 
     store = Store(db_path)
     engine_limits = Limits(**limits)
+    driver = None if ray is None else _join_cluster(ray, stop, parent_alive)
     while not stop.is_set() and parent_alive():
         job = store.claim(os.getpid())
         if job is None:
             stop.wait(poll_s)
             continue
-        execute_job(store, job, engine_limits, timeout_s, poll_s, parent_alive)
+        execute_job(store, job, engine_limits, timeout_s, poll_s, parent_alive, driver, cache_dir)
+
+
+def _join_cluster(
+    config: RayConfig, stop: EventType, parent_alive: Callable[[], bool]
+) -> RayJobRunner | None:
+    """Connect to the Ray cluster, retrying every 5 s until it answers or the worker stops."""
+    driver = RayJobRunner(config)
+    while not stop.is_set() and parent_alive():
+        try:
+            driver.connect()
+            return driver
+        except Exception as exc:  # no cluster yet: jobs stay queued, nothing is lost
+            log.warning("cannot join the Ray cluster at %r (%s); retrying", config.address, exc)
+            stop.wait(5.0)
+    return None
 
 
 class WorkerPool:
@@ -181,6 +224,8 @@ class WorkerPool:
         kill_grace_s: float,
         max_attempts: int,
         poll_s: float,
+        ray: RayConfig | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
@@ -189,6 +234,8 @@ class WorkerPool:
         self.kill_grace_s = kill_grace_s
         self.max_attempts = max_attempts
         self.poll_s = poll_s
+        self.ray = ray  # None: jobs run in the workers; else the workers drive Ray tasks
+        self.cache_dir = cache_dir
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._halt = threading.Event()
@@ -225,7 +272,9 @@ class WorkerPool:
                 self.timeout_s,
                 self.poll_s,
                 self._stop,
-                max(1, (os.cpu_count() or 1) // max(1, self.size)),
+                max(1, (os.cpu_count() or 1) // max(1, self.size)) if self.ray is None else 1,
+                self.ray,
+                self.cache_dir,
             ),
             name="verifier-worker",
             daemon=True,

@@ -11,6 +11,7 @@ determines the run (:func:`verifier.train.run_key`), so a repeated claim reuses 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -363,15 +364,43 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="worker processes (default VERIFIER_API_WORKERS)")
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local (worker processes) or ray: claim points as Ray tasks"),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default auto: this node's)")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="training checkpoints; with ray a folder on a shared filesystem"),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, a local worker pool."""
+    """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, run by worker
+    processes, or with ``--executor ray`` as Ray tasks on a cluster (``ray start --head``
+    first, then ``--ray-address auto``)."""
     import uvicorn
 
     from api.main import create_app  # the service is optional: imported only here
     from api.settings import Settings
 
-    overrides = {"data_dir": data_dir, "workers": workers}
+    if executor not in (None, "local", "ray"):
+        err_console.print(f"[red]error:[/] --executor: expected local or ray, got {executor!r}")
+        raise typer.Exit(EXIT_BAD_SPEC)
+    overrides = {
+        "data_dir": data_dir,
+        "workers": workers,
+        "executor": executor,
+        "ray_address": ray_address,
+        "cache_dir": cache_dir,
+    }
     settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if settings.executor == "ray" and importlib.util.find_spec("ray") is None:
+        err_console.print(
+            "[red]error:[/] --executor ray: expected the ray package "
+            "(pip install 'verifier[ray]'), got none"
+        )
+        raise typer.Exit(EXIT_BAD_SPEC)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

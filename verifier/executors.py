@@ -37,7 +37,7 @@ from verifier.limits import Limits
 from verifier.report import ClaimResult, Report
 
 if TYPE_CHECKING:
-    from verifier.run import SpecRunner
+    from verifier.run import ProgressFn, SpecRunner
     from verifier.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,21 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_task(task: Task, threads: int | None = None) -> list[dict[str, Any]]:
-    """Worker side: run one task, return its point results as JSON-able dictionaries."""
+def run_task(
+    task: Task, threads: int | None = None, progress: ProgressFn | None = None
+) -> list[dict[str, Any]]:
+    """Worker side: run one task, return its point results as JSON-able dictionaries.
+
+    ``progress``: called as ``(point key, fraction, message)`` while a check reports progress.
+    """
     if threads is not None:
         set_threads(threads)
     from verifier.run import SpecRunner
     from verifier.spec import load_spec_text
 
     spec = load_spec_text(task.text, task.file)
-    return _run_on(SpecRunner(spec, Limits(**task.limits), cache_dir=task.cache_dir), task)
+    runner = SpecRunner(spec, Limits(**task.limits), progress=progress, cache_dir=task.cache_dir)
+    return _run_on(runner, task)
 
 
 def _run_on(runner: SpecRunner, task: Task) -> list[dict[str, Any]]:
@@ -154,7 +160,7 @@ def plan(
     return tasks
 
 
-def _error_results(runner: SpecRunner, task: Task, message: str) -> list[ClaimResult]:
+def error_results(runner: SpecRunner, task: Task, message: str) -> list[ClaimResult]:
     """Error results for every point of a task that did not come back."""
     keys = set(task.keys) | {p.key for c in task.claims for p in runner.points[c]}
     out = []
@@ -283,7 +289,7 @@ def run_specs(
     for task, outcome in stream:
         runner = runners[task.spec_index]
         if isinstance(outcome, str):
-            results = _error_results(runner, task, outcome)
+            results = error_results(runner, task, outcome)
         else:
             results = [ClaimResult.model_validate(r) for r in outcome]
         for r in results:

@@ -66,10 +66,17 @@ def free_port() -> int:
 class Server:
     """``verifier serve`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.data_dir = data_dir
         self.workers = workers
         self.env = env or {}
+        self.args = args  # more `verifier serve` options (``--executor ray`` ...)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = data_dir / "server.log"
@@ -98,6 +105,7 @@ class Server:
                     str(self.data_dir),
                     "--workers",
                     str(self.workers),
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
