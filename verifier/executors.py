@@ -227,7 +227,8 @@ def _ray(tasks: Sequence[Task], address: str | None) -> Iterable[tuple[Task, lis
         ) from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # None: a new local instance, never a cluster that happens to run on this machine
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(run_task)
         refs = {remote.remote(t, 1): t for t in tasks}
