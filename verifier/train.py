@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 TRAINER_VERSION = 3  # bump when a change alters what a seed trains (invalidates checkpoints)
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
 TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
+TRAIN_ORDER_VAR = "VERIFIER_TRAIN_ORDER"  # 0: examples in canonical order; else a permutation seed
 # Modules (in this package) whose source determines the trained weights: part of the cache key.
 KEY_MODULES: tuple[str, ...] = (
     "train.py",
@@ -519,6 +520,25 @@ def training_threads(
     return 1 if replicates * task.n_examples * width < SMALL_TASK_FLOATS else int(raw)
 
 
+def example_order() -> int:
+    """``VERIFIER_TRAIN_ORDER``: 0 (default) trains on the examples in their canonical order;
+    any other value is the seed of a permutation of them.
+
+    The loss and its gradient are sums over examples, so a permutation leaves them equal
+    mathematically and changes only the float32 summation order: the trajectory then differs
+    as it would on another CPU. (With the stacked trainer the thread count alone does not:
+    ``bench/train_bench.py --threads-check`` finds bitwise equal weights at 1 and 2 threads.)
+    The order is part of :func:`run_key`.
+
+    Raises:
+        VerifierError: ``VERIFIER_TRAIN_ORDER`` is not a non-negative integer.
+    """
+    raw = os.environ.get(TRAIN_ORDER_VAR, "0")
+    if not raw.isdigit():
+        raise VerifierError(f"{TRAIN_ORDER_VAR}: expected a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
 @contextlib.contextmanager
 def _intra_op_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads; restore the setting after."""
@@ -672,6 +692,9 @@ def _train_stacked(
     forward = StackedForward(task, cfg)
     tokens = torch.stack([t.tokens for t in tasks])  # (S, n, L)
     targets = torch.stack([t.targets.reshape(t.n_examples, -1) for t in tasks])  # (S, n, T)
+    if order := example_order():  # the same sums in another float32 order
+        permutation = torch.from_numpy(rng(order, Stream.ORDER).permutation(task.n_examples))
+        tokens, targets = tokens[:, permutation], targets[:, permutation]
     per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
     n_rep, n = len(tasks), task.n_examples
     full = cfg.batch_size is None or cfg.batch_size >= n
@@ -821,13 +844,15 @@ def run_key(
     and its groups, lr, schedule, batch, stopping rule, init and batch seed, frozen weights),
     the replicate seeds of a stacked run (``seeds``; each replicate's instance is redrawn from
     its seed), the intra-op thread count (``threads``, :func:`training_threads`; None: torch's
-    setting), :data:`TRAINER_VERSION` and :func:`code_fingerprint`. A claim's id, description
-    and expectations are not in it: claims that train the same model share one checkpoint.
+    setting), the example order (:func:`example_order`), :data:`TRAINER_VERSION` and
+    :func:`code_fingerprint`. A claim's id, description and expectations are not in it: claims
+    that train the same model share one checkpoint.
     """
     payload = {
         "trainer": TRAINER_VERSION,
         "code": code_fingerprint(),
         "threads": torch.get_num_threads() if threads is None else threads,
+        "order": example_order(),
         "instance": instance,
         "config": asdict(cfg),
         "seeds": None if seeds is None else list(seeds),

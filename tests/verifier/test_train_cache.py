@@ -100,6 +100,12 @@ def test_every_training_setting_changes_the_key(name: str) -> None:
     assert run_key(INSTANCE, changed) != run_key(INSTANCE, BASE)
 
 
+def test_the_example_order_changes_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = run_key(INSTANCE, BASE)
+    monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "1")
+    assert run_key(INSTANCE, BASE) != key
+
+
 def test_replicate_seeds_change_the_key() -> None:
     one = run_key(INSTANCE, BASE)
     assert run_key(INSTANCE, BASE, seeds=[0, 1]) not in (one, run_key(INSTANCE, BASE, seeds=[0, 2]))
