@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from verifier.constructions.codebooks import codebook
-from verifier.errors import VerifierError
 from verifier.constructions.geometric import build_geometric
+from verifier.errors import VerifierError
 from verifier.instances import BijectionFacts
 from verifier.recall import margins_of
 from verifier.relearn import relearn
