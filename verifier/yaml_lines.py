@@ -115,7 +115,7 @@ def _expanded_size(node: Node, memo: dict[int, int]) -> int:
     return size
 
 
-def _flow_depth(text: str) -> tuple[int, int]:
+def flow_depth(text: str) -> tuple[int, int]:
     """Deepest nesting of ``[``/``{`` outside quotes, and its line (a cheap pre-scan)."""
     depth = deepest = 0
     line = deepest_line = 1
@@ -205,7 +205,7 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
             document, nesting deeper than ``MAX_DEPTH``, an integer beyond 64 bits, or an alias
             expansion above ``MAX_EXPANDED_NODES`` nodes; always with a line where one exists.
     """
-    depth, depth_line = _flow_depth(text)
+    depth, depth_line = flow_depth(text)
     if depth > MAX_FLOW_DEPTH:
         raise SpecError(
             f"YAML nests [ and {{ {depth} deep; expected at most {MAX_FLOW_DEPTH}",
