@@ -35,8 +35,9 @@ from verifier.selection import compile_selector
 from verifier.spec import Spec, load_spec_file, spec_schema
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+# emoji=False: rich would print "spec.yaml:100: ..." as "spec.yaml💯 ..."
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_NOTHING = 0, 1, 2, 5
 # Artifacts folder (training checkpoints), relative to the working directory. The pytest plugin

@@ -25,6 +25,7 @@ from verifier.errors import SpecError
 from verifier.yaml_lines import LineDict
 
 MAX_SHOWN = 4  # problems spelled out in one message; the rest are counted
+MAX_GOT = 60  # characters of a wrong string value quoted back
 
 _PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$", re.DOTALL)
 
@@ -239,6 +240,8 @@ def _describe(err: Mapping[str, Any], where: _Where) -> tuple[_Where, str]:
         return where, f"expected a finite number, got {given!r}"
     if isinstance(given, Mapping | list):
         return where, msg
+    if isinstance(given, str) and len(given) > MAX_GOT:
+        return where, f"{msg} (got {shown(given[:MAX_GOT])}... of {len(given):,} characters)"
     got = shown(given) if isinstance(given, str) else repr(given)
     return where, f"{msg} (got {got})"
 

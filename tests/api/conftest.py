@@ -66,10 +66,17 @@ def free_port() -> int:
 class Server:
     """``verifier serve`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, workers: int = 2, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.data_dir = data_dir
         self.workers = workers
         self.env = env or {}
+        self.cwd = cwd  # the server's working directory (default: the tests')
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = data_dir / "server.log"
@@ -102,6 +109,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
