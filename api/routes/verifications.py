@@ -17,7 +17,6 @@ from api.errors import ApiError
 from api.intake import JSON_TYPES, YAML_TYPES
 from api.models import (
     SPEC_JSON_EXAMPLE,
-    SPEC_YAML_EXAMPLE,
     ErrorOut,
     Verification,
     VerificationPage,
@@ -28,7 +27,9 @@ from verifier import __version__
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"], dependencies=[Auth])
 
-MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors and event ids above it do not exist
+MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors above it do not exist
+# Event ids as sent back in Last-Event-ID: a header is text, and 18 digits stay below 2**63 - 1
+EVENT_ID = r"^[0-9]{1,18}$"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a malformed id or body"},
@@ -70,7 +71,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         "requestBody": {
             "required": True,
             "content": {
-                "application/yaml": {"schema": {"type": "string"}, "example": SPEC_YAML_EXAMPLE},
+                # a mapping either way (YAML text of one, or JSON); a body the schema accepts
+                # can still break a rule it cannot state (a formula, a limit): 422
+                "application/yaml": {
+                    "schema": {"type": "object", "description": "a spec; see GET /v1/schema"},
+                    "example": SPEC_JSON_EXAMPLE,
+                },
                 "application/json": {
                     "schema": {"type": "object", "description": "a spec; see GET /v1/schema"},
                     "example": SPEC_JSON_EXAMPLE,
@@ -170,6 +176,16 @@ def cancel_verification(job: JobDep, store: StoreDep) -> Verification:
     return Verification.from_job(updated or job)
 
 
+_SSE_EVENT = {  # OpenAPI 3.1: the schema of a text/event-stream describes one event
+    "type": "object",
+    "description": "one server-sent event; `data` is JSON text",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": ["status", "progress", "verdict", "timeout"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
 _SSE_EXAMPLE = (
     'id: 2\nevent: status\ndata: {"status": "running"}\n\n'
     'id: 3\nevent: progress\ndata: {"progress": 0.5, "key": "exact", "message": "2048/4096 facts"}'
@@ -184,7 +200,7 @@ _SSE_EXAMPLE = (
         200: {
             "description": "server-sent events: status, progress, then one verdict (last)",
             "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}
+                "text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}
             },
         },
         **_ERRORS,
@@ -195,12 +211,16 @@ async def stream_events(
     store: StoreDep,
     settings: SettingsDep,
     last_event_id: Annotated[
-        int,
-        Header(alias="Last-Event-ID", ge=0, le=MAX_ID, description="resume after this event id"),
-    ] = 0,
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=EVENT_ID,
+            description="resume after this event id (what the last event's `id:` said)",
+        ),
+    ] = "0",
 ) -> StreamingResponse:
     """Stream a job's progress as server-sent events, ending with its verdict."""
-    job_id, start_after = job.id, last_event_id
+    job_id, start_after = job.id, int(last_event_id)
 
     async def events() -> AsyncIterator[str]:
         after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0
