@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +38,17 @@ def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int]]
 class HostileServer:
     """The live server the corpus and schemathesis run against, and where it may write."""
 
-    def __init__(self, server: Server, root: Path, job_id: str) -> None:
+    def __init__(self, server: Server, root: Path, job_id: str, first_post_s: float) -> None:
         self.server = server
         self.root = root
         self.job_id = job_id  # a finished job, for cases that need one
+        self.first_post_s = first_post_s  # the first POST's latency, /healthz having answered
+
+    def api_libraries(self) -> set[str]:
+        """Shared libraries mapped into the API process (not its workers or validators)."""
+        assert self.server.proc is not None
+        maps = Path(f"/proc/{self.server.proc.pid}/maps").read_text()
+        return {line.split()[-1] for line in maps.splitlines() if line.endswith(".so")}
 
     @property
     def url(self) -> str:
@@ -74,15 +82,17 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile
         with httpx.Client(
             base_url=srv.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as c:
+            start = time.perf_counter()
             r = c.post(
                 "/v1/verifications",
                 content=tiny_spec("hostile-fixture"),
                 params={"reuse": False},
                 headers={"Content-Type": "application/yaml"},
             )
+            first_post_s = time.perf_counter() - start
             assert r.status_code == 202, r.text
             job = wait_for(c, r.json()["id"], TERMINAL, timeout=120)
             assert job["status"] == "passed", job
-        yield HostileServer(srv, root, job["id"])
+        yield HostileServer(srv, root, job["id"], first_post_s)
     finally:
         srv.stop()
