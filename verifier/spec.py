@@ -788,16 +788,6 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
             if problem := claim.check_dependency(spec.claims[seen[dep]], spec.instance):
                 line = getattr(claims_data[i], "line", None)
                 raise SpecError(problem, file=file, line=line, key=f"claims.{i}")
-    needed = {dep for claim in spec.claims for dep in claim.depends_on()}
-    for i, claim in enumerate(spec.claims):
-        if not claim.expect and claim.minimize is None and claim.id not in needed:
-            raise SpecError(  # it would pass without checking anything
-                f"claim {claim.id!r} expects nothing and no claim uses it; expected at least one "
-                "expectation under expect: (or a minimize: search)",
-                file=file,
-                line=getattr(claims_data[i], "line", None),
-                key=f"claims.{i}.expect",
-            )
     instance_line = data.key_lines.get("instance") if isinstance(data, LineDict) else None
     spec._source = Source(file=file, text=text, claim_lines=lines, instance_line=instance_line)
     return spec
