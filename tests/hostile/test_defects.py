@@ -405,6 +405,8 @@ def test_defect_10_validating_and_queueing_imports_no_torch(hostile_server: Host
                 body = text.replace("seed: 0}", f"seed: {i}}}")
                 r = c.post("/v1/verifications?reuse=false", content=body, headers=YAML)
                 assert r.status_code == 202, r.text
+        for path in ("/v1/schema", "/v1/theorems"):  # served by the API process too
+            assert c.get(path).status_code == 200
     heavy = {
         lib
         for lib in hostile_server.api_libraries()
