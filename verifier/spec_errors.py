@@ -109,7 +109,8 @@ def _field(model: type[BaseModel], name: str) -> tuple[str, Any, str | None] | N
     """(data key, annotation, discriminator) of a field named or aliased ``name``."""
     for field_name, info in model.model_fields.items():
         if name in (field_name, info.alias):
-            return info.alias or field_name, info.annotation, info.discriminator  # type: ignore[return-value]
+            tag = info.discriminator if isinstance(info.discriminator, str) else None
+            return info.alias or field_name, info.annotation, tag
     return None
 
 

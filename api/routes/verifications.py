@@ -199,9 +199,7 @@ _SSE_EXAMPLE = (
     responses={
         200: {
             "description": "server-sent events: status, progress, then one verdict (last)",
-            "content": {
-                "text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         },
         **_ERRORS,
     },
