@@ -26,6 +26,7 @@ MAX_TIME_S = 35  # fuzzing and stateful phases stop here; schema loading and set
 
 def test_schemathesis_finds_nothing(hostile_server: HostileServer, tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("schemathesis")
+    assert cli.exists(), "schemathesis is not installed: pip install -e '.[dev]'"
     proc = subprocess.run(
         [
             str(cli),
