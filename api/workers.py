@@ -365,5 +365,5 @@ class WorkerPool:
                 proc.kill()
                 proc.join(2.0)
             job = running.get(pid)
-            if job is not None:  # a clean shutdown costs no attempt: always re-queue
-                self.store.release(job.id, job.run_token, 1 << 30, "the server shut down")
+            if job is not None:  # a clean shutdown costs no attempt: re-queued, attempt given back
+                self.store.requeue(job.id, job.run_token, "the server shut down")

@@ -808,7 +808,10 @@ def claim_vocabulary(claim: Any, claim_measures: set[str]) -> Vocabulary:
             raise SpecError(f"given.{key}: expected a finite number, got {value!r}")
         if isinstance(value, str):
             instance_table = {p.name: p.symbol for p in INSTANCE_PARAMS}
-            parse_formula(value, instance_table)
+            try:
+                parse_formula(value, instance_table)
+            except SpecError as exc:
+                raise SpecError(f"given.{key}: {exc.message}") from None
     user: list[tuple[str, Any]] = []
     for name, text in claim.quantities.items():
         if (

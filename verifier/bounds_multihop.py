@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -38,8 +39,10 @@ from verifier.bounds import (
     Theorem,
     register_theorem,
 )
-from verifier.chains import ChainFacts
 from verifier.expr import SYMBOLS
+
+if TYPE_CHECKING:  # the registry is served by the API process, which never imports torch
+    from verifier.chains import ChainFacts
 
 N, R, k, m = SYMBOLS["N"], SYMBOLS["R"], SYMBOLS["k"], SYMBOLS["m"]
 D_HEAD = sp.Max(R, 2)

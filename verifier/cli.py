@@ -1,8 +1,10 @@
 """The ``verifier`` command line (typer).
 
-``verifier check PATH...`` runs specs and exits 0 (all passed), 1 (a claim did not pass) or 2
-(a bad spec, a limit, or bad usage). ``verifier run SPEC`` prints one report; ``verifier schema``
-prints the spec language's JSON Schema; ``verifier new`` writes a starter spec.
+``verifier check PATH...`` runs specs and exits 0 (all passed), 1 (a claim did not pass), 2
+(a bad spec, a limit, or bad usage) or 5 (nothing was verified: no spec, or ``-k`` selected no
+claim; as pytest exits 5 when it collects no test). ``verifier run SPEC`` prints one report;
+``verifier schema`` prints the spec language's JSON Schema; ``verifier new`` writes a starter
+spec.
 
 Trained models are cached in ``.verifier/artifacts`` under the current working directory
 (``--cache-dir DIR`` elsewhere, ``--no-cache`` off), keyed by the hash of everything that
@@ -24,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from verifier.discover import spec_files
+from verifier.discover import SPEC_SUFFIX, spec_files
 from verifier.errors import LimitExceeded, SpecError, VerifierError
 from verifier.executors import ExecutorName, run_specs
 from verifier.limits import Limits
@@ -34,10 +36,11 @@ from verifier.selection import compile_selector
 from verifier.spec import Spec, load_spec_file, spec_schema
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+# emoji=False: rich would print "spec.yaml:100: ..." as "spec.yaml💯 ..."
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_NOTHING = 0, 1, 2, 5
 # Artifacts folder (training checkpoints), relative to the working directory. The pytest plugin
 # uses the same folder under pytest's rootdir (verifier/pytest_plugin.py).
 DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")
@@ -254,6 +257,9 @@ def check(
         if not r.ok:
             console.print(r.failure_text(), highlight=False, soft_wrap=True)
     console.print(f"{len(reports)} specs, {len(results)} claims: {summary or 'nothing selected'}")
+    if not results:  # a run that verifies nothing is not a pass (exit 5, as pytest's)
+        why = "-k selected no claim" if specs else f"no *{SPEC_SUFFIX} file was found"
+        err_console.print(f"[red]error:[/] nothing was verified: {why}", highlight=False)
     if json_out is not None:
         json_out.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
     if junit is not None:
@@ -263,6 +269,8 @@ def check(
 
         for path in write_plots(reports, plots):
             console.print(f"wrote {path}", highlight=False)
+    if not results:
+        raise typer.Exit(EXIT_NOTHING)
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 

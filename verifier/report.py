@@ -2,8 +2,8 @@
 
 A claim passes when every expectation holds, judged by the method it names. ``xfail`` claims
 that fail are ``xfailed`` (expected); ones that pass are ``xpassed``, which counts as a failure,
-since the spec's statement was wrong. A report passes when no result is failed, xpassed,
-error or undecided.
+since the spec's statement was wrong. A report passes when it has results and none is failed,
+xpassed, error or undecided.
 """
 
 from __future__ import annotations
@@ -80,13 +80,13 @@ class Report(BaseModel):
 
     @property
     def passed(self) -> bool:
-        """Every result ok."""
-        return all(r.ok for r in self.results)
+        """Every result ok, and at least one result: a report that verifies nothing is no pass."""
+        return bool(self.results) and all(r.ok for r in self.results)
 
     @property
     def status(self) -> Literal["passed", "failed", "error"]:
-        """error if any result errored, failed if any other is not ok, else passed."""
-        if any(r.status == "error" for r in self.results):
+        """error if any result errored (or there is none), failed if any other is not ok."""
+        if not self.results or any(r.status == "error" for r in self.results):
             return "error"
         return "passed" if self.passed else "failed"
 

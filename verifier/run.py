@@ -164,7 +164,8 @@ class SpecRunner:
 
         Raises:
             LimitExceeded: naming the limit, the claim and the value.
-            SpecError: a claim kind this verifier does not know.
+            SpecError: a claim kind this verifier does not know, or a claim that expects
+                nothing and that no other claim uses (it would pass without checking anything).
         """
         for claim in self.spec.claims:
             for point in self.points[claim.id]:
@@ -184,6 +185,16 @@ class SpecRunner:
                     raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
+        needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
+        for i, claim in enumerate(self.spec.claims):
+            if not claim.expect and claim.minimize is None and claim.id not in needed:
+                raise SpecError(
+                    f"claim {claim.id!r} expects nothing and no claim uses it; expected at least "
+                    "one expectation under expect: (or a minimize: search)",
+                    file=self.spec.source.file,
+                    line=self.spec.source.claim_lines.get(claim.id),
+                    key=f"claims.{i}.expect",
+                )
 
     def keys(self) -> list[str]:
         """Every result key, in spec order."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +29,16 @@ from verifier.errors import SpecError
 from verifier.expect import Expectation, parse_expectation
 from verifier.expr import SYMBOLS
 from verifier.fits import parse_growth
+from verifier.spec_errors import spec_error
 from verifier.yaml_lines import LineDict, load_yaml
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class StrictModel(BaseModel):
-    """Base of every spec model: unknown keys are errors."""
+    """Base of every spec model: unknown keys and non-finite numbers (.inf, .nan) are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- instances -------------------------------------------------------------------------------
@@ -189,6 +189,20 @@ class ClaimBase(StrictModel):
     LABEL_MEASURES: ClassVar[tuple[str, ...]] = ("status",)  # words, not numbers (no growth)
     SYMBOLS: ClassVar[tuple[str, ...]] = tuple(SYMBOLS)
     _expectations: list[Expectation] = PrivateAttr(default_factory=list)
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_not_empty(
+        cls, value: dict[str, list[bool | int | float | str]] | None
+    ) -> dict[str, list[bool | int | float | str]] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one field to sweep, got {}: it checks nothing")
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"{name}: expected at least one value, got []: it checks nothing")
+        return value
 
     @model_validator(mode="after")
     def _parse_expect(self) -> ClaimBase:
@@ -880,60 +894,12 @@ def spec_schema() -> dict[str, Any]:
     return Spec.model_json_schema()
 
 
-def _line_of(data: Any, loc: tuple[int | str, ...], message: str = "") -> tuple[int | None, str]:
-    """Follow a pydantic error location through the loaded YAML: (line, dotted key).
-
-    Location parts that are not in the data (union tags such as ``construction``, validator
-    names) are skipped.
-    """
-    node, line, keys = data, getattr(data, "line", None), []
-    tag_skipped: int | None = None
-    for part in loc:
-        tags = {node.get(t) for t in _TAG_KEYS} if isinstance(node, LineDict) else set()
-        if part in tags and tag_skipped != id(node):
-            tag_skipped = id(node)
-            continue  # the union member's tag, not a key
-        if isinstance(node, LineDict) and isinstance(part, str) and part in node:
-            line = node.key_lines.get(part, line)
-            node = node[part]
-            keys.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            line = getattr(node, "line", None) or line
-            keys.append(str(part))
-    if isinstance(node, LineDict):
-        keys_node = node
-        match = _EXPECT_MSG.match(message)
-        expect = keys_node.get("expect")
-        if match and isinstance(expect, LineDict) and match.group(1) in expect:
-            return expect.key_lines[match.group(1)], ".".join([*keys, "expect", match.group(1)])
-    return line, ".".join(keys)
-
-
-_TAG_KEYS = ("kind", "check", "name", "program", "method")
-_EXPECT_MSG = re.compile(r"^expect\.([A-Za-z0-9_]+): ")
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    kind, msg = err.get("type", ""), str(err.get("msg", ""))
-    given = err.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key; check its spelling against `verifier schema`"
-    if kind == "missing":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if isinstance(given, Mapping | list):
-        return msg
-    return f"{msg} (got {given!r})"
-
-
 def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
     """Validate loaded data into a :class:`Spec`, raising errors with file and line.
 
     Raises:
-        SpecError: the first validation error, located; duplicate claim ids; unknown
-            claim references.
+        SpecError: every validation error, each with its key and line (the first is the
+            error's location); duplicate claim ids; unknown claim references.
     """
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -944,15 +910,7 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        loc = tuple(first.get("loc", ()))
-        message = _describe(first)
-        line, key = _line_of(data, loc, message)
-        if key.endswith(".expect." + (m.group(1) if (m := _EXPECT_MSG.match(message)) else "")):
-            message = _EXPECT_MSG.sub("", message)
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(message + more, file=file, line=line, key=key or None) from None
+        raise spec_error(exc, Spec, data, file) from None
     claims_data = data.get("claims", [])
     lines = {
         claim.id: getattr(claims_data[i], "line", None) or 1 for i, claim in enumerate(spec.claims)
