@@ -24,6 +24,7 @@ class ExpectationResult(BaseModel):
     measured: Any = None
     ok: bool | None = None
     bound: float | None = None
+    tol: float | None = None  # an equality's tolerance (absolute and relative)
     detail: str = ""
 
 
@@ -44,6 +45,8 @@ class ClaimResult(BaseModel):
     file: str = ""
     line: int | None = None
     duration_s: float = 0.0
+    reused: bool = Field(False, description="taken from the verdict cache, not verified now")
+    verified_at: str | None = Field(None, description="when a reused result was verified (UTC)")
 
     @property
     def ok(self) -> bool:
