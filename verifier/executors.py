@@ -318,7 +318,10 @@ def run_specs(
     total = sum(len(r) for r in by_spec) + sum(
         len(t.keys) + sum(len(runners[t.spec_index].points[c]) for c in t.claims) for t in tasks
     )
-    if executor == "ray":
+    stream: Iterable[tuple[Task, list[Any] | str]]
+    if not tasks:  # every verdict stored (or nothing selected): start no worker
+        stream = ()
+    elif executor == "ray":
         stream = _ray(tasks, ray_address)
     elif jobs == 1:
         stream = _serial(tasks, runners)
