@@ -8,16 +8,27 @@ The Python door, for notebooks and scripts::
     reports[0]  # in Jupyter: the verdict table and plots
     reports[0].to_pandas()  # one row per claim result
 
-:func:`check`, :func:`load_spec` and :class:`Report` are the public API (docs/python.md); they
-are imported on first use, so ``import verifier`` stays cheap. Everything else is private.
+:func:`check`, :func:`load_spec`, :class:`Report` and the errors they raise are the public API
+(docs/python.md); the first three are imported on first use, so ``import verifier`` stays
+cheap. Everything else is private.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from verifier.errors import LimitExceeded, SpecError, VerifierError
+
 __version__ = "0.1.0"
-__all__ = ["Report", "__version__", "check", "load_spec"]
+__all__ = [
+    "LimitExceeded",
+    "Report",
+    "SpecError",
+    "VerifierError",
+    "__version__",
+    "check",
+    "load_spec",
+]
 
 if TYPE_CHECKING:
     from verifier.public import check, load_spec
