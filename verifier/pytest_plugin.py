@@ -11,10 +11,11 @@ Trained models and verdicts are cached in ``.verifier/artifacts`` under pytest's
 ``--verifier-cache-dir DIR`` puts it elsewhere, ``--verifier-no-cache`` turns it off, and
 ``--verifier-no-reuse`` verifies every claim again instead of reusing stored verdicts.
 
-With pytest-xdist (``pytest specs -n 2``) every item of a spec carries ``xdist_group`` (the
-spec's path) and the default distribution becomes ``loadgroup``, so the claims of one spec run
-on one worker and share its runner: a claim and the claims it depends on never run twice. An
-explicit ``--dist`` is left as given.
+With pytest-xdist, ``pytest specs -n 2`` (no ``--dist``) balances the load as xdist's default
+does, except that the items of one spec go to one worker, where they share its runner: a claim
+and the claims it depends on never run twice. Items also carry ``xdist_group`` (the spec's
+path), so ``--dist loadgroup`` (or ``loadfile``) keeps them together as well; an explicit
+``--dist load`` is left as given.
 """
 
 from __future__ import annotations
@@ -105,10 +106,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if getattr(config.option, "dist", "no") == "load" and not _dist_given(config):
-        config.option.dist = "loadgroup"  # -n N alone: keep each spec's claims on one worker
     for kind in sorted(REGISTRY):
         config.addinivalue_line("markers", f"{kind}: verifier claims of kind {kind}")
     config.addinivalue_line("markers", "full: large specs under specs/**/full/")
@@ -127,6 +125,23 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> SpecFile |
     if in_full and not (config.getoption("--verifier-full") or explicitly_named):
         return None
     return SpecFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` without ``--dist``: xdist's load balancing, one spec's items on one worker."""
+    if config.getvalue("dist") != "load" or _dist_given(config):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SpecScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """Each spec file is one unit of work; every other item is its own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(SPEC_SUFFIX) else nodeid
+
+    return SpecScheduling(config, log)
 
 
 class SpecFile(pytest.File):
