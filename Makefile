@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check verifier api tests bench
 	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/python -m verifier.docs
 
 clean:
 	rm -rf $(VENV) .verifier .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Mechanism measures on a model and its facts (THEORY.md section 7), as pure functions.
+"""Mechanism measures on a model and its facts (docs/theory.md section 7), as pure functions.
 
 Each measure takes ``(model, facts)`` and returns a :class:`MeasureResult`: a number, or
 ``underdetermined`` with the reason when there are too few subjects for its fit. Fits are

@@ -1,7 +1,7 @@
 """Plots of a report (matplotlib PNGs): growth fits, sweeps and measured values beside bounds.
 
 - Growth results: what :mod:`verifier.growth` put in a ``claim-id[growth]`` result's evidence,
-  the points and each fitted law of :mod:`verifier.fits` (THEORY.md sections 3-6 name the
+  the points and each fitted law of :mod:`verifier.fits` (docs/theory.md sections 3-6 name the
   laws), the expected one solid, the competitors dashed, with their held-out errors in the
   legend. The x axis is logarithmic when x > 0 spans more than a factor 8, the y axis when
   y > 0 does. :func:`growth_png` returns PNG bytes; :func:`write_plots` writes one PNG per

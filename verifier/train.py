@@ -1,4 +1,4 @@
-"""The trainer: gradient descent on the section 2 model over every fact (THEORY.md sections 5, 7).
+"""The trainer: gradient descent on the section 2 model over all facts (docs/theory.md 5, 7).
 
 Trains :class:`~verifier.model.OneLayerTransformer` (the class the constructions write) with
 cross-entropy, in float32, on a :class:`TrainTask`, every example of an instance at once:

@@ -1,4 +1,4 @@
-"""Mechanism measures (THEORY.md section 7) on models whose answers are known.
+"""Mechanism measures (docs/theory.md section 7) on models whose answers are known.
 
 G1 (verifier/constructions/geometric.py) is geometric by construction: its subject rows are
 exact superpositions, its MLP an exact relation-gated selector. Shuffling its subject rows

@@ -1,4 +1,4 @@
-"""The ``construction`` claim: build G1 (THEORY.md section 3), run every fact exactly.
+"""The ``construction`` claim: build G1 (docs/theory.md section 3), run every fact exactly.
 
 Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and
 the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``, ``params`` and

@@ -1,4 +1,4 @@
-"""The ``training`` claim: gradient descent on every example, then the mechanism (THEORY.md 5, 7).
+"""The ``training`` claim: train on every example, then measure the mechanism (docs/theory.md 5, 7).
 
 Trains the section 2 model with :mod:`verifier.train` (float32, seeded, early stop at exact
 recall) and evaluates it in float64 through the real forward pass:
@@ -13,7 +13,7 @@ recall) and evaluates it in float64 through the real forward pass:
   :func:`verifier.constructions.cot.greedy_decode` (each argmax fed back) and a query counts
   only when *every* intermediate is the true one, so a right final answer reached through a
   wrong intermediate is a failure. The mechanism measures are defined on single-hop facts
-  (THEORY.md section 7), so expecting one here is refused before training.
+  (docs/theory.md section 7), so expecting one here is refused before training.
 
 The trained model is kept in ``Measurement.artifacts["model"]`` for ``transfer`` claims. The
 frozen-embedding control is this claim with ``freeze: [W_E]``.

@@ -1,4 +1,4 @@
-"""The ``transfer`` claim: a trained network recalls new facts zero-shot (THEORY.md section 7).
+"""The ``transfer`` claim: a trained network recalls new facts zero-shot (docs/theory.md section 7).
 
 Takes the model of an earlier ``training`` claim (``from:``), draws new bijections from
 ``transfer_seed``, re-initialises only the subject table (``method``: probe, lp, random) and
