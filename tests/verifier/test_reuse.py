@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ claims:
     method: probe
     expect: {control_accuracy: "<= 0.1"}
 """
+pytest_plugins = ["pytester"]
 KEYS = ["built[N=32]", "built[N=64]", "counted[N=32]", "counted[N=64]", "alone", "gd", "moved"]
 
 
@@ -335,3 +337,25 @@ def test_a_claim_imports_only_modules_its_key_covers() -> None:
         assert covered is not None
         imported = json.loads(out.strip().splitlines()[-1])  # HiGHS prints a banner first
         assert set(imported) - covered == set(), kind
+
+
+def test_pytest_reuses_verdicts_and_no_reuse_verifies_again(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".spec.yaml", built=SPEC.split("  - id: counted")[0])
+    args = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--rootdir", str(pytester.path)]
+
+    def reused(*extra: str) -> list[str]:
+        junit = pytester.path / "junit.xml"
+        pytester.runpytest_inprocess(*args, *extra, f"--junitxml={junit}").assert_outcomes(passed=2)
+        cases = ET.parse(junit).getroot().iter("testcase")
+        return [
+            c.get("name", "")
+            for c in cases
+            if any(p.get("name") == "reused" for p in c.iter("property"))
+        ]
+
+    assert reused() == []
+    verdicts = pytester.path / ".verifier" / "artifacts" / "verdicts"
+    assert len(list(verdicts.rglob("*.json"))) == 2  # <rootdir>/.verifier/artifacts/verdicts
+    assert reused() == ["built[N=32]", "built[N=64]"]
+    assert reused("--verifier-no-reuse") == []
+    assert reused("--verifier-no-cache") == []
