@@ -76,10 +76,11 @@ def _registry_strings(tree: ast.Module) -> set[int]:
 
 def module_imports(name: str, path: Path, modules: Mapping[str, Path]) -> frozenset[str]:
     """The package modules that module ``name`` (source ``path``) may import."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    source = path.read_bytes()
+    tree = ast.parse(source, filename=str(path))
     is_package = path.name == "__init__.py"
     here = name.split(".") if is_package else name.split(".")[:-1]
-    skip = _registry_strings(tree)
+    skip = _registry_strings(tree) if REGISTRY_TABLE.encode() in source else set()
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

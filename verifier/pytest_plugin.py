@@ -13,7 +13,8 @@ Trained models and verdicts are cached in ``.verifier/artifacts`` under pytest's
 
 With pytest-xdist, ``pytest specs -n 2`` (no ``--dist``) balances the load as xdist's default
 does, except that the items of one spec go to one worker, where they share its runner: a claim
-and the claims it depends on never run twice. Items also carry ``xdist_group`` (the spec's
+and the claims it depends on never run twice. Each worker takes ``cpus // workers`` torch
+threads, so workers do not oversubscribe the cores. Items also carry ``xdist_group`` (the spec's
 path), so ``--dist loadgroup`` (or ``loadfile``) keeps them together as well; an explicit
 ``--dist load`` is left as given.
 """
@@ -107,6 +108,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:  # an xdist worker: its share of the cores, as --jobs workers get theirs
+        from verifier.executors import set_threads
+
+        set_threads(max(1, (os.cpu_count() or 1) // int(workers)))
     for kind in sorted(REGISTRY):
         config.addinivalue_line("markers", f"{kind}: verifier claims of kind {kind}")
     config.addinivalue_line("markers", "full: large specs under specs/**/full/")

@@ -166,11 +166,15 @@ class SpecRunner:
         self._measurements: dict[str, Measurement | None] = {}
         self._results: dict[str, list[ClaimResult]] = {}
         self._keys: dict[str, str | None] = {}
-        self._stored: dict[str, StoredVerdict] = {}
+        self._found: dict[str, StoredVerdict | None] = {}  # store lookups, by point key
+        self._stored: dict[str, StoredVerdict] = {}  # reused points
         self.spec_hash = spec.content_hash()
 
     def preflight(self) -> None:
         """Check every point against the limits, before any work.
+
+        A point whose verdict is stored is skipped: it does no work, and its key holds the
+        limits and the code that passed it then.
 
         Raises:
             LimitExceeded: naming the limit, the claim and the value.
@@ -178,6 +182,8 @@ class SpecRunner:
         """
         for claim in self.spec.claims:
             for point in self.points[claim.id]:
+                if self._lookup(point) is not None:
+                    continue
                 kind = REGISTRY.get(claim.check_kind())
                 if kind is None:
                     raise SpecError(f"no check registered for {claim.check_kind()!r}")
@@ -217,8 +223,42 @@ class SpecRunner:
         claim = self.spec.claim(claim_id)
         results = list(point_results)
         if growth_spec(claim) is not None:
-            results.append(growth_result(self.spec, claim, results))
+            results.append(self._growth(claim, results))
         self._results[claim_id] = results
+
+    def _growth(self, claim: ClaimBase, points: list[ClaimResult]) -> ClaimResult:
+        """The growth result over ``points``: the stored one when every point was reused (its
+        fits are a function of the point results and the code), else judged now and stored."""
+        start = time.perf_counter()
+        keys = [self.key_of(p) for p in self.points[claim.id]]
+        engine = self.verdicts.engine(claim.check_kind()) if self.verdicts else None
+        key = None
+        if self.verdicts is not None and engine is not None and None not in keys:
+            key = point_key(
+                "growth",
+                claim.model_dump(mode="json", by_alias=True),
+                self.spec.instance.model_dump(mode="json"),
+                {str(i): k for i, k in enumerate(keys) if k is not None},
+                self.limits.model_dump(mode="json"),
+                engine,
+            )
+        reused = bool(points) and all(r.reused for r in points)
+        if key is not None and reused and self.verdicts is not None:
+            stored = self.verdicts.get(key)
+            if stored is not None:
+                return stored.result.model_copy(
+                    update={
+                        "xfail": self.xfail_reason(claim.id, growth_key(claim.id)),
+                        "file": self.spec.source.file,
+                        "reused": True,
+                        "verified_at": stored.verified_at,
+                        "duration_s": time.perf_counter() - start,
+                    }
+                )
+        result = growth_result(self.spec, claim, points)
+        if key is not None and self.verdicts is not None:
+            self.verdicts.put(key, result, {})
+        return result
 
     def xfail_reason(self, claim_id: str, key: str) -> str | None:
         """The claim's ``xfail`` reason if it covers this result, else None.
@@ -358,6 +398,7 @@ class SpecRunner:
         old[point.key] = fresh
         self.adopt(claim_id, [old[k] for k in points])
         self._stored.pop(point.key, None)
+        self._found[point.key] = None
         measurement = self._measurements.get(point.key)
         if measurement is None:
             raise VerifierError(
@@ -367,10 +408,11 @@ class SpecRunner:
         return measurement
 
     def _lookup(self, point: ClaimPoint) -> StoredVerdict | None:
-        key = self.key_of(point)
-        if key is None or self.verdicts is None:
-            return None
-        return self.verdicts.get(key)
+        if point.key not in self._found:
+            key = self.key_of(point)
+            found = None if key is None or self.verdicts is None else self.verdicts.get(key)
+            self._found[point.key] = found
+        return self._found[point.key]
 
     def _resolve(self, point: ClaimPoint) -> ClaimResult:
         """The point's stored result if there is one, else its fresh (and then stored) result."""

@@ -359,3 +359,19 @@ def test_pytest_reuses_verdicts_and_no_reuse_verifies_again(pytester: pytest.Pyt
     assert reused() == ["built[N=32]", "built[N=64]"]
     assert reused("--verifier-no-reuse") == []
     assert reused("--verifier-no-cache") == []
+
+
+def test_a_growth_result_is_reused_with_its_points(tmp_path: Path) -> None:
+    text = SPEC.split("  - id: counted")[0].replace(
+        "sweep: {N: [32, 64]}\n    expect: {accuracy: 1.0}",
+        "sweep: {N: [16, 32, 64, 128]}\n    expect: {accuracy: 1.0, growth: "
+        "{measure: code_dim, over: N, law: logarithmic, against: [linear]}}",
+    )
+    first = _run(text, tmp_path)
+    assert [r.key for r in first.results][-1] == "built[growth]" and _reran(first)[-1].endswith(
+        "[growth]"
+    )
+    again = _run(text, tmp_path)
+    assert _reran(again) == [] and _verdicts(again) == _verdicts(first)
+    edited = text.replace("against: [linear]", "against: [linear, polynomial]")
+    assert _reran(_run(edited, tmp_path)) == ["built[growth]"]  # a point-free edit: fits only
