@@ -5,8 +5,9 @@
 refused by :meth:`SpecRunner.preflight` before any claim runs.
 
 With a :class:`~verifier.verdicts.VerdictStore`, a point whose key (:meth:`SpecRunner.key_of`)
-is stored is not run: its result comes back marked ``reused``, with the time it was verified.
-A reused point never runs its dependencies. When a point that does run depends on a reused
+is stored, and whose dependencies' are, is not run: its result comes back marked ``reused``,
+with the time it was verified. A reused point never runs its dependencies, and a dependency
+that runs again runs its dependents again. When a point that does run depends on a reused
 one, it gets the stored measured values at once; if it also reads the dependency's in-process
 objects (a ``transfer`` claim reads the trained model), the dependency is run again then (a
 training claim reloads its checkpoint) and its fresh result replaces the reused one.
@@ -408,9 +409,17 @@ class SpecRunner:
         return measurement
 
     def _lookup(self, point: ClaimPoint) -> StoredVerdict | None:
+        """The point's stored verdict, if it and every point it depends on can be reused.
+
+        A dependency that has to run again (its verdict was never stored, say an ``undecided``
+        one) runs its dependents again too, so no reused verdict rests on a re-run result.
+        """
         if point.key not in self._found:
             key = self.key_of(point)
             found = None if key is None or self.verdicts is None else self.verdicts.get(key)
+            deps = self._dependency_points(point.claim, point.point)
+            if found is not None and any(self._lookup(p) is None for _, p in deps):
+                found = None
             self._found[point.key] = found
         return self._found[point.key]
 

@@ -375,3 +375,16 @@ def test_a_growth_result_is_reused_with_its_points(tmp_path: Path) -> None:
     assert _reran(again) == [] and _verdicts(again) == _verdicts(first)
     edited = text.replace("against: [linear]", "against: [linear, polynomial]")
     assert _reran(_run(edited, tmp_path)) == ["built[growth]"]  # a point-free edit: fits only
+
+
+def test_a_dependency_that_runs_again_runs_its_dependents_again(
+    cache: Path, tmp_path: Path
+) -> None:
+    folder = _copy(cache, tmp_path)
+    spec = load_spec_text(SPEC, "reuse.spec.yaml")
+    store = VerdictStore(str(folder))
+    runner = SpecRunner(spec, verdicts=store)
+    key = runner.key_of(runner.points["built"][0])
+    assert key is not None
+    store.path(key).unlink()  # built[N=32] was never stored (an undecided verdict, say)
+    assert _reran(_run(SPEC, folder)) == ["built[N=32]", "counted[N=32]"]
