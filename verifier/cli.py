@@ -17,6 +17,7 @@ from typing import Annotated, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from verifier import __version__
@@ -164,7 +165,7 @@ def junit_xml(reports: list[Report]) -> str:
 
 def _fail(exc: VerifierError) -> typer.Exit:
     """Print a bad-spec, limit or usage error; the exit to raise."""
-    err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=False)
+    err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_SPEC)
 
 
@@ -369,7 +370,7 @@ def new(
 ) -> None:
     """Write a starter spec."""
     if path.exists():
-        err_console.print(f"[red]error:[/] {path} exists; expected a new path", markup=True)
+        err_console.print(f"[red]error:[/] {escape(str(path))} exists; expected a new path")
         raise typer.Exit(EXIT_BAD_SPEC)
     target = schema_file if schema_file is not None else path.parent / SCHEMA_FILE
     pointer = Path(os.path.relpath(target.resolve(), path.parent.resolve())).as_posix()
