@@ -7,10 +7,10 @@ refused by :meth:`SpecRunner.preflight` before any claim runs.
 With a :class:`~verifier.verdicts.VerdictStore`, a point whose key (:meth:`SpecRunner.key_of`)
 is stored, and whose dependencies' are, is not run: its result comes back marked ``reused``,
 with the time it was verified. A reused point never runs its dependencies, and a dependency
-that runs again runs its dependents again. When a point that does run depends on a reused
-one, it gets the stored measured values at once; if it also reads the dependency's in-process
-objects (a ``transfer`` claim reads the trained model), the dependency is run again then (a
-training claim reloads its checkpoint) and its fresh result replaces the reused one.
+verified again in a run has its dependents verified again. A point that does run and depends
+on a reused one gets the stored measured values at once; if it also reads the dependency's
+in-process objects (a ``transfer`` claim reads the trained model), the dependency is run again
+then (a training claim reloads its checkpoint) and its fresh result replaces the reused one.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ class SpecRunner:
         self._measurements: dict[str, Measurement | None] = {}
         self._results: dict[str, list[ClaimResult]] = {}
         self._keys: dict[str, str | None] = {}
-        self._found: dict[str, StoredVerdict | None] = {}  # store lookups, by point key
+        self._found: dict[str, StoredVerdict] = {}  # verdicts found in the store, by point key
+        self._changed: set[str] = set()  # points verified here whose result no store confirms
         self._stored: dict[str, StoredVerdict] = {}  # reused points
         self.spec_hash = spec.content_hash()
 
@@ -390,8 +391,19 @@ class SpecRunner:
         )
 
     def _rerun(self, point: ClaimPoint) -> Measurement:
-        """Run a reused point for real; its fresh result replaces the reused one."""
+        """Run a reused point for real; its fresh result replaces the reused one.
+
+        If the fresh verdict differs from the stored one, the points that depend on it are
+        verified again too (those not yet reused in this run).
+        """
         fresh = self._run_point(point)
+        stored = self._stored.get(point.key)
+        if stored is None or (stored.result.status, stored.result.measured) != (
+            fresh.status,
+            fresh.measured,
+        ):
+            self._changed.add(point.key)
+            self._found.pop(point.key, None)
         self._store(point, fresh)
         claim_id = point.claim.id
         points = [p.key for p in self.points[claim_id]]
@@ -399,7 +411,6 @@ class SpecRunner:
         old[point.key] = fresh
         self.adopt(claim_id, [old[k] for k in points])
         self._stored.pop(point.key, None)
-        self._found[point.key] = None
         measurement = self._measurements.get(point.key)
         if measurement is None:
             raise VerifierError(
@@ -414,14 +425,20 @@ class SpecRunner:
         A dependency that has to run again (its verdict was never stored, say an ``undecided``
         one) runs its dependents again too, so no reused verdict rests on a re-run result.
         """
-        if point.key not in self._found:
-            key = self.key_of(point)
-            found = None if key is None or self.verdicts is None else self.verdicts.get(key)
-            deps = self._dependency_points(point.claim, point.point)
-            if found is not None and any(self._lookup(p) is None for _, p in deps):
-                found = None
+        if point.key in self._found:
+            return self._found[point.key]
+        if point.key in self._changed:
+            return None
+        key = self.key_of(point)
+        found = None if key is None or self.verdicts is None else self.verdicts.get(key)
+        deps = [p for _, p in self._dependency_points(point.claim, point.point)]
+        if found is not None and any(
+            p.key in self._changed or self._lookup(p) is None for p in deps
+        ):
+            found = None
+        if found is not None:  # a miss is looked up again: another run may store it meanwhile
             self._found[point.key] = found
-        return self._found[point.key]
+        return found
 
     def _resolve(self, point: ClaimPoint) -> ClaimResult:
         """The point's stored result if there is one, else its fresh (and then stored) result."""
@@ -431,6 +448,7 @@ class SpecRunner:
             self._stored[point.key] = stored
             return self._reused(point, stored, start)
         result = self._run_point(point)
+        self._changed.add(point.key)
         self._store(point, result)
         return result
 

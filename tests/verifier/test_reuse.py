@@ -388,3 +388,20 @@ def test_a_dependency_that_runs_again_runs_its_dependents_again(
     assert key is not None
     store.path(key).unlink()  # built[N=32] was never stored (an undecided verdict, say)
     assert _reran(_run(SPEC, folder)) == ["built[N=32]", "counted[N=32]"]
+
+
+def test_a_verdict_stored_after_preflight_is_still_reused(tmp_path: Path) -> None:
+    """pytest preflights at collection, long before items run: verdicts stored in between (by
+    another door in the same session) are reused, not re-verified."""
+    text = SPEC.split("  - id: counted")[0]
+
+    def runner() -> SpecRunner:
+        spec = load_spec_text(text, "reuse.spec.yaml")
+        return SpecRunner(spec, verdicts=VerdictStore(str(tmp_path)))
+
+    collected = runner()
+    collected.preflight()  # nothing stored yet
+    other = runner()
+    other.preflight()
+    assert _reran(other.run()) == ["built[N=32]", "built[N=64]"]
+    assert _reran(collected.run()) == []
