@@ -1,17 +1,20 @@
 """Every bundled spec (specs/, without full/) through every door, with the same verdicts.
 
-The reference is one fresh ``verifier check specs/ --no-reuse`` (serial). Then:
+Two fresh runs, each verifying every claim: ``verifier check specs/ --no-reuse`` (serial, the
+reference) and ``pytest specs -n 2 --verifier-no-reuse`` (two xdist workers, each spec on one).
+Then, reusing what they stored:
 
-- the same command again, reusing the stored verdicts: at most a tenth of the time, identical
-  results (verdicts and figures), every one marked reused;
-- the Python door, ``verifier.check("specs", reuse=False, jobs=2)``: verified again, in two
-  worker processes;
-- ``pytest specs -n 2 --verifier-no-reuse``: verified again on two xdist workers.
+- ``verifier check specs/`` again: at most a tenth of the reference's time, identical results
+  (verdicts and figures), every one marked reused;
+- the Python door, ``verifier.check("specs")``: every result reused - it derives the very keys
+  the other doors do (same claim points, instances, dependencies, limits, settings and code), so
+  it stands for the same computation - and its verdicts are the CLI's. (The door's own fresh
+  path runs in test_python_door.py; a third full computation here would cost minutes.)
 
 Every run uses the repository's default cache folder (``<root>/.verifier/artifacts``), as
 ``make test``'s own ``pytest specs`` does: models train once (in the reference, on a fresh
-clone) and every later door loads their checkpoints, and the verdicts stored here are the ones
-the suite's spec items then reuse.
+clone), every later run loads their checkpoints, and the suite's spec items then reuse the
+verdicts stored here.
 """
 
 from __future__ import annotations
@@ -81,19 +84,12 @@ def test_a_second_run_reuses_every_verdict_in_a_tenth_of_the_time(
     assert again_s <= 0.1 * fresh_s
 
 
-def test_the_python_door_gives_the_clis_verdicts(reference: tuple[Results, float]) -> None:
-    fresh, _ = reference
-    reports = verifier.check(ROOT / "specs", reuse=False, jobs=2, cache_dir=CACHE)
-    door = {f"{rep.spec}::{r.key}": r for rep in reports for r in rep.results}
-    assert not any(r.reused for r in door.values())
-    assert {k: r.status for k, r in door.items()} == _verdicts(fresh)
-
-
-def test_pytest_xdist_gives_the_serial_verdicts(
-    reference: tuple[Results, float], tmp_path: Path
-) -> None:
-    fresh, _ = reference
-    junit = tmp_path / "xdist.xml"
+@pytest.fixture(scope="module")
+def xdist_verdicts(
+    reference: tuple[Results, float], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A fresh ``pytest specs -n 2`` run (after the reference): item -> verdict."""
+    junit = tmp_path_factory.mktemp("xdist") / "xdist.xml"
     args = ["specs", "-n", "2", "--verifier-no-reuse", "-p", "no:cacheprovider", "-q"]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}"],
@@ -113,4 +109,21 @@ def test_pytest_xdist_gives_the_serial_verdicts(
             verdict = "passed"
         spec = str(case.get("classname")).rsplit(".", 1)[-1]  # junit: classname ends in the spec
         verdicts[f"{spec}::{case.get('name')}"] = verdict
-    assert verdicts == _verdicts(fresh)
+    return verdicts
+
+
+def test_pytest_xdist_gives_the_serial_verdicts(
+    reference: tuple[Results, float], xdist_verdicts: dict[str, str]
+) -> None:
+    fresh, _ = reference
+    assert xdist_verdicts == _verdicts(fresh)
+
+
+def test_the_python_door_gives_the_clis_verdicts(
+    reference: tuple[Results, float], xdist_verdicts: dict[str, str]
+) -> None:
+    fresh, _ = reference
+    reports = verifier.check(ROOT / "specs", cache_dir=CACHE)
+    door = {f"{rep.spec}::{r.key}": r for rep in reports for r in rep.results}
+    assert all(r.reused for r in door.values())  # the same keys as the CLI and pytest derive
+    assert {k: r.status for k, r in door.items()} == _verdicts(fresh) == xdist_verdicts
