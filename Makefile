@@ -3,13 +3,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,pandas]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check verifier api tests bench
 	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/python -m verifier.docs
 
 clean:
 	rm -rf $(VENV) .verifier .pytest_cache .mypy_cache .ruff_cache

@@ -116,7 +116,7 @@ def execute_job(
     data = report.model_dump(mode="json")
     status: JobStatus = report.status
     message = f"{sum(r.ok for r in report.results)}/{len(report.results)} claims ok"
-    reusable = status != "error"  # deterministic verdicts only (DESIGN.md: same spec, same report)
+    reusable = status != "error"  # deterministic verdicts only (same spec, same report)
     if store.finish(job.id, token, status, message, data, reusable=reusable):
         return status
     return None

@@ -2,7 +2,7 @@
 
 One model per instance kind (discriminated on ``kind``) and per claim kind (on ``check``), all
 with ``extra="forbid"``, so a misspelt key is an error naming the key, the file and the line.
-Field names are a public contract (../shared/DESIGN.md): add fields freely, rename none.
+Field names are a public contract (docs/spec-language.md): add fields freely, rename none.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class StrictModel(BaseModel):
 
 
 class BijectionInstance(StrictModel):
-    """R random bijections from N subjects to the attribute set (THEORY.md section 1)."""
+    """R random bijections from N subjects to the attribute set (docs/theory.md section 1)."""
 
     kind: Literal["bijection"]
     entities: int = Field(ge=2, description="N, the number of entities")
@@ -65,7 +65,7 @@ class BijectionInstance(StrictModel):
         return {"N": self.entities, "R": self.relations, "k": 1}
 
 
-# --- multi-hop instances (issue 6; THEORY.md sections 1 and 5) -----------------------------------
+# --- multi-hop instances (issue 6; docs/theory.md sections 1 and 5) -------------------------------
 
 MAX_HOPS = 64  # k; N*R**k is bounded separately by the max_queries limit
 
@@ -86,7 +86,7 @@ class MultiHopInstance(StrictModel):
 
     ``pi_c = pi_{r_k} o ... o pi_{r_1}``; the single-hop bijections are those of a bijection
     instance with the same N, R and seed. Sequences ``[r_1..r_k, x]`` without chain-of-thought,
-    ``[r_1..r_k, x, y_1..y_{k-1}]`` with it (THEORY.md section 1).
+    ``[r_1..r_k, x, y_1..y_{k-1}]`` with it (docs/theory.md section 1).
     """
 
     kind: Literal["multi_hop"]
@@ -297,7 +297,7 @@ class GeometricConstruction(CodebookConstruction):
 
 
 class CompactConstruction(CodebookConstruction):
-    """G1 without the answer slot (THEORY.md 3b): the MLP cancels the relations not asked."""
+    """G1 without the answer slot (docs/theory.md 3b): the MLP cancels the relations not asked."""
 
     name: Literal["compact"]
 
@@ -325,7 +325,7 @@ class ConstructionClaim(ClaimBase):
     )
 
 
-# --- multi-hop claims (issue 6; THEORY.md section 5) ---------------------------------------------
+# --- multi-hop claims (issue 6; docs/theory.md section 5) -----------------------------------------
 
 
 class DepthBudget(StrictModel):
@@ -377,7 +377,7 @@ class BudgetClaim(ClaimBase):
     SYMBOLS: ClassVar[tuple[str, ...]] = (*SYMBOLS, "P", "D")
 
 
-# --- feasibility claims: convex certificates (THEORY.md section 6) ------------------------------
+# --- feasibility claims: convex certificates (docs/theory.md section 6) ---------------------------
 
 
 class FeasibilityClaim(ClaimBase):
@@ -459,7 +459,7 @@ class FeasibilityClaim(ClaimBase):
 _STATUS_WORDS = ("feasible", "infeasible", "undecided", "not_found")
 
 
-# --- training and transfer claims (issue 5; THEORY.md section 7; verifier/train.py) -----------
+# --- training and transfer claims (issue 5; docs/theory.md section 7; verifier/train.py) ----------
 
 WeightName = Literal[
     "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
@@ -483,7 +483,7 @@ MAX_REPLICATES = 32  # seeds per claim; the work is also bounded by max_replicat
 
 
 class TrainingModel(StrictModel):
-    """Shape, attention and initialisation of the trained model (THEORY.md section 2)."""
+    """Shape, attention and initialisation of the trained model (docs/theory.md section 2)."""
 
     d_model: int = Field(ge=1, description="residual width d")
     d_mlp: int = Field(ge=1, description="MLP width")
@@ -717,7 +717,7 @@ class TransferClaim(ClaimBase):
         return None
 
 
-# --- bound claims (issue 3; verifier/bounds.py, THEORY.md sections 3-5) -------------------------
+# --- bound claims (issue 3; verifier/bounds.py, docs/theory.md sections 3-5) ----------------------
 
 
 def _claim_measures() -> set[str]:

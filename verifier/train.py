@@ -1,4 +1,4 @@
-"""The trainer: gradient descent on the section 2 model over every fact (THEORY.md sections 5, 7).
+"""The trainer: gradient descent on the section 2 model over all facts (docs/theory.md 5, 7).
 
 Trains :class:`~verifier.model.OneLayerTransformer` (the class the constructions write) with
 cross-entropy, in float32, on a :class:`TrainTask`, every example of an instance at once:
@@ -16,7 +16,7 @@ Every random draw comes from :mod:`verifier.seeds` (initialisation from ``Stream
 mini-batch order from ``Stream.BATCH``) and no torch random op is used, so a seed gives the
 same run on CPU.
 
-The settings of THEORY.md section 7b: ``attention="uniform"`` fixes ``W_Q = W_K = 0`` (G1's
+The settings of docs/theory.md section 7b: ``attention="uniform"`` fixes ``W_Q = W_K = 0`` (G1's
 attention, not trained); ``init`` multiplies a weight's default init (``W_E``: the subject rows,
 ``W_E_relations``: the other rows); ``groups`` gives a weight its own optimiser, and
 ``per_subject`` steps the subject rows on each subject's own mean loss (gradient times N);

@@ -1,5 +1,6 @@
 """A real ``verifier serve`` on 127.0.0.1, driven with httpx: submit, poll, stream, cancel,
-32 concurrent submissions, the token, and the report page in a headless browser."""
+32 concurrent submissions, the token, and the report page (and a notebook ``Report``'s HTML,
+the same table and plots) in a headless browser."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from api.deps import CHALLENGES
 from tests.api.conftest import TERMINAL, TOKEN, Server, long_spec, submit, tiny_spec, wait_for
+from verifier.report import Report
 
 pytestmark = pytest.mark.integration
 
@@ -240,5 +242,21 @@ def test_report_page_in_a_headless_browser(client: httpx.Client, tmp_path) -> No
         )
         assert all(complete and width > 100 for complete, width in sizes), sizes
         assert "code_dim" in images[0].get_attribute("alt")
+        # the same report as a notebook shows it (Report._repr_html_), opened from a file
+        notebook = tmp_path / "notebook.html"
+        html = Report.model_validate(done["report"])._repr_html_()
+        notebook.write_text(f"<!doctype html><meta charset='utf-8'><title>nb</title>{html}")
+        browser.get(notebook.as_uri())
+        assert browser.find_element(By.CSS_SELECTOR, ".report-status").text == "passed"
+        rows = browser.find_elements(By.CSS_SELECTOR, ".verifier-report #results tr.result")
+        assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [
+            "exact[N=32]",
+            "exact[N=64]",
+            "exact[N=128]",
+        ]
+        sizes = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
+        )
+        assert len(sizes) == 1 and all(c and w > 100 for c, w in sizes), sizes
     finally:
         browser.quit()

@@ -39,7 +39,7 @@ def test_schemathesis_finds_nothing(hostile_server: HostileServer, tmp_path: Pat
             "--checks",
             "all",
             # DELETE cancels a job and the job stays readable (nothing accepted is ever
-            # deleted: DESIGN.md); use_after_free takes a 2xx DELETE for a deletion
+            # deleted, by design); use_after_free takes a 2xx DELETE for a deletion
             "--exclude-checks",
             "use_after_free",
             "--seed",

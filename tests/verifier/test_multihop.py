@@ -1,4 +1,4 @@
-"""Multi-hop recall (THEORY.md section 5): Gk, Ck, LBk, the budget claim and bad input."""
+"""Multi-hop recall (docs/theory.md section 5): Gk, Ck, LBk, the budget claim and bad input."""
 
 from __future__ import annotations
 

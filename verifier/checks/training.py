@@ -1,4 +1,4 @@
-"""The ``training`` claim: gradient descent on every example, then the mechanism (THEORY.md 5, 7).
+"""The ``training`` claim: train on every example, then measure the mechanism (docs/theory.md 5, 7).
 
 Trains the section 2 model with :mod:`verifier.train` (float32, seeded, early stop at exact
 recall) and evaluates it in float64 through the real forward pass:
@@ -13,7 +13,7 @@ recall) and evaluates it in float64 through the real forward pass:
   :func:`verifier.constructions.cot.greedy_decode` (each argmax fed back) and a query counts
   only when *every* intermediate is the true one, so a right final answer reached through a
   wrong intermediate is a failure. The mechanism measures are defined on single-hop facts
-  (THEORY.md section 7), so expecting one here is refused before training.
+  (docs/theory.md section 7), so expecting one here is refused before training.
 
 With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the instance from
 ``s_i`` and initialises the model from it, all S train as one stacked model
@@ -120,7 +120,7 @@ def require_bijection(instance: Any, kind: str) -> BijectionInstance:
         raise SpecError(
             f"{kind} claims: expected a bijection instance, got kind "
             f"{getattr(instance, 'kind', '?')!r} ({kind} is defined on single-hop facts, "
-            "THEORY.md section 7)",
+            "docs/theory.md section 7)",
             key="instance.kind",
         )
     return instance
@@ -147,8 +147,8 @@ def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: L
     for e in claim.expectations:
         if e.measure in MECHANISM_MEASURES:
             raise SpecError(
-                f"{e.measure} is undefined on a multi_hop instance: THEORY.md section 7 defines "
-                "the mechanism measures on single-hop facts; expected one of accuracy, "
+                f"{e.measure} is undefined on a multi_hop instance: docs/theory.md section 7 "
+                "defines the mechanism measures on single-hop facts; expected one of accuracy, "
                 "step_accuracy, steps_to_perfect, final_loss, params (or a bijection instance)",
                 key=f"{claim.id}.expect.{e.measure}",
             )
