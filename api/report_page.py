@@ -11,7 +11,6 @@ from html import escape
 
 from api.store import Job
 from verifier.html import figures, results_table
-from verifier.plots import report_plots
 from verifier.report import Report
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -51,6 +50,8 @@ def render_page(job: Job) -> str:
             f"{escape(job.progress_message)}</p>"
         )
     else:
+        from verifier.plots import report_plots  # matplotlib: only when a page is drawn
+
         report = Report.model_validate(job.report)
         parts.append(results_table(report))
         plots = report_plots(report)

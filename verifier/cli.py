@@ -417,8 +417,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, run by worker
-    processes, or with ``--executor ray`` as Ray tasks on a cluster (``ray start --head``
-    first, then ``--ray-address auto``)."""
+    processes, or with --executor ray as Ray tasks on a cluster ('ray start --head' first,
+    then --ray-address auto)."""
     import uvicorn
 
     from api.main import create_app  # the service is optional: imported only here

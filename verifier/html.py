@@ -8,9 +8,12 @@ The HTTP service's report page (``api/report_page.py``) wraps :func:`results_tab
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
-from verifier.plots import Plot, report_plots
 from verifier.report import Report, fmt
+
+if TYPE_CHECKING:  # matplotlib is imported only when plots are drawn (the API stays light)
+    from verifier.plots import Plot
 
 _FRAGMENT_STYLE = (
     ".verifier-report table{border-collapse:collapse;font-size:13px}"
@@ -59,6 +62,8 @@ def figures(plots: list[Plot]) -> str:
 
 def report_html(report: Report) -> str:
     """A self-contained fragment: heading, verdict table, plots."""
+    from verifier.plots import report_plots
+
     status = escape(report.status)
     return (
         f"<div class='verifier-report'><style>{_FRAGMENT_STYLE}</style>"

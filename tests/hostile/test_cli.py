@@ -1,13 +1,15 @@
 """The hostile corpus through the CLI door: ``verifier check FILE`` on every case.
 
 Each case must give its exit code and phrase, print no traceback, answer within the per-case
-limit, and write nothing into the working directory, ``HOME`` or ``TMPDIR``.
+limit, and write nothing into the working directory, ``HOME`` or ``TMPDIR`` but the documented
+verdict cache (``./.verifier/artifacts/verdicts/<2 hex>/<64 hex>.json``, for the cases that verify).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from tests.hostile.conftest import CASE_LIMIT_S, snapshot
 from tests.hostile.corpus import CASES, Case
 
 CLI_CASES = [c for c in CASES if c.cli is not None]
+CACHE = Path(".verifier", "artifacts")  # the CLI's default cache folder, under the working dir
+VERDICT_FILE = re.compile(r"verdicts/([0-9a-f]{2})/\1[0-9a-f]{62}\.json")
 
 
 def _args(case: Case, file: Path, empty: Path) -> list[str]:
@@ -46,7 +50,7 @@ def test_corpus_through_the_cli(tmp_path: Path) -> None:
         folder.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFIER_")}
     env.update(HOME=str(work / "home"), TMPDIR=str(work / "tmp"), PYTHONPATH=str(ROOT))
-    before = snapshot(work)
+    before = snapshot(work, skip=work / CACHE)
     log = (tmp_path / "driver.log").open("wb")
     driver = subprocess.Popen(
         [sys.executable, "-m", "tests.hostile.cli_driver"],
@@ -83,4 +87,8 @@ def test_corpus_through_the_cli(tmp_path: Path) -> None:
         log.close()
     print(f"{len(CLI_CASES)} CLI cases; slowest {slowest[1]} at {slowest[0]:.2f} s")
     assert not failures, "\n".join(failures)
-    assert snapshot(work) == before, "the CLI wrote files outside the spec folder"
+    outside = snapshot(work, skip=work / CACHE)
+    assert outside == before, "the CLI wrote files outside the spec folder"
+    cached = [p.relative_to(work / CACHE).as_posix() for p in (work / CACHE).rglob("*")]
+    files = [name for name in cached if (work / CACHE / name).is_file()]
+    assert all(VERDICT_FILE.fullmatch(name) for name in files), files

@@ -75,13 +75,13 @@ def one_thread() -> Iterator[None]:
 def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts calls of the trainer itself (a checkpoint hit does not call it)."""
     calls: list[int] = []
-    real = train_module.train
+    real = train_module.train_replicates
 
-    def counting(*args: Any, **kwargs: Any) -> train_module.TrainResult:
+    def counting(*args: Any, **kwargs: Any) -> list[train_module.TrainResult]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train", counting)
+    monkeypatch.setattr(train_module, "train_replicates", counting)
     return calls
 
 

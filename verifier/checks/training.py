@@ -127,19 +127,21 @@ def require_bijection(instance: Any, kind: str) -> BijectionInstance:
 
 
 def _require_shapes(cfg: TrainConfig, params: int, limits: Limits, claim: TrainingClaim) -> None:
+    """Limits from the most specific to the aggregate: a width the user typed is named before
+    the parameter count it implies, one model's count before the stacked replicates' count."""
     replicates = len(claim.seeds or [0])
     require("max_replicates", replicates, limits.max_replicates, "seeds (replicates)")
+    require("max_steps", cfg.steps, limits.max_steps, "optim.steps")
+    require("max_width", cfg.d_model, limits.max_width, "model.d_model")
+    require("max_width", cfg.d_mlp, limits.max_width, "model.d_mlp")
+    require("max_width", cfg.n_heads * cfg.head_dim, limits.max_width, "heads * d_head")
+    require("max_weights", params, limits.max_weights, "the trained model's parameter count")
     require(
         "max_weights",
         replicates * params,
         limits.max_weights,
         "the stacked replicates' parameter count",
     )
-    require("max_steps", cfg.steps, limits.max_steps, "optim.steps")
-    require("max_width", cfg.d_model, limits.max_width, "model.d_model")
-    require("max_width", cfg.d_mlp, limits.max_width, "model.d_mlp")
-    require("max_width", cfg.n_heads * cfg.head_dim, limits.max_width, "heads * d_head")
-    require("max_weights", params, limits.max_weights, "the trained model's parameter count")
 
 
 def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: Limits) -> None:
