@@ -1,8 +1,12 @@
 """Every bundled spec (specs/, without full/) through every door, with the same verdicts.
 
 Two fresh runs, each verifying every claim: ``verifier check specs/ --no-reuse`` (serial, the
-reference) and ``pytest specs -n 2 --verifier-no-reuse`` (two xdist workers, each spec on one).
-Then, reusing what they stored:
+reference) and ``pytest specs -n 2 --verifier-no-reuse`` (two xdist workers, each spec on one)
+with ``VERIFIER_TRAIN_THREADS=2 VERIFIER_TRAIN_ORDER=1``: every training claim trains again on
+2 intra-op threads with its examples in another order, a different float32 trajectory (the
+nearest thing to another CPU that one machine has), and must give the serial verdicts. Both
+settings are part of the training and verdict keys, so that run stores beside the reference
+and never over it. Then, reusing what the reference stored:
 
 - ``verifier check specs/`` again: at most a tenth of the reference's time, identical results
   (verdicts and figures), every one marked reused;
@@ -20,6 +24,7 @@ verdicts stored here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -84,11 +89,14 @@ def test_a_second_run_reuses_every_verdict_in_a_tenth_of_the_time(
     assert again_s <= 0.1 * fresh_s
 
 
+ANOTHER_TRAJECTORY = {"VERIFIER_TRAIN_THREADS": "2", "VERIFIER_TRAIN_ORDER": "1"}
+
+
 @pytest.fixture(scope="module")
 def xdist_verdicts(
     reference: tuple[Results, float], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """A fresh ``pytest specs -n 2`` run (after the reference): item -> verdict."""
+    """A fresh ``pytest specs -n 2`` run on another float32 trajectory: item -> verdict."""
     junit = tmp_path_factory.mktemp("xdist") / "xdist.xml"
     args = ["specs", "-n", "2", "--verifier-no-reuse", "-p", "no:cacheprovider", "-q"]
     proc = subprocess.run(
@@ -96,6 +104,7 @@ def xdist_verdicts(
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, **ANOTHER_TRAJECTORY},
         timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -112,7 +121,7 @@ def xdist_verdicts(
     return verdicts
 
 
-def test_pytest_xdist_gives_the_serial_verdicts(
+def test_pytest_xdist_on_another_trajectory_gives_the_serial_verdicts(
     reference: tuple[Results, float], xdist_verdicts: dict[str, str]
 ) -> None:
     fresh, _ = reference
