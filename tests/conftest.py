@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,54 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         return None
     named = [Path(a.split("::")[0]).resolve() for a in config.args]
     return not any(FIXTURES in (p, *p.parents) for p in named)
+
+
+BUNDLED_DOORS = ROOT / "tests" / "verifier" / "test_bundled_doors.py"
+BUNDLED_RUNS = pytest.StashKey["BundledRuns"]()
+
+
+class BundledRuns:
+    """The background process of :mod:`tests.verifier.bundled_runs` and its output folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        with (folder / "runs.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.verifier.bundled_runs", str(folder)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends its children too
+            )
+
+    def wait(self, timeout: float) -> None:
+        """Until both runs have ended (each records its own end in ``<run>.done``)."""
+        self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """End the runs and their children if the session ends first."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """When the bundled-doors test is selected: start its two fresh runs of specs/ in the
+    background now, and move its items after the rest of tests/ (and before the spec items,
+    which then reuse the reference's stored verdicts), so that the runs overlap the suite."""
+    doors = [item for item in items if item.path == BUNDLED_DOORS]
+    if not doors or config.option.collectonly or hasattr(config, "workerinput"):
+        return  # nothing to run, or an xdist worker (its fixture runs them in place)
+    rest = [item for item in items if item.path != BUNDLED_DOORS]
+    first_spec = next((i for i, item in enumerate(rest) if item.path.suffix == ".yaml"), len(rest))
+    items[:] = rest[:first_spec] + doors + rest[first_spec:]
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    config.stash[BUNDLED_RUNS] = BundledRuns(factory.mktemp("bundled-runs"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runs = config.stash.get(BUNDLED_RUNS, None)
+    if runs is not None:
+        runs.stop()

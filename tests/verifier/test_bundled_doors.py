@@ -1,9 +1,11 @@
 """Every bundled spec (specs/, without full/) through every door, with the same verdicts.
 
-Two fresh runs, each verifying every claim: ``verifier check specs/ --no-reuse`` (serial, the
-reference) and ``pytest specs -n 2 --verifier-no-reuse`` (two xdist workers, each spec on one)
-with ``VERIFIER_TRAIN_THREADS=2 VERIFIER_TRAIN_ORDER=1``: every training claim trains again on
-2 intra-op threads with its examples in another order, a different float32 trajectory (the
+Two fresh runs, each verifying every claim (tests/verifier/bundled_runs.py: they start in the
+background as soon as the suite has collected, and these tests run after the rest of tests/):
+``verifier check specs/ --no-reuse`` (serial, the reference) and ``pytest specs -n 2
+--verifier-no-reuse`` (two xdist workers, each spec on one) with
+``VERIFIER_TRAIN_THREADS=2 VERIFIER_TRAIN_ORDER=1``: every training claim trains again on 2
+intra-op threads with its examples in another order, a different float32 trajectory (the
 nearest thing to another CPU that one machine has), and must give the serial verdicts. Both
 settings are part of the training and verdict keys, so that run stores beside the reference
 and never over it. Then, reusing what the reference stored:
@@ -24,9 +26,6 @@ verdicts stored here.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -35,7 +34,8 @@ from typing import Any
 import pytest
 
 import verifier
-from tests.conftest import ROOT, run_cli
+from tests.conftest import BUNDLED_RUNS, ROOT, run_cli
+from tests.verifier import bundled_runs
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,30 @@ def _results(report_file: Path) -> Results:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, float]:
-    """A fresh serial CLI run of specs/: its results and wall time."""
-    out = tmp_path_factory.mktemp("reference") / "fresh.json"
-    start = time.perf_counter()
-    args = ["check", "specs", "--no-reuse", "--no-progress", "--json", str(out)]
-    proc = run_cli(*args, timeout=1800)
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = _results(out)
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the two fresh runs, once both have ended: started in the background when
+    the suite collected (tests/conftest.py), or here where none was (an xdist worker)."""
+    background = request.config.stash.get(BUNDLED_RUNS, None)
+    if background is None:
+        folder = tmp_path_factory.mktemp("bundled-runs")
+        bundled_runs.main(folder)
+        return folder
+    background.wait(timeout=2 * bundled_runs.TIMEOUT_S)
+    return background.folder
+
+
+def _ended(runs: Path, name: str) -> dict[str, Any]:
+    """How run ``name`` ended; it must have ended with exit 0."""
+    done: dict[str, Any] = json.loads((runs / f"{name}.done").read_text())
+    assert done["returncode"] == 0, done["tail"]
+    return done
+
+
+@pytest.fixture(scope="module")
+def reference(runs: Path) -> tuple[Results, float]:
+    """The fresh serial CLI run of specs/: its results and wall time."""
+    elapsed = float(_ended(runs, "reference")["seconds"])
+    results = _results(runs / "reference.json")
     assert results and not any(r["reused"] for r in results.values())
     return results, elapsed
 
@@ -89,25 +104,11 @@ def test_a_second_run_reuses_every_verdict_in_a_tenth_of_the_time(
     assert again_s <= 0.1 * fresh_s
 
 
-ANOTHER_TRAJECTORY = {"VERIFIER_TRAIN_THREADS": "2", "VERIFIER_TRAIN_ORDER": "1"}
-
-
 @pytest.fixture(scope="module")
-def xdist_verdicts(
-    reference: tuple[Results, float], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """A fresh ``pytest specs -n 2`` run on another float32 trajectory: item -> verdict."""
-    junit = tmp_path_factory.mktemp("xdist") / "xdist.xml"
-    args = ["specs", "-n", "2", "--verifier-no-reuse", "-p", "no:cacheprovider", "-q"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, f"--junitxml={junit}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **ANOTHER_TRAJECTORY},
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
+def xdist_verdicts(runs: Path) -> dict[str, str]:
+    """The fresh ``pytest specs -n 2`` run on another float32 trajectory: item -> verdict."""
+    _ended(runs, "xdist")
+    junit = runs / "xdist.xml"
     verdicts = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         if case.find("failure") is not None or case.find("error") is not None:
