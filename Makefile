@@ -16,8 +16,8 @@ run: $(STAMP)
 	$(BIN)/verifier check specs/
 
 # tests/verifier/test_bundled_doors.py verifies specs/ twice: serially, and under pytest -n 2
-# with the training claims on 2 threads and their examples in another order (float32
-# trajectories depend on the summation order; README, "Training claims you can gate CI on").
+# with the training examples in another order (float32 trajectories depend on the summation
+# order; README, "Training claims you can gate CI on").
 # The spec items of `pytest specs` then reuse the serial run's stored verdicts.
 test: $(STAMP)
 	$(BIN)/python -m pytest tests specs

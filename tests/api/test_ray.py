@@ -290,7 +290,8 @@ def test_a_killed_server_leaves_no_ray_task_and_its_job_is_requeued(
     """Runs last: it kills the module's server, then a new one takes over its data folder."""
     with httpx.Client(base_url=ray_server.url, timeout=30) as c:
         job = submit(c, SPECS["restart"]).json()
-        wait_until(task_pids, "the job's task running on the cluster")
+        # a new Ray worker process for the task: seconds idle, more on a loaded 2-core machine
+        wait_until(task_pids, "the job's task running on the cluster", timeout=180)
         accepted = {
             j["id"] for j in c.get("/v1/verifications", params={"limit": 100}).json()["items"]
         }

@@ -3,12 +3,12 @@
 Two fresh runs, each verifying every claim (tests/verifier/bundled_runs.py: they start in the
 background as soon as the suite has collected, and these tests run after the rest of tests/):
 ``verifier check specs/ --no-reuse`` (serial, the reference) and ``pytest specs -n 2
---verifier-no-reuse`` (two xdist workers, each spec on one) with
-``VERIFIER_TRAIN_THREADS=2 VERIFIER_TRAIN_ORDER=1``: every training claim trains again on 2
-intra-op threads with its examples in another order, a different float32 trajectory (the
-nearest thing to another CPU that one machine has), and must give the serial verdicts. Both
-settings are part of the training and verdict keys, so that run stores beside the reference
-and never over it. Then, reusing what the reference stored:
+--verifier-no-reuse`` (two xdist workers, each spec on one) with ``VERIFIER_TRAIN_ORDER=1``:
+every training claim trains again with its examples in another order, a different float32
+trajectory (the nearest thing to another CPU that one machine has), and must give the serial
+verdicts. (A second thread changes no bit at these sizes: test_train_stacked.py.) The order is
+part of the training and verdict keys, so that run stores beside the reference, never over it.
+Then, reusing what the reference stored:
 
 - ``verifier check specs/`` again: at most a tenth of the reference's time, identical results
   (verdicts and figures), every one marked reused;

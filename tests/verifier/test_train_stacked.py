@@ -27,6 +27,7 @@ from verifier.train import (
     initial_weights,
     train,
     train_replicates,
+    training_threads,
 )
 
 
@@ -178,3 +179,30 @@ def test_another_example_order_changes_the_float32_trajectory_not_the_math(
     monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "-1")
     with pytest.raises(VerifierError, match="VERIFIER_TRAIN_ORDER: expected a non-negative"):
         train(TASKS[0], cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg, relations",
+    [
+        (TrainConfig(d_model=32, d_mlp=256, optimizer="adamw", lr=1e-2, weight_decay=0.1), 4),
+        (replace(REGIME, d_model=64, d_mlp=64, n_heads=1, lr=3e-3, weight_decay=0.1), 2),
+    ],
+    ids=["default-regime", "gd-geometric"],
+)
+def test_two_threads_train_the_same_bits_as_one(
+    cfg: TrainConfig, relations: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the bundled training specs' largest shapes (N = 512, 3 stacked replicates) the run
+    takes VERIFIER_TRAIN_THREADS threads, and 2 threads give the very bits of 1: the stacked
+    matmuls split work between threads, not the terms of one sum. So the suite's second fresh
+    run of specs/ (tests/verifier/bundled_runs.py) varies the example order, which does move
+    the float32 trajectory, and keeps one thread per xdist worker."""
+    tasks = [fact_task(BijectionFacts(512, relations, seed=s)) for s in (0, 1, 2)]
+    cfg = replace(cfg, steps=4, stop_loss=-1.0)
+    runs = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("VERIFIER_TRAIN_THREADS", threads)
+        assert training_threads(tasks[0], cfg, replicates=3) == int(threads)
+        runs[threads] = train_replicates(tasks, cfg, [0, 1, 2])
+    for one, two in zip(runs["1"], runs["2"], strict=True):
+        assert _same_weights(one.model, two.model)  # bitwise
