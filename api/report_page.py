@@ -45,6 +45,17 @@ def engine_plots(report: Report) -> list[Plot]:
     return plots
 
 
+def contrast_plots(report: Report) -> list[Plot]:
+    """The associative-against-geometric contrast (:mod:`verifier.contrast_plot`), if any."""
+    from verifier.contrast_plot import contrast_png
+
+    png = contrast_png(report)
+    if png is None:
+        return []
+    title = "contrast: searched MLP width and bits per trainable parameter against N"
+    return [Plot(title=title, alt=title, png_base64=base64.b64encode(png).decode("ascii"))]
+
+
 def _cell(value: Any) -> str:
     return escape(fmt(value))
 
@@ -76,7 +87,7 @@ def render_page(job: Job) -> str:
     else:
         report = Report.model_validate(job.report)
         parts.append(_table(report))
-        plots = engine_plots(report) + report_plots(report)
+        plots = engine_plots(report) + contrast_plots(report) + report_plots(report)
         parts.append("<h2>Plots</h2>" if plots else "<p>No plottable measures.</p>")
         for plot in plots:
             parts.append(
