@@ -292,7 +292,7 @@ def _evaluate_point(
     record: list[dict[str, Any]] = []
     last: Measurement | None = None
     symbols: dict[str, float] = {}
-    for k, lr in enumerate(rungs):
+    for rung_index, lr in enumerate(rungs):
         inst, cl = substitute(instance, claim, spec.field, value)
         if lr is not None:
             inst, cl = substitute(inst, cl, LR_FIELD, lr)
@@ -308,11 +308,11 @@ def _evaluate_point(
             diverged = not ok and bool(rep.get("diverged"))
             rung.append(
                 {"holds": ok, "diverged": diverged}
-                | {k: rep.get(k) for k in ("accuracy", "final_loss") if k in rep}
+                | {m: rep.get(m) for m in ("accuracy", "final_loss") if m in rep}
             )
             if status[i] == "holds":
                 continue
-            if k == 0 or ok or not diverged or status[i] == "diverged":
+            if rung_index == 0 or ok or not diverged or status[i] == "diverged":
                 chosen[i] = {**rep, "lr": lr} if lr is not None else dict(rep)
                 status[i] = "holds" if ok else ("diverged" if diverged else "fails")
         record.append({"lr": lr, "replicates": rung})
