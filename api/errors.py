@@ -1,14 +1,22 @@
-"""JSON error answers: every failure is ``{"error", "message", ...}``, never a stack trace."""
+"""JSON error answers: every failure is ``{"error", "message", ...}``, never a stack trace.
+
+An exception no handler knows is answered by :class:`CatchAll` (500, JSON) without re-raising
+it, so the server keeps the connection open as HTTP/1.1 promises; Starlette's own last-resort
+handler re-raises, and uvicorn then drops a keep-alive connection without ``Connection: close``.
+A 405 names every method the path has (``Allow``), not only the first route's.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.models import ErrorOut
 from verifier.errors import LimitExceeded, SpecError
@@ -26,15 +34,18 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     429: "queue_full",
+    503: "unavailable",
 }
+_INTERNAL = ErrorOut(error="internal", message="internal error; the server log has details")
+
+
+Headers = Mapping[str, str | Sequence[str]]  # a sequence: the header once per value
 
 
 class ApiError(Exception):
     """An error with its HTTP status, code word and headers."""
 
-    def __init__(
-        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, error: str, message: str, headers: Headers | None = None):
         super().__init__(message)
         self.status = status
         self.error = error
@@ -42,11 +53,14 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(
-    status: int, body: ErrorOut, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The JSON answer for an error."""
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+def error_response(status: int, body: ErrorOut, headers: Headers | None = None) -> JSONResponse:
+    """The JSON answer for an error (a header given several values is sent once for each:
+    browsers read one authentication challenge per ``WWW-Authenticate`` line)."""
+    response = JSONResponse(body.model_dump(), status_code=status)
+    for name, value in (headers or {}).items():
+        for one in [value] if isinstance(value, str) else value:
+            response.headers.append(name, one)
+    return response
 
 
 def limit_name(message: str) -> str | None:
@@ -88,19 +102,58 @@ def install(app: FastAPI) -> None:
         return error_response(422, ErrorOut(error="invalid_request", message="; ".join(parts)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code
+        headers: dict[str, str | Sequence[str]] = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 404 and message == "Not Found":
             message = "no such resource; see /docs for the API's routes"
-        return error_response(
-            exc.status_code,
-            ErrorOut(error=code, message=message),
-            dict(exc.headers) if exc.headers else None,
-        )
+        if exc.status_code == 405:
+            allowed = allowed_methods(request, str(headers.get("Allow", "")))
+            headers["Allow"] = ", ".join(allowed)
+            message = f"expected one of {', '.join(allowed)}, got {request.method}"
+        return error_response(exc.status_code, ErrorOut(error=code, message=message), headers)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        body = ErrorOut(error="internal", message="internal error; the server log has details")
-        return error_response(500, body)
+    app.add_middleware(CatchAll)
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allowed_methods(request: Request, given: str = "") -> list[str]:
+    """Every method the app documents at this request's path, plus those Starlette named."""
+    methods = {m.strip() for m in given.split(",") if m.strip()}
+    paths: dict[str, dict[str, object]] = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), request.url.path):
+            methods |= {m.upper() for m in operations if m in _METHODS}
+    return sorted(methods)
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected exception becomes a JSON 500, and the connection lives.
+
+    After the response has started nothing can be answered any more: the exception is logged
+    and the stream ends there.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await error_response(500, _INTERNAL)(scope, receive, send)

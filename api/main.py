@@ -1,8 +1,10 @@
 """The app factory: routers, error handlers, and the store and worker pool's lifetime.
 
 ``create_app(settings)`` opens the SQLite store, recovers jobs a dead server left running
-(re-queued, or ``interrupted`` with a reason), and starts the worker processes (with
-``executor: ray`` they drive Ray tasks, :mod:`api.ray_runner`).
+(re-queued, or ``interrupted`` with a reason), starts the worker processes (with
+``executor: ray`` they drive Ray tasks, :mod:`api.ray_runner`), and starts the validator
+processes (:mod:`api.validator`); the server answers once they have imported the engine. With a
+token set, the OpenAPI document and ``/docs`` need it too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from fastapi import FastAPI
 
 from api import errors
 from api.ray_runner import RayConfig
-from api.routes import meta, reports, verifications
+from api.routes import docs, meta, reports, verifications
 from api.settings import Settings
 from api.store import Store
+from api.validator import Validators
 from api.workers import WorkerPool
 from verifier import __version__
 from verifier.limits import Limits
@@ -59,10 +62,13 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
                 str(settings.cache_dir.resolve()) if settings.cache_dir is not None else None,
             )
             pool.start()
-        app.state.store, app.state.pool = store, pool
+        validators = Validators(settings.validators, limits, settings.validate_timeout_s)
+        await validators.start()
+        app.state.store, app.state.pool, app.state.validators = store, pool, validators
         try:
             yield
         finally:
+            await validators.stop()
             if pool is not None:
                 pool.stop()
 
@@ -72,10 +78,14 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         summary="Declarative verification of geometric factual-recall claims",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # served by api/routes/docs.py, behind the token
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings, app.state.limits = settings, limits
     errors.install(app)
     app.include_router(verifications.router)
     app.include_router(reports.router)
     app.include_router(meta.router)
+    app.include_router(docs.router)
     return app

@@ -12,16 +12,6 @@ from verifier.report import Report
 _ID = "3f2b9c1e8d7a4b6c9e0f1a2b3c4d5e6f"
 _HASH = "9a4c2f0e6d1b8a7c5e3f2d1c0b9a8f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6"
 
-SPEC_YAML_EXAMPLE = """\
-name: tiny
-instance: {kind: bijection, entities: 64, relations: 2, seed: 0}
-claims:
-  - id: exact
-    check: construction
-    construction: {name: geometric, codebook: rademacher, code_dim: auto, margin: 0.5}
-    expect: {accuracy: 1.0, margin: ">= 0.5"}
-"""
-
 SPEC_JSON_EXAMPLE: dict[str, Any] = {
     "name": "tiny",
     "instance": {"kind": "bijection", "entities": 64, "relations": 2, "seed": 0},

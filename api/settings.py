@@ -21,7 +21,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".verifier/api")  # holds jobs.sqlite3 (jobs, events, reports)
     workers: int = Field(2, ge=0)  # worker processes; 0 queues jobs without running them
-    token: str | None = None  # VERIFIER_API_TOKEN: when set, writes need "Bearer <token>"
+    token: str | None = None  # VERIFIER_API_TOKEN: when set, every route but /healthz needs it
     max_body_bytes: int = Field(256_000, ge=1)  # request body; larger bodies get 413
     max_queued: int = Field(256, ge=1)  # queued jobs; beyond this POST gets 429
     retry_after_s: int = Field(5, ge=1)  # Retry-After sent with 429
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     ray_address: str = "auto"  # ray.init address; "auto" joins the cluster started on this node
     ray_task_retries: int = Field(2, ge=0)  # re-runs of a task whose Ray worker died
     cache_dir: Path | None = None  # training checkpoints; None: no cache. On ray: a shared folder
+    validators: int = Field(1, ge=0)  # spec-validating processes; 0 validates in-process
+    validate_timeout_s: float = Field(10.0, gt=0)  # one spec's parse and preflight, then refused
 
     @property
     def db_path(self) -> Path:

@@ -7,7 +7,10 @@ that claimed it; a worker's writes are conditioned on it, so an attempt that was
 
 Job states: ``queued -> running -> passed | failed | error | cancelled``; after a crash a
 running job goes back to ``queued`` (if it has attempts left) or to ``interrupted`` with a
-reason. Nothing accepted is ever deleted.
+reason; a clean shutdown re-queues it and gives its attempt back. Nothing accepted is ever
+deleted. :meth:`Store.submit` answers a spec from a stored report, joins an identical job
+already queued or running, or queues a new one, in one transaction, so 32 identical
+submissions run once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from verifier.report import Report
+
 JobStatus = Literal["queued", "running", "passed", "failed", "error", "cancelled", "interrupted"]
+Submitted = Literal["queued", "joined", "reused"]  # how Store.submit answered
 TERMINAL: frozenset[str] = frozenset({"passed", "failed", "error", "cancelled", "interrupted"})
 EventType = Literal["status", "progress", "verdict"]
 
@@ -162,6 +168,49 @@ class Store:
 
     # --- writes from the API ------------------------------------------------------------------
 
+    def submit(
+        self,
+        spec_name: str,
+        spec_hash: str,
+        verifier_version: str,
+        spec_text: str,
+        max_queued: int,
+        reuse: bool,
+    ) -> tuple[Job, Submitted]:
+        """Answer a validated spec: a stored report, an identical job in flight, or a new job.
+
+        With ``reuse``, a stored report of the same spec hash and version answers at once (a
+        finished job is recorded), and a job of the same hash and version already queued or
+        running (and not being cancelled) is joined: the answer is that job. Otherwise, or
+        without ``reuse``, a new job is queued. One transaction, so concurrent identical
+        submissions cannot all miss each other.
+
+        Raises:
+            QueueFull: a new job was needed and ``max_queued`` jobs are already waiting.
+        """
+        with self.transaction() as conn:
+            if reuse:
+                row = conn.execute(
+                    "SELECT report FROM reports WHERE spec_hash=? AND verifier_version=?",
+                    (spec_hash, verifier_version),
+                ).fetchone()
+                if row is not None:
+                    report = json.loads(row["report"])
+                    job_id = _insert_reused(conn, spec_name, spec_text, report)
+                    return self._get_in(conn, job_id), "reused"
+                row = conn.execute(
+                    "SELECT id FROM jobs WHERE spec_hash=? AND verifier_version=?"
+                    " AND status IN ('queued', 'running') AND cancel_requested=0"
+                    " ORDER BY seq LIMIT 1",
+                    (spec_hash, verifier_version),
+                ).fetchone()
+                if row is not None:
+                    return self._get_in(conn, row["id"]), "joined"
+            job_id = _insert_queued(
+                conn, spec_name, spec_hash, verifier_version, spec_text, max_queued
+            )
+            return self._get_in(conn, job_id), "queued"
+
     def create_job(
         self,
         spec_name: str,
@@ -170,50 +219,20 @@ class Store:
         spec_text: str,
         max_queued: int,
     ) -> Job:
-        """Queue a job.
+        """Queue a new job (never joined to another).
 
         Raises:
             QueueFull: ``max_queued`` jobs are already waiting.
         """
-        job_id = uuid.uuid4().hex
         with self.transaction() as conn:
-            (queued,) = conn.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()
-            if queued >= max_queued:
-                raise QueueFull(f"{queued} jobs are queued, the limit max_queued is {max_queued}")
-            conn.execute(
-                "INSERT INTO jobs (id, status, spec_name, spec_hash, verifier_version, spec_text,"
-                " created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-                (job_id, spec_name, spec_hash, verifier_version, spec_text, now()),
+            job_id = _insert_queued(
+                conn, spec_name, spec_hash, verifier_version, spec_text, max_queued
             )
-            _event(conn, job_id, "status", {"status": "queued"})
         return self._must_get(job_id)
 
-    def create_reused(
-        self, spec_name: str, spec_text: str, report: dict[str, Any], status: JobStatus
-    ) -> Job:
-        """Record a job answered from a stored report (already finished)."""
-        job_id, at = uuid.uuid4().hex, now()
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO jobs (id, status, spec_name, spec_hash, verifier_version, spec_text,"
-                " created_at, started_at, finished_at, progress, reused, report, message)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?)",
-                (
-                    job_id,
-                    status,
-                    spec_name,
-                    report["spec_hash"],
-                    report["verifier_version"],
-                    spec_text,
-                    at,
-                    at,
-                    at,
-                    json.dumps(report),
-                    "reused a stored report",
-                ),
-            )
-            _event(conn, job_id, "verdict", {"status": status, "reused": True})
-        return self._must_get(job_id)
+    @staticmethod
+    def _get_in(conn: sqlite3.Connection, job_id: str) -> Job:
+        return Job.from_row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
 
     def cancel(self, job_id: str) -> Job | None:
         """Cancel a queued job now, or ask its worker to stop a running one."""
@@ -276,15 +295,6 @@ class Store:
         return [
             Event(r["id"], r["job_id"], r["at"], r["type"], json.loads(r["data"])) for r in rows
         ]
-
-    def stored_report(self, spec_hash: str, verifier_version: str) -> dict[str, Any] | None:
-        """A finished report for this spec hash and verifier version, if one was stored."""
-        with self.connect() as conn:
-            row = conn.execute(
-                "SELECT report FROM reports WHERE spec_hash=? AND verifier_version=?",
-                (spec_hash, verifier_version),
-            ).fetchone()
-        return json.loads(row["report"]) if row is not None else None
 
     def counts(self) -> dict[str, int]:
         """Number of jobs in each state."""
@@ -403,6 +413,27 @@ class Store:
                 return None
             return _release(conn, job_id, row, max_attempts, reason)
 
+    def requeue(self, job_id: str, token: str | None, reason: str) -> bool:
+        """A running attempt was stopped cleanly (server shutdown): re-queue the job and give
+        its attempt back, so a clean stop never counts towards ``max_attempts``.
+
+        Returns whether the job was running under ``token`` (and so was re-queued).
+        """
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT attempts, cancel_requested, run_token FROM jobs"
+                " WHERE id=? AND status='running'",
+                (job_id,),
+            ).fetchone()
+            if row is None or (token is not None and row["run_token"] != token):
+                return False
+            conn.execute(
+                "UPDATE jobs SET attempts=MAX(attempts - 1, 0) WHERE id=?",
+                (job_id,),
+            )
+            _release(conn, job_id, row, max_attempts=1 << 62, reason=reason)
+        return True
+
     def recover(self, max_attempts: int, reason: str) -> dict[str, str]:
         """At startup: every job left running by a dead server is re-queued or interrupted."""
         changed: dict[str, str] = {}
@@ -434,6 +465,55 @@ def _release(
     kind: EventType = "status" if status == "queued" else "verdict"
     _event(conn, job_id, kind, {"status": status, "message": message})
     return status
+
+
+def _insert_queued(
+    conn: sqlite3.Connection,
+    spec_name: str,
+    spec_hash: str,
+    verifier_version: str,
+    spec_text: str,
+    max_queued: int,
+) -> str:
+    (queued,) = conn.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()
+    if queued >= max_queued:
+        raise QueueFull(f"{queued} jobs are queued, the limit max_queued is {max_queued}")
+    job_id = uuid.uuid4().hex
+    conn.execute(
+        "INSERT INTO jobs (id, status, spec_name, spec_hash, verifier_version, spec_text,"
+        " created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+        (job_id, spec_name, spec_hash, verifier_version, spec_text, now()),
+    )
+    _event(conn, job_id, "status", {"status": "queued"})
+    return job_id
+
+
+def _insert_reused(
+    conn: sqlite3.Connection, spec_name: str, spec_text: str, report: dict[str, Any]
+) -> str:
+    """A finished job answered from a stored report; its status is the report's."""
+    job_id, at = uuid.uuid4().hex, now()
+    status = Report.model_validate(report).status
+    conn.execute(
+        "INSERT INTO jobs (id, status, spec_name, spec_hash, verifier_version, spec_text,"
+        " created_at, started_at, finished_at, progress, reused, report, message)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?)",
+        (
+            job_id,
+            status,
+            spec_name,
+            report["spec_hash"],
+            report["verifier_version"],
+            spec_text,
+            at,
+            at,
+            at,
+            json.dumps(report),
+            "reused a stored report",
+        ),
+    )
+    _event(conn, job_id, "verdict", {"status": status, "reused": True})
+    return job_id
 
 
 def _event(conn: sqlite3.Connection, job_id: str, kind: EventType, data: dict[str, Any]) -> None:

@@ -116,7 +116,7 @@ def execute_job(
     data = report.model_dump(mode="json")
     status: JobStatus = report.status
     message = f"{sum(r.ok for r in report.results)}/{len(report.results)} claims ok"
-    reusable = status != "error"  # deterministic verdicts only (DESIGN.md: same spec, same report)
+    reusable = status != "error"  # deterministic verdicts only (same spec, same report)
     if store.finish(job.id, token, status, message, data, reusable=reusable):
         return status
     return None
@@ -365,5 +365,5 @@ class WorkerPool:
                 proc.kill()
                 proc.join(2.0)
             job = running.get(pid)
-            if job is not None:  # a clean shutdown costs no attempt: always re-queue
-                self.store.release(job.id, job.run_token, 1 << 30, "the server shut down")
+            if job is not None:  # a clean shutdown costs no attempt: re-queued, attempt given back
+                self.store.requeue(job.id, job.run_token, "the server shut down")

@@ -1,4 +1,4 @@
-"""Benchmark: exact multi-hop verification (THEORY.md section 5) at N = 1024, R = 3, k = 3.
+"""Benchmark: exact multi-hop verification (docs/theory.md section 5) at N = 1024, R = 3, k = 3.
 
 Reports queries verified per second for Gk (one forward pass per query) and Ck (greedy decoding,
 k forward passes per query), and the forward pass's FLOP/s as a ratio to float64 ``torch.matmul``

@@ -1,9 +1,9 @@
-"""Theorem registry: capacity bounds as sympy formulas (THEORY.md sections 3-5).
+"""Theorem registry: capacity bounds as sympy formulas (docs/theory.md sections 3-5).
 
 Each :class:`Theorem` has an id, a one-line statement, its assumptions, its parameters (sympy
 symbols declared with assumptions, each set by the instance, a ``given:`` key, the ``against:``
 claim's measurement, or a default), named quantities (sympy expressions) and a source label:
-``reconstruction`` (THEORY.md's own statements and constants), ``literature`` (with a citation)
+``reconstruction`` (docs/theory.md's own statements and constants), ``literature`` (with a citation)
 or ``user`` (defined inline in a spec).
 
 API for other modules (for example ``verifier/bounds_multihop.py`` adding Gk, LBk, Ck)::
@@ -808,7 +808,10 @@ def claim_vocabulary(claim: Any, claim_measures: set[str]) -> Vocabulary:
             raise SpecError(f"given.{key}: expected a finite number, got {value!r}")
         if isinstance(value, str):
             instance_table = {p.name: p.symbol for p in INSTANCE_PARAMS}
-            parse_formula(value, instance_table)
+            try:
+                parse_formula(value, instance_table)
+            except SpecError as exc:
+                raise SpecError(f"given.{key}: {exc.message}") from None
     user: list[tuple[str, Any]] = []
     for name, text in claim.quantities.items():
         if (

@@ -1,4 +1,4 @@
-"""Multi-hop sizes and the LBk bound (THEORY.md section 5): sympy formulas and the exact tree sum.
+"""Multi-hop sizes and the LBk bound (docs/theory.md 5): sympy formulas and the exact tree sum.
 
 Formulas (symbols N, R, k, m of :mod:`verifier.expr`; ``C = R**k`` chains):
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -38,8 +39,10 @@ from verifier.bounds import (
     Theorem,
     register_theorem,
 )
-from verifier.chains import ChainFacts
 from verifier.expr import SYMBOLS
+
+if TYPE_CHECKING:  # the registry is served by the API process, which never imports torch
+    from verifier.chains import ChainFacts
 
 N, R, k, m = SYMBOLS["N"], SYMBOLS["R"], SYMBOLS["k"], SYMBOLS["m"]
 D_HEAD = sp.Max(R, 2)
@@ -47,7 +50,7 @@ POS_CODE = 2
 
 
 def params_formula(d: sp.Expr, d_mlp: sp.Expr, heads: sp.Expr, n_ctx: sp.Expr) -> sp.Expr:
-    """THEORY.md section 2's parameter count (vocabulary N + R, N outputs)."""
+    """docs/theory.md section 2's parameter count (vocabulary N + R, N outputs)."""
     return (N + R) * d + n_ctx * d + 4 * heads * d * D_HEAD + 2 * d * d_mlp + d_mlp + d + d * N
 
 
@@ -173,7 +176,7 @@ _CODE_WIDTH = Param(
 _HARD_ATTENTION = (
     "shared attributes",
     "codebook coherence mu < 1",
-    "hard positional attention (THEORY.md section 5)",
+    "hard positional attention (docs/theory.md section 5)",
 )
 
 GK = register_theorem(

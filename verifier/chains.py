@@ -1,4 +1,4 @@
-"""Multi-hop facts: chains of relations over seeded bijections (THEORY.md sections 1 and 5).
+"""Multi-hop facts: chains of relations over seeded bijections (docs/theory.md sections 1 and 5).
 
 A chain ``c = (r_1..r_k)`` in ``[R]^k`` composes the single-hop bijections,
 ``pi_c = pi_{r_k} o ... o pi_{r_1}``; query ``(x, c)`` has answer ``pi_c(x)`` and intermediate

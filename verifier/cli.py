@@ -1,12 +1,9 @@
-"""The ``verifier`` command line (typer).
+"""The ``verifier`` command line (typer): check, run, schema, new, theorems, serve.
 
-``verifier check PATH...`` runs specs and exits 0 (all passed), 1 (a claim did not pass) or 2
-(a bad spec, a limit, or bad usage). ``verifier run SPEC`` prints one report; ``verifier schema``
-prints the spec language's JSON Schema; ``verifier new`` writes a starter spec.
-
-Trained models are cached in ``.verifier/artifacts`` under the current working directory
-(``--cache-dir DIR`` elsewhere, ``--no-cache`` off), keyed by the hash of everything that
-determines the run (:func:`verifier.train.run_key`), so a repeated claim reuses its checkpoint.
+Help texts are plain text (typer renders them with rich, so a literal ``[`` is escaped).
+``check`` and ``run`` share :mod:`verifier.session` with the Python door (``verifier.check``).
+Exit codes: 0 every claim passed, 1 a claim did not, 2 a bad spec, a limit or bad usage,
+5 nothing was verified (no spec, or ``-k`` selected no claim; as pytest exits 5).
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,44 +19,88 @@ from typing import Annotated, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
-from verifier.discover import spec_files
+from verifier import __version__
+from verifier.baseline import compare, counts, load_reports, markdown
+from verifier.discover import SPEC_SUFFIX
 from verifier.errors import LimitExceeded, SpecError, VerifierError
-from verifier.executors import ExecutorName, run_specs
+from verifier.executors import ExecutorName
 from verifier.limits import Limits
-from verifier.report import Report, fmt, key_measures
-from verifier.run import SpecRunner
-from verifier.selection import compile_selector
-from verifier.spec import Spec, load_spec_file, spec_schema
+from verifier.report import ClaimResult, Report, fmt, key_measures
+from verifier.session import (
+    DEFAULT_CACHE_DIR,
+    RunOptions,
+    cache_dir_of,
+    load_specs,
+    run_checks,
+)
+from verifier.spec import load_spec_file, spec_schema
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+APP_HELP = (
+    "Verify claims about factual recall in transformers, written as YAML specs. "
+    "Each claim is checked by the strongest method that fits it (symbolic, convex certificate, "
+    "exact enumeration through the forward pass, or training) and gets one verdict."
+    "\n\n"
+    "verifier check PATH... verifies every spec under the paths and exits 0 when every claim "
+    "passed, 1 when one did not, 2 for a bad spec, a limit or bad usage, 5 when nothing was "
+    "verified. verifier run SPEC "
+    "prints one report; verifier schema prints the JSON Schema of the spec language; "
+    "verifier new PATH writes a starter spec."
+    "\n\n"
+    "Trained models and verdicts are cached under ./.verifier/artifacts (--cache-dir DIR "
+    "elsewhere, --no-cache off): an unchanged claim reuses its stored verdict (--no-reuse "
+    "verifies it again), and a changed training claim reuses a checkpoint that trained the "
+    "same model."
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
-# Artifacts folder (training checkpoints), relative to the working directory. The pytest plugin
-# uses the same folder under pytest's rootdir (verifier/pytest_plugin.py).
-DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+# emoji=False: rich would print "spec.yaml:100: ..." as "spec.yaml💯 ..."
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_NOTHING = 0, 1, 2, 5
+__all__ = ["DEFAULT_CACHE_DIR", "app", "cache_dir_of", "main"]
 
 CacheDirOption = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
-        help="artifacts folder for trained checkpoints (default: ./.verifier/artifacts)",
+        help="cache folder: trained checkpoints and stored verdicts "
+        "(default: ./.verifier/artifacts)",
     ),
 ]
 NoCacheOption = Annotated[
-    bool, typer.Option("--no-cache", help="neither reuse nor write checkpoints: retrain")
+    bool,
+    typer.Option(
+        "--no-cache", help="no cache folder: retrain every model, verify every claim, store nothing"
+    ),
+]
+NoReuseOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-reuse",
+        help="verify every claim again instead of reusing stored verdicts (the fresh verdicts "
+        "are stored)",
+    ),
 ]
 
 
-def cache_dir_of(cache_dir: Path | None, no_cache: bool) -> str | None:
-    """The artifacts folder a run uses: None with ``--no-cache``, else the option or default."""
-    if no_cache:
-        return None
-    return str(cache_dir if cache_dir is not None else Path.cwd() / DEFAULT_CACHE_DIR)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"verifier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Options before the command."""
 
 
 _STATUS_STYLE = {
@@ -71,11 +113,11 @@ _STATUS_STYLE = {
 }
 
 
-def _load_all(paths: list[Path], limits: Limits, include_full: bool) -> list[Spec]:
-    specs = []
-    for file in spec_files(paths, include_full=include_full):
-        specs.append(load_spec_file(file, max_bytes=limits.max_spec_bytes))
-    return specs
+def _time(result: ClaimResult) -> str:
+    """The time column: seconds, or when a reused verdict was verified."""
+    if result.reused:
+        return f"reused {(result.verified_at or '')[:10]}"
+    return f"{result.duration_s:.2f}s"
 
 
 def render_table(reports: list[Report]) -> Table:
@@ -93,7 +135,7 @@ def render_table(reports: list[Report]) -> Table:
                 r.method or "-",
                 f"[{style}]{r.status}[/]",
                 key_measures(r) if r.measured else r.message[:80],
-                f"{r.duration_s:.2f}s",
+                _time(r),
             )
     return table
 
@@ -126,83 +168,25 @@ def junit_xml(reports: list[Report]) -> str:
     return ET.tostring(suites, encoding="unicode")
 
 
-def _run_reports(
-    specs: list[Spec],
-    limits: Limits,
-    select: str | None,
-    show_progress: bool,
-    cache_dir: str | None = None,
-) -> list[Report]:
-    predicate = compile_selector(select) if select else None
-    runners = [SpecRunner(s, limits, cache_dir=cache_dir) for s in specs]
-    for runner in runners:
-        runner.preflight()  # every limit, for every spec, before any work
-    reports = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not show_progress,
-    ) as progress:
-        for runner in runners:
-            task = progress.add_task(runner.spec.name, total=1.0)
-
-            def on_progress(key: str, fraction: float, message: str, task: TaskID = task) -> None:
-                progress.update(task, completed=fraction, description=f"{key}: {message}")
-
-            runner.progress = on_progress
-            name = runner.spec.name
-            sel = None if predicate is None else (lambda k, n=name: predicate(f"{n}::{k}"))
-            report = runner.run(select=sel)
-            progress.remove_task(task)
-            if report.results:
-                reports.append(report)
-    return reports
+def _fail(exc: VerifierError) -> typer.Exit:
+    """Print a bad-spec, limit or usage error; the exit to raise."""
+    err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_SPEC)
 
 
-def _run_on_executor(
-    specs: list[Spec],
-    limits: Limits,
-    select: str | None,
-    show_progress: bool,
-    executor: ExecutorName,
-    jobs: int,
-    ray_address: str | None,
-    cache_dir: str | None,
-) -> list[Report]:
-    """Run every spec's points as tasks (verifier/executors.py), one progress tick per point."""
-    predicate = compile_selector(select) if select else None
-    sel = None if predicate is None else (lambda name, key: predicate(f"{name}::{key}"))
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not show_progress,
-    ) as progress:
-        bar = progress.add_task(f"{executor} x{jobs}", total=None)
-
-        def on_point(spec: str, key: str, done: int, total: int, status: str) -> None:
-            progress.update(bar, completed=done, total=total, description=f"{spec}::{key} {status}")
-
-        return run_specs(
-            specs,
-            limits,
-            executor=executor,
-            jobs=jobs,
-            select=sel,
-            ray_address=ray_address,
-            on_point=on_point,
-            cache_dir=cache_dir,
-        )
-
-
-@app.command()
+@app.command(
+    help="Verify every claim of every spec under PATHS. Exit 0 when every claim passed, 1 when "
+    "one did not, 2 for a bad spec, a limit or bad usage."
+    "\n\n"
+    "An unchanged claim (same content, instance, dependencies, verifier source and numeric "
+    "libraries) reuses its stored verdict, marked reused with the date it was verified. "
+    "--baseline OLD.json compares with an earlier --json report (newly failing, newly passing, "
+    "figures moved beyond their tolerance, claims added and removed); --summary FILE writes "
+    "that and the verdict table as Markdown. Neither changes the exit code."
+    "\n\n"
+    "--jobs and ray workers share the cache folder; ray workers on other machines need it on "
+    "a shared filesystem."
+)
 def check(
     paths: Annotated[list[Path], typer.Argument(help="spec files or folders")],
     json_out: Annotated[Path | None, typer.Option("--json", help="write reports as JSON")] = None,
@@ -214,7 +198,7 @@ def check(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="local worker processes")] = 1,
     executor: Annotated[
-        str, typer.Option("--executor", help="local (process pool) or ray (extra [ray])")
+        str, typer.Option("--executor", help="local (process pool) or ray (extra \\[ray])")
     ] = "local",
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="ray.init address; none starts one")
@@ -222,67 +206,89 @@ def check(
     plots: Annotated[
         Path | None, typer.Option("--plots", help="write growth plots (PNG) into this folder")
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="an earlier --json report to compare with"),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="write the comparison and the verdicts as Markdown"),
+    ] = None,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    no_reuse: NoReuseOption = False,
 ) -> None:
-    """Verify every claim of every spec; exit 1 if any claim does not pass, 2 on a bad spec.
-
-    Trained checkpoints are cached (serial runs and ``--jobs``/ray workers alike) unless
-    ``--no-cache``; ray workers on other machines need the folder on a shared filesystem.
-    """
+    """Verify every claim of every spec."""
     limits = Limits()
-    cache = cache_dir_of(cache_dir, no_cache)
-    if executor not in ("local", "ray"):
-        err_console.print(f"[red]error:[/] --executor: expected local or ray, got {executor!r}")
-        raise typer.Exit(EXIT_BAD_SPEC)
+    options = RunOptions(
+        select=select,
+        include_full=include_full,
+        jobs=jobs,
+        executor=cast(ExecutorName, executor),
+        ray_address=ray_address,
+        cache_dir=cache_dir_of(cache_dir, no_cache),
+        reuse=not no_reuse,
+        progress=progress and sys.stderr.isatty(),
+    )
     try:
-        specs = _load_all(paths, limits, include_full)
-        show = progress and sys.stderr.isatty()
-        if executor == "local" and jobs == 1:
-            reports = _run_reports(specs, limits, select, show, cache)
-        else:
-            name = cast(ExecutorName, executor)  # checked above
-            reports = _run_on_executor(specs, limits, select, show, name, jobs, ray_address, cache)
+        old = load_reports(baseline) if baseline is not None else None
+        specs = load_specs(paths, limits, include_full)
+        reports = run_checks(specs, limits, options, err_console)
     except (SpecError, LimitExceeded, VerifierError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_SPEC) from None
+        raise _fail(exc) from None
     console.print(render_table(reports))
     results = [r for report in reports for r in report.results]
-    counts = {s: sum(r.status == s for r in results) for s in _STATUS_STYLE}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     for r in results:
         if not r.ok:
-            console.print(r.failure_text(), highlight=False, soft_wrap=True)
-    console.print(f"{len(reports)} specs, {len(results)} claims: {summary or 'nothing selected'}")
+            console.print(r.failure_text(), highlight=False, soft_wrap=True, markup=False)
+    console.print(counts(reports), highlight=False)
+    if not results:  # a run that verifies nothing is not a pass (exit 5, as pytest's)
+        why = "-k selected no claim" if specs else f"no *{SPEC_SUFFIX} file was found"
+        err_console.print(f"[red]error:[/] nothing was verified: {why}", highlight=False)
+    comparison = compare(old, reports) if old is not None else None
+    if comparison is not None:
+        console.print(
+            f"since {baseline}: {len(comparison.newly_failing)} newly failing, "
+            f"{len(comparison.newly_passing)} newly passing, {len(comparison.moved)} moved, "
+            f"{len(comparison.added)} added, {len(comparison.removed)} removed",
+            highlight=False,
+        )
     if json_out is not None:
         json_out.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
     if junit is not None:
         junit.write_text(junit_xml(reports))
+    if summary is not None:
+        summary.write_text(markdown(reports, comparison, str(baseline or "")))
     if plots is not None:
         from verifier.plots import write_plots  # matplotlib only when plots are asked for
 
         for path in write_plots(reports, plots):
             console.print(f"wrote {path}", highlight=False)
+    if not results:
+        raise typer.Exit(EXIT_NOTHING)
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-@app.command()
+@app.command(help="Verify one spec and print its report (--json: as JSON).")
 def run(
     spec_path: Annotated[Path, typer.Argument(help="one spec file")],
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    no_reuse: NoReuseOption = False,
 ) -> None:
     """Verify one spec and print its report."""
     limits = Limits()
-    cache = cache_dir_of(cache_dir, no_cache)
+    options = RunOptions(
+        cache_dir=cache_dir_of(cache_dir, no_cache),
+        reuse=not no_reuse,
+        progress=not as_json and sys.stderr.isatty(),
+    )
     try:
         spec = load_spec_file(spec_path, max_bytes=limits.max_spec_bytes)
-        show = not as_json and sys.stderr.isatty()
-        [report] = _run_reports([spec], limits, None, show, cache)
+        [report] = run_checks([spec], limits, options, err_console)
     except (SpecError, LimitExceeded, VerifierError) as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_SPEC) from None
+        raise _fail(exc) from None
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -292,17 +298,18 @@ def run(
                 console.print(
                     f"  {r.key}: {e.measure} = {fmt(e.measured)}, expected {e.expected}"
                     + (f" (bound {e.bound:.6g})" if e.bound is not None else "")
-                    + ("" if e.ok else "  [red]x[/]"),
+                    + ("" if e.ok else "  x"),
                     highlight=False,
+                    markup=False,
                 )
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
 
 
-@app.command()
+@app.command(help="List the theorem registry: id, statement, source, formulas in text and LaTeX.")
 def theorems(
     as_json: Annotated[bool, typer.Option("--json", help="print the registry as JSON")] = False,
 ) -> None:
-    """List the theorem registry: id, statement, source, formulas in plain text and LaTeX."""
+    """List the theorem registry."""
     from verifier.bounds import theorems as registry
 
     entries = [t.to_dict() for t in registry()]
@@ -322,13 +329,31 @@ def theorems(
             console.print(f"    latex: {q['latex']}", highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the spec language."""
-    typer.echo(json.dumps(spec_schema(), indent=2))
+def _schema_text() -> str:
+    return json.dumps(spec_schema(), indent=2) + "\n"
 
 
+@app.command(
+    help="Print the JSON Schema of the spec language, or write it to --output FILE (the file "
+    "that the first line of a spec from verifier new points editors at)."
+)
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the schema to this file")
+    ] = None,
+) -> None:
+    """Print or write the JSON Schema of the spec language."""
+    if output is None:
+        typer.echo(_schema_text(), nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(_schema_text())
+    console.print(f"wrote {output}", highlight=False, markup=False)
+
+
+SCHEMA_FILE = "spec.schema.json"  # verifier new's default, beside the new spec
 _TEMPLATE = """\
+# yaml-language-server: $schema={schema}
 # A starter spec: edit the instance and the claims, then `verifier run {path}`.
 name: {name}
 description: Random bijections are recalled exactly by the geometric construction.
@@ -341,17 +366,32 @@ claims:
 """
 
 
-@app.command()
+@app.command(
+    help="Write a starter spec at PATH (never overwrites). Its first line points editors "
+    "(the YAML language server) at the JSON Schema, --schema FILE (default: spec.schema.json "
+    "beside the spec), which is written too when it does not exist; verifier schema --output "
+    "FILE refreshes it."
+)
 def new(
     path: Annotated[Path, typer.Argument(help="where to write, e.g. specs/mine.spec.yaml")],
+    schema_file: Annotated[
+        Path | None, typer.Option("--schema", help="the JSON Schema file the spec points at")
+    ] = None,
 ) -> None:
-    """Write a starter spec (refuses to overwrite)."""
+    """Write a starter spec."""
     if path.exists():
-        err_console.print(f"[red]error:[/] {path} exists; expected a new path")
+        err_console.print(f"[red]error:[/] {escape(str(path))} exists; expected a new path")
         raise typer.Exit(EXIT_BAD_SPEC)
+    target = schema_file if schema_file is not None else path.parent / SCHEMA_FILE
+    pointer = Path(os.path.relpath(target.resolve(), path.parent.resolve())).as_posix()
     name = path.name.removesuffix(".spec.yaml").removesuffix(".yaml") or "my-spec"
-    path.write_text(_TEMPLATE.format(name=name, path=path))
-    console.print(f"wrote {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_TEMPLATE.format(name=name, path=path, schema=pointer))
+    console.print(f"wrote {path}", highlight=False, markup=False)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_schema_text())
+        console.print(f"wrote {target}", highlight=False, markup=False)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The headline contrast on one figure: associative against geometric recall (THEORY.md 3, 4).
+"""The headline contrast on one figure: associative against geometric recall (docs/theory.md 3, 4).
 
 The paper's first sentence contrasts two regimes: an associative memory over frozen embeddings
 needs MLP width linear in the number of facts, while learned embeddings let a small, fixed MLP
@@ -10,7 +10,7 @@ at every N of a sweep; this module draws every such claim of a report on one fig
 - right: bits per trainable parameter at each point, ``R log2(N!) / P_trainable`` (LB1's
   ``bits`` from :mod:`verifier.bounds`), beside LB1's ceiling (``P p >= R log2(N!)``, so at
   most p bits per parameter; p = 32 for the float32 training here) and the ~2 bits per
-  parameter that trained models store (Allen-Zhu & Li 2024, THEORY.md section 4).
+  parameter that trained models store (Allen-Zhu & Li 2024, docs/theory.md section 4).
 
 Headless matplotlib (an Agg canvas, no pyplot state); :func:`contrast_png` returns PNG bytes or
 None when the report has fewer than two searched sweeps over N.

@@ -19,6 +19,11 @@ one task, since artifacts never leave a process. With ``per="spec"`` each spec i
   Workers need this package importable (installed on every node).
 
 Progress is reported per finished point: ``on_point(spec name, key, done, total, status)``.
+
+With a verdict store (:mod:`verifier.verdicts`, a folder every worker can reach), the caller
+takes stored results itself and plans only the rest: a point task whose verdict is stored is
+not sent, nor is a dependency group whose every point is stored; workers store what they
+verify.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from verifier.report import ClaimResult, Report
 if TYPE_CHECKING:
     from verifier.run import ProgressFn, SpecRunner
     from verifier.spec import Spec
+    from verifier.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ class Task:
     claims: tuple[str, ...] = ()  # run these claims whole (with their dependencies)
     keys: tuple[str, ...] = ()  # run these points alone
     cache_dir: str | None = None  # training checkpoints (a folder every worker can reach)
+    verdicts: tuple[str, bool] | None = None  # verdict store: (folder, read stored verdicts)
 
 
 def set_threads(threads: int) -> None:
@@ -81,16 +88,26 @@ def run_task(
         set_threads(threads)
     from verifier.run import SpecRunner
     from verifier.spec import load_spec_text
+    from verifier.verdicts import VerdictStore
 
     spec = load_spec_text(task.text, task.file)
-    runner = SpecRunner(spec, Limits(**task.limits), progress=progress, cache_dir=task.cache_dir)
+    store = None if task.verdicts is None else VerdictStore(*task.verdicts)
+    runner = SpecRunner(
+        spec,
+        Limits(**task.limits),
+        progress=progress,
+        cache_dir=task.cache_dir,
+        verdicts=store,
+    )
     return _run_on(runner, task)
 
 
 def _run_on(runner: SpecRunner, task: Task) -> list[dict[str, Any]]:
     """Run ``task``'s claims and points on ``runner``; their results as JSON-able dicts."""
-    results: list[ClaimResult] = []
     for claim_id in task.claims:
+        runner.claim_results(claim_id)
+    results: list[ClaimResult] = []
+    for claim_id in task.claims:  # after all ran: a dependent may re-run a reused dependency
         points = {p.key for p in runner.points[claim_id]}
         results.extend(r for r in runner.claim_results(claim_id) if r.key in points)
     results.extend(runner.point_result(key) for key in task.keys)
@@ -132,8 +149,14 @@ def plan(
     for i, runner in enumerate(runners):
         spec = runner.spec
         text = spec.source.text or spec.model_dump_json()
+        store = runner.verdicts
         base = Task(
-            i, text, spec.source.file, runner.limits.model_dump(), cache_dir=runner.cache_dir
+            i,
+            text,
+            spec.source.file,
+            runner.limits.model_dump(),
+            cache_dir=runner.cache_dir,
+            verdicts=None if store is None else (store.folder, store.read),
         )
 
         def chosen(claim_id: str, runner: SpecRunner = runner) -> list[str]:
@@ -245,6 +268,31 @@ def _ray(tasks: Sequence[Task], address: str | None) -> Iterable[tuple[Task, lis
             ray.shutdown()
 
 
+def _unstored(
+    tasks: Sequence[Task], runners: Sequence[SpecRunner], by_spec: list[dict[str, ClaimResult]]
+) -> list[Task]:
+    """The tasks left once stored verdicts are taken (into ``by_spec``) here, in the caller.
+
+    A point task is dropped when its verdict is stored; a dependency group when all its
+    points' are (a partly stored group runs whole: its worker reuses what it can).
+    """
+    left: list[Task] = []
+    for task in tasks:
+        runner = runners[task.spec_index]
+        keys = list(task.keys) + [p.key for c in task.claims for p in runner.points[c]]
+        stored = {k: runner.stored_result(k) for k in keys}
+        if task.claims and None in stored.values():
+            left.append(task)
+            continue
+        for key, result in stored.items():
+            if result is not None:
+                by_spec[task.spec_index][key] = result
+        missing = tuple(k for k in task.keys if stored[k] is None)
+        if missing:
+            left.append(replace(task, keys=missing))
+    return left
+
+
 def run_specs(
     specs: Sequence[Spec],
     limits: Limits | None = None,
@@ -255,12 +303,14 @@ def run_specs(
     ray_address: str | None = None,
     on_point: PointProgress | None = None,
     cache_dir: str | None = None,
+    verdicts: VerdictStore | None = None,
 ) -> list[Report]:
     """Preflight every spec, run the selected work on ``executor``, return one report per spec.
 
     ``cache_dir``: the training checkpoint folder, shared by every worker (checkpoints are
     written atomically, and their key includes the thread count, so a 1-thread worker and a
     2-thread serial run never share weights that differ); None disables the cache.
+    ``verdicts``: the verdict store (None: verify everything, store nothing).
 
     Raises:
         LimitExceeded, SpecError: from preflight, before any task starts.
@@ -271,22 +321,30 @@ def run_specs(
     if jobs < 1:
         raise VerifierError(f"--jobs: expected an integer >= 1, got {jobs}")
     limits = limits or Limits()
-    runners = [SpecRunner(s, limits, cache_dir=cache_dir) for s in specs]
+    runners = [SpecRunner(s, limits, cache_dir=cache_dir, verdicts=verdicts) for s in specs]
     for runner in runners:
         runner.preflight()
     start = time.perf_counter()
-    tasks = plan(runners, select, per)
-    total = sum(
+    by_spec: list[dict[str, ClaimResult]] = [{} for _ in runners]
+    tasks = _unstored(plan(runners, select, per), runners, by_spec)
+    total = sum(len(r) for r in by_spec) + sum(
         len(t.keys) + sum(len(runners[t.spec_index].points[c]) for c in t.claims) for t in tasks
     )
-    if executor == "ray":
+    stream: Iterable[tuple[Task, list[Any] | str]]
+    if not tasks:  # every verdict stored (or nothing selected): start no worker
+        stream = ()
+    elif executor == "ray":
         stream = _ray(tasks, ray_address)
     elif jobs == 1:
         stream = _serial(tasks, runners)
     else:
         stream = _local_pool(tasks, jobs)
-    by_spec: list[dict[str, ClaimResult]] = [{} for _ in runners]
     done = 0
+    for spec_index, stored in enumerate(by_spec):
+        for r in stored.values():
+            done += 1
+            if on_point is not None:
+                on_point(runners[spec_index].spec.name, r.key, done, total, r.status)
     for task, outcome in stream:
         runner = runners[task.spec_index]
         if isinstance(outcome, str):

@@ -3,7 +3,7 @@
 Forms a spec may use for one measure:
 
 - a number: equality within ``tol`` (default ``1e-9``, absolute and relative);
-- ``{value: x, tol: t}``: equality within an explicit tolerance;
+- ``{value: x, tol: t}``: equality within an explicit tolerance (finite, ``t >= 0``);
 - ``{value: x, rel: r}``: within ``r |x|`` of ``x`` (``rel: 0.3``: within 30% of a published
   figure);
 - ``"<op> formula"`` with op in ``<= >= == != < >`` over the instance symbols;
@@ -92,8 +92,10 @@ def parse_expectation(
         value, tol = raw["value"], raw.get("tol", DEFAULT_TOL)
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, tol)):
             raise SpecError(f"expected numbers for value and tol, got {dict(raw)}", key=measure)
-        if tol < 0:
-            raise SpecError(f"expected tol >= 0, got {tol}", key=measure)
+        if not math.isfinite(value):
+            raise SpecError(f"value: expected a finite number, got {value!r}", key=measure)
+        if not math.isfinite(tol) or tol < 0:  # tol: .inf would pass every measurement
+            raise SpecError(f"tol: expected a finite number >= 0, got {tol!r}", key=measure)
         return Expectation(measure, "equals", f"{value} ± {tol}", value=float(value), tol=tol)
     if isinstance(raw, str):
         text = raw.strip()

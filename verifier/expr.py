@@ -4,8 +4,14 @@ Spec formulas such as ``"<= 20*R*log(N)"`` are parsed here and nowhere else. The
 numbers, the symbols a caller allows (the instance's N, R, k, m, d, p, delta by default),
 ``+ - * / **``, unary minus, and the functions in :data:`FUNCTIONS`. Anything else (names,
 attributes, subscripts, lambdas, keyword arguments, strings) is rejected before sympy sees it:
-no ``eval``, no ``sympify`` on raw text. Constant sub-expressions are bounded so that
-``10**10**10`` is refused instead of computed.
+no ``eval``, no ``sympify`` on raw text.
+
+Constants are exact rationals, and every exact intermediate is bounded *before* sympy builds
+it: a constant above ``MAX_CONSTANT`` in magnitude, a constant exponent above
+``MAX_EXPONENT``, and an exact numerator or denominator above ``MAX_EXACT_DIGITS`` digits are
+refused, so ``10**10**10`` or ``(2/3)**(10**8)`` costs microseconds to refuse instead of
+gigabytes to compute. A formula that sympy folds to an undefined or complex value
+(``log(0*N)``, ``sqrt(-N)``) is refused too.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from verifier.errors import FormulaError
 MAX_FORMULA_CHARS = 500
 MAX_FORMULA_NODES = 200
 MAX_CONSTANT = 1e300  # any constant sub-expression above this is refused
+MAX_EXPONENT = 10_000  # |exponent| of a constant power: (2/3)**(10**8) is refused
+MAX_EXACT_DIGITS = 1_000  # digits of an exact constant's numerator or denominator
+_MAX_EXACT_BITS = math.ceil(MAX_EXACT_DIGITS * math.log2(10))
+_UNDEFINED = (sp.zoo, sp.nan, sp.oo, -sp.oo)
 
 # The instance symbols: positive integers except delta (a probability) and p (bits).
 SYMBOLS: dict[str, sp.Symbol] = {
@@ -104,7 +114,7 @@ class Formula:
         fn = _lambdified(self.expr, tuple(sorted(self.names)))
         try:
             result = fn(*(float(values[n]) for n in sorted(self.names)))
-        except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        except (ArithmeticError, ValueError, TypeError) as exc:
             raise FormulaError(f"formula {self.text!r} cannot be evaluated: {exc}") from None
         if isinstance(result, complex) or not math.isfinite(float(result)):
             raise FormulaError(
@@ -165,7 +175,9 @@ def parse_formula(
 
     Raises:
         FormulaError: syntax outside the whitelist, an unknown symbol or function, a constant
-            that overflows, or a formula longer than ``MAX_FORMULA_CHARS``.
+            or exact intermediate over its bound (``MAX_CONSTANT``, ``MAX_EXPONENT``,
+            ``MAX_EXACT_DIGITS``), an undefined or complex value, or a formula longer than
+            ``MAX_FORMULA_CHARS``.
     """
     table = _symbol_table(symbols)
     if not isinstance(text, str):
@@ -226,6 +238,11 @@ class _Builder:
         )
 
     def build(self, node: ast.AST) -> tuple[sp.Expr, float | None]:
+        expr, value = self._build(node)
+        self._check_exact(expr)
+        return expr, value
+
+    def _build(self, node: ast.AST) -> tuple[sp.Expr, float | None]:
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -247,8 +264,10 @@ class _Builder:
             left, lv = self.build(node.left)
             right, rv = self.build(node.right)
             value = self._fold(node.op, lv, rv)
-            if isinstance(node.op, ast.Pow) and rv is None and lv is not None and abs(lv) > 1e6:
-                raise self.reject("a huge base raised to a symbolic power")
+            if isinstance(node.op, ast.Pow):
+                if rv is None and lv is not None and abs(lv) > 1e6:
+                    raise self.reject("a huge base raised to a symbolic power")
+                self._check_power(left, rv)
             return _BINOPS[type(node.op)](left, right), value
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -305,8 +324,56 @@ class _Builder:
                 f"expected at most {MAX_CONSTANT:g} in magnitude"
             )
 
+    def _check_power(self, base: sp.Expr, value: float | None) -> None:
+        """Refuse a power whose exact value sympy would need too many digits for."""
+        if value is None:
+            return  # a symbolic exponent stays symbolic
+        if abs(value) > MAX_EXPONENT:
+            raise FormulaError(
+                f"formula {self.text!r}: the exponent {_shown(value)} is too large; expected "
+                f"at most {MAX_EXPONENT:,} in magnitude (MAX_EXPONENT)"
+            )
+        coeff = base.as_coeff_Mul()[0]  # sympy distributes an integer power over it
+        if isinstance(coeff, sp.Rational) and coeff not in (0, 1, -1):
+            bits = max(abs(int(coeff.p)).bit_length(), int(coeff.q).bit_length())
+            if bits * math.ceil(abs(value)) > _MAX_EXACT_BITS:
+                raise self._too_many_digits()
+
+    def _check_exact(self, expr: sp.Expr) -> None:
+        """Every exact number in ``expr`` within ``MAX_EXACT_DIGITS``; no undefined value."""
+        if expr.has(*_UNDEFINED):
+            raise FormulaError(
+                f"formula {self.text!r} is undefined (it divides by zero or takes the log of "
+                "zero); expected a finite real formula"
+            )
+        if expr.has(sp.I):
+            raise FormulaError(
+                f"formula {self.text!r} is complex (a root or log of a negative value); "
+                "expected a real formula"
+            )
+        for atom in expr.atoms(sp.Rational):
+            if max(abs(int(atom.p)).bit_length(), int(atom.q).bit_length()) > _MAX_EXACT_BITS:
+                raise self._too_many_digits()
+
+    def _too_many_digits(self) -> FormulaError:
+        return FormulaError(
+            f"formula {self.text!r}: a constant needs more than {MAX_EXACT_DIGITS:,} digits "
+            "exactly (MAX_EXACT_DIGITS); expected a smaller constant"
+        )
+
     def _number(self, value: int | float) -> sp.Expr:
+        if isinstance(value, int) and value.bit_length() > 1024:  # float() would overflow
+            raise FormulaError(
+                f"formula {self.text!r}: a constant of about {int(value.bit_length() * 0.30103)} "
+                "digits; "
+                f"expected at most {MAX_CONSTANT:g} in magnitude"
+            )
         self._check_constant(float(value))
         if isinstance(value, int):
             return sp.Integer(value)
         return sp.Rational(repr(value))  # exact decimal, not the binary float
+
+
+def _shown(value: float) -> str:
+    """A number for a message: integers without a fraction part."""
+    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e18 else f"{value:g}"

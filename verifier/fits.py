@@ -1,6 +1,6 @@
 """Growth laws: fit competing laws to a swept measure and pick one by held-out error.
 
-The theory's claims are about growth (THEORY.md sections 3-6): the minimal code width grows like
+The theory's claims are about growth (docs/theory.md 3-6): the minimal code width grows like
 ``log N`` (G1), the associative baseline's width like ``N`` (P3), the no-CoT dimension like
 ``R^k`` and the CoT one not at all (section 5). A ``growth`` expectation
 

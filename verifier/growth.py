@@ -1,7 +1,7 @@
 """Growth expectations over a sweep: one extra result, ``claim-id[growth]``, per swept claim.
 
 A claim with ``expect: {growth: {measure, over, law, ...}}`` is judged over all its points by
-:func:`verifier.fits.judge_growth` (THEORY.md sections 3-6 state the laws). Points that differ
+:func:`verifier.fits.judge_growth` (docs/theory.md sections 3-6 state the laws). Points that differ
 in swept fields other than ``over`` and ``seed`` form separate groups, each fitted on its own
 (``seed`` values are repeats of one x); the growth result passes only if every group passes,
 fails if any fails, and is ``undecided`` otherwise - including when a point has no measured

@@ -1,7 +1,7 @@
 """Heatmaps of training results: gating per relation, and measures over a regime grid.
 
 - :func:`gating_png`: a training result's ``gated_fraction`` evidence holds each MLP unit's
-  activation rate per relation (``(R, d_mlp)``, THEORY.md section 7); drawn as an image with
+  activation rate per relation (``(R, d_mlp)``, docs/theory.md section 7); drawn as an image with
   units sorted by the relation they fire most for, so a hard selector shows as blocks and a
   shared (ungated) MLP as a flat band.
 - :func:`grid_png`: one measure of a claim swept over several fields (a regime map), rows the

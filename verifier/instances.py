@@ -1,4 +1,4 @@
-"""Seeded random bijections and the query sequences of THEORY.md section 1.
+"""Seeded random bijections and the query sequences of docs/theory.md section 1.
 
 Token layout: entities ``0..N-1``, then relations ``N..N+R-1``. A single-hop query is the
 sequence ``[r, x]`` (relation token, then the subject); its answer is ``pi_r(x)``, an index

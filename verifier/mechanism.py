@@ -1,4 +1,4 @@
-"""Mechanism measures on a model and its facts (THEORY.md section 7), as pure functions.
+"""Mechanism measures on a model and its facts (docs/theory.md section 7), as pure functions.
 
 Each measure takes ``(model, facts)`` and returns a :class:`MeasureResult`: a number, or
 ``underdetermined`` with the reason when there are too few subjects for its fit. Fits are
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 GATE_THRESHOLD = 0.01  # a unit is off for a relation when active for at most this share
 MIN_GATE_SUBJECTS = 100  # below this, "at most 1% of subjects" means "never"
-FOLDS = 8  # K of the K-fold cross-validation over subjects (THEORY.md section 7)
+FOLDS = 8  # K of the K-fold cross-validation over subjects (docs/theory.md section 7)
 BATCH = 4096
 TransferMethod = Literal["probe", "lp", "random"]
 LP_MARGIN = 1.0  # logit margin each P2 program asks for
@@ -105,7 +105,8 @@ def fit_requirement(measure: str, n: int, n_rel: int, d: int) -> str | None:
     ``d`` is the number of free directions per attribute vector: ``d_model`` before training,
     the rank of ``W_U`` on a given model (equal to ``d_model`` for a trained model; the code
     width m for G1 and the compact construction, whose ``u_j`` span m dims). Cross-validated
-    fits train on ``n - ceil(n/K)`` subjects (K = 8): THEORY.md's rule ``(1 - 1/K) N > R d + 1``.
+    fits train on ``n - ceil(n/K)`` subjects (K = 8): docs/theory.md's rule
+    ``(1 - 1/K) N > R d + 1``.
     """
     train = fit_subjects(n)
     if measure in (

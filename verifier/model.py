@@ -1,4 +1,4 @@
-"""The one-layer transformer of THEORY.md section 2, with TransformerLens weight names.
+"""The one-layer transformer of docs/theory.md section 2, with TransformerLens weight names.
 
 ``h0_t = W_E[tok_t] + W_pos[t]``; ``h1 = h0 + Attn(h0)`` (H causal softmax heads);
 ``h2 = h1 + W_out^T ReLU(W_in^T h1 + b_in) + b_out``; ``logits = h2 @ W_U``. No layer norm.

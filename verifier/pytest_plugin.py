@@ -6,13 +6,22 @@ with ``file:line``); claims run in ``runtest`` through :class:`verifier.run.Spec
 by the file's items, so dependencies run once. Items carry a marker per claim kind
 (``-m "not training"``), and ``xfail`` claims are reported as pytest xfails.
 
-Trained models are cached in ``.verifier/artifacts`` under pytest's rootdir (where
+Trained models and verdicts are cached in ``.verifier/artifacts`` under pytest's rootdir (where
 ``.pytest_cache`` lives), the folder ``verifier check`` uses when run from there;
-``--verifier-cache-dir DIR`` puts it elsewhere, ``--verifier-no-cache`` turns it off.
+``--verifier-cache-dir DIR`` puts it elsewhere, ``--verifier-no-cache`` turns it off, and
+``--verifier-no-reuse`` verifies every claim again instead of reusing stored verdicts.
+
+With pytest-xdist, ``pytest specs -n 2`` (no ``--dist``) balances the load as xdist's default
+does, except that the items of one spec go to one worker, where they share its runner: a claim
+and the claims it depends on never run twice. Each worker takes ``cpus // workers`` torch
+threads, so workers do not oversubscribe the cores. Items also carry ``xdist_group`` (the spec's
+path), so ``--dist loadgroup`` (or ``loadfile``) keeps them together as well; an explicit
+``--dist load`` is left as given.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +35,7 @@ from verifier.limits import Limits
 from verifier.report import ClaimResult
 from verifier.run import SpecRunner
 from verifier.spec import load_spec_file
+from verifier.verdicts import VerdictStore
 
 
 class SpecFailure(Exception):
@@ -53,6 +63,21 @@ def cache_dir_of(config: pytest.Config) -> str | None:
     return str(config.rootpath / DEFAULT_CACHE_DIR)
 
 
+def verdicts_of(config: pytest.Config) -> VerdictStore | None:
+    """The verdict store of this session, in the cache folder (None with no cache)."""
+    folder = cache_dir_of(config)
+    if folder is None:
+        return None
+    return VerdictStore(folder, read=not config.getoption("--verifier-no-reuse"))
+
+
+def _dist_given(config: pytest.Config) -> bool:
+    """Whether the user chose an xdist distribution mode (command line, addopts, environment)."""
+    words = [*config.invocation_params.args, *config.getini("addopts")]
+    words += os.environ.get("PYTEST_ADDOPTS", "").split()
+    return any(w == "-d" or w.startswith("--dist") for w in words)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("verifier")
     group.addoption(
@@ -71,11 +96,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--verifier-no-cache",
         action="store_true",
         default=False,
-        help="neither reuse nor write training checkpoints: retrain",
+        help="no cache folder: retrain every model, verify every claim, store nothing",
+    )
+    group.addoption(
+        "--verifier-no-reuse",
+        action="store_true",
+        default=False,
+        help="verify every claim again instead of reusing stored verdicts (the fresh verdicts "
+        "are stored)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:  # an xdist worker: its share of the cores, as --jobs workers get theirs
+        from verifier.executors import set_threads
+
+        set_threads(max(1, (os.cpu_count() or 1) // int(workers)))
     for kind in sorted(REGISTRY):
         config.addinivalue_line("markers", f"{kind}: verifier claims of kind {kind}")
     config.addinivalue_line("markers", "full: large specs under specs/**/full/")
@@ -96,6 +133,23 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> SpecFile |
     return SpecFile.from_parent(parent, path=file_path)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` without ``--dist``: xdist's load balancing, one spec's items on one worker."""
+    if config.getvalue("dist") != "load" or _dist_given(config):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SpecScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """Each spec file is one unit of work; every other item is its own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(SPEC_SUFFIX) else nodeid
+
+    return SpecScheduling(config, log)
+
+
 class SpecFile(pytest.File):
     """One spec file."""
 
@@ -105,12 +159,17 @@ class SpecFile(pytest.File):
         limits = Limits()
         try:
             spec = load_spec_file(self.path, max_bytes=limits.max_spec_bytes)
-            runner = SpecRunner(spec, limits, cache_dir=cache_dir_of(self.config))
+            runner = SpecRunner(
+                spec, limits, cache_dir=cache_dir_of(self.config), verdicts=verdicts_of(self.config)
+            )
             runner.preflight()
         except (SpecError, LimitExceeded, VerifierError) as exc:
             raise SpecCollectionError(str(exc)) from None
         self.runner = runner
         in_full = "full" in self.path.parts[:-1]
+        group = None
+        if self.config.pluginmanager.hasplugin("xdist"):
+            group = pytest.mark.xdist_group(self.nodeid.split("::")[0])  # the spec's path
         for claim in spec.claims:
             line = spec.source.claim_lines.get(claim.id)
             for key in runner.claim_keys(claim.id):  # the points, then claim-id[growth]
@@ -118,6 +177,8 @@ class SpecFile(pytest.File):
                 item.add_marker(getattr(pytest.mark, claim.check_kind()))
                 if in_full:
                     item.add_marker(pytest.mark.full)
+                if group is not None:
+                    item.add_marker(group)
                 reason = runner.xfail_reason(claim.id, key)
                 if reason:
                     item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
@@ -142,6 +203,8 @@ class SpecItem(pytest.Item):
         assert isinstance(parent, SpecFile) and parent.runner is not None
         result = parent.runner.result(self.key)
         self.user_properties.append(("status", result.status))
+        if result.reused:
+            self.user_properties.append(("reused", result.verified_at or ""))
         if result.status not in ("passed", "xpassed"):
             # xfailed results raise too: pytest's own xfail marker turns them into xfails
             raise SpecFailure(result)

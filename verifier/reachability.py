@@ -1,4 +1,4 @@
-"""Which attributes a frozen unembedding lets win: P1 on the columns of ``W_U`` (THEORY.md 6).
+"""Which attributes a frozen unembedding lets win: P1 on the columns of ``W_U`` (docs/theory.md 6).
 
 With ``W_U`` frozen, the logits are ``h^T W_U`` for the final hidden state h, so attribute t can
 be the strict argmax of *some* hidden state exactly when P1's program on the columns ``u_j``
@@ -59,7 +59,7 @@ class Reachability:
     def evidence(self) -> dict[str, Any]:
         """JSON-ready summary: the unreachable attributes and their certificates."""
         return {
-            "program": "P1 on the columns of the frozen W_U (THEORY.md section 6)",
+            "program": "P1 on the columns of the frozen W_U (docs/theory.md section 6)",
             "n_attributes": self.n_out,
             "unreachable": list(self.unreachable),
             "undecided": list(self.undecided),

@@ -1,4 +1,4 @@
-"""Relearning new facts through a frozen trained network (THEORY.md section 7, ``relearn``).
+"""Relearning new facts through a frozen trained network (docs/theory.md section 7, ``relearn``).
 
 The transfer question asked with training: everything but the subject table is frozen, and only
 the subject rows are trained on new bijections ``pi'_r``, from the probe rows

@@ -1,4 +1,4 @@
-"""Replicated claims: one measurement per seed, judged together (THEORY.md section 7).
+"""Replicated claims: one measurement per seed, judged together (docs/theory.md section 7).
 
 A training claim with ``seeds: [0, 1, 2]`` trains one replicate per seed (the instance redrawn
 and the model re-initialised from it); its transfer claims inherit the replicates. ``require``

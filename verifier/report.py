@@ -2,15 +2,21 @@
 
 A claim passes when every expectation holds, judged by the method it names. ``xfail`` claims
 that fail are ``xfailed`` (expected); ones that pass are ``xpassed``, which counts as a failure,
-since the spec's statement was wrong. A report passes when no result is failed, xpassed,
-error or undecided.
+since the spec's statement was wrong. A report passes when it has results and none is failed,
+xpassed, error or undecided.
+
+In a notebook a :class:`Report` renders as its verdict table and plots (``_repr_html_``), and
+converts to one row per result (:meth:`Report.to_records`, :meth:`Report.to_pandas`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    import pandas
 
 Status = Literal["passed", "failed", "error", "undecided", "xfailed", "xpassed"]
 OK_STATUSES: frozenset[str] = frozenset({"passed", "xfailed"})
@@ -24,6 +30,7 @@ class ExpectationResult(BaseModel):
     measured: Any = None
     ok: bool | None = None
     bound: float | None = None
+    tol: float | None = None  # an equality's tolerance (absolute and relative)
     detail: str = ""
     replicates: list[Any] | None = None  # each replicate's value (seeds: on a training claim)
 
@@ -45,6 +52,8 @@ class ClaimResult(BaseModel):
     file: str = ""
     line: int | None = None
     duration_s: float = 0.0
+    reused: bool = Field(False, description="taken from the verdict cache, not verified now")
+    verified_at: str | None = Field(None, description="when a reused result was verified (UTC)")
 
     @property
     def ok(self) -> bool:
@@ -80,15 +89,60 @@ class Report(BaseModel):
 
     @property
     def passed(self) -> bool:
-        """Every result ok."""
-        return all(r.ok for r in self.results)
+        """Every result ok, and at least one result: a report that verifies nothing is no pass."""
+        return bool(self.results) and all(r.ok for r in self.results)
 
     @property
     def status(self) -> Literal["passed", "failed", "error"]:
-        """error if any result errored, failed if any other is not ok, else passed."""
-        if any(r.status == "error" for r in self.results):
+        """error if any result errored (or there is none), failed if any other is not ok."""
+        if not self.results or any(r.status == "error" for r in self.results):
             return "error"
         return "passed" if self.passed else "failed"
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat row per result: spec, key, claim, check, method, status, ok, reused, when,
+        duration, message, then ``point.<field>`` per sweep value and ``measured.<name>`` per
+        measure (values as measured: numbers, words, or None)."""
+        rows = []
+        for r in self.results:
+            row: dict[str, Any] = {
+                "spec": self.spec,
+                "key": r.key,
+                "claim": r.claim_id,
+                "check": r.check,
+                "method": r.method,
+                "status": r.status,
+                "ok": r.ok,
+                "reused": r.reused,
+                "verified_at": r.verified_at,
+                "duration_s": r.duration_s,
+                "message": r.message,
+            }
+            row.update({f"point.{k}": v for k, v in (r.point or {}).items()})
+            row.update({f"measured.{k}": v for k, v in r.measured.items()})
+            rows.append(row)
+        return rows
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """:meth:`to_records` as a DataFrame (needs pandas: ``pip install 'verifier[pandas]'``).
+
+        Raises:
+            ImportError: pandas is not installed.
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "Report.to_pandas: expected the pandas package (pip install 'verifier[pandas]'), "
+                "got none"
+            ) from None
+        return pandas.DataFrame.from_records(self.to_records())
+
+    def _repr_html_(self) -> str:
+        """The verdict table and the plots, for Jupyter (:func:`verifier.html.report_html`)."""
+        from verifier.html import report_html  # matplotlib only when a notebook asks
+
+        return report_html(self)
 
 
 _KEY_MEASURES = ("accuracy", "margin", "code_dim", "embedding_dim", "status", "params")

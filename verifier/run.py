@@ -3,20 +3,29 @@
 :class:`SpecRunner` runs claims lazily and memoises them, so ``pytest -k`` or ``verifier check
 -k`` runs only the selected claims and the claims they depend on. Everything over a limit is
 refused by :meth:`SpecRunner.preflight` before any claim runs.
+
+With a :class:`~verifier.verdicts.VerdictStore`, a point whose key (:meth:`SpecRunner.key_of`)
+is stored, and whose dependencies' are, is not run: its result comes back marked ``reused``,
+with the time it was verified. A reused point never runs its dependencies, and a dependency
+verified again in a run has its dependents verified again. A point that does run and depends
+on a reused one gets the stored measured values at once; if it also reads the dependency's
+in-process objects (a ``transfer`` claim reads the trained model), the dependency is run again
+then (a training claim reloads its checkpoint) and its fresh result replaces the reused one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
+from verifier.checks.base import Method
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
 from verifier.growth import growth_key, growth_result, growth_spec
 from verifier.limits import Limits, require
@@ -24,6 +33,7 @@ from verifier.replicates import judge_all
 from verifier.report import ClaimResult, ExpectationResult, Report
 from verifier.search import field_paths, run_minimize, substitute
 from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
+from verifier.verdicts import StoredVerdict, VerdictStore, point_key
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +140,14 @@ class SpecRunner:
         progress: ProgressFn | None = None,
         is_cancelled: Callable[[], bool] = lambda: False,
         cache_dir: str | None = None,
+        verdicts: VerdictStore | None = None,
     ) -> None:
         self.spec = spec
         self.limits = limits or Limits()
         self.progress = progress
         self.is_cancelled = is_cancelled
         self.cache_dir = cache_dir
+        self.verdicts = verdicts
         self.points: dict[str, list[ClaimPoint]] = {}
         total = 0
         for claim in spec.claims:
@@ -157,17 +169,27 @@ class SpecRunner:
         self._measurements: dict[str, Measurement | None] = {}
         self._results: dict[str, list[ClaimResult]] = {}
         self._memo: dict[str, Any] = {}  # in-process results claims share (trained models)
+        self._keys: dict[str, str | None] = {}
+        self._found: dict[str, StoredVerdict] = {}  # verdicts found in the store, by point key
+        self._changed: set[str] = set()  # points verified here whose result no store confirms
+        self._stored: dict[str, StoredVerdict] = {}  # reused points
         self.spec_hash = spec.content_hash()
 
     def preflight(self) -> None:
         """Check every point against the limits, before any work.
 
+        A point whose verdict is stored is skipped: it does no work, and its key holds the
+        limits and the code that passed it then.
+
         Raises:
             LimitExceeded: naming the limit, the claim and the value.
-            SpecError: a claim kind this verifier does not know.
+            SpecError: a claim kind this verifier does not know, or a claim that expects
+                nothing and that no other claim uses (it would pass without checking anything).
         """
         for claim in self.spec.claims:
             for point in self.points[claim.id]:
+                if self._lookup(point) is not None:
+                    continue
                 kind = REGISTRY.get(claim.check_kind())
                 if kind is None:
                     raise SpecError(f"no check registered for {claim.check_kind()!r}")
@@ -185,6 +207,16 @@ class SpecRunner:
                     raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
+        needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
+        for i, claim in enumerate(self.spec.claims):
+            if not claim.expect and claim.minimize is None and claim.id not in needed:
+                raise SpecError(
+                    f"claim {claim.id!r} expects nothing and no claim uses it; expected at least "
+                    "one expectation under expect: (or a minimize: search)",
+                    file=self.spec.source.file,
+                    line=self.spec.source.claim_lines.get(claim.id),
+                    key=f"claims.{i}.expect",
+                )
 
     def keys(self) -> list[str]:
         """Every result key, in spec order."""
@@ -200,7 +232,7 @@ class SpecRunner:
     def claim_results(self, claim_id: str) -> list[ClaimResult]:
         """Results of every point of one claim (running it and its dependencies if needed)."""
         if claim_id not in self._results:
-            self.adopt(claim_id, [self._run_point(p) for p in self.points[claim_id]])
+            self.adopt(claim_id, [self._resolve(p) for p in self.points[claim_id]])
         return self._results[claim_id]
 
     def adopt(self, claim_id: str, point_results: list[ClaimResult]) -> None:
@@ -208,8 +240,42 @@ class SpecRunner:
         claim = self.spec.claim(claim_id)
         results = list(point_results)
         if growth_spec(claim) is not None:
-            results.append(growth_result(self.spec, claim, results))
+            results.append(self._growth(claim, results))
         self._results[claim_id] = results
+
+    def _growth(self, claim: ClaimBase, points: list[ClaimResult]) -> ClaimResult:
+        """The growth result over ``points``: the stored one when every point was reused (its
+        fits are a function of the point results and the code), else judged now and stored."""
+        start = time.perf_counter()
+        keys = [self.key_of(p) for p in self.points[claim.id]]
+        engine = self.verdicts.engine(claim.check_kind()) if self.verdicts else None
+        key = None
+        if self.verdicts is not None and engine is not None and None not in keys:
+            key = point_key(
+                "growth",
+                claim.model_dump(mode="json", by_alias=True),
+                self.spec.instance.model_dump(mode="json"),
+                {str(i): k for i, k in enumerate(keys) if k is not None},
+                self.limits.model_dump(mode="json"),
+                engine,
+            )
+        reused = bool(points) and all(r.reused for r in points)
+        if key is not None and reused and self.verdicts is not None:
+            stored = self.verdicts.get(key)
+            if stored is not None:
+                return stored.result.model_copy(
+                    update={
+                        "xfail": self.xfail_reason(claim.id, growth_key(claim.id)),
+                        "file": self.spec.source.file,
+                        "reused": True,
+                        "verified_at": stored.verified_at,
+                        "duration_s": time.perf_counter() - start,
+                    }
+                )
+        result = growth_result(self.spec, claim, points)
+        if key is not None and self.verdicts is not None:
+            self.verdicts.put(key, result, {})
+        return result
 
     def xfail_reason(self, claim_id: str, key: str) -> str | None:
         """The claim's ``xfail`` reason if it covers this result, else None.
@@ -224,10 +290,44 @@ class SpecRunner:
 
     def point_result(self, key: str) -> ClaimResult:
         """Run one sweep point on its own (no growth result, not memoised): an executor's task."""
+        return self._resolve(self._point(key))
+
+    def stored_result(self, key: str) -> ClaimResult | None:
+        """The reused result of one point if the verdict store has it, else None (runs nothing)."""
+        point = self._point(key)
+        stored = self._lookup(point)
+        return None if stored is None else self._reused(point, stored, time.perf_counter())
+
+    def key_of(self, point: ClaimPoint) -> str | None:
+        """The verdict key of a point (:func:`verifier.verdicts.point_key`), or None.
+
+        None when there is no store, or the point's kind or one of its dependencies' has no
+        engine key: such a point is never reused.
+        """
+        if self.verdicts is None:
+            return None
+        if point.key not in self._keys:
+            claim = point.claim
+            engine = self.verdicts.engine(claim.check_kind())
+            deps = {dep: self.key_of(p) for dep, p in self._dependency_points(claim, point.point)}
+            key = None
+            if engine is not None and None not in deps.values():
+                key = point_key(
+                    claim.check_kind(),
+                    claim.model_dump(mode="json", by_alias=True),
+                    point.instance.model_dump(mode="json"),
+                    {k: v for k, v in deps.items() if v is not None},
+                    self.limits.model_dump(mode="json"),
+                    engine,
+                )
+            self._keys[point.key] = key
+        return self._keys[point.key]
+
+    def _point(self, key: str) -> ClaimPoint:
         for points in self.points.values():
             for p in points:
                 if p.key == key:
-                    return self._run_point(p)
+                    return p
         raise KeyError(key)
 
     def result(self, key: str) -> ClaimResult:
@@ -240,14 +340,20 @@ class SpecRunner:
     def run(self, select: Callable[[str], bool] | None = None) -> Report:
         """Run every (selected) claim and return the report."""
         start = time.perf_counter()
-        results: list[ClaimResult] = []
-        for claim in self.spec.claims:
-            keys = self.claim_keys(claim.id)
-            if select is not None and not any(select(k) for k in keys):
-                continue
-            results.extend(
-                r for r in self.claim_results(claim.id) if select is None or select(r.key)
-            )
+        chosen = [
+            claim.id
+            for claim in self.spec.claims
+            if select is None or any(select(k) for k in self.claim_keys(claim.id))
+        ]
+        for claim_id in chosen:
+            self.claim_results(claim_id)
+        # collected after every claim ran: a dependent may have re-run a reused dependency
+        results = [
+            r
+            for claim_id in chosen
+            for r in self._results[claim_id]
+            if select is None or select(r.key)
+        ]
         return Report(
             spec=self.spec.name,
             file=self.spec.source.file,
@@ -257,21 +363,133 @@ class SpecRunner:
             duration_s=time.perf_counter() - start,
         )
 
+    def _dependency_points(
+        self, claim: ClaimBase, point: dict[str, Any] | None
+    ) -> list[tuple[str, ClaimPoint]]:
+        """The point of each claim ``claim`` depends on that serves sweep point ``point``.
+
+        A swept claim reads the dependency's point with the same sweep values, if any, else
+        the dependency's first point.
+        """
+        chosen = []
+        for dep in claim.depends_on():
+            points = self.points[dep]
+            same = [p for p in points if point is not None and p.point == point]
+            if point is not None and points[0].point is not None and not same:
+                raise VerifierError(f"claim {dep!r}, which this claim needs, has no point {point}")
+            chosen.append((dep, (same or points)[0]))
+        return chosen
+
     def _dependencies(
         self, claim: ClaimBase, point: dict[str, Any] | None = None
     ) -> dict[str, Measurement]:
         deps: dict[str, Measurement] = {}
-        for dep in claim.depends_on():
-            results = self.claim_results(dep)
-            # a swept claim reads the dependency's point with the same sweep values, if any
-            same = [r for r in results if point is not None and r.point == point]
-            if point is not None and results[0].point is not None and not same:
-                raise VerifierError(f"claim {dep!r}, which this claim needs, has no point {point}")
-            measurement = self._measurements.get((same or results)[0].key)
+        for dep, dep_point in self._dependency_points(claim, point):
+            self.claim_results(dep)
+            measurement = self._measurements.get(dep_point.key)
+            stored = self._stored.get(dep_point.key)
+            if measurement is None and stored is not None:
+                measurement = self._stored_measurement(dep_point, stored)
             if measurement is None:
                 raise VerifierError(f"claim {dep!r}, which this claim needs, did not complete")
             deps[dep] = measurement
         return deps
+
+    def _stored_measurement(self, point: ClaimPoint, stored: StoredVerdict) -> Measurement:
+        """A reused point's measurement; its in-process objects come from a re-run, if read."""
+        result = stored.result
+        return Measurement(
+            method=cast(Method, result.method or "exact"),
+            values=dict(result.measured),
+            evidence=dict(result.evidence),
+            symbols=dict(stored.symbols),
+            artifacts=_OnFirstRead(lambda: self._rerun(point).artifacts),
+            message=result.message,
+        )
+
+    def _rerun(self, point: ClaimPoint) -> Measurement:
+        """Run a reused point for real; its fresh result replaces the reused one.
+
+        If the fresh verdict differs from the stored one, the points that depend on it are
+        verified again too (those not yet reused in this run).
+        """
+        fresh = self._run_point(point)
+        stored = self._stored.get(point.key)
+        if stored is None or (stored.result.status, stored.result.measured) != (
+            fresh.status,
+            fresh.measured,
+        ):
+            self._changed.add(point.key)
+            self._found.pop(point.key, None)
+        self._store(point, fresh)
+        claim_id = point.claim.id
+        points = [p.key for p in self.points[claim_id]]
+        old = {r.key: r for r in self._results[claim_id] if r.key in points}
+        old[point.key] = fresh
+        self.adopt(claim_id, [old[k] for k in points])
+        self._stored.pop(point.key, None)
+        measurement = self._measurements.get(point.key)
+        if measurement is None:
+            raise VerifierError(
+                f"claim {claim_id!r}, which this claim needs, did not complete when re-run "
+                f"for its in-process results: {fresh.message}"
+            )
+        return measurement
+
+    def _lookup(self, point: ClaimPoint) -> StoredVerdict | None:
+        """The point's stored verdict, if it and every point it depends on can be reused.
+
+        A dependency that has to run again (its verdict was never stored, say an ``undecided``
+        one) runs its dependents again too, so no reused verdict rests on a re-run result.
+        """
+        if point.key in self._found:
+            return self._found[point.key]
+        if point.key in self._changed:
+            return None
+        key = self.key_of(point)
+        found = None if key is None or self.verdicts is None else self.verdicts.get(key)
+        deps = [p for _, p in self._dependency_points(point.claim, point.point)]
+        if found is not None and any(
+            p.key in self._changed or self._lookup(p) is None for p in deps
+        ):
+            found = None
+        if found is not None:  # a miss is looked up again: another run may store it meanwhile
+            self._found[point.key] = found
+        return found
+
+    def _resolve(self, point: ClaimPoint) -> ClaimResult:
+        """The point's stored result if there is one, else its fresh (and then stored) result."""
+        start = time.perf_counter()
+        stored = self._lookup(point)
+        if stored is not None:
+            self._stored[point.key] = stored
+            return self._reused(point, stored, start)
+        result = self._run_point(point)
+        self._changed.add(point.key)
+        self._store(point, result)
+        return result
+
+    def _reused(self, point: ClaimPoint, stored: StoredVerdict, start: float) -> ClaimResult:
+        return stored.result.model_copy(
+            update={
+                "key": point.key,
+                "claim_id": point.claim.id,
+                "point": point.point,
+                "xfail": self.xfail_reason(point.claim.id, point.key),
+                "file": self.spec.source.file,
+                "line": point.line,
+                "reused": True,
+                "verified_at": stored.verified_at,
+                "duration_s": time.perf_counter() - start,
+            }
+        )
+
+    def _store(self, point: ClaimPoint, result: ClaimResult) -> None:
+        key = self.key_of(point)
+        if key is None or self.verdicts is None:
+            return
+        measurement = self._measurements.get(point.key)
+        self.verdicts.put(key, result, measurement.symbols if measurement else {})
 
     def _run_point(self, point: ClaimPoint) -> ClaimResult:
         claim = point.claim
@@ -323,14 +541,18 @@ class SpecRunner:
             )
         self._measurements[point.key] = measurement
         symbols = {**point.instance.symbol_values(), **measurement.symbols}
+        point_expectations = [e for e in claim.expectations if e.kind != "growth"]
         outcomes, verdict = judge_all(
-            [e for e in claim.expectations if e.kind != "growth"],
+            point_expectations,
             measurement.values,
             symbols,
             measurement.replicates,
             measurement.require,
         )
-        expectations = [ExpectationResult(**vars(o)) for o in outcomes]
+        expectations = [
+            ExpectationResult(**vars(o), tol=e.tol if e.kind == "equals" else None)
+            for e, o in zip(point_expectations, outcomes, strict=True)
+        ]
         status: str = "undecided" if measurement.status == "undecided" else verdict
         if base["xfail"] and status in ("passed", "failed"):
             status = "xpassed" if status == "passed" else "xfailed"
@@ -353,6 +575,28 @@ class SpecRunner:
             return None
         outer = self.progress
         return lambda fraction, message: outer(key, fraction, message)
+
+
+class _OnFirstRead(Mapping[str, Any]):
+    """A mapping computed on first access (a reused dependency's in-process objects)."""
+
+    def __init__(self, load: Callable[[], Mapping[str, Any]]) -> None:
+        self._load = load
+        self._data: Mapping[str, Any] | None = None
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def run_spec(spec: Spec, limits: Limits | None = None, **kwargs: Any) -> Report:

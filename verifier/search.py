@@ -1,6 +1,6 @@
 """Minimal-resource and capacity searches: the boundary of a field at which a measure holds.
 
-THEORY.md sections 3, 5 and 6 state minimal sizes: the smallest code width with exact recall,
+docs/theory.md sections 3, 5 and 6 state minimal sizes: the smallest code width with exact recall,
 the smallest width an associative memory needs, the smallest d at depth k. Any claim kind can
 ask for one with
 

@@ -2,14 +2,13 @@
 
 One model per instance kind (discriminated on ``kind``) and per claim kind (on ``check``), all
 with ``extra="forbid"``, so a misspelt key is an error naming the key, the file and the line.
-Field names are a public contract (../shared/DESIGN.md): add fields freely, rename none.
+Field names are a public contract (docs/spec-language.md): add fields freely, rename none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,22 +29,23 @@ from verifier.errors import SpecError
 from verifier.expect import Expectation, parse_expectation
 from verifier.expr import SYMBOLS
 from verifier.fits import parse_growth
+from verifier.spec_errors import spec_error
 from verifier.yaml_lines import LineDict, load_yaml
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class StrictModel(BaseModel):
-    """Base of every spec model: unknown keys are errors."""
+    """Base of every spec model: unknown keys and non-finite numbers (.inf, .nan) are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- instances -------------------------------------------------------------------------------
 
 
 class BijectionInstance(StrictModel):
-    """R random bijections from N subjects to the attribute set (THEORY.md section 1)."""
+    """R random bijections from N subjects to the attribute set (docs/theory.md section 1)."""
 
     kind: Literal["bijection"]
     entities: int = Field(ge=2, description="N, the number of entities")
@@ -65,7 +65,7 @@ class BijectionInstance(StrictModel):
         return {"N": self.entities, "R": self.relations, "k": 1}
 
 
-# --- multi-hop instances (issue 6; THEORY.md sections 1 and 5) -----------------------------------
+# --- multi-hop instances (issue 6; docs/theory.md sections 1 and 5) -------------------------------
 
 MAX_HOPS = 64  # k; N*R**k is bounded separately by the max_queries limit
 
@@ -86,7 +86,7 @@ class MultiHopInstance(StrictModel):
 
     ``pi_c = pi_{r_k} o ... o pi_{r_1}``; the single-hop bijections are those of a bijection
     instance with the same N, R and seed. Sequences ``[r_1..r_k, x]`` without chain-of-thought,
-    ``[r_1..r_k, x, y_1..y_{k-1}]`` with it (THEORY.md section 1).
+    ``[r_1..r_k, x, y_1..y_{k-1}]`` with it (docs/theory.md section 1).
     """
 
     kind: Literal["multi_hop"]
@@ -224,6 +224,20 @@ class ClaimBase(StrictModel):
     SYMBOLS: ClassVar[tuple[str, ...]] = tuple(SYMBOLS)
     _expectations: list[Expectation] = PrivateAttr(default_factory=list)
 
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_not_empty(
+        cls, value: dict[str, list[bool | int | float | str]] | None
+    ) -> dict[str, list[bool | int | float | str]] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("expected at least one field to sweep, got {}: it checks nothing")
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"{name}: expected at least one value, got []: it checks nothing")
+        return value
+
     @model_validator(mode="after")
     def _parse_expect(self) -> ClaimBase:
         measures = self.measures()
@@ -327,7 +341,7 @@ class GeometricConstruction(CodebookConstruction):
 
 
 class CompactConstruction(CodebookConstruction):
-    """G1 without the answer slot (THEORY.md 3b): the MLP cancels the relations not asked."""
+    """G1 without the answer slot (docs/theory.md 3b): the MLP cancels the relations not asked."""
 
     name: Literal["compact"]
 
@@ -355,7 +369,7 @@ class ConstructionClaim(ClaimBase):
     )
 
 
-# --- multi-hop claims (issue 6; THEORY.md section 5) ---------------------------------------------
+# --- multi-hop claims (issue 6; docs/theory.md section 5) -----------------------------------------
 
 
 class DepthBudget(StrictModel):
@@ -407,7 +421,7 @@ class BudgetClaim(ClaimBase):
     SYMBOLS: ClassVar[tuple[str, ...]] = (*SYMBOLS, "P", "D")
 
 
-# --- feasibility claims: convex certificates (THEORY.md section 6) ------------------------------
+# --- feasibility claims: convex certificates (docs/theory.md section 6) ---------------------------
 
 
 class FeasibilityClaim(ClaimBase):
@@ -489,7 +503,7 @@ class FeasibilityClaim(ClaimBase):
 _STATUS_WORDS = ("feasible", "infeasible", "undecided", "not_found")
 
 
-# --- training and transfer claims (issue 5; THEORY.md section 7; verifier/train.py) -----------
+# --- training and transfer claims (issue 5; docs/theory.md section 7; verifier/train.py) ----------
 
 WeightName = Literal[
     "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
@@ -513,7 +527,7 @@ MAX_REPLICATES = 32  # seeds per claim; the work is also bounded by max_replicat
 
 
 class TrainingModel(StrictModel):
-    """Shape, attention and initialisation of the trained model (THEORY.md section 2)."""
+    """Shape, attention and initialisation of the trained model (docs/theory.md section 2)."""
 
     d_model: int = Field(ge=1, description="residual width d")
     d_mlp: int = Field(ge=1, description="MLP width")
@@ -625,7 +639,7 @@ class TrainingClaim(ClaimBase):
     )
     mechanism: bool = Field(
         True,
-        description="measure the mechanism (THEORY.md section 7) after training; false skips "
+        description="measure the mechanism (docs/theory.md section 7) after training; false skips "
         "it, e.g. in a capacity search that needs the accuracy alone",
     )
 
@@ -646,7 +660,7 @@ class TrainingClaim(ClaimBase):
         "step_accuracy",  # share of (query, greedy decoding step) pairs right (1 step without CoT)
         "decode_steps",  # forward passes per query at evaluation: k with CoT, else 1
         "facts_per_trainable_param",  # N R / trainable_params
-        "bits_per_trainable_param",  # R log2(N!) / trainable_params (THEORY.md section 4)
+        "bits_per_trainable_param",  # R log2(N!) / trainable_params (docs/theory.md section 4)
         "initial_loss",  # mean cross-entropy before the first step
         "diverged",  # final loss not finite or above initial_loss (verifier/search.py)
     )
@@ -781,7 +795,7 @@ class TransferClaim(ClaimBase):
         return None
 
 
-# --- bound claims (issue 3; verifier/bounds.py, THEORY.md sections 3-5) -------------------------
+# --- bound claims (issue 3; verifier/bounds.py, docs/theory.md sections 3-5) ----------------------
 
 
 def _claim_measures() -> set[str]:
@@ -958,60 +972,12 @@ def spec_schema() -> dict[str, Any]:
     return Spec.model_json_schema()
 
 
-def _line_of(data: Any, loc: tuple[int | str, ...], message: str = "") -> tuple[int | None, str]:
-    """Follow a pydantic error location through the loaded YAML: (line, dotted key).
-
-    Location parts that are not in the data (union tags such as ``construction``, validator
-    names) are skipped.
-    """
-    node, line, keys = data, getattr(data, "line", None), []
-    tag_skipped: int | None = None
-    for part in loc:
-        tags = {node.get(t) for t in _TAG_KEYS} if isinstance(node, LineDict) else set()
-        if part in tags and tag_skipped != id(node):
-            tag_skipped = id(node)
-            continue  # the union member's tag, not a key
-        if isinstance(node, LineDict) and isinstance(part, str) and part in node:
-            line = node.key_lines.get(part, line)
-            node = node[part]
-            keys.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            line = getattr(node, "line", None) or line
-            keys.append(str(part))
-    if isinstance(node, LineDict):
-        keys_node = node
-        match = _EXPECT_MSG.match(message)
-        expect = keys_node.get("expect")
-        if match and isinstance(expect, LineDict) and match.group(1) in expect:
-            return expect.key_lines[match.group(1)], ".".join([*keys, "expect", match.group(1)])
-    return line, ".".join(keys)
-
-
-_TAG_KEYS = ("kind", "check", "name", "program", "method")
-_EXPECT_MSG = re.compile(r"^expect\.([A-Za-z0-9_]+): ")
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    kind, msg = err.get("type", ""), str(err.get("msg", ""))
-    given = err.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key; check its spelling against `verifier schema`"
-    if kind == "missing":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if isinstance(given, Mapping | list):
-        return msg
-    return f"{msg} (got {given!r})"
-
-
 def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
     """Validate loaded data into a :class:`Spec`, raising errors with file and line.
 
     Raises:
-        SpecError: the first validation error, located; duplicate claim ids; unknown
-            claim references.
+        SpecError: every validation error, each with its key and line (the first is the
+            error's location); duplicate claim ids; unknown claim references.
     """
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -1022,15 +988,7 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        loc = tuple(first.get("loc", ()))
-        message = _describe(first)
-        line, key = _line_of(data, loc, message)
-        if key.endswith(".expect." + (m.group(1) if (m := _EXPECT_MSG.match(message)) else "")):
-            message = _EXPECT_MSG.sub("", message)
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(message + more, file=file, line=line, key=key or None) from None
+        raise spec_error(exc, Spec, data, file) from None
     claims_data = data.get("claims", [])
     lines = {
         claim.id: getattr(claims_data[i], "line", None) or 1 for i, claim in enumerate(spec.claims)

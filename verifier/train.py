@@ -1,4 +1,4 @@
-"""The trainer: gradient descent on the section 2 model over every fact (THEORY.md sections 5, 7).
+"""The trainer: gradient descent on the section 2 model over all facts (docs/theory.md 5, 7).
 
 Trains :class:`~verifier.model.OneLayerTransformer` (the class the constructions write) with
 cross-entropy, in float32, on a :class:`TrainTask`, every example of an instance at once:
@@ -16,7 +16,7 @@ Every random draw comes from :mod:`verifier.seeds` (initialisation from ``Stream
 mini-batch order from ``Stream.BATCH``) and no torch random op is used, so a seed gives the
 same run on CPU.
 
-The settings of THEORY.md section 7b: ``attention="uniform"`` fixes ``W_Q = W_K = 0`` (G1's
+The settings of docs/theory.md section 7b: ``attention="uniform"`` fixes ``W_Q = W_K = 0`` (G1's
 attention, not trained); ``init`` multiplies a weight's default init (``W_E``: the subject rows,
 ``W_E_relations``: the other rows); ``groups`` gives a weight its own optimiser, and
 ``per_subject`` steps the subject rows on each subject's own mean loss (gradient times N);
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 TRAINER_VERSION = 3  # bump when a change alters what a seed trains (invalidates checkpoints)
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
 TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
+TRAIN_ORDER_VAR = "VERIFIER_TRAIN_ORDER"  # 0: examples in canonical order; else a permutation seed
 # Modules (in this package) whose source determines the trained weights: part of the cache key.
 KEY_MODULES: tuple[str, ...] = (
     "train.py",
@@ -353,7 +354,7 @@ def initial_weights(task: TrainTask, cfg: TrainConfig, seed: int) -> dict[str, t
     weight under ``attention="none"``. A tensor in ``unit_norm`` has its rows (``W_E``,
     ``W_E_relations``) or columns (``W_U``, one per attribute) rescaled to norm 1 before its
     multiplier, as the associative-memory peer draws its frozen embeddings (Nichani, Lee,
-    Bietti 2025; THEORY.md section 3): a Gaussian column can fall inside the convex hull of the
+    Bietti 2025; docs/theory.md section 3): a Gaussian column can fall inside the convex hull of the
     others and never be the argmax, a unit one cannot. Each weight has its own sub-stream of
     ``Stream.INIT``, so changing one shape or multiplier shifts no other draw.
     """
@@ -587,6 +588,25 @@ def training_threads(
     return 1 if replicates * task.n_examples * width < SMALL_TASK_FLOATS else int(raw)
 
 
+def example_order() -> int:
+    """``VERIFIER_TRAIN_ORDER``: 0 (default) trains on the examples in their canonical order;
+    any other value is the seed of a permutation of them.
+
+    The loss and its gradient are sums over examples, so a permutation leaves them equal
+    mathematically and changes only the float32 summation order: the trajectory then differs
+    as it would on another CPU. (With the stacked trainer the thread count alone does not:
+    ``bench/train_bench.py --threads-check`` finds bitwise equal weights at 1 and 2 threads.)
+    The order is part of :func:`run_key`.
+
+    Raises:
+        VerifierError: ``VERIFIER_TRAIN_ORDER`` is not a non-negative integer.
+    """
+    raw = os.environ.get(TRAIN_ORDER_VAR, "0")
+    if not raw.isdigit():
+        raise VerifierError(f"{TRAIN_ORDER_VAR}: expected a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
 @contextlib.contextmanager
 def _intra_op_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads; restore the setting after."""
@@ -741,6 +761,9 @@ def _train_stacked(
     forward = StackedForward(task, cfg)
     tokens = torch.stack([t.tokens for t in tasks])  # (S, n, L)
     targets = torch.stack([t.targets.reshape(t.n_examples, -1) for t in tasks])  # (S, n, T)
+    if order := example_order():  # the same sums in another float32 order
+        permutation = torch.from_numpy(rng(order, Stream.ORDER).permutation(task.n_examples))
+        tokens, targets = tokens[:, permutation], targets[:, permutation]
     per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
     n_rep, n = len(tasks), task.n_examples
     full = cfg.batch_size is None or cfg.batch_size >= n
@@ -898,13 +921,15 @@ def run_key(
     and its groups, lr, schedule, batch, stopping rule, init and batch seed, frozen weights),
     the replicate seeds of a stacked run (``seeds``; each replicate's instance is redrawn from
     its seed), the intra-op thread count (``threads``, :func:`training_threads`; None: torch's
-    setting), :data:`TRAINER_VERSION` and :func:`code_fingerprint`. A claim's id, description
-    and expectations are not in it: claims that train the same model share one checkpoint.
+    setting), the example order (:func:`example_order`), :data:`TRAINER_VERSION` and
+    :func:`code_fingerprint`. A claim's id, description and expectations are not in it: claims
+    that train the same model share one checkpoint.
     """
     payload = {
         "trainer": TRAINER_VERSION,
         "code": code_fingerprint(),
         "threads": torch.get_num_threads() if threads is None else threads,
+        "order": example_order(),
         "instance": instance,
         "config": asdict(cfg),
         "seeds": None if seeds is None else list(seeds),

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import PoolDep, SettingsDep, StoreDep
+from api.deps import Auth, PoolDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.models import ErrorOut, Health
 from verifier import __version__
@@ -34,7 +34,7 @@ def theorem_registry() -> Any | None:
 
 @router.get("/healthz", response_model=Health)
 def healthz(settings: SettingsDep, store: StoreDep, pool: PoolDep) -> Health:
-    """Liveness, worker count and queue state."""
+    """Liveness, worker count and queue state (the one route open without the token)."""
     return Health(
         status="ok",
         verifier_version=__version__,
@@ -44,7 +44,12 @@ def healthz(settings: SettingsDep, store: StoreDep, pool: PoolDep) -> Health:
     )
 
 
-@router.get("/v1/schema", response_model=dict[str, Any])
+_AUTH_ERROR: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "a token is set and the request lacks it"}
+}
+
+
+@router.get("/v1/schema", response_model=dict[str, Any], dependencies=[Auth], responses=_AUTH_ERROR)
 def schema() -> dict[str, Any]:
     """JSON Schema of the spec language (the same as ``verifier schema``)."""
     return spec_schema()
@@ -53,7 +58,11 @@ def schema() -> dict[str, Any]:
 @router.get(
     "/v1/theorems",
     response_model=Any,
-    responses={404: {"model": ErrorOut, "description": "this version has no theorem registry"}},
+    dependencies=[Auth],
+    responses={
+        **_AUTH_ERROR,
+        404: {"model": ErrorOut, "description": "this version has no theorem registry"},
+    },
 )
 def theorems() -> Any:
     """The theorem registry (statements, parameter counts, bounds) as JSON."""

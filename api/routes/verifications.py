@@ -8,16 +8,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JobDep, LimitsDep, SettingsDep, StoreDep, WriteAuth
+from api.deps import Auth, JobDep, SettingsDep, StoreDep, ValidatorsDep
 from api.errors import ApiError
+from api.intake import JSON_TYPES, YAML_TYPES
 from api.models import (
     SPEC_JSON_EXAMPLE,
-    SPEC_YAML_EXAMPLE,
     ErrorOut,
     Verification,
     VerificationPage,
@@ -25,20 +24,18 @@ from api.models import (
 )
 from api.store import TERMINAL, JobStatus, QueueFull
 from verifier import __version__
-from verifier.errors import SpecError
-from verifier.limits import Limits
-from verifier.report import Report
-from verifier.spec import Spec, load_spec_text
 
-router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"], dependencies=[Auth])
 
-YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
-JSON_TYPES = frozenset({"application/json"})
+MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors above it do not exist
+# Event ids as sent back in Last-Event-ID: a header is text, and 18 digits stay below 2**63 - 1
+EVENT_ID = r"^[0-9]{1,18}$"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a malformed id or body"},
     401: {"model": ErrorOut, "description": "a token is set and the request lacks it"},
     404: {"model": ErrorOut, "description": "no such verification"},
+    422: {"model": ErrorOut, "description": "a parameter out of its range"},
 }
 
 
@@ -57,47 +54,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def spec_text_of(body: bytes, media_type: str) -> str:
-    """The spec as YAML text: YAML bodies as sent, JSON bodies re-written as YAML."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            f"expected UTF-8 text, got a bad byte at offset {exc.start}", file="<request>"
-        ) from None
-    if media_type in YAML_TYPES:
-        return text
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"expected JSON, got {exc.msg}", file="<request>", line=exc.lineno
-        ) from None
-    if not isinstance(data, dict):
-        raise SpecError(
-            f"expected a JSON object with name, instance and claims, got {type(data).__name__}",
-            file="<request>",
-        )
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-def prepare(text: str, limits: Limits) -> Spec:
-    """Parse and preflight a spec: every limit is checked here, before anything is queued.
-
-    Raises:
-        SpecError: a malformed spec (file, line and key where known).
-        LimitExceeded: work over a limit, naming it.
-    """
-    from verifier.run import SpecRunner  # loads the claim registry (new kinds need no change)
-
-    try:
-        spec = load_spec_text(text, file="<request>", max_bytes=limits.max_spec_bytes)
-        SpecRunner(spec, limits).preflight()
-    except RecursionError:
-        raise SpecError("expected a spec, got nesting too deep to read", file="<request>") from None
-    return spec
-
-
 @router.post(
     "",
     status_code=202,
@@ -109,12 +65,18 @@ def prepare(text: str, limits: Limits) -> Spec:
         415: {"model": ErrorOut, "description": "neither YAML nor JSON"},
         422: {"model": ErrorOut, "description": "a bad spec, or a spec over a limit"},
         429: {"model": ErrorOut, "description": "the queue is full; retry after Retry-After s"},
+        503: {"model": ErrorOut, "description": "the validator process died; retry"},
     },
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                "application/yaml": {"schema": {"type": "string"}, "example": SPEC_YAML_EXAMPLE},
+                # a mapping either way (YAML text of one, or JSON); a body the schema accepts
+                # can still break a rule it cannot state (a formula, a limit): 422
+                "application/yaml": {
+                    "schema": {"type": "object", "description": "a spec; see GET /v1/schema"},
+                    "example": SPEC_JSON_EXAMPLE,
+                },
                 "application/json": {
                     "schema": {"type": "object", "description": "a spec; see GET /v1/schema"},
                     "example": SPEC_JSON_EXAMPLE,
@@ -127,14 +89,18 @@ async def submit(
     request: Request,
     response: Response,
     settings: SettingsDep,
-    limits: LimitsDep,
     store: StoreDep,
-    _auth: WriteAuth,
+    validators: ValidatorsDep,
     reuse: Annotated[
-        bool, Query(description="answer from a stored report of the same spec and version")
+        bool,
+        Query(
+            description="answer from a stored report of the same spec and version, or join "
+            "the same spec's job already queued or running"
+        ),
     ] = True,
 ) -> Verification:
-    """Submit a spec (YAML or JSON); 202 with the job, or 200 with a reused report."""
+    """Submit a spec (YAML or JSON): 202 with a new job, or with the job of the same spec
+    already queued or running (joined, with ``reuse``); 200 with a reused report."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in YAML_TYPES | JSON_TYPES:
         raise ApiError(
@@ -143,36 +109,34 @@ async def submit(
             f"expected Content-Type application/yaml or application/json, got {media_type!r}",
         )
     body = await read_body(request, settings.max_body_bytes)
-    text = spec_text_of(body, media_type)
-    spec = await run_in_threadpool(prepare, text, limits)
-    spec_hash = spec.content_hash()
-    stored = store.stored_report(spec_hash, __version__) if reuse else None
-    if stored is not None:
-        status: JobStatus = Report.model_validate(stored).status
-        job = await run_in_threadpool(store.create_reused, spec.name, text, stored, status)
-        response.status_code = 200
-    else:
-        try:
-            job = await run_in_threadpool(
-                store.create_job, spec.name, spec_hash, __version__, text, settings.max_queued
-            )
-        except QueueFull as exc:
-            raise ApiError(
-                429,
-                "queue_full",
-                f"{exc}; retry later",
-                headers={"Retry-After": str(settings.retry_after_s)},
-            ) from None
+    spec = await validators.prepare(body, media_type)  # a validator process: off the loop
+    try:
+        job, how = await run_in_threadpool(
+            store.submit,
+            spec.name,
+            spec.spec_hash,
+            __version__,
+            spec.text,
+            settings.max_queued,
+            reuse,
+        )
+    except QueueFull as exc:
+        raise ApiError(
+            429,
+            "queue_full",
+            f"{exc}; retry later",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        ) from None
+    response.status_code = 200 if how == "reused" else 202
     response.headers["Location"] = f"/v1/verifications/{job.id}"
     return Verification.from_job(job)
 
 
-@router.get("", response_model=VerificationPage)
+@router.get("", response_model=VerificationPage, responses={401: _ERRORS[401], 422: _ERRORS[422]})
 def list_verifications(
-    request: Request,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 20,
-    before: Annotated[int | None, Query(ge=1, description="cursor from `next`")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="cursor from `next`")] = None,
     status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
 ) -> VerificationPage:
     """List jobs, newest first, a page at a time."""
@@ -200,7 +164,7 @@ def get_verification(job: JobDep) -> Verification:
     response_model=Verification,
     responses={**_ERRORS, 409: {"model": ErrorOut, "description": "already finished"}},
 )
-def cancel_verification(_auth: WriteAuth, job: JobDep, store: StoreDep) -> Verification:
+def cancel_verification(job: JobDep, store: StoreDep) -> Verification:
     """Cancel a job: a queued one at once, a running one within seconds."""
     if job.status in TERMINAL:
         raise ApiError(
@@ -212,6 +176,16 @@ def cancel_verification(_auth: WriteAuth, job: JobDep, store: StoreDep) -> Verif
     return Verification.from_job(updated or job)
 
 
+_SSE_EVENT = {  # OpenAPI 3.1: the schema of a text/event-stream describes one event
+    "type": "object",
+    "description": "one server-sent event; `data` is JSON text",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": ["status", "progress", "verdict", "timeout"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
 _SSE_EXAMPLE = (
     'id: 2\nevent: status\ndata: {"status": "running"}\n\n'
     'id: 3\nevent: progress\ndata: {"progress": 0.5, "key": "exact", "message": "2048/4096 facts"}'
@@ -225,9 +199,7 @@ _SSE_EXAMPLE = (
     responses={
         200: {
             "description": "server-sent events: status, progress, then one verdict (last)",
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         },
         **_ERRORS,
     },
@@ -237,11 +209,16 @@ async def stream_events(
     store: StoreDep,
     settings: SettingsDep,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", description="resume after this event")
-    ] = None,
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=EVENT_ID,
+            description="resume after this event id (what the last event's `id:` said)",
+        ),
+    ] = "0",
 ) -> StreamingResponse:
     """Stream a job's progress as server-sent events, ending with its verdict."""
-    job_id, start_after = job.id, last_event_id or 0
+    job_id, start_after = job.id, int(last_event_id)
 
     async def events() -> AsyncIterator[str]:
         after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0

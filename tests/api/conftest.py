@@ -72,11 +72,13 @@ class Server:
         workers: int = 2,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        cwd: Path | None = None,
     ):
         self.data_dir = data_dir
         self.workers = workers
         self.env = env or {}
         self.args = args  # more `verifier serve` options (``--executor ray`` ...)
+        self.cwd = cwd  # the server's working directory (default: the tests')
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = data_dir / "server.log"
@@ -85,7 +87,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 90.0) -> Server:
+    def start(self, timeout: float = 300.0) -> Server:  # a loaded 2-core box is slow to import
         self.port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFIER_API_")}
@@ -110,6 +112,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """A real ``verifier serve`` on 127.0.0.1, driven with httpx: submit, poll, stream, cancel,
-32 concurrent submissions, the token, and the report page in a headless browser."""
+32 concurrent submissions, the token, and the report page (and a notebook ``Report``'s HTML,
+the same table and plots) in a headless browser."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import time
 import httpx
 import pytest
 
+from api.deps import CHALLENGES
 from tests.api.conftest import TERMINAL, TOKEN, Server, long_spec, submit, tiny_spec, wait_for
+from verifier.report import Report
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +135,9 @@ def test_32_concurrent_submissions_all_finish_correctly(server: Server) -> None:
     assert [r.status_code for r in responses] == [202] * 32
     ids = [r.json()["id"] for r in responses]
     assert len(set(ids)) == 32
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with httpx.Client(
+        base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as c:
         for i, job_id in enumerate(ids):
             done = wait_for(c, job_id, TERMINAL, timeout=90)
             accuracy = done["report"]["results"][0]["measured"]["accuracy"]
@@ -151,10 +156,11 @@ def test_token_is_required_for_writes(server: Server) -> None:
             headers={"Content-Type": "application/yaml"},
         )
         assert r.status_code == 401
-        assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert r.headers.get_list("WWW-Authenticate") == list(CHALLENGES)
         assert r.json() == {
             "error": "unauthorized",
-            "message": "expected Authorization: Bearer <token>, got no Authorization header",
+            "message": "expected Authorization: Bearer <token> (or Basic, with the token as "
+            "password), got no Authorization header",
             "line": None,
             "key": None,
             "limit": None,
@@ -167,8 +173,8 @@ def test_token_is_required_for_writes(server: Server) -> None:
         assert wrong.status_code == 401
         assert "wrong or malformed token" in wrong.json()["message"]
         assert anon.delete(f"/v1/verifications/{'0' * 32}").status_code == 401
-        # reads stay open
-        assert anon.get("/v1/verifications").status_code == 200
+        # reads need it too (issue 13, defect 9); only /healthz is open
+        assert anon.get("/v1/verifications").status_code == 401
         assert anon.get("/healthz").json()["status"] == "ok"
 
 
@@ -218,7 +224,9 @@ def test_report_page_in_a_headless_browser(client: httpx.Client, tmp_path) -> No
     browser = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         browser.set_page_load_timeout(30)
-        browser.get(f"{client.base_url}/v1/verifications/{done['id']}/report")
+        # Basic authentication, the browser's way to send the token (user name: anything)
+        base = str(client.base_url).replace("http://", f"http://anyone:{TOKEN}@")
+        browser.get(f"{base}/v1/verifications/{done['id']}/report")
         assert browser.title == "Verification page-me: passed"
         assert browser.find_element(By.ID, "status").text == "passed"
         rows = browser.find_elements(By.CSS_SELECTOR, "#results tr.result")
@@ -234,5 +242,21 @@ def test_report_page_in_a_headless_browser(client: httpx.Client, tmp_path) -> No
         )
         assert all(complete and width > 100 for complete, width in sizes), sizes
         assert "code_dim" in images[0].get_attribute("alt")
+        # the same report as a notebook shows it (Report._repr_html_), opened from a file
+        notebook = tmp_path / "notebook.html"
+        html = Report.model_validate(done["report"])._repr_html_()
+        notebook.write_text(f"<!doctype html><meta charset='utf-8'><title>nb</title>{html}")
+        browser.get(notebook.as_uri())
+        assert browser.find_element(By.CSS_SELECTOR, ".report-status").text == "passed"
+        rows = browser.find_elements(By.CSS_SELECTOR, ".verifier-report #results tr.result")
+        assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == [
+            "exact[N=32]",
+            "exact[N=64]",
+            "exact[N=128]",
+        ]
+        sizes = browser.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
+        )
+        assert len(sizes) == 1 and all(c and w > 100 for c, w in sizes), sizes
     finally:
         browser.quit()

@@ -130,7 +130,10 @@ def test_bad_values_are_errors(quantity: str, match: str) -> None:
 
 
 def test_gamma_one_divides_by_zero() -> None:
-    out = run("  - id: g\n    check: bound\n    theorem: G1\n    given: {gamma: 1}\n")
+    out = run(
+        "  - id: g\n    check: bound\n    theorem: G1\n    given: {gamma: 1}\n"
+        "    expect: {params: '>= 1'}\n"
+    )
     assert out["g"][0] == "error" and "division by zero" in out["g"][1]
 
 

@@ -46,7 +46,7 @@ def g1_code_length(v: Values) -> float:
 
 
 def g1_sizes(v: Values) -> tuple[float, float, float]:
-    """(d, w, params) of G1 at width m: counted tensor by tensor (THEORY.md section 2)."""
+    """(d, w, params) of G1 at width m: counted tensor by tensor (docs/theory.md section 2)."""
     n, r, mm, a = v["N"], v["R"], v["m"], v["A"]
     d, w = r * mm + r + mm, 2 * r * mm
     tensors = [(n + r) * d, 2 * d, r * d, r * d, r * d, r * d, d * w, w, w * d, d, d * a]
@@ -87,7 +87,7 @@ INDEPENDENT: dict[tuple[str, str], Callable[[Values], float]] = {
 
 
 def chain_sizes(v: Values, cot: bool) -> tuple[float, float, float]:
-    """(d, d_mlp, params) of Gk (cot False) or Ck, THEORY.md sections 2 and 5."""
+    """(d, d_mlp, params) of Gk (cot False) or Ck, docs/theory.md sections 2 and 5."""
     n, r, k, m = v["N"], v["R"], v["k"], v["m"]
     slots, blocks, heads, n_ctx = (r, 1, 1, 2 * k) if cot else (r**k, k, k, k + 1)
     d = slots * m + blocks * r + m + 2

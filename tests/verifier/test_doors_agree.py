@@ -33,6 +33,7 @@ def test_cli_and_pytest_agree(tmp_path: Path) -> None:
             str(FIXTURES),
             "-p",
             "no:cacheprovider",
+            "--verifier-no-reuse",  # verify again: not the verdicts the CLI just stored
             f"--junitxml={junit}",
             "-q",
         ],

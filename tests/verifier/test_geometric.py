@@ -1,4 +1,4 @@
-"""G1 (THEORY.md section 3) through the real forward pass: exact recall, margin = 1 - mu,
+"""G1 (docs/theory.md section 3) through the real forward pass: exact recall, margin = 1 - mu,
 and locality of the subject table."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Mechanism measures (THEORY.md section 7) on models whose answers are known.
+"""Mechanism measures (docs/theory.md section 7) on models whose answers are known.
 
-G1 (verifier/constructions/geometric.py) and the compact construction (compact.py, THEORY.md
+G1 (verifier/constructions/geometric.py) and the compact construction (compact.py, docs/theory.md
 3b) are geometric by construction: their subject rows are exact superpositions, their MLPs exact
 relation-gated selectors, so every measure must score 1 on both. Shuffling the subject rows
 destroys the superposition (but not the MLP); a key-value memory built here is not a selector.

@@ -1,4 +1,4 @@
-"""Multi-hop recall (THEORY.md section 5): Gk, Ck, LBk, the budget claim and bad input."""
+"""Multi-hop recall (docs/theory.md section 5): Gk, Ck, LBk, the budget claim and bad input."""
 
 from __future__ import annotations
 
@@ -226,7 +226,10 @@ def test_budget_claim_finds_the_depth_where_gk_stops_fitting() -> None:
     text = (
         SPEC.format(n=n, r=2, k=1, cot="COT")
         .replace("check: construction", "check: budget")
-        .replace("expect: {accuracy: 1.0}", f"budget: {{params: {budget}}}\n    max_hops: 4")
+        .replace(
+            "expect: {accuracy: 1.0}",
+            f"budget: {{params: {budget}}}\n    max_hops: 4\n    expect: {{depth: '>= 1'}}",
+        )
     )
     gk = run_spec(load_spec_text(text.replace("COT", "false"))).results[0]
     ck = run_spec(load_spec_text(text.replace("COT", "true"))).results[0]
@@ -261,7 +264,7 @@ def test_too_many_queries_is_refused_before_any_work(monkeypatch: pytest.MonkeyP
         ("hops: 2, chains: [[0, 5]]", "instance", "unknown relation 5; expected one of 0..2"),
         ("hops: 2, chains: [[0, 1, 2]]", "instance", "chains[0]: expected 2 relations (hops = 2)"),
         ("hops: 2, chains: [[0, 1], [0, 1]]", "instance", "chains[1]: repeats chains[0]"),
-        ("hops: 2, chains: []", "instance", "non-empty list of chains"),
+        ("hops: 2, chains: []", "instance.chains", "non-empty list of chains"),
         ("hops: 2, attributes: disjoint", "instance.attributes", "'shared'"),
     ],
 )
@@ -289,6 +292,7 @@ claims:
     check: budget
     construction: {{name: geometric}}
     budget: {budget}
+    expect: {{depth: ">= 1"}}
 """
     with pytest.raises(SpecError, match="expected params, embedding_dim or both"):
         load_spec_text(base.format(kind="multi_hop", extra=", hops: 1", budget="{}"))

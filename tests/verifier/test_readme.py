@@ -32,3 +32,16 @@ def test_readme_spec_is_the_bundled_one_and_passes() -> None:
     assert shown.instance == bundled.instance
     report = run_spec(shown)
     assert [r.status for r in report.results] == ["passed"]
+
+
+def test_readme_states_the_fixed_bounds() -> None:
+    from verifier.expr import MAX_CONSTANT, MAX_EXACT_DIGITS, MAX_EXPONENT, MAX_FORMULA_CHARS
+    from verifier.yaml_lines import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FLOW_DEPTH
+
+    limits = README.split("## Limits", 1)[1]
+    assert f"at most {MAX_FORMULA_CHARS} characters" in limits
+    assert MAX_CONSTANT == 1e300 and "at most 1e300 in magnitude" in limits
+    assert f"exponent at most {MAX_EXPONENT:,}" in limits
+    assert f"at most {MAX_EXACT_DIGITS:,} digits" in limits
+    assert MAX_DEPTH == MAX_FLOW_DEPTH and f"at most {MAX_DEPTH} levels" in limits
+    assert f"{MAX_EXPANDED_NODES:,} nodes" in limits

@@ -59,7 +59,7 @@ def test_minimal_code_dim_by_search_and_its_neighbours_rechecked() -> None:
     assert search["fails_at"] == m - 1
     # re-check both neighbours as plain claims, through the real forward pass
     for width, exact in ((m, True), (m - 1, False)):
-        plain = SPEC.replace("    minimize: {minimize}\n", "").format(expect="{}")
+        plain = SPEC.replace("    minimize: {minimize}\n", "").format(expect="{n_facts: 256}")
         plain = plain.replace("code_dim: 8", f"code_dim: {width}")
         [r] = run_spec(load_spec_text(plain)).results
         assert (r.measured["accuracy"] == 1.0) is exact

@@ -29,7 +29,7 @@ claims:
 CASES = {
     "unknown-key": (
         GOOD.replace("margin: 0.5}", "margin: 0.5, codebok: gaussian}"),
-        ":6: claims.0.construction.codebok: unknown key",
+        ":6: claims.0.construction.codebok: unknown key 'codebok' (did you mean 'codebook'?)",
     ),
     "wrong-type": (
         GOOD.replace("entities: 64", "entities: many"),
@@ -45,7 +45,9 @@ CASES = {
         "alias bomb",
     ),
     "duplicate-claim-ids": (
-        GOOD + "  - id: exact\n    check: construction\n    construction: {name: geometric}\n",
+        GOOD
+        + "  - id: exact\n    check: construction\n    construction: {name: geometric}\n"
+        + "    expect: {accuracy: 1.0}\n",
         ":10: claims.1.id: duplicate claim id 'exact'",
     ),
     "duplicate-key": (GOOD.replace("seed: 1}", "seed: 1, seed: 2}"), ":2: seed: duplicate key"),
@@ -69,7 +71,10 @@ CASES = {
         GOOD.replace("accuracy: 1.0", "acuracy: 1.0"),
         ":8: claims.0.expect.acuracy: unknown measure",
     ),
-    "unknown-check": (GOOD.replace("check: construction", "check: magic"), ":4: claims.0:"),
+    "unknown-check": (
+        GOOD.replace("check: construction", "check: magic"),
+        ":5: claims.0.check: unknown check 'magic'; expected one of construction, budget",
+    ),
 }
 
 
@@ -103,14 +108,15 @@ def test_bad_spec_through_the_real_console_script(write_spec, tmp_path: Path) ->
     proc = run_cli("check", str(path), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: {path}:6: claims.0.construction.codebok: unknown key; check its spelling "
-        "against `verifier schema`"
+        f"error: {path}:6: claims.0.construction.codebok: unknown key 'codebok' "
+        "(did you mean 'codebook'?)"
     ]
 
 
 def test_limits_refuse_before_any_work() -> None:
     text = GOOD + (
         "  - id: huge\n    check: construction\n    construction: {name: geometric, code_dim: 8}\n"
+        "    expect: {accuracy: 1.0}\n"
     )
     text = text.replace("entities: 64", "entities: 5000")
     spec = load_spec_text(text, "limits.spec.yaml")

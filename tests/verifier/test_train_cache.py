@@ -100,6 +100,12 @@ def test_every_training_setting_changes_the_key(name: str) -> None:
     assert run_key(INSTANCE, changed) != run_key(INSTANCE, BASE)
 
 
+def test_the_example_order_changes_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = run_key(INSTANCE, BASE)
+    monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "1")
+    assert run_key(INSTANCE, BASE) != key
+
+
 def test_replicate_seeds_change_the_key() -> None:
     one = run_key(INSTANCE, BASE)
     assert run_key(INSTANCE, BASE, seeds=[0, 1]) not in (one, run_key(INSTANCE, BASE, seeds=[0, 2]))
@@ -168,7 +174,8 @@ def _strip(data: Any) -> Any:
 
 
 def _cli(*args: str) -> Any:
-    proc = CliRunner().invoke(app, ["run", *args, "--json"])
+    # --no-reuse: these tests are about checkpoints, not stored verdicts (test_reuse.py)
+    proc = CliRunner().invoke(app, ["run", *args, "--json", "--no-reuse"])
     assert proc.exit_code == 0, proc.output
     return _strip(json.loads(proc.stdout))
 
@@ -203,6 +210,7 @@ def test_pytest_reuses_the_checkpoint_and_no_cache_retrains(
     trainings.clear()
     # hypothesis's plugin re-imports hypothesis in every in-process run (2-3 s): not needed here
     args = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--rootdir", str(pytester.path)]
+    args.append("--verifier-no-reuse")  # checkpoints, not stored verdicts (test_reuse.py)
     pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
     assert len(trainings) == 1
     assert (pytester.path / PLUGIN_DEFAULT / "training").is_dir()  # <rootdir>/.verifier/artifacts

@@ -1,4 +1,4 @@
-"""Multi-hop training (THEORY.md sections 5, 7): query layouts, teacher forcing, greedy evaluation,
+"""Multi-hop training (docs/theory.md 5, 7): query layouts, teacher forcing, greedy evaluation,
 determinism, and refusals before any training."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import torch
 
 from verifier.constructions.codebooks import codebook
 from verifier.constructions.geometric import build_geometric
+from verifier.errors import VerifierError
 from verifier.instances import BijectionFacts
 from verifier.recall import margins_of
 from verifier.relearn import relearn
@@ -162,3 +163,18 @@ def test_relearn_from_exact_probe_rows_needs_no_step_and_moves_only_subject_rows
     (result,) = relearn([model32], [facts], [new], cfg, group, 50, "probe", 0)  # type: ignore[misc]
     assert result.start_accuracy == 1.0 and result.steps_to_perfect == 0
     assert result.accuracy == 1.0
+
+
+def test_another_example_order_changes_the_float32_trajectory_not_the_math(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VERIFIER_TRAIN_ORDER permutes the examples: the same sums in another float32 order."""
+    cfg = replace(CFG, steps=5, stop_loss=-1.0)
+    canonical = train(TASKS[0], cfg)
+    monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "1")
+    permuted = train(TASKS[0], cfg)
+    assert _same_weights(canonical.model, permuted.model, atol=1e-5)
+    assert not _same_weights(canonical.model, permuted.model)  # not bitwise: another order
+    monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "-1")
+    with pytest.raises(VerifierError, match="VERIFIER_TRAIN_ORDER: expected a non-negative"):
+        train(TASKS[0], cfg)

@@ -43,7 +43,7 @@ class Measurement:
     values: dict[str, Any]
     evidence: dict[str, Any] = field(default_factory=dict)
     symbols: dict[str, float] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    artifacts: Mapping[str, Any] = field(default_factory=dict)
     status: Literal["undecided"] | None = None
     message: str = ""
     replicates: list[dict[str, Any]] | None = None

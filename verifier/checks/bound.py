@@ -1,4 +1,4 @@
-"""The ``bound`` claim: registry theorems evaluated at the instance (THEORY.md sections 3-5).
+"""The ``bound`` claim: registry theorems evaluated at the instance (docs/theory.md sections 3-5).
 
 Every quantity of ``theorem`` (and of each ``versus`` theorem, as ``<ID>_<name>``) and every
 inline quantity is evaluated at the instance's N, R, k, A, the ``given:`` values, the

@@ -1,4 +1,4 @@
-"""The ``construction`` claim: build G1 or the compact construction (THEORY.md sections 3, 3b),
+"""The ``construction`` claim: build G1 or the compact construction (docs/theory.md sections 3, 3b),
 run every fact exactly.
 
 Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and

@@ -1,4 +1,4 @@
-"""The ``feasibility`` claim: convex certificates (THEORY.md section 6).
+"""The ``feasibility`` claim: convex certificates (docs/theory.md section 6).
 
 ``program: codebook_margin`` (P1), ``reembed`` (P2) or ``associative_width`` (P3). Measures
 ``status``, ``margin`` (the checked sandwich ``[margin_lower, margin_upper]``), ``min_code_dim``

@@ -1,4 +1,4 @@
-"""Multi-hop claims (THEORY.md section 5): Gk and Ck through the real forward pass.
+"""Multi-hop claims (docs/theory.md section 5): Gk and Ck through the real forward pass.
 
 ``construction`` on a ``multi_hop`` instance (dispatched here from
 :mod:`verifier.checks.construction`) builds Gk (``cot: false``) or Ck (``cot: true``) and

@@ -1,4 +1,4 @@
-"""The ``training`` claim: gradient descent on every example, then the mechanism (THEORY.md 5, 7).
+"""The ``training`` claim: train on every example, then measure the mechanism (docs/theory.md 5, 7).
 
 Trains the section 2 model with :mod:`verifier.train` (float32, seeded, early stop at exact
 recall) and evaluates it in float64 through the real forward pass:
@@ -13,7 +13,7 @@ recall) and evaluates it in float64 through the real forward pass:
   :func:`verifier.constructions.cot.greedy_decode` (each argmax fed back) and a query counts
   only when *every* intermediate is the true one, so a right final answer reached through a
   wrong intermediate is a failure. The mechanism measures are defined on single-hop facts
-  (THEORY.md section 7), so expecting one here is refused before training.
+  (docs/theory.md section 7), so expecting one here is refused before training.
 
 With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the instance from
 ``s_i`` and initialises the model from it, all S train as one stacked model
@@ -24,7 +24,7 @@ The trained models (one per replicate) are kept in ``Measurement.artifacts["mode
 ``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
 the associative-memory peer's like-for-like setting (issue 14) adds ``attention: none`` and
 ``unit_norm: [W_E, W_U]``. Every run reports its trainable parameters, the facts and bits
-(``R log2 N!``, THEORY.md section 4) per trainable parameter, and whether it diverged.
+(``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
 
 With ``W_U`` frozen, some attributes may be unreachable: no hidden state makes them the strict
 argmax (:mod:`verifier.reachability`, P1). A claim whose ``expect`` (or whose search's
@@ -148,7 +148,7 @@ def require_bijection(instance: Any, kind: str) -> BijectionInstance:
         raise SpecError(
             f"{kind} claims: expected a bijection instance, got kind "
             f"{getattr(instance, 'kind', '?')!r} ({kind} is defined on single-hop facts, "
-            "THEORY.md section 7)",
+            "docs/theory.md section 7)",
             key="instance.kind",
         )
     return instance
@@ -175,8 +175,8 @@ def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: L
     for e in claim.expectations:
         if e.measure in MECHANISM_MEASURES:
             raise SpecError(
-                f"{e.measure} is undefined on a multi_hop instance: THEORY.md section 7 defines "
-                "the mechanism measures on single-hop facts; expected one of accuracy, "
+                f"{e.measure} is undefined on a multi_hop instance: docs/theory.md section 7 "
+                "defines the mechanism measures on single-hop facts; expected one of accuracy, "
                 "step_accuracy, steps_to_perfect, final_loss, params (or a bijection instance)",
                 key=f"{claim.id}.expect.{e.measure}",
             )
@@ -240,7 +240,7 @@ def _needed(claim: TrainingClaim) -> list[Expectation]:
 
 def _preflight_reachable(instance: BijectionInstance | MultiHopInstance, claim: Any) -> None:
     """Refuse a claim whose accuracy expectation needs an attribute the frozen W_U never lets
-    win (THEORY.md section 6, P1 on W_U's columns)."""
+    win (docs/theory.md section 6, P1 on W_U's columns)."""
     needs = _needed(claim)
     if not needs:
         return
@@ -521,7 +521,7 @@ def _trainable(result: TrainResult) -> int:
 
 
 def _capacity(result: TrainResult, n: int, r: int) -> dict[str, Any]:
-    """Trainable parameters, facts and bits (``R log2 N!``, THEORY.md section 4) per trainable
+    """Trainable parameters, facts and bits (``R log2 N!``, docs/theory.md section 4) per trainable
     parameter, the loss before training, and whether the run diverged: its final loss not
     finite or above where it started, or its loss at some step above
     :data:`DIVERGED_FACTOR` times its start (an lr that blows up and kills the ReLUs leaves a

@@ -1,4 +1,4 @@
-"""The ``transfer`` claim: a trained network recalls new facts (THEORY.md section 7).
+"""The ``transfer`` claim: a trained network recalls new facts (docs/theory.md section 7).
 
 Takes the models of an earlier ``training`` claim (``from:``), draws new bijections from
 ``transfer_seed`` and each replicate's instance seed, and either re-initialises only the subject

@@ -1,4 +1,4 @@
-"""Theorem Gk (THEORY.md section 5): multi-hop recall without chain-of-thought.
+"""Theorem Gk (docs/theory.md section 5): multi-hop recall without chain-of-thought.
 
 Each chain c is a compound relation with its own slot. Residual layout,
 ``d = |C| m + k R + m + 2``: |C| chain slots of width m, k gate blocks of R coordinates

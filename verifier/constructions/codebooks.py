@@ -1,4 +1,4 @@
-"""Attribute codebooks (THEORY.md section 3): unit vectors ``a_0..a_{n-1}`` in ``R^m``.
+"""Attribute codebooks (docs/theory.md section 3): unit vectors ``a_0..a_{n-1}`` in ``R^m``.
 
 Codes are nested: the code of width m is the first m columns of one seeded sequence of
 columns, drawn in blocks of ``_BLOCK`` from ``rng(seed, CODEBOOK, block)``, so the code at a

@@ -1,4 +1,4 @@
-"""The compact geometric construction (THEORY.md section 3b): G1 without its answer slot.
+"""The compact geometric construction (docs/theory.md section 3b): G1 without its answer slot.
 
 Residual layout, ``d = R*m + R``: R subject slots of width m and R gate coordinates.
 

@@ -1,4 +1,4 @@
-"""Theorem Ck (THEORY.md section 5): multi-hop recall with chain-of-thought.
+"""Theorem Ck (docs/theory.md section 5): multi-hop recall with chain-of-thought.
 
 Sequence ``[r_1..r_k, x, y_1..y_{k-1}]``: step i reads ``y_{i-1}`` (``y_0 = x``) at position
 ``k + i - 1`` and must emit ``y_i = pi_{r_i}(y_{i-1})``; relation token ``r_i`` sits exactly k

@@ -1,4 +1,4 @@
-"""Theorem G1 (THEORY.md section 3): the geometric single-hop construction.
+"""Theorem G1 (docs/theory.md section 3): the geometric single-hop construction.
 
 Residual layout, ``d = R*m + R + m``: R subject slots of width m, R gate coordinates, one
 answer slot of width m.

@@ -1,4 +1,4 @@
-"""P3, the associative baseline (THEORY.md sections 3 and 6): how wide must a memory be?
+"""P3, the associative baseline (docs/theory.md sections 3 and 6): how wide must a memory be?
 
 Frozen random embeddings ``W_E`` (d wide), attention that adds the relation to the subject
 (``h1 = 2 e_s + e_r``), a frozen random first MLP layer ``W_in`` of width w (ReLU features

@@ -1,10 +1,10 @@
-"""P1, codebook separability (THEORY.md section 6), with a checked primal/dual sandwich.
+"""P1, codebook separability (docs/theory.md section 6), with a checked primal/dual sandwich.
 
 For each target t: ``gamma_t = max gamma  s.t.  (a_t - a_j)^T v >= gamma  (j != t),
 |v|_inf <= B``, whose dual is ``min_{lambda in simplex} B || sum_j lambda_j (a_t - a_j) ||_1``.
 The constraints depend only on the target, so N programs cover all N*R facts; the margin of
 the codebook is ``min_t gamma_t``. ``B`` defaults to ``max |a_{j,i}|``, the G1 selector's bound
-(THEORY.md section 3), so ``v = a_t`` is feasible and ``gamma_t >= 1 - max_j <a_t, a_j>``.
+(docs/theory.md section 3), so ``v = a_t`` is feasible and ``gamma_t >= 1 - max_j <a_t, a_j>``.
 
 Algorithm: each target's LP is solved over a working set of its nearest competitors (largest
 ``<a_t, a_j>``), every constraint is then checked by one matrix product, and violated ones join

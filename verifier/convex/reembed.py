@@ -1,4 +1,4 @@
-"""P2, re-embedding through a frozen network (THEORY.md section 6): zero-shot transfer.
+"""P2, re-embedding through a frozen network (docs/theory.md section 6): zero-shot transfer.
 
 Attention, MLP and unembedding are frozen; only the subject rows ``W_E[s]`` change, to store a
 *new* set of bijections. For a subject s and relation r (sequence ``[r, s]``), fix at a point

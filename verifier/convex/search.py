@@ -1,4 +1,4 @@
-"""Minimal dimension and width (THEORY.md section 6), reported with both neighbours.
+"""Minimal dimension and width (docs/theory.md section 6), reported with both neighbours.
 
 - ``min_code_dim`` (P1): scans m = 1, 2, ... upwards. Codes of width m are normalised per width,
   so P1 feasibility need not be monotone in m; the scan therefore certifies *every* smaller m

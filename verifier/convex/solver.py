@@ -1,4 +1,4 @@
-"""Solver choice and status discipline for every convex program (THEORY.md section 6).
+"""Solver choice and status discipline for every convex program (docs/theory.md section 6).
 
 A cvxpy status other than ``optimal`` (``optimal_inaccurate``, ``user_limit`` after a time-out,
 ``infeasible`` for a program that is feasible by construction, a solver exception) raises

@@ -1,4 +1,4 @@
-"""Linear programs with many rows, solved over a growing working set (THEORY.md section 6).
+"""Linear programs with many rows, solved over a growing working set (docs/theory.md section 6).
 
 ``max c^T x  s.t.  G x <= h,  lo <= x <= hi``. Only a working set of rows goes to the solver;
 after each solve every row is checked by one matrix product (``h - G x``) and the most violated
