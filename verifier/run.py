@@ -209,10 +209,10 @@ class SpecRunner:
                     raise exc.located(self.spec.source.file, point.line) from None
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
         for i, claim in enumerate(self.spec.claims):
-            if not claim.expect and claim.minimize is None and claim.id not in needed:
+            if not claim.expect and claim.search_spec() is None and claim.id not in needed:
                 raise SpecError(
                     f"claim {claim.id!r} expects nothing and no claim uses it; expected at least "
-                    "one expectation under expect: (or a minimize: search)",
+                    "one expectation under expect: (or a minimize: or maximize: search)",
                     file=self.spec.source.file,
                     line=self.spec.source.claim_lines.get(claim.id),
                     key=f"claims.{i}.expect",
