@@ -112,7 +112,8 @@ def contrast_png(report: Report, dpi: int = 100) -> bytes | None:
         bx, by = zip(*sorted(c.bits), strict=True) if c.bits else ((), ())
         right.plot(bx, by, "o-", color=f"C{i}", label=c.claim_id)
     right.axhline(FLOAT_BITS, color="0.3", linestyle="-", linewidth=1)
-    right.text(min(xs), FLOAT_BITS * 1.15, f"LB1: R log2(N!) / P <= p = {FLOAT_BITS} (float32)")
+    label = f"LB1: R log2(N!) / P <= p = {FLOAT_BITS} (float32)"
+    right.text(min(xs), FLOAT_BITS / 1.15, label, fontsize=8, va="top")  # below: the title is above
     right.axhline(REFERENCE_BITS, color="0.5", linestyle=":", linewidth=1)
     right.text(min(xs), REFERENCE_BITS * 1.15, "~2 bits/param (Allen-Zhu & Li 2024)", fontsize=8)
     for ax in (left, right):
