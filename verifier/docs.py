@@ -64,7 +64,8 @@ _EXPECTATIONS = """\
 `expect:` maps a measure of the claim's kind to what it must be:
 
 - a number: equality within `1e-9` (absolute and relative), or `{{value: x, tol: t}}` for an
-  explicit tolerance;
+  explicit tolerance, or `{{value: x, rel: r}}` for "within `r |x|` of `x`" (`{{value: 166,
+  rel: 0.3}}`: within 30% of a published figure; the result shows the ratio);
 - a word (`feasible`, `not_found`, `true`, ...): equality of labels;
 - `"<op> formula"` with `<op>` one of {comparators}: the measured value against the formula
   evaluated at the instance (and at the claim's own symbols where its kind adds some);

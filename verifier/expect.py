@@ -4,6 +4,8 @@ Forms a spec may use for one measure:
 
 - a number: equality within ``tol`` (default ``1e-9``, absolute and relative);
 - ``{value: x, tol: t}``: equality within an explicit tolerance (finite, ``t >= 0``);
+- ``{value: x, rel: r}``: within ``r |x|`` of ``x`` (``rel: 0.3``: within 30% of a published
+  figure);
 - ``"<op> formula"`` with op in ``<= >= == != < >`` over the instance symbols;
 - a word (``feasible``, ``infeasible``, ...): equality of labels for non-numeric measures;
 - ``growth: {...}`` on a swept claim (judged over the sweep by :mod:`verifier.fits`).
@@ -33,6 +35,7 @@ class Expectation:
     text: str  # as the user wrote it
     value: float | str | None = None
     tol: float = DEFAULT_TOL
+    rel: float | None = None  # equals: |measured - value| <= rel |value| instead of tol
     comparison: Comparison | None = None
     growth: Mapping[str, Any] | None = None
 
@@ -48,6 +51,10 @@ class Outcome:
     detail: str = ""
     bound: float | None = None  # the formula's value, for comparisons
     replicates: list[Any] | None = None  # each replicate's measured value (replicated claims)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def parse_expectation(
@@ -68,9 +75,18 @@ def parse_expectation(
         if measure == "growth":
             return Expectation(measure, "growth", str(dict(raw)), growth=dict(raw))
         keys = set(raw)
+        if keys == {"value", "rel"}:
+            value, rel = raw["value"], raw["rel"]
+            if not all(_is_number(x) for x in (value, rel)):
+                raise SpecError(f"expected numbers for value and rel, got {dict(raw)}", key=measure)
+            if not (math.isfinite(value) and math.isfinite(rel) and rel >= 0):
+                raise SpecError(f"expected finite value and rel >= 0, got {dict(raw)}", key=measure)
+            text = f"{value} ± {rel:.0%}"
+            return Expectation(measure, "equals", text, value=float(value), rel=float(rel))
         if "value" not in keys or not keys <= {"value", "tol"}:
             raise SpecError(
-                f"expected {{value: <number>, tol: <number>}}, got keys {sorted(keys)}",
+                f"expected {{value: <number>, tol: <number>}} or {{value: <number>, rel: "
+                f"<number>}}, got keys {sorted(keys)}",
                 key=measure,
             )
         value, tol = raw["value"], raw.get("tol", DEFAULT_TOL)
@@ -117,6 +133,10 @@ def judge(exp: Expectation, measured: Any, values: Mapping[str, float]) -> Outco
     value = float(measured)
     if exp.kind == "equals":
         assert isinstance(exp.value, float)
+        if exp.rel is not None:
+            ok = abs(value - exp.value) <= exp.rel * abs(exp.value)
+            ratio = f"ratio {value / exp.value:.3g}" if exp.value else ""
+            return Outcome(exp.measure, exp.text, measured, ok, ratio)
         ok = math.isclose(value, exp.value, rel_tol=exp.tol, abs_tol=exp.tol)
         return Outcome(exp.measure, exp.text, measured, ok)
     assert exp.comparison is not None

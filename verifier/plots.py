@@ -12,6 +12,8 @@
   (:func:`bound_plot`); a sweep over two or more fields (a regime map) as one heatmap per
   measure (:func:`grid_plots`), and each trained model's MLP gating (:func:`gating_plots`;
   both drawn by :mod:`verifier.heatmaps`).
+- Two or more searched sweeps over N (associative against geometric, issue 14): one figure with
+  both curves and their bits per trainable parameter beside LB1 (:mod:`verifier.contrast_plot`).
 
 :func:`report_plots` gives all of them for one report, as :class:`Plot` (base64 PNG, title,
 alt text): the HTTP report page and ``Report._repr_html_`` embed them. Matplotlib runs headless
@@ -295,6 +297,17 @@ def growth_plots(report: Report) -> list[Plot]:
     return plots
 
 
+def contrast_plots(report: Report) -> list[Plot]:
+    """The associative-against-geometric contrast (:mod:`verifier.contrast_plot`), if any."""
+    from verifier.contrast_plot import contrast_png  # it imports this module's neighbours
+
+    png = contrast_png(report)
+    if png is None:
+        return []
+    title = "contrast: searched MLP width and bits per trainable parameter against N"
+    return [Plot(title=title, alt=title, png_base64=base64.b64encode(png).decode("ascii"))]
+
+
 def report_plots(report: Report) -> list[Plot]:
-    """Every plot that fits a report: growth fits first, then sweeps and bounded measures."""
-    return growth_plots(report) + _measure_plots(report)
+    """Every plot that fits a report: growth fits, the regime contrast, sweeps and bounds."""
+    return growth_plots(report) + contrast_plots(report) + _measure_plots(report)

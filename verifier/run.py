@@ -194,24 +194,25 @@ class SpecRunner:
                 if kind is None:
                     raise SpecError(f"no check registered for {claim.check_kind()!r}")
                 try:
-                    if claim.minimize is None:
+                    search = claim.search_spec()
+                    if search is None:
                         kind.preflight(point.instance, point.claim, self.limits)
                     else:  # issue 7: both ends of the search range, before any work
-                        for value in (claim.minimize.start, claim.minimize.max):
-                            inst, cl = substitute(
-                                point.instance, point.claim, claim.minimize.field, value
-                            )
+                        for value in (search.start, search.max):
+                            inst, cl = substitute(point.instance, point.claim, search.field, value)
                             kind.preflight(inst, cl, self.limits)
+                        # issue 14: the claim with its search (until), as _run_point checks it
+                        kind.preflight(point.instance, point.claim, self.limits)
                 except LimitExceeded as exc:
                     raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
         for i, claim in enumerate(self.spec.claims):
-            if not claim.expect and claim.minimize is None and claim.id not in needed:
+            if not claim.expect and claim.search_spec() is None and claim.id not in needed:
                 raise SpecError(
                     f"claim {claim.id!r} expects nothing and no claim uses it; expected at least "
-                    "one expectation under expect: (or a minimize: search)",
+                    "one expectation under expect: (or a minimize: or maximize: search)",
                     file=self.spec.source.file,
                     line=self.spec.source.claim_lines.get(claim.id),
                     key=f"claims.{i}.expect",
@@ -517,15 +518,16 @@ class SpecRunner:
                 cache_dir=self.cache_dir,
                 memo=self._memo,
             )
-            if claim.minimize is None:
+            if claim.search_spec() is None:
                 measurement = kind.run(ctx)
-            else:  # issue 7: doubling then bisection over one field (verifier/search.py)
+            else:  # issues 7, 14: doubling then bisection over one field (verifier/search.py)
 
                 def evaluate(inst: Any, cl: Any) -> Measurement:
                     kind.preflight(inst, cl, self.limits)
                     return kind.run(replace(ctx, instance=inst, claim=cl))
 
-                measurement = run_minimize(point.instance, claim, evaluate)
+                explain = getattr(kind, "explain", None)
+                measurement = run_minimize(point.instance, claim, evaluate, explain)
         except Cancelled:
             raise
         except (SpecError, LimitExceeded, SolverError, VerifierError) as exc:

@@ -158,12 +158,43 @@ class Minimize(StrictModel):
     until: dict[str, Any] = Field(min_length=1, description="expectations that must hold")
     start: int = Field(1, ge=1, description="first value tried")
     max: int = Field(4096, ge=1, description="largest value tried; also checked by preflight")
+    lr_ladder: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=8,
+        description="training claims: learning rates tried in turn at each value (optim.lr); "
+        "a replicate holds at the first that meets until",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Minimize:
         if self.max < self.start:
             raise ValueError(f"expected max >= start = {self.start}, got max = {self.max}")
         return self
+
+    @property
+    def largest(self) -> bool:
+        """Whether the search wants the largest value (``maximize``), not the smallest."""
+        return False
+
+    @property
+    def measure(self) -> str:
+        """The measure the search reports: ``minimum`` or ``maximum``."""
+        return "maximum" if self.largest else "minimum"
+
+
+class Maximize(Minimize):
+    """Find the largest value of an integer field at which ``until`` still holds.
+
+    ``maximize: {field: N, until: {accuracy: ">= 0.99"}, start: 16, max: 1024}``: doubling
+    from ``start`` while ``until`` holds, then bisection; the result ``v`` holds and ``v + 1``
+    fails (a capacity: the most facts a fixed model stores).
+    """
+
+    @property
+    def largest(self) -> bool:
+        """Always: the largest value."""
+        return True
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -183,6 +214,9 @@ class ClaimBase(StrictModel):
     xfail: str | None = Field(None, description="reason this claim is expected to fail")
     minimize: Minimize | None = Field(
         None, description="search the smallest value of a field at which `until` holds"
+    )
+    maximize: Maximize | None = Field(
+        None, description="search the largest value of a field at which `until` holds"
     )
 
     MEASURES: ClassVar[tuple[str, ...]] = ()
@@ -224,22 +258,26 @@ class ClaimBase(StrictModel):
                     parse_growth(raw, measures, self.LABEL_MEASURES, list(self.sweep or {}))
                 except ValueError as exc:
                     raise ValueError(f"expect.growth: {exc}") from None
-        if self.minimize is not None and self.minimize.field in (self.sweep or {}):
+        if self.minimize is not None and self.maximize is not None:
+            raise ValueError("expected one search per claim, minimize or maximize, got both")
+        search = self.search_spec()
+        key = "maximize" if self.maximize is not None else "minimize"
+        if search is not None and search.field in (self.sweep or {}):
             raise ValueError(
-                f"minimize.field: {self.minimize.field!r} is searched, so it cannot be swept too; "
-                "expected it in minimize or in sweep, got both"
+                f"{key}.field: {search.field!r} is searched, so it cannot be swept too; "
+                f"expected it in {key} or in sweep, got both"
             )
-        if self.minimize is not None:  # issue 7: the search's stopping rule (verifier/search.py)
-            for measure, raw in self.minimize.until.items():
+        if search is not None:  # issue 7: the search's stopping rule (verifier/search.py)
+            for measure, raw in search.until.items():
                 if measure not in self.MEASURES:
                     raise ValueError(
-                        f"minimize.until.{measure}: unknown measure for a {self.check_kind()} "
+                        f"{key}.until.{measure}: unknown measure for a {self.check_kind()} "
                         f"claim; expected one of {', '.join(self.MEASURES)}"
                     )
                 try:
                     parse_expectation(measure, raw, self.SYMBOLS)
                 except SpecError as exc:
-                    raise ValueError(f"minimize.until.{measure}: {exc.message}") from None
+                    raise ValueError(f"{key}.until.{measure}: {exc.message}") from None
         self._expectations = parsed
         return self
 
@@ -248,8 +286,14 @@ class ClaimBase(StrictModel):
         return self.SYMBOLS
 
     def measures(self) -> tuple[str, ...]:
-        """Measures ``expect:`` may name: the kind's, plus ``minimum`` under ``minimize:``."""
-        return (*self.MEASURES, "minimum") if self.minimize is not None else self.MEASURES
+        """Measures ``expect:`` may name: the kind's, plus ``minimum`` (``maximum``) under
+        ``minimize:`` (``maximize:``)."""
+        search = self.search_spec()
+        return (*self.MEASURES, search.measure) if search is not None else self.MEASURES
+
+    def search_spec(self) -> Minimize | None:
+        """The claim's ``minimize:`` or ``maximize:`` block (a :class:`Maximize` is one)."""
+        return self.maximize if self.maximize is not None else self.minimize
 
     @property
     def expectations(self) -> list[Expectation]:
@@ -492,13 +536,20 @@ class TrainingModel(StrictModel):
     init_scale: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="multiplies the fan-in scaled init"
     )
-    attention: Literal["learned", "uniform"] = Field(
-        "learned", description="uniform: W_Q = W_K = 0 and not trained (G1's attention)"
+    attention: Literal["learned", "uniform", "none"] = Field(
+        "learned",
+        description="uniform: W_Q = W_K = 0 and not trained (G1's attention); none: every "
+        "attention weight 0 and not trained, so the MLP reads the subject's embedding alone",
     )
     init: dict[InitName, Multiplier] = Field(
         default_factory=dict,
         description="per-weight multipliers of the default init, on top of init_scale; "
         "W_E scales the subject rows, W_E_relations the relation rows",
+    )
+    unit_norm: list[Literal["W_E", "W_E_relations", "W_U"]] = Field(
+        default_factory=list,
+        description="tensors drawn with unit-norm rows (W_E, W_E_relations) or columns (W_U), "
+        "then scaled by their init multiplier: the associative-memory peer's frozen embeddings",
     )
 
 
@@ -538,6 +589,13 @@ class TrainingOptim(StrictModel):
     )
     min_steps: int = Field(
         0, ge=0, description="keep training after exact recall until at least this many steps"
+    )
+    stop_accuracy: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="early stop once this share of the examples is right (and loss <= "
+        "stop_loss); 1: exact recall",
     )
 
     @model_validator(mode="after")
@@ -579,6 +637,11 @@ class TrainingClaim(ClaimBase):
         description="how the replicates meet expect: all (every replicate), majority (more "
         "than half meet every expectation), median (the median of each measure)",
     )
+    mechanism: bool = Field(
+        True,
+        description="measure the mechanism (docs/theory.md section 7) after training; false skips "
+        "it, e.g. in a capacity search that needs the accuracy alone",
+    )
 
     MEASURES: ClassVar[tuple[str, ...]] = (
         "accuracy",  # float64 exact recall over every fact
@@ -596,7 +659,12 @@ class TrainingClaim(ClaimBase):
         "n_queries",  # examples trained and evaluated: N*R facts, or N*|C| multi-hop queries
         "step_accuracy",  # share of (query, greedy decoding step) pairs right (1 step without CoT)
         "decode_steps",  # forward passes per query at evaluation: k with CoT, else 1
+        "facts_per_trainable_param",  # N R / trainable_params
+        "bits_per_trainable_param",  # R log2(N!) / trainable_params (docs/theory.md section 4)
+        "initial_loss",  # mean cross-entropy before the first step
+        "diverged",  # final loss not finite or above initial_loss (verifier/search.py)
     )
+    LABEL_MEASURES: ClassVar[tuple[str, ...]] = ("diverged",)
 
     @model_validator(mode="after")
     def _replicates(self) -> TrainingClaim:
@@ -612,6 +680,15 @@ class TrainingClaim(ClaimBase):
             raise ValueError(
                 f"require: {self.require} needs replicates; expected seeds: [...] as well"
             )
+        if not self.mechanism:
+            search = self.search_spec()
+            named = set(self.expect) | (set(search.until) if search is not None else set())
+            wanted = sorted(named & set(MECHANISM_MEASURES))
+            if wanted:
+                raise ValueError(
+                    f"mechanism: false skips the mechanism measures; expected none in expect "
+                    f"or until, got {', '.join(wanted)}"
+                )
         return self
 
 
@@ -675,9 +752,10 @@ class TransferClaim(ClaimBase):
 
     @model_validator(mode="after")
     def _no_grid(self) -> TransferClaim:
-        if self.sweep or self.minimize:
+        if self.sweep or self.search_spec():
             raise ValueError(
-                "transfer claims take no sweep or minimize; sweep the training claim in `from`"
+                "transfer claims take no sweep, minimize or maximize; sweep the training claim "
+                "in `from`"
             )
         if self.method != "relearn":
             for name in ("relearn", "control_from"):
@@ -704,8 +782,8 @@ class TransferClaim(ClaimBase):
                 f"{field}: expected the id of a training claim, got {dep.id!r}, "
                 f"a {dep.check_kind()} claim"
             )
-        if dep.minimize:
-            return f"{field}: expected a training claim without minimize, got {dep.id!r}"
+        if dep.search_spec():
+            return f"{field}: expected a training claim without a search, got {dep.id!r}"
         n, r, d = instance.entities, instance.relations, dep.model.d_model
         probe = self.method == "probe" or (self.method == "relearn" and self.start == "probe")
         if probe and n <= r * d + 1:
@@ -804,8 +882,8 @@ class BoundClaim(ClaimBase):
                 "limit: expected an expectation on limit or limit_finite, for example "
                 "expect: {limit: 0} or expect: {limit_finite: true}"
             )
-        if self.minimize is not None:
-            raise ValueError("bound claims take no minimize")
+        if self.search_spec() is not None:
+            raise ValueError("bound claims take no minimize or maximize")
         try:
             claim_vocabulary(self, _claim_measures())
         except SpecError as exc:
@@ -832,8 +910,8 @@ class BoundClaim(ClaimBase):
 
     def check_dependency(self, dep: ClaimBase, instance: Any) -> str | None:
         """A swept ``against`` claim needs the same sweep here (compared point by point)."""
-        if dep.minimize is not None:
-            return f"against: expected a claim without minimize, got {dep.id!r}"
+        if dep.search_spec() is not None:
+            return f"against: expected a claim without minimize or maximize, got {dep.id!r}"
         if dep.sweep and dep.sweep != self.sweep:
             return (
                 f"against: {dep.id!r} has sweep {dep.sweep}; expected this claim to have the "

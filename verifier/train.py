@@ -25,9 +25,12 @@ instance) train as one stacked model through :func:`train_replicates`; every opt
 element-wise, so a replicate's trajectory is its serial run's (bitwise on this CPU, see
 tests/verifier/test_train_stacked.py).
 
-Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`),
-the loss is at most ``stop_loss`` and at least ``min_steps`` steps were taken. A progress
-callback sees ``(step, loss, accuracy)``; it may raise (for example
+Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`;
+or a share ``stop_accuracy`` of them, the associative-memory peer's 0.99), the loss is at most
+``stop_loss`` and at least ``min_steps`` steps were taken. ``attention="none"`` zeroes and
+freezes every attention weight, so the MLP reads ``W_E[s] + W_pos`` alone (the peer's
+MLP-only memory), and ``unit_norm`` draws unit-norm embedding rows or unembedding columns.
+A progress callback sees ``(step, loss, accuracy)``; it may raise (for example
 :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints live in
 ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the trained
 weights (instance, settings, replicate seeds, thread count, the trainer's source, torch's
@@ -92,7 +95,9 @@ PARAM_NAMES: tuple[str, ...] = ("W_E", RELATION_ROWS, *WEIGHT_NAMES[1:])
 INIT_NAMES: tuple[str, ...] = tuple(n for n in PARAM_NAMES if not n.startswith("b_"))
 Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["constant", "cosine", "linear"]
-Attention = Literal["learned", "uniform"]
+Attention = Literal["learned", "uniform", "none"]
+ATTENTION_WEIGHTS: tuple[str, ...] = ("W_Q", "W_K", "W_V", "W_O")
+UNIT_NORM_NAMES: tuple[str, ...] = ("W_E", RELATION_ROWS, "W_U")  # rows of W_E, columns of W_U
 TrainProgress = Callable[[int, float, float], None]  # (step, loss, accuracy)
 
 
@@ -133,10 +138,13 @@ class TrainConfig:
     eval_every: int = 50  # mini-batch runs: steps between full-set evaluations
     seed: int = 0  # initialisation and batch order
     freeze: tuple[str, ...] = ()  # weights kept at their initial value (W_E: the whole table)
-    attention: Attention = "learned"  # uniform: W_Q = W_K = 0, not trained (as in G1)
+    attention: Attention = "learned"  # uniform: W_Q = W_K = 0, not trained (as in G1); none:
+    # W_Q = W_K = W_V = W_O = 0, not trained, so h1 = h0 and the MLP alone stores the facts
     init: tuple[tuple[str, float], ...] = ()  # per-weight init multipliers (W_E: subject rows)
     groups: tuple[tuple[str, OptimGroup], ...] = ()  # per-weight optimiser overrides
     min_steps: int = 0  # keep training after the stopping rule holds until this many steps
+    stop_accuracy: float = 1.0  # early stop once this share of examples is right (and the loss)
+    unit_norm: tuple[str, ...] = ()  # W_E rows / W_U columns rescaled to norm 1 at init
 
     def __post_init__(self) -> None:
         for name in self.freeze:
@@ -156,6 +164,13 @@ class TrainConfig:
                 )
             if group.per_subject and name != "W_E":
                 raise ValueError(f"groups.{name}.per_subject: only W_E has subject rows")
+        for name in self.unit_norm:
+            if name not in UNIT_NORM_NAMES:
+                raise ValueError(
+                    f"unit_norm: expected names from {', '.join(UNIT_NORM_NAMES)}, got {name!r}"
+                )
+        if not 0 < self.stop_accuracy <= 1:
+            raise ValueError(f"stop_accuracy: expected a share in (0, 1], got {self.stop_accuracy}")
 
     @property
     def head_dim(self) -> int:
@@ -169,6 +184,8 @@ class TrainConfig:
     def frozen(self, name: str) -> bool:
         """Whether trainer tensor ``name`` keeps its initial value."""
         if name in ("W_Q", "W_K") and self.attention == "uniform":
+            return True
+        if name in ATTENTION_WEIGHTS and self.attention == "none":
             return True
         if name in self.freeze:
             return True
@@ -199,10 +216,12 @@ class TrainResult:
             ``eval_every`` for mini-batches.
         final_loss: mean cross-entropy over every fact after the last step (float32).
         final_accuracy: share of facts recalled after the last step (float32).
-        stopped_early: the exact-recall + loss criterion was met.
+        stopped_early: the stopping rule (accuracy, loss, min_steps) was met.
         history: ``(step, loss, accuracy)`` at each evaluation, thinned to at most 200 rows.
         from_cache: loaded from a checkpoint rather than trained.
         seed: the replicate's seed (initialisation and batch order).
+        peak_loss: the largest loss at any evaluation (inf once one was not finite): a run
+            whose loss blew up above its start diverged, whatever it ended at.
     """
 
     model: OneLayerTransformer
@@ -214,6 +233,7 @@ class TrainResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)
     from_cache: bool = False
     seed: int = 0
+    peak_loss: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -330,8 +350,13 @@ def initial_weights(task: TrainTask, cfg: TrainConfig, seed: int) -> dict[str, t
     ``W_E, W_pos ~ N(0, s^2)``; ``W_Q, W_K, W_V, W_in, W_U ~ N(0, s^2/d_model)``;
     ``W_O ~ N(0, s^2/d_head)``; ``W_out ~ N(0, s^2/d_mlp)``, with ``s = init_scale`` times the
     tensor's ``init`` multiplier (``W_E``: the subject rows; ``W_E_relations``: the other rows).
-    Biases start at zero, and so do ``W_Q, W_K`` under uniform attention. Each weight has its
-    own sub-stream of ``Stream.INIT``, so changing one shape or multiplier shifts no other draw.
+    Biases start at zero, and so do ``W_Q, W_K`` under uniform attention and every attention
+    weight under ``attention="none"``. A tensor in ``unit_norm`` has its rows (``W_E``,
+    ``W_E_relations``) or columns (``W_U``, one per attribute) rescaled to norm 1 before its
+    multiplier, as the associative-memory peer draws its frozen embeddings (Nichani, Lee,
+    Bietti 2025; docs/theory.md section 3): a Gaussian column can fall inside the convex hull of the
+    others and never be the argmax, a unit one cannot. Each weight has its own sub-stream of
+    ``Stream.INIT``, so changing one shape or multiplier shifts no other draw.
     """
     mcfg = model_config(task, cfg)
     shapes = OneLayerTransformer.shapes(mcfg)
@@ -347,18 +372,50 @@ def initial_weights(task: TrainTask, cfg: TrainConfig, seed: int) -> dict[str, t
         "W_U": cfg.d_model,
     }
     out: dict[str, torch.Tensor] = {}
+    zero = {"uniform": ("W_Q", "W_K"), "none": ATTENTION_WEIGHTS}.get(cfg.attention, ())
     for i, name in enumerate(WEIGHT_NAMES):
-        if name not in fan_in or (name in ("W_Q", "W_K") and cfg.attention == "uniform"):
+        if name not in fan_in or name in zero:
             draw = np.zeros(shapes[name])
         else:
             std = cfg.init_scale / math.sqrt(fan_in[name])
             draw = rng(seed, Stream.INIT, i).standard_normal(shapes[name]) * std
-        if name == "W_E":
+        if name == "W_U":
+            out[name] = _f32(_unembedding(draw, cfg))
+        elif name == "W_E":
             n = task.n_entities
-            out["W_E"] = _f32(draw[:n] * cfg.init_multiplier("W_E"))
-            out[RELATION_ROWS] = _f32(draw[n:] * cfg.init_multiplier(RELATION_ROWS))
+            subjects, rest = draw[:n], draw[n:]
+            if "W_E" in cfg.unit_norm:
+                subjects = _unit(subjects, axis=1)
+            if RELATION_ROWS in cfg.unit_norm:
+                rest = _unit(rest, axis=1)
+            out["W_E"] = _f32(subjects * cfg.init_multiplier("W_E"))
+            out[RELATION_ROWS] = _f32(rest * cfg.init_multiplier(RELATION_ROWS))
         else:
             out[name] = _f32(draw * cfg.init_multiplier(name))
+    return out
+
+
+def _unembedding(draw: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """W_U from its Gaussian draw: unit columns (one per attribute) if asked, the multiplier."""
+    if "W_U" in cfg.unit_norm:
+        draw = _unit(draw, axis=0)
+    return draw * cfg.init_multiplier("W_U")
+
+
+def initial_unembedding(n_out: int, cfg: TrainConfig, seed: int) -> np.ndarray:
+    """The ``(d_model, n_out)`` W_U that :func:`initial_weights` draws for ``seed`` (float32
+    values, as float64): what a frozen unembedding stays at, without building the task."""
+    std = cfg.init_scale / math.sqrt(cfg.d_model)
+    index = WEIGHT_NAMES.index("W_U")
+    draw = rng(seed, Stream.INIT, index).standard_normal((cfg.d_model, n_out)) * std
+    out: np.ndarray = _unembedding(draw, cfg).astype(np.float32).astype(np.float64)
+    return out
+
+
+def _unit(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` with every slice along ``axis`` rescaled to Euclidean norm 1 (zero slices stay 0)."""
+    norm = np.linalg.norm(a, axis=axis, keepdims=True)
+    out: np.ndarray = np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
     return out
 
 
@@ -422,6 +479,7 @@ class StackedForward:
         self.positions = list(task.positions) if task.positions is not None else [length - 1]
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
         self.uniform = cfg.attention == "uniform"
+        self.attention_free = cfg.attention == "none"  # W_V = W_O = 0: the attention adds 0
         keys = torch.arange(length)
         query = torch.tensor(self.positions)
         self.mask = keys[None, :] > query[:, None]  # (Q, L): key after query
@@ -435,7 +493,12 @@ class StackedForward:
         table = torch.cat([w["W_E"], w[RELATION_ROWS]], dim=1)  # (S, vocab, d)
         vocab, d = table.shape[1:]
         offset = (torch.arange(s) * vocab)[:, None, None]  # replicate i's rows in the flat table
+        if self.attention_free:  # only the target positions reach the MLP
+            tokens = tokens[:, :, self.positions]
         h0 = torch.nn.functional.embedding(tokens + offset, table.reshape(s * vocab, d))
+        if self.attention_free:
+            h1 = (h0 + w["W_pos"][:, None, self.positions]).reshape(s, -1, d)  # (S, n Q, d)
+            return self._mlp_unembed(w, h1).reshape(s, n, len(self.positions), -1)
         h0 = h0 + w["W_pos"][:, None, :length]  # (S, n, L, d)
         flat = h0.reshape(s, n * length, d)
         v = torch.bmm(flat, w["W_V"].permute(0, 2, 1, 3).reshape(s, d, h * dh))
@@ -458,9 +521,14 @@ class StackedForward:
             z = scores.masked_fill(self.mask, float("-inf")).softmax(dim=-1) @ v
         z = z.transpose(2, 3).reshape(s, n * n_q, h * dh)  # heads concatenated
         h1 = hq.reshape(s, n * n_q, d) + torch.bmm(z, w["W_O"].reshape(s, h * dh, d))
-        pre = torch.baddbmm(w["b_in"][:, None], h1, w["W_in"])  # (S, n Q, d_mlp)
+        return self._mlp_unembed(w, h1).reshape(s, n, n_q, -1)
+
+    @staticmethod
+    def _mlp_unembed(w: dict[str, torch.Tensor], h1: torch.Tensor) -> torch.Tensor:
+        """``(S, rows, d)`` h1 -> logits ``(S, rows, n_out)``: the MLP with its residual, W_U."""
+        pre = torch.baddbmm(w["b_in"][:, None], h1, w["W_in"])  # (S, rows, d_mlp)
         h2 = h1 + torch.baddbmm(w["b_out"][:, None], torch.relu(pre), w["W_out"])
-        return torch.bmm(h2, w["W_U"]).reshape(s, n, n_q, -1)
+        return torch.bmm(h2, w["W_U"])
 
 
 def _optimizers(weights: dict[str, torch.Tensor], cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -562,13 +630,14 @@ class _Replicates:
     final: list[tuple[float, float]]  # (loss, accuracy) when stopped (or at the end)
     snapshots: list[dict[str, torch.Tensor] | None]
     history: list[list[tuple[int, float, float]]]
+    peak: list[float]  # largest loss evaluated (inf after a non-finite one)
 
     @classmethod
     def empty(cls, seeds: Sequence[int]) -> _Replicates:
         s = len(seeds)
         return cls(
             tuple(seeds), [None] * s, [None] * s, [(math.inf, 0.0)] * s, [None] * s,
-            [[] for _ in range(s)],
+            [[] for _ in range(s)], [-math.inf] * s,
         )  # fmt: skip
 
     @property
@@ -657,9 +726,9 @@ def train_replicates(
     Every tensor carries a leading replicate axis; the loss is the sum of the replicates' mean
     losses, so each replicate's gradient is its own run's, and the optimisers are element-wise,
     so each replicate follows its own trajectory (up to float32 summation order). A replicate
-    that meets the stopping rule (every example right, loss <= ``stop_loss``, at least
-    ``min_steps`` steps) is snapshotted there and its later steps are discarded. Runs on
-    :func:`training_threads` threads.
+    that meets the stopping rule (a share ``stop_accuracy`` of the examples right, loss <=
+    ``stop_loss``, at least ``min_steps`` steps) is snapshotted there and its later steps are
+    discarded. Runs on :func:`training_threads` threads.
 
     Args:
         tasks: one task per replicate, all of one shape (the instance redrawn per seed).
@@ -721,7 +790,14 @@ def _train_stacked(
                 if accs[i] == 1.0 and reps.steps_to_perfect[i] is None:
                     reps.steps_to_perfect[i] = step
                 reps.history[i].append((step, losses[i], accs[i]))
-                if accs[i] == 1.0 and losses[i] <= cfg.stop_loss and step >= cfg.min_steps:
+                reps.peak[i] = max(
+                    reps.peak[i], losses[i] if math.isfinite(losses[i]) else math.inf
+                )
+                if (
+                    accs[i] >= cfg.stop_accuracy
+                    and losses[i] <= cfg.stop_loss
+                    and step >= cfg.min_steps
+                ):
                     reps.stopped_at[i] = step
                     reps.final[i] = (losses[i], accs[i])
                     reps.snapshots[i] = {k: v[i].detach().clone() for k, v in weights.items()}
@@ -786,6 +862,7 @@ def _train_stacked(
                 stopped_early=stopped,
                 history=thinned,
                 seed=seed,
+                peak_loss=reps.peak[i],
             )
         )
     return results
@@ -875,6 +952,7 @@ def _record(result: TrainResult) -> dict[str, Any]:
         "final_accuracy": result.final_accuracy,
         "stopped_early": result.stopped_early,
         "history": [list(row) for row in result.history],
+        "peak_loss": result.peak_loss,
         "seed": result.seed,
     }
 
@@ -915,6 +993,7 @@ def load_checkpoint(
                     final_accuracy=float(rec["final_accuracy"]),
                     stopped_early=bool(rec["stopped_early"]),
                     history=[(int(s), float(lo), float(a)) for s, lo, a in rec["history"]],
+                    peak_loss=float(rec.get("peak_loss", math.nan)),
                     from_cache=True,
                     seed=int(rec["seed"]),
                 )

@@ -21,12 +21,22 @@ With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the 
 runner judges them by ``require`` (:mod:`verifier.replicates`).
 
 The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
-``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E]``.
+``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
+the associative-memory peer's like-for-like setting (issue 14) adds ``attention: none`` and
+``unit_norm: [W_E, W_U]``. Every run reports its trainable parameters, the facts and bits
+(``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
+
+With ``W_U`` frozen, some attributes may be unreachable: no hidden state makes them the strict
+argmax (:mod:`verifier.reachability`, P1). A claim whose ``expect`` (or whose search's
+``until``, when the searched field leaves ``W_U`` as it is) needs more accuracy than the
+reachable attributes allow is refused before training, naming them and the certificate; a
+search where nothing holds is explained the same way (:meth:`TrainingCheck.explain`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -36,17 +46,26 @@ from verifier.checks.construction import facts_of
 from verifier.checks.multihop import evaluate_queries
 from verifier.checks.multihop import facts_of as chain_facts_of
 from verifier.errors import SpecError
+from verifier.expect import Expectation, parse_expectation
 from verifier.instances import BijectionFacts
 from verifier.limits import Limits, require
+from verifier.reachability import reachability
 from verifier.recall import exact_recall
-from verifier.replicates import aggregate
-from verifier.spec import MECHANISM_MEASURES, BijectionInstance, MultiHopInstance, TrainingClaim
+from verifier.replicates import aggregate, judge_all
+from verifier.spec import (
+    MECHANISM_MEASURES,
+    SWEEP_ALIASES,
+    BijectionInstance,
+    MultiHopInstance,
+    TrainingClaim,
+)
 from verifier.train import (
     OptimGroup,
     TrainConfig,
     TrainResult,
     TrainTask,
     fact_task,
+    initial_unembedding,
     query_task,
     run_key,
     train_replicates_cached,
@@ -68,6 +87,13 @@ MEASURE_FUNCTIONS = {
 
 
 Inst = TypeVar("Inst", BijectionInstance, MultiHopInstance)
+ACCURACY_MEASURES = ("accuracy", "step_accuracy")  # what unreachable attributes cap
+DIVERGED_FACTOR = 2.0  # a loss above this multiple of the initial loss: the run diverged
+# Fields (the last part of a searched path) that change the frozen W_U's draw.
+UNEMBEDDING_FIELDS = frozenset(
+    {"N", "R", "entities", "relations", "attributes", "seed", "train_seed", "seeds"}
+    | {"d_model", "init_scale", "W_U", "unit_norm", "init", "model"}
+)
 
 
 def train_config(
@@ -97,6 +123,8 @@ def train_config(
         init=tuple(sorted(m.init.items())),
         groups=tuple((name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())),
         min_steps=o.min_steps,
+        stop_accuracy=o.stop_accuracy,
+        unit_norm=tuple(sorted(set(m.unit_norm))),
     )
 
 
@@ -165,6 +193,79 @@ def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: L
     cfg = train_config(inst, claim)
     n_ctx = 2 * k if inst.cot else k + 1
     _require_shapes(cfg, model_params(n + inst.relations, n, cfg, n_ctx), limits, claim)
+    _preflight_reachable(inst, claim)
+
+
+def _n_out(instance: BijectionInstance | MultiHopInstance) -> int:
+    if isinstance(instance, MultiHopInstance) or instance.attributes != "disjoint":
+        return instance.entities
+    return instance.entities * instance.relations
+
+
+def unreachable_ceilings(
+    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
+) -> list[dict[str, Any]] | None:
+    """Per replicate, the frozen ``W_U``'s unreachable attributes and the accuracy they allow.
+
+    Every attribute is the answer of equally many examples (the relations are bijections), so
+    with k of A attributes unreachable at most ``1 - k / A`` of the examples can be recalled (a
+    multi-hop query with chain-of-thought needs more: this is an upper bound). None when
+    ``W_U`` is trained.
+    """
+    cfg = train_config(instance, claim)
+    if not cfg.frozen("W_U"):
+        return None
+    n_out = _n_out(instance)
+    out = []
+    for seed in claim.seeds if claim.seeds is not None else [cfg.seed]:  # replicate_instances
+        reach = reachability(initial_unembedding(n_out, cfg, seed))
+        ceiling = 1 - len(reach.unreachable) / n_out
+        out.append({"seed": seed, "ceiling": ceiling, "reach": reach})
+    return out
+
+
+def _needed(claim: TrainingClaim) -> list[Expectation]:
+    """The accuracy expectations of ``expect`` and, when the searched field leaves ``W_U`` as it
+    is, of the search's ``until``."""
+    needs = [e for e in claim.expectations if e.measure in ACCURACY_MEASURES]
+    search = claim.search_spec()
+    if search is not None:
+        field = SWEEP_ALIASES.get(search.field, search.field).split(".")[-1]
+        if field not in UNEMBEDDING_FIELDS:
+            needs += [
+                parse_expectation(m, raw, claim.SYMBOLS)
+                for m, raw in search.until.items()
+                if m in ACCURACY_MEASURES
+            ]
+    return needs
+
+
+def _preflight_reachable(instance: BijectionInstance | MultiHopInstance, claim: Any) -> None:
+    """Refuse a claim whose accuracy expectation needs an attribute the frozen W_U never lets
+    win (docs/theory.md section 6, P1 on W_U's columns)."""
+    needs = _needed(claim)
+    if not needs:
+        return
+    ceilings = unreachable_ceilings(instance, claim)
+    if ceilings is None or all(not c["reach"].unreachable for c in ceilings):
+        return
+    reps = [{m: c["ceiling"] for m in ACCURACY_MEASURES} for c in ceilings]
+    symbols = instance.symbol_values()
+    replicated = claim.seeds is not None
+    outcomes, verdict = judge_all(
+        needs, reps[0], symbols, reps if replicated else None, claim.require
+    )
+    if verdict != "failed":
+        return
+    worst = min(ceilings, key=lambda c: c["ceiling"])
+    failed = next(o for o in outcomes if o.ok is False)
+    raise SpecError(
+        f"{failed.measure} {failed.expected} cannot hold: {worst['reach'].message()}; so at "
+        f"most {worst['ceiling']:.4g} of the facts can be recalled (replicate seed "
+        f"{worst['seed']}). Expected a reachable unembedding: draw it with "
+        "model.unit_norm: [W_U], or train W_U",
+        key=f"{claim.id}.expect.{failed.measure}",
+    )
 
 
 @register("training")
@@ -190,7 +291,27 @@ class TrainingCheck:
                         f"underdetermined: {why}; use a smaller d_model or more entities",
                         key=f"{claim.id}.expect.{e.measure}",
                     )
+        _preflight_reachable(inst, claim)
         return None
+
+    def explain(self, instance: Any, claim: Any) -> dict[str, Any] | None:
+        """Why ``until`` may fail at this point: the frozen W_U's unreachable attributes."""
+        ceilings = unreachable_ceilings(instance, claim)
+        if ceilings is None or all(not c["reach"].unreachable for c in ceilings):
+            return None
+        worst = min(ceilings, key=lambda c: c["ceiling"])
+        return {
+            "message": f"{worst['reach'].message()}; accuracy at most {worst['ceiling']:.4g}",
+            "replicates": [
+                {
+                    "seed": c["seed"],
+                    "unreachable": list(c["reach"].unreachable),
+                    "ceiling": c["ceiling"],
+                }
+                for c in ceilings
+            ],
+            "certificate": worst["reach"].evidence(),
+        }
 
     def run(self, ctx: CheckContext) -> Measurement:
         claim: TrainingClaim = ctx.claim
@@ -204,7 +325,7 @@ class TrainingCheck:
             facts_list = [facts_of(i) for i in instances]
             tasks = [fact_task(f) for f in facts_list]
         results, key = _train(ctx, tasks, cfg, seeds)
-        measured: list[Measurement] | None = ctx.memo.get(f"measured:{key}")
+        measured: list[Measurement] | None = ctx.memo.get(f"measured:{key}:{claim.mechanism}")
         if measured is None:  # else another claim of this spec run measured the same models
             measure = self._measure_multi_hop if multi_hop else self._measure
             count = len(results)
@@ -214,7 +335,7 @@ class TrainingCheck:
                     zip(instances, facts_list, results, strict=True)
                 )
             ]
-            ctx.memo[f"measured:{key}"] = measured
+            ctx.memo[f"measured:{key}:{claim.mechanism}"] = measured
         ctx.report(1.0, "done")
         artifacts = {
             "models": [r.model for r in results],
@@ -274,18 +395,19 @@ class TrainingCheck:
         evidence = _evidence(instance.seed, result.seed, key, result)
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
-        for i, (name, fn) in enumerate(MEASURE_FUNCTIONS.items()):
-            at((i + 1) / (len(MEASURE_FUNCTIONS) + 1), name)
+        functions = MEASURE_FUNCTIONS if ctx.claim.mechanism else {}
+        for i, (name, fn) in enumerate(functions.items()):
+            at((i + 1) / (len(functions) + 1), name)
             measured = fn(model64, facts)
             values[name] = measured.value
             if measured.underdetermined is not None:
                 underdetermined[name] = measured.underdetermined
             if measured.detail:
                 details[name] = measured.detail
+        values.update(_capacity(result, facts.n_entities, facts.n_relations))
         values.update(
             {
                 "params": model64.n_params(),
-                "trainable_params": _trainable(result),
                 "fact_params": facts.n_entities * cfg.d_model,
                 "embedding_dim": cfg.d_model,
                 "mlp_width": cfg.d_mlp,
@@ -338,7 +460,7 @@ class TrainingCheck:
             "steps": result.steps,
             "final_loss": result.final_loss,
             "params": model64.n_params(),
-            "trainable_params": _trainable(result),
+            **_capacity(result, n, instance.relations),
             "fact_params": n * cfg.d_model,
             "embedding_dim": cfg.d_model,
             "mlp_width": cfg.d_mlp,
@@ -398,6 +520,30 @@ def _train(
 
 def _trainable(result: TrainResult) -> int:
     return sum(p.numel() for p in result.model.parameters() if p.requires_grad)
+
+
+def _capacity(result: TrainResult, n: int, r: int) -> dict[str, Any]:
+    """Trainable parameters, facts and bits (``R log2 N!``, docs/theory.md section 4) per trainable
+    parameter, the loss before training, and whether the run diverged: its final loss not
+    finite or above where it started, or its loss at some step above
+    :data:`DIVERGED_FACTOR` times its start (an lr that blows up and kills the ReLUs leaves a
+    loss just under the start). The search never reports a boundary next to such a run."""
+    trainable = _trainable(result)
+    initial = result.history[0][1] if result.history and result.history[0][0] == 0 else None
+    final = result.final_loss
+    peak = result.peak_loss  # nan: not recorded
+    diverged = not math.isfinite(final) or (
+        initial is not None
+        and (final > initial or math.isinf(peak) or peak > DIVERGED_FACTOR * initial)
+    )
+    bits = r * math.lgamma(n + 1) / math.log(2)
+    return {
+        "trainable_params": trainable,
+        "facts_per_trainable_param": n * r / trainable if trainable else None,
+        "bits_per_trainable_param": bits / trainable if trainable else None,
+        "initial_loss": initial,
+        "diverged": diverged,
+    }
 
 
 def _numbers(values: dict[str, Any]) -> dict[str, Any]:

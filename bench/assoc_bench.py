@@ -1,0 +1,130 @@
+"""Our associative capacity search against the peer's published protocol cost (issue 14).
+
+The peer (Nichani, Lee, Bietti, ``mlp_sweep.py``) bisects N at d = m = 16 with 7 probes of
+full-batch Adam (lr 3e-2, up to 2^15 steps, stop at accuracy >= 0.99); run unchanged on this
+machine in JAX, that point took 32 s (4.6 s a probe). A probe that holds stops early; one that
+fails runs all 2^15 steps, so the cost of a point is the failing probes' step count times the
+time of a step. Measured here, same process, CPU time of this process:
+
+- ms per step of :func:`verifier.train.train_replicates` in the peer's setting
+  (``attention="none"``, unit-norm frozen W_E and W_U, only W_in, b_in, W_out trained) for one
+  replicate and for three stacked, against a plain PyTorch loop of the peer's MLP
+  (``relu(E W1 + b1) W2 @ U^T``, Adam) on the same shapes;
+- the seconds of the peer's 7-probe bisection at d = 16 (N = 136, 196, 166, 181, 173, 169, 167,
+  the sequence its bisection takes from [16, 256] when 166 is the capacity), by our trainer:
+  each probe trains to 0.99 or to 2^15 steps (``--full``), or, by default, the holding probes
+  are trained and each failing probe is costed at 2^15 steps times the measured ms per step.
+
+Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import replace
+
+import torch
+
+from verifier.instances import BijectionFacts
+from verifier.train import TrainConfig, fact_task, initial_weights, train_replicates
+
+D = 16
+PEER_PROBES = (136, 196, 166, 181, 173, 169, 167)  # the peer's bisection at d = m = 16
+PEER_SECONDS = 32.0  # its JAX run of that point on this machine (issue 14)
+BUDGET = 2**15
+
+
+def peer_config(steps: int) -> TrainConfig:
+    """The peer's protocol in our trainer (specs/scaling/full/associative_capacity.spec.yaml)."""
+    return TrainConfig(
+        d_model=D,
+        d_mlp=D,
+        optimizer="adam",
+        lr=3e-2,
+        steps=steps,
+        stop_accuracy=0.99,
+        stop_loss=1e9,
+        attention="none",
+        unit_norm=("W_E", "W_U"),
+        freeze=("W_E", "W_U", "W_pos", "b_out"),
+        init=(("W_pos", 0.0),),
+    )
+
+
+def ours_ms_per_step(n: int, replicates: int, steps: int) -> float:
+    """CPU ms per step of our trainer at N = n, every step run (no early stop)."""
+    seeds = list(range(replicates))
+    tasks = [fact_task(BijectionFacts(n, 1, seed=s)) for s in seeds]
+    cfg = replace(peer_config(steps), stop_accuracy=1.0, stop_loss=-1.0)  # every step run
+    train_replicates(tasks, replace(cfg, steps=2), seeds)  # warm-up
+    start = time.process_time()
+    train_replicates(tasks, cfg, seeds)
+    return 1000 * (time.process_time() - start) / steps
+
+
+def plain_ms_per_step(n: int, steps: int) -> float:
+    """CPU ms per step of a plain loop of the peer's MLP on our initial weights at N = n."""
+    task = fact_task(BijectionFacts(n, 1, seed=0))
+    w = initial_weights(task, peer_config(steps), 0)
+    E, U = w["W_E"], w["W_U"]  # (n, d), (d, n): frozen
+    W1, b1, W2 = (w[k].clone().requires_grad_(True) for k in ("W_in", "b_in", "W_out"))
+    opt = torch.optim.Adam([W1, b1, W2], lr=3e-2)
+    target = task.targets
+    start = time.process_time()
+    for _ in range(steps):
+        logits = (torch.relu(E @ W1 + b1) @ W2) @ U
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    return 1000 * (time.process_time() - start) / steps
+
+
+def bisection_seconds(ms_step: float, full: bool) -> list[tuple[int, int, float, float]]:
+    """Per peer probe: (N, steps, accuracy, CPU s); failing probes costed at the budget unless
+    ``full`` trains them."""
+    rows = []
+    for n in PEER_PROBES:
+        task = fact_task(BijectionFacts(n, 1, seed=0))
+        cap = BUDGET if full else 4096  # a probe still short of 0.99 at 4096 steps fails
+        start = time.process_time()
+        [res] = train_replicates([task], peer_config(cap), [0])
+        seconds = time.process_time() - start
+        if not res.stopped_early and not full:
+            seconds = BUDGET * ms_step / 1000  # costed: 2^15 steps at the measured rate
+        rows.append((n, res.steps if res.stopped_early else BUDGET, res.final_accuracy, seconds))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=1000, help="steps per ms/step measurement")
+    parser.add_argument("--full", action="store_true", help="train failing probes to 2^15 steps")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    n = 181
+    plain = plain_ms_per_step(n, args.steps)
+    one = ours_ms_per_step(n, 1, args.steps)
+    three = ours_ms_per_step(n, 3, args.steps)
+    print(
+        f"N = {n}, d = m = {D}: plain loop {plain:.3f} ms/step, ours {one:.3f} ms/step "
+        f"(ratio {one / plain:.2f}), ours with 3 replicates stacked {three:.3f} ms/step "
+        f"({three / 3:.3f} per replicate)"
+    )
+    rows = bisection_seconds(one, args.full)
+    total = sum(r[3] for r in rows)
+    for n_, steps, acc, seconds in rows:
+        print(f"  probe N = {n_}: {steps} steps, accuracy {acc:.4f}, {seconds:.1f} s")
+    costed = "" if args.full else " (failing probes costed at 2^15 steps)"
+    print(
+        f"peer's 7-probe bisection at d = {D}: ours {total:.1f} s{costed}, "
+        f"{total / len(rows):.1f} s per probe; the peer's JAX {PEER_SECONDS:.0f} s "
+        f"({PEER_SECONDS / len(rows):.1f} s per probe); ratio {total / PEER_SECONDS:.2f}"
+    )
+    print(f"  ({math.ceil(total / 60)} min of CPU; 3 replicates stack at {three / one:.2f}x one)")
+
+
+if __name__ == "__main__":
+    main()
