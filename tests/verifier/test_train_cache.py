@@ -85,6 +85,10 @@ def _other(value: Any, name: str) -> Any:
         return "cosine"
     if name == "attention":
         return "uniform"
+    if name == "stop_accuracy":
+        return 0.99
+    if name == "unit_norm":
+        return ("W_U",)
     if name == "init":
         return (("W_E", 0.01),)
     if name == "groups":
