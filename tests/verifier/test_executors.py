@@ -107,7 +107,13 @@ def test_ray_gives_the_local_results(in_process: list[Report]) -> None:
     except ImportError:
         print("SKIP reason: ray is not installed (pip install 'verifier[ray]')")
         pytest.skip("ray is not installed (pip install 'verifier[ray]')")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(  # workers at nice 0 (Ray's default 15 starves them beside other work)
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _system_config={"worker_niceness": 0},
+    )
     try:
         done: list[str] = []
         reports = run_specs(
