@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,22 @@ def write_spec(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def junit_verdicts(junit: Path) -> dict[str, str]:
+    """``spec::claim`` -> passed | failed | xfailed | skipped, from a pytest JUnit XML file
+    (JUnit splits the item id into classname, ending in the spec, and name)."""
+    verdicts = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            verdict = "failed"
+        elif (skipped := case.find("skipped")) is not None:
+            verdict = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+        else:
+            verdict = "passed"
+        spec = str(case.get("classname")).rsplit(".", 1)[-1]
+        verdicts[f"{spec}::{case.get('name')}"] = verdict
+    return verdicts
 
 
 FIXTURES = ROOT / "tests" / "fixtures"

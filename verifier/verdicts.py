@@ -8,7 +8,10 @@
 - the engine key of its check kind (:func:`verifier.codekey.engine_key`: the source its
   verdict can reach, and the versions of Python and the numeric libraries);
 - the limits, and every ``VERIFIER_*`` environment variable but the HTTP service's own
-  (``VERIFIER_API_*``): the training thread count, the solver time limit and so on.
+  (``VERIFIER_API_*``): the solver time limit and so on. The trainer's settings
+  (``VERIFIER_TRAIN_*``: thread count, example order) count only for the kinds whose import
+  closure holds the trainer (training, transfer), and through them for their dependents; a
+  bound or construction claim cannot read them.
 
 A :class:`VerdictStore` keeps one JSON file per key in ``<cache dir>/verdicts/``, beside the
 training checkpoints, written atomically (a temporary file, then a rename), so concurrent
@@ -32,22 +35,30 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from verifier.codekey import KEY_FORMAT, engine_key
+from verifier.codekey import KEY_FORMAT, engine_key, kind_modules
 from verifier.report import ClaimResult
 
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES: frozenset[str] = frozenset({"passed", "failed", "xfailed", "xpassed"})
 ENV_PREFIX, ENV_EXCLUDED = "VERIFIER_", "VERIFIER_API_"
+TRAINER_ENV = "VERIFIER_TRAIN_"
+# joined, not a literal: verifier.codekey reads a string naming a module as an import of it
+TRAINER_MODULE = ".".join(("verifier", "train"))
 FOLDER = "verdicts"  # under the cache dir, beside training/
 
 
-def environment() -> dict[str, str]:
-    """The ``VERIFIER_*`` settings of this process that can change a verdict."""
+def environment(kind: str | None = None) -> dict[str, str]:
+    """The ``VERIFIER_*`` settings of this process that can change a verdict of ``kind``
+    (None or an unknown kind: every one)."""
+    modules = None if kind is None else kind_modules(kind)
+    trains = modules is None or TRAINER_MODULE in modules
     return {
         k: v
         for k, v in sorted(os.environ.items())
-        if k.startswith(ENV_PREFIX) and not k.startswith(ENV_EXCLUDED)
+        if k.startswith(ENV_PREFIX)
+        and not k.startswith(ENV_EXCLUDED)
+        and (trains or not k.startswith(TRAINER_ENV))
     }
 
 
@@ -67,7 +78,7 @@ def point_key(
         "instance": instance,
         "dependencies": dict(sorted(dependencies.items())),
         "limits": limits,
-        "environment": environment(),
+        "environment": environment(kind),
         "engine": engine,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

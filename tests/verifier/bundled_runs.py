@@ -4,7 +4,10 @@ the other in a background process that the suite starts as soon as it has collec
 servers and subprocesses waiting on each other) leaves free.
 
 1. the reference: ``verifier check specs --no-reuse`` serially, its JSON report and wall time;
-2. ``pytest specs -n 2 --verifier-no-reuse`` with :data:`ANOTHER_TRAJECTORY`, its JUnit XML.
+2. ``pytest specs -n 2`` with :data:`ANOTHER_TRAJECTORY`, its JUnit XML. The example order is
+   in the keys of the training and transfer claims (and their dependents) only, so on a fresh
+   clone those train and verify again, in another order, and the others reuse the verdicts the
+   reference has just stored.
 
 ``python -m tests.verifier.bundled_runs OUT`` writes ``reference.json``, ``xdist.xml`` and one
 ``<run>.done`` file per run (return code, wall seconds, output tail) into OUT.
@@ -46,7 +49,7 @@ def main(out: Path) -> None:
     cli = [sys.executable, "-c", "from verifier.cli import main; main()"]
     reference = ["check", "specs", "--no-reuse", "--no-progress", "--json"]
     _run("reference", [*cli, *reference, str(out / "reference.json")], env, out)
-    xdist = ["specs", "-n", "2", "--verifier-no-reuse", "-p", "no:cacheprovider", "-q"]
+    xdist = ["specs", "-n", "2", "-p", "no:cacheprovider", "-q"]
     pytest = [sys.executable, "-m", "pytest", *xdist, f"--junitxml={out / 'xdist.xml'}"]
     _run("xdist", pytest, {**env, **ANOTHER_TRAJECTORY}, out)
 

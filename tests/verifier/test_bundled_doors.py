@@ -1,13 +1,17 @@
 """Every bundled spec (specs/, without full/) through every door, with the same verdicts.
 
-Two fresh runs, each verifying every claim (tests/verifier/bundled_runs.py: they start in the
-background as soon as the suite has collected, and these tests run after the rest of tests/):
-``verifier check specs/ --no-reuse`` (serial, the reference) and ``pytest specs -n 2
---verifier-no-reuse`` (two xdist workers, each spec on one) with ``VERIFIER_TRAIN_ORDER=1``:
-every training claim trains again with its examples in another order, a different float32
-trajectory (the nearest thing to another CPU that one machine has), and must give the serial
-verdicts. (A second thread changes no bit at these sizes: test_train_stacked.py.) The order is
-part of the training and verdict keys, so that run stores beside the reference, never over it.
+Two runs (tests/verifier/bundled_runs.py: they start in the background as soon as the suite has
+collected, and these tests run after the rest of tests/):
+
+- ``verifier check specs/ --no-reuse``: serial, every claim verified, the reference;
+- ``pytest specs -n 2`` (two xdist workers, each spec on one) with ``VERIFIER_TRAIN_ORDER=1``:
+  the example order enters the keys of the training and transfer claims and their dependents
+  only, so on a fresh clone (CI) each of those trains again with its examples in another
+  order, a different float32 trajectory (the nearest thing to another CPU that one machine
+  has), and must give the serial verdict; the other claims reuse the reference's verdicts.
+  (A second thread changes no bit at these sizes: test_train_stacked.py.) Those runs store
+  beside the reference, never over it.
+
 Then, reusing what the reference stored:
 
 - ``verifier check specs/`` again: at most a tenth of the reference's time, identical results
@@ -27,14 +31,13 @@ from __future__ import annotations
 
 import json
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import verifier
-from tests.conftest import BUNDLED_RUNS, ROOT, run_cli
+from tests.conftest import BUNDLED_RUNS, ROOT, junit_verdicts, run_cli
 from tests.verifier import bundled_runs
 
 pytestmark = pytest.mark.integration
@@ -106,20 +109,9 @@ def test_a_second_run_reuses_every_verdict_in_a_tenth_of_the_time(
 
 @pytest.fixture(scope="module")
 def xdist_verdicts(runs: Path) -> dict[str, str]:
-    """The fresh ``pytest specs -n 2`` run on another float32 trajectory: item -> verdict."""
+    """The ``pytest specs -n 2`` run on another float32 trajectory: item -> verdict."""
     _ended(runs, "xdist")
-    junit = runs / "xdist.xml"
-    verdicts = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            verdict = "failed"
-        elif (skipped := case.find("skipped")) is not None:
-            verdict = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-        else:
-            verdict = "passed"
-        spec = str(case.get("classname")).rsplit(".", 1)[-1]  # junit: classname ends in the spec
-        verdicts[f"{spec}::{case.get('name')}"] = verdict
-    return verdicts
+    return junit_verdicts(runs / "xdist.xml")
 
 
 def test_pytest_xdist_on_another_trajectory_gives_the_serial_verdicts(

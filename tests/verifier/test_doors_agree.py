@@ -8,7 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, junit_verdicts, run_cli
 
 FIXTURES = ROOT / "tests" / "fixtures" / "agree"
 
@@ -43,17 +43,7 @@ def test_cli_and_pytest_agree(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 1, proc.stdout
-    pytest_verdicts = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            verdict = "failed"
-        elif (skipped := case.find("skipped")) is not None:
-            verdict = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-        else:
-            verdict = "passed"
-        # junit splits the item id `spec::claim` into classname (ending in the spec) and name
-        spec_name = str(case.get("classname")).rsplit(".", 1)[-1]
-        pytest_verdicts[f"{spec_name}::{case.get('name')}"] = verdict
+    pytest_verdicts = junit_verdicts(junit)
     assert set(pytest_verdicts) == set(cli_verdicts)
     assert pytest_verdicts == cli_verdicts
     assert cli_verdicts == {

@@ -16,7 +16,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import verifier.train as train_module
 from verifier import executors
 from verifier.cli import app
 from verifier.codekey import PACKAGE_ROOT, engine_key, kind_modules
@@ -69,20 +68,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture
-def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of the trainer itself (a checkpoint hit does not call it)."""
-    calls: list[int] = []
-    real = train_module.train_replicates
-
-    def counting(*args: Any, **kwargs: Any) -> list[train_module.TrainResult]:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_replicates", counting)
-    return calls
 
 
 def _run(text: str, cache: Path, root: Path | None = None, read: bool = True) -> Report:
@@ -201,14 +186,16 @@ def test_the_key_covers_libraries_limits_and_settings(
     spec = load_spec_text(SPEC, "reuse.spec.yaml")
     store = VerdictStore(str(tmp_path))
 
-    def key(limits: Limits | None = None) -> str | None:
+    def key(limits: Limits | None = None, claim: str = "alone") -> str | None:
         runner = SpecRunner(spec, limits, verdicts=store)
-        return runner.key_of(runner.points["alone"][0])
+        return runner.key_of(runner.points[claim][0])
 
-    base = key()
+    base, trained, moved = key(), key(claim="gd"), key(claim="moved")
     assert base is not None and key() == base
     assert key(Limits(solver_time_limit_s=5.0)) != base
-    monkeypatch.setenv("VERIFIER_TRAIN_THREADS", "3")
+    monkeypatch.setenv("VERIFIER_TRAIN_THREADS", "3")  # the trainer's: training, transfer
+    assert key() == base and key(claim="gd") != trained and key(claim="moved") != moved
+    monkeypatch.setenv("VERIFIER_SOLVER_THREADS", "3")  # any other setting: every claim
     assert key() != base
     monkeypatch.setenv("VERIFIER_API_TOKEN", "secret")  # the service's own settings: not in it
     with_token = key()

@@ -55,20 +55,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of the trainer itself (``train_cached`` calls it only on a cache miss)."""
-    calls: list[int] = []
-    real = train_module.train_replicates
-
-    def counting(*args: Any, **kwargs: Any) -> list[train_module.TrainResult]:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_replicates", counting)
-    return calls
-
-
 # --- the key -------------------------------------------------------------------------------------
 
 INSTANCE = {"kind": "multi_hop", "entities": 32, "relations": 2, "hops": 2, "cot": True,

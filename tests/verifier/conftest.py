@@ -1,0 +1,23 @@
+"""Fixtures of the engine's tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import verifier.train as train_module
+
+
+@pytest.fixture
+def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of the trainer itself (a checkpoint hit does not call it)."""
+    calls: list[int] = []
+    real = train_module.train_replicates
+
+    def counting(*args: Any, **kwargs: Any) -> list[train_module.TrainResult]:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_replicates", counting)
+    return calls
