@@ -18,42 +18,17 @@ take (no answer slot), and every training measure must score 1 on it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from verifier.constructions.geometric import SEQ_LEN
+from verifier.constructions.geometric import SEQ_LEN, SlotLayout
 from verifier.instances import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 
 
-@dataclass(frozen=True)
-class CompactLayout:
-    """Where each part lives in the residual stream of the compact model."""
-
-    n_relations: int
-    code_dim: int
-
-    def slot(self, r: int) -> slice:
-        """Subject slot of relation r (width m)."""
-        return slice(r * self.code_dim, (r + 1) * self.code_dim)
-
-    @property
-    def gates(self) -> slice:
-        """The R gate coordinates."""
-        start = self.n_relations * self.code_dim
-        return slice(start, start + self.n_relations)
-
-    @property
-    def d_model(self) -> int:
-        """``R*m + R``."""
-        return self.n_relations * self.code_dim + self.n_relations
-
-    @property
-    def d_mlp(self) -> int:
-        """``2*R*m``."""
-        return 2 * self.n_relations * self.code_dim
+class CompactLayout(SlotLayout):
+    """Where each part lives in the residual stream of the compact model: the subject slots
+    and the gates, no answer slot (``d_model = R*m + R``)."""
 
 
 def build_compact(

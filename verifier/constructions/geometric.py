@@ -26,8 +26,9 @@ SEQ_LEN = 2  # [r, x]
 
 
 @dataclass(frozen=True)
-class GeometricLayout:
-    """Where each part lives in the residual stream of the G1 model."""
+class SlotLayout:
+    """The residual stream's subject slots and gates, shared by G1 and the compact model:
+    slot r at ``[r m, (r+1) m)``, the R gates after them, ``d_mlp = 2 R m``."""
 
     n_relations: int
     code_dim: int
@@ -43,6 +44,22 @@ class GeometricLayout:
         return slice(start, start + self.n_relations)
 
     @property
+    def d_model(self) -> int:
+        """``R*m + R``."""
+        return self.n_relations * self.code_dim + self.n_relations
+
+    @property
+    def d_mlp(self) -> int:
+        """``2*R*m``."""
+        return 2 * self.n_relations * self.code_dim
+
+
+@dataclass(frozen=True)
+class GeometricLayout(SlotLayout):
+    """Where each part lives in the residual stream of the G1 model: the slots and gates,
+    then an answer slot of width m."""
+
+    @property
     def answer(self) -> slice:
         """The answer slot (width m)."""
         start = self.n_relations * self.code_dim + self.n_relations
@@ -52,11 +69,6 @@ class GeometricLayout:
     def d_model(self) -> int:
         """``R*m + R + m``."""
         return self.n_relations * self.code_dim + self.n_relations + self.code_dim
-
-    @property
-    def d_mlp(self) -> int:
-        """``2*R*m``."""
-        return 2 * self.n_relations * self.code_dim
 
 
 def subject_embeddings(
