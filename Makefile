@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 docs: $(STAMP)
-	$(BIN)/python -m verifier.docs
+	$(BIN)/python -m verifier.spec.docs
 
 clean:
 	rm -rf $(VENV) .verifier .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ import yaml
 from verifier.errors import SpecError
 from verifier.limits import Limits
 from verifier.spec import load_spec_text
-from verifier.yaml_lines import (
+from verifier.spec.yaml_lines import (
     MAX_FLOW_DEPTH,
     flow_depth,
     int_out_of_range,
@@ -46,7 +46,7 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
         SpecError: not UTF-8, malformed, or invalid (file ``<request>``, line and key).
         LimitExceeded: work over a limit, naming it.
     """
-    from verifier.run import SpecRunner  # the engine: only in the validator process
+    from verifier.engine.runner import SpecRunner  # the engine: only in the validator process
 
     text = spec_text_of(body, media_type)
     try:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.store import Job, JobStatus
-from verifier.report import Report
+from verifier.engine.report import Report
 
 _ID = "3f2b9c1e8d7a4b6c9e0f1a2b3c4d5e6f"
 _HASH = "9a4c2f0e6d1b8a7c5e3f2d1c0b9a8f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6"

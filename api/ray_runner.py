@@ -1,13 +1,12 @@
 """Jobs on a Ray cluster: a worker process drives a job's claim points as Ray tasks.
 
-With ``executor: ray`` (:class:`api.settings.Settings`) each API worker process
-(:mod:`api.workers`) is a Ray driver, not a compute process. It claims a job from the SQLite
-store as on the local path, plans the spec into tasks with the CLI's planner
-(:func:`verifier.executors.plan`: one task per sweep point, claims joined by a dependency in
-one task), submits them as ``num_cpus=1`` Ray tasks, and puts their results back into the job's
-:class:`~verifier.run.SpecRunner`, which adds the growth results. The report is therefore the
-one the local path writes, and the store stays the one source of truth for jobs, progress and
-reports: nothing on the cluster touches it.
+With ``executor: ray`` (:class:`api.settings.Settings`) each API worker process (:mod:`api.workers`)
+is a Ray driver, not a compute process. It claims a job from the SQLite store as on the local path,
+plans the spec into tasks with the CLI's planner (:func:`verifier.engine.executors.plan`: one task
+per sweep point, claims joined by a dependency in one task), submits them as ``num_cpus=1`` Ray
+tasks, and puts their results back into the job's :class:`~verifier.engine.runner.SpecRunner`, which
+adds the growth results. The report is therefore the one the local path writes, and the store stays
+the one source of truth for jobs, progress and reports: nothing on the cluster touches it.
 
 - Progress: a task sends ``(tag, key, fraction, message)`` to the driver's
   :class:`ProgressInbox` actor (fire and forget); the driver drains it every ``poll_s`` and
@@ -36,12 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from verifier.engine.executors import Task, error_results, plan, run_task
+from verifier.engine.report import ClaimResult, Report
 from verifier.errors import Cancelled
-from verifier.executors import Task, error_results, plan, run_task
-from verifier.report import ClaimResult, Report
 
 if TYPE_CHECKING:
-    from verifier.run import SpecRunner
+    from verifier.engine.runner import SpecRunner
 
 log = logging.getLogger(__name__)
 

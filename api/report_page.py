@@ -1,8 +1,9 @@
 """The HTML report page: verdict, one row per claim result, the plots that fit, the spec.
 
-The table and the plots are the engine's (:mod:`verifier.html`, :mod:`verifier.plots`), the
-same a notebook shows for a ``Report``. Everything user-supplied is escaped; images are inline
-PNGs (``data:`` URIs), so the page needs no other request and no script.
+The table and the plots are the engine's (:mod:`verifier.render.html`,
+:mod:`verifier.render.plots`), the same a notebook shows for a ``Report``. Everything user-supplied
+is escaped; images are inline PNGs (``data:`` URIs), so the page needs no other request and no
+script.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from html import escape
 
 from api.store import Job
-from verifier.html import figures, results_table
-from verifier.report import Report
+from verifier.engine.report import Report
+from verifier.render.html import figures, results_table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -50,7 +51,7 @@ def render_page(job: Job) -> str:
             f"{escape(job.progress_message)}</p>"
         )
     else:
-        from verifier.plots import report_plots  # matplotlib: only when a page is drawn
+        from verifier.render.plots import report_plots  # matplotlib: only when a page is drawn
 
         report = Report.model_validate(job.report)
         parts.append(results_table(report))

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from verifier.report import Report
+from verifier.engine.report import Report
 
 JobStatus = Literal["queued", "running", "passed", "failed", "error", "cancelled", "interrupted"]
 Submitted = Literal["queued", "joined", "reused"]  # how Store.submit answered

@@ -2,13 +2,13 @@
 
 Work never runs in the server's event loop. A :class:`WorkerPool` keeps ``workers`` spawned
 processes alive; each polls the queue (:meth:`api.store.Store.claim`), runs
-:class:`verifier.run.SpecRunner`, and writes progress and the verdict back. Cancellation and
-the per-job wall-clock timeout reach a running claim through the runner's ``is_cancelled``
-probe, which :meth:`verifier.checks.base.CheckContext.report` turns into ``Cancelled``; a
-worker that does not stop within ``kill_grace_s`` is killed and replaced. A worker dies with
-the server (``PR_SET_PDEATHSIG`` on Linux, and a parent check in the probe), so a killed
-server leaves no orphan writing to the store. With a :class:`~api.ray_runner.RayConfig` the
-workers are Ray drivers: a job's claim points run as Ray tasks (:mod:`api.ray_runner`).
+:class:`verifier.engine.runner.SpecRunner`, and writes progress and the verdict back. Cancellation
+and the per-job wall-clock timeout reach a running claim through the runner's ``is_cancelled``
+probe, which :meth:`verifier.checks.base.CheckContext.report` turns into ``Cancelled``; a worker
+that does not stop within ``kill_grace_s`` is killed and replaced. A worker dies with the server
+(``PR_SET_PDEATHSIG`` on Linux, and a parent check in the probe), so a killed server leaves no
+orphan writing to the store. With a :class:`~api.ray_runner.RayConfig` the workers are Ray drivers:
+a job's claim points run as Ray tasks (:mod:`api.ray_runner`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from api.ray_runner import RayConfig, RayJobRunner, TaskLost
 from api.store import Job, JobStatus, Store
+from verifier.engine.report import Report
 from verifier.errors import Cancelled, LimitExceeded, SpecError, VerifierError
 from verifier.limits import Limits
-from verifier.report import Report
 
 if TYPE_CHECKING:
-    from verifier.run import SpecRunner
+    from verifier.engine.runner import SpecRunner
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def execute_job(
     Returns:
         The status written, or None when nothing was written (the attempt was given up).
     """
-    from verifier.run import SpecRunner  # heavy (torch): imported in the worker only
+    from verifier.engine.runner import SpecRunner  # heavy (torch): imported in the worker only
     from verifier.spec import load_spec_text
 
     token = job.run_token or ""
@@ -181,7 +181,7 @@ def worker_main(
     if not parent_alive():
         return
     from verifier.checks import REGISTRY
-    from verifier.executors import set_threads
+    from verifier.engine.executors import set_threads
 
     set_threads(threads)
     REGISTRY["construction"]  # load the engine and torch before the first job

@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import torch
 
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.train import TrainConfig, fact_task, initial_weights, train_replicates
 
 D = 16

@@ -1,7 +1,7 @@
 """Benchmark: every registry quantity at N = 10^9, cached lambdify against ``subs().evalf()``.
 
 Run: ``.venv/bin/python bench/bounds_bench.py [--repeats 200]``. Prints, per quantity, the
-time of one evaluation through :func:`verifier.bounds.evaluate` (lambdified once, cached) and
+time of one evaluation through :func:`verifier.theory.evaluate` (lambdified once, cached) and
 through the naive sympy path ``expr.subs(values).evalf()`` (with N as a sympy Float; with N as
 an exact Integer sympy would build gamma(N + 1) = N! exactly), their ratio, and that the two
 agree. A final line times the exact-integer naive path at a small N to show why it is avoided.
@@ -15,7 +15,7 @@ import time
 
 import sympy as sp
 
-from verifier.bounds import compiled, evaluate, theorems
+from verifier.theory import compiled, evaluate, theorems
 
 VALUES: dict[str, int | float] = {
     "N": 10**9,

@@ -18,7 +18,7 @@ from verifier.constructions.codebooks import codebook
 from verifier.constructions.geometric import build_geometric
 from verifier.convex.codebook_margin import codebook_margin
 from verifier.convex.reembed import reembed
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.seeds import Stream, rng
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.api.conftest import Server, tiny_spec
 from tests.hostile.corpus import margin
 from verifier.errors import FormulaError
-from verifier.expr import parse_formula
+from verifier.spec.formulas import parse_formula
 
 BOMBS = ("(2/3)**(10**8)", "(2/3)**(10**12)", "(1/3)**(10**5)", "(2*N)**(10**8)", "9**9**9")
 YAML = {"Content-Type": "application/yaml"}

@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from verifier.chains import ChainFacts
 from verifier.checks.multihop import verify
 from verifier.constructions.codebooks import codebook, smallest_code_dim
+from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig
 
 

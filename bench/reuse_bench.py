@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITED_SPEC = "bounds/sandwich.spec.yaml"
-SOURCE_EDITS = ("checks/bound.py", "train.py", "convex/solver.py", "spec.py", "cli.py")
+SOURCE_EDITS = ("checks/bound.py", "train/__init__.py", "convex/solver.py", "spec/__init__.py", "cli.py")
 
 
 def check(specs: Path, cache: Path, out: Path, *extra: str) -> tuple[float, list[dict[str, Any]]]:
@@ -59,10 +59,10 @@ def verdict(r: dict[str, Any]) -> tuple[Any, ...]:
 
 def source_edits(cache: Path) -> dict[str, tuple[int, int]]:
     """Edited engine file -> (points that would re-run, points), from keys alone."""
+    from verifier.engine.runner import SpecRunner
+    from verifier.engine.session import load_specs
+    from verifier.engine.verdicts import VerdictStore
     from verifier.limits import Limits
-    from verifier.run import SpecRunner
-    from verifier.session import load_specs
-    from verifier.verdicts import VerdictStore
 
     specs = load_specs([ROOT / "specs"], Limits(), include_full=False)
     counts = {}

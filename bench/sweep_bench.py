@@ -1,7 +1,7 @@
 """Sweep executor benchmark: a 32-point construction sweep with --jobs 1 against --jobs 2.
 
-Runs the same spec in this process through ``verifier.executors.run_specs``, after one untimed
-warm-up point (imports and first-touch costs, which a ``--jobs 1`` CLI run pays once too):
+Runs the same spec in this process through ``verifier.engine.executors.run_specs``, after one
+untimed warm-up point (imports and first-touch costs, which a ``--jobs 1`` CLI run pays once too):
 
 - ``jobs 1``: in-process, torch/BLAS with every core (the default a user gets);
 - ``jobs 1, 1 thread``: in-process with one torch/BLAS thread (the per-point work a worker does);
@@ -21,8 +21,8 @@ import argparse
 import os
 import time
 
-from verifier.executors import run_specs, set_threads
-from verifier.report import Report
+from verifier.engine.executors import run_specs, set_threads
+from verifier.engine.report import Report
 from verifier.spec import load_spec_text
 
 # 32 points: 8 sizes x 4 seeds, each an exact code_dim search plus a float64 forward pass over

@@ -30,8 +30,8 @@ from dataclasses import replace
 
 import torch
 
-from verifier.chains import ChainFacts
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
 from verifier.train import (
     OptimGroup,
     TrainConfig,

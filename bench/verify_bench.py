@@ -18,8 +18,8 @@ import torch
 from verifier.checks.construction import BATCH
 from verifier.constructions.codebooks import codebook, smallest_code_dim
 from verifier.constructions.geometric import build_geometric
-from verifier.instances import BijectionFacts
-from verifier.recall import exact_recall
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import exact_recall
 
 
 def forward_flops(d: int, d_head: int, heads: int, d_mlp: int, n_out: int, n_ctx: int) -> int:

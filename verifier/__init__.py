@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from verifier.engine.report import Report
     from verifier.public import check, load_spec
-    from verifier.report import Report
 
 
 def __getattr__(name: str) -> Any:
@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(public, name)
     if name == "Report":
-        from verifier.report import Report
+        from verifier.engine.report import Report
 
         return Report
     raise AttributeError(f"module 'verifier' has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """The ``verifier`` command line (typer): check, run, schema, new, theorems, serve.
 
 Help texts are plain text (typer renders them with rich, so a literal ``[`` is escaped).
-``check`` and ``run`` share :mod:`verifier.session` with the Python door (``verifier.check``).
+``check`` and ``run`` share :mod:`verifier.engine.session` with the Python door
+(``verifier.check``).
 Exit codes: 0 every claim passed, 1 a claim did not, 2 a bad spec, a limit or bad usage,
 5 nothing was verified (no spec, or ``-k`` selected no claim; as pytest exits 5).
 """
@@ -23,20 +24,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from verifier import __version__
-from verifier.baseline import compare, counts, load_reports, markdown
-from verifier.discover import SPEC_SUFFIX
-from verifier.errors import LimitExceeded, SpecError, VerifierError
-from verifier.executors import ExecutorName
-from verifier.limits import Limits
-from verifier.report import ClaimResult, Report, fmt, key_measures
-from verifier.session import (
+from verifier.engine.baseline import compare, counts, load_reports, markdown
+from verifier.engine.executors import ExecutorName
+from verifier.engine.report import ClaimResult, Report, fmt, key_measures
+from verifier.engine.session import (
     DEFAULT_CACHE_DIR,
     RunOptions,
     cache_dir_of,
     load_specs,
     run_checks,
 )
+from verifier.errors import LimitExceeded, SpecError, VerifierError
+from verifier.limits import Limits
 from verifier.spec import load_spec_file, spec_schema
+from verifier.spec.discover import SPEC_SUFFIX
 
 APP_HELP = (
     "Verify claims about factual recall in transformers, written as YAML specs. "
@@ -260,7 +261,7 @@ def check(
     if summary is not None:
         summary.write_text(markdown(reports, comparison, str(baseline or "")))
     if plots is not None:
-        from verifier.plots import write_plots  # matplotlib only when plots are asked for
+        from verifier.render.plots import write_plots  # matplotlib only when plots are asked for
 
         for path in write_plots(reports, plots):
             console.print(f"wrote {path}", highlight=False)
@@ -310,7 +311,7 @@ def theorems(
     as_json: Annotated[bool, typer.Option("--json", help="print the registry as JSON")] = False,
 ) -> None:
     """List the theorem registry."""
-    from verifier.bounds import theorems as registry
+    from verifier.theory import theorems as registry
 
     entries = [t.to_dict() for t in registry()]
     if as_json:

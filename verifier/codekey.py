@@ -1,6 +1,6 @@
 """The code half of a verdict's key: which source and which libraries could change a verdict.
 
-A claim of kind K is judged by :mod:`verifier.run`, which reaches K's check through the
+A claim of kind K is judged by :mod:`verifier.engine.runner`, which reaches K's check through the
 registry (``REGISTRY[K]`` imports ``BUILTIN_KINDS[K]``). The modules its verdict can depend on
 are therefore the closure, in this package's import graph, of those two roots. The graph is
 read from the source (:mod:`ast`), conservatively:
@@ -35,7 +35,7 @@ from verifier.checks.base import BUILTIN_KINDS
 
 PACKAGE = "verifier"
 PACKAGE_ROOT = Path(verifier.__file__).resolve().parent
-RUNNER = "verifier.run"  # judges every claim: a root of every kind's closure
+RUNNER = "verifier.engine.runner"  # judges every claim: a root of every kind's closure
 REGISTRY_TABLE = "BUILTIN_KINDS"  # its values are roots per kind, not edges
 NUMERIC_PACKAGES: tuple[str, ...] = ("torch", "numpy", "scipy", "sympy", "cvxpy", "highspy")
 KEY_FORMAT = 1  # bump when the key's payload changes shape
@@ -149,6 +149,21 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def source_digest(roots: Iterable[str], salt: bytes, root: Path = PACKAGE_ROOT) -> str:
+    """sha256 of ``salt``, the source of every module reachable from ``roots``, and the data files.
+
+    A source file that cannot be read raises :class:`OSError`: a key never stands in for code it
+    did not read.
+    """
+    modules = package_modules(root)
+    digest = hashlib.sha256(salt)
+    for name in sorted(closure(_graph(root), roots)):
+        digest.update(b"\0" + name.encode() + b"\0" + modules[name].read_bytes())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and _is_data(p)):
+        digest.update(b"\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @functools.cache
 def engine_key(kind: str, root: Path = PACKAGE_ROOT) -> str | None:
     """sha256 of the sources a ``kind`` verdict depends on and the library versions.
@@ -160,18 +175,12 @@ def engine_key(kind: str, root: Path = PACKAGE_ROOT) -> str | None:
     Returns:
         The hex digest, or None when ``kind`` is not a built-in kind (never reused).
     """
-    names = kind_modules(kind, root)
-    if names is None:
+    module = BUILTIN_KINDS.get(kind)
+    if module is None:
         return None
-    modules = package_modules(root)
-    digest = hashlib.sha256(f"codekey {KEY_FORMAT}|{verifier.__version__}".encode())
-    for lib, version in sorted(library_versions().items()):
-        digest.update(f"|{lib}={version}".encode())
-    for name in sorted(names):
-        digest.update(b"\0" + name.encode() + b"\0" + modules[name].read_bytes())
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and _is_data(p)):
-        digest.update(b"\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    salt = f"codekey {KEY_FORMAT}|{verifier.__version__}"
+    salt += "".join(f"|{lib}={version}" for lib, version in sorted(library_versions().items()))
+    return source_digest((RUNNER, module), salt.encode(), root)
 
 
 def _is_data(path: Path) -> bool:

@@ -4,7 +4,7 @@ Both take a spec as a path (a file or a folder of ``*.spec.yaml``), a mapping (t
 data), or YAML/JSON text, and raise what the CLI reports with exit code 2 (a
 :class:`~verifier.errors.SpecError` with file and line, a
 :class:`~verifier.errors.LimitExceeded`). :func:`check` takes the options of ``verifier
-check`` and runs through the same code (:mod:`verifier.session`), so it gives the CLI's
+check`` and runs through the same code (:mod:`verifier.engine.session`), so it gives the CLI's
 verdicts; a failing claim is a result, not an exception.
 """
 
@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from verifier.engine.executors import ExecutorName
+from verifier.engine.report import Report
+from verifier.engine.session import RunOptions, cache_dir_of, load_specs, run_checks
 from verifier.errors import SpecError
-from verifier.executors import ExecutorName
 from verifier.limits import Limits
-from verifier.report import Report
-from verifier.session import RunOptions, cache_dir_of, load_specs, run_checks
 from verifier.spec import Spec, load_spec_file, load_spec_text, parse_spec
 
 Source = str | Path | Mapping[str, Any]
@@ -83,7 +83,7 @@ def check(
     progress: bool = False,
     limits: Limits | None = None,
 ) -> list[Report]:
-    """Verify specs and return one :class:`~verifier.report.Report` per spec with results.
+    """Verify specs and return one :class:`~verifier.engine.report.Report` per spec with results.
 
     Args:
         source: a spec file, a folder (searched for ``*.spec.yaml``), a mapping, YAML/JSON

@@ -1,10 +1,10 @@
 """``pytest specs/``: every ``*.spec.yaml`` is a file of items, one per claim (per sweep point).
 
-Registered through the ``pytest11`` entry point, so it works in a user's own repository once
-the package is installed. A spec is validated at collection (a bad spec is a collection error
-with ``file:line``); claims run in ``runtest`` through :class:`verifier.run.SpecRunner`, shared
-by the file's items, so dependencies run once. Items carry a marker per claim kind
-(``-m "not training"``), and ``xfail`` claims are reported as pytest xfails.
+Registered through the ``pytest11`` entry point, so it works in a user's own repository once the
+package is installed. A spec is validated at collection (a bad spec is a collection error with
+``file:line``); claims run in ``runtest`` through :class:`verifier.engine.runner.SpecRunner`, shared
+by the file's items, so dependencies run once. Items carry a marker per claim kind (``-m "not
+training"``), and ``xfail`` claims are reported as pytest xfails.
 
 Trained models and verdicts are cached in ``.verifier/artifacts`` under pytest's rootdir (where
 ``.pytest_cache`` lives), the folder ``verifier check`` uses when run from there;
@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 
 from verifier.checks import REGISTRY
-from verifier.discover import SPEC_SUFFIX
+from verifier.engine.report import ClaimResult
+from verifier.engine.runner import SpecRunner
+from verifier.engine.verdicts import VerdictStore
 from verifier.errors import LimitExceeded, SpecError, VerifierError
 from verifier.limits import Limits
-from verifier.report import ClaimResult
-from verifier.run import SpecRunner
 from verifier.spec import load_spec_file
-from verifier.verdicts import VerdictStore
+from verifier.spec.discover import SPEC_SUFFIX
 
 
 class SpecFailure(Exception):
@@ -110,7 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     workers = getattr(config, "workerinput", {}).get("workercount")
     if workers:  # an xdist worker: its share of the cores, as --jobs workers get theirs
-        from verifier.executors import set_threads
+        from verifier.engine.executors import set_threads
 
         set_threads(max(1, (os.cpu_count() or 1) // int(workers)))
     for kind in sorted(REGISTRY):

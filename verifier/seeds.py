@@ -22,8 +22,10 @@ class Stream(IntEnum):
     BATCH = 6  # mini-batch order
     BASELINE = 7  # frozen random features of the associative baseline
     SWEEP = 8  # per-point seeds of a sweep
-    FIT = 9  # bootstrap resamples of growth fits (verifier/fits.py)
-    ORDER = 10  # the example order of a training run (VERIFIER_TRAIN_ORDER, verifier/train.py)
+    FIT = 9  # bootstrap resamples of growth fits (verifier/engine/fits.py)
+    ORDER = (
+        10  # the example order of a training run (VERIFIER_TRAIN_ORDER, verifier/train/__init__.py)
+    )
 
 
 def rng(seed: int, stream: Stream, *ids: int) -> np.random.Generator:

@@ -16,15 +16,15 @@ from verifier.spec import spec_schema
 
 router = APIRouter(tags=["meta"])
 
-# names under which verifier/bounds.py may expose its registry's JSON form, in order of preference
+# names under which verifier/theory/ may expose its registry's JSON form, in order of preference
 _THEOREM_EXPORTS = ("registry_json", "theorems_json", "registry_as_json", "to_json")
 
 
 def theorem_registry() -> Any | None:
-    """The theorem registry's JSON form from :mod:`verifier.bounds`, or None if it has none."""
-    if importlib.util.find_spec("verifier.bounds") is None:
+    """The theorem registry's JSON form from :mod:`verifier.theory`, or None if it has none."""
+    if importlib.util.find_spec("verifier.theory") is None:
         return None
-    bounds = importlib.import_module("verifier.bounds")
+    bounds = importlib.import_module("verifier.theory")
     for name in _THEOREM_EXPORTS:
         export = getattr(bounds, name, None)
         if callable(export):

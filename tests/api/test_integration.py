@@ -14,7 +14,7 @@ import pytest
 
 from api.deps import CHALLENGES
 from tests.api.conftest import TERMINAL, TOKEN, Server, long_spec, submit, tiny_spec, wait_for
-from verifier.report import Report
+from verifier.engine.report import Report
 
 pytestmark = pytest.mark.integration
 

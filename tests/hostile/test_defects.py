@@ -29,10 +29,10 @@ from tests.api.conftest import TOKEN, free_port, long_spec, tiny_spec
 from tests.hostile.conftest import HostileServer
 from tests.hostile.corpus import BOUND, FEASIBILITY, GOOD, TRAINING, margin, replaced
 from verifier.errors import FormulaError, SpecError
-from verifier.expr import parse_formula
 from verifier.limits import Limits
 from verifier.spec import load_spec_text
-from verifier.yaml_lines import load_yaml
+from verifier.spec.formulas import parse_formula
+from verifier.spec.yaml_lines import load_yaml
 
 YAML = {"Content-Type": "application/yaml"}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -19,10 +19,10 @@ from verifier.convex.associative import (
 )
 from verifier.convex.search import min_width
 from verifier.convex.solver import SolverSettings
+from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits
-from verifier.run import SpecRunner
 from verifier.spec import load_spec_text
 
 

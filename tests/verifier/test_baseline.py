@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from verifier.baseline import compare, load_reports, markdown
 from verifier.cli import app
+from verifier.engine.baseline import compare, load_reports, markdown
 
 BEFORE = """
 name: changing

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from verifier.cli import app
+from verifier.engine.runner import run_spec
 from verifier.errors import SpecError
-from verifier.run import run_spec
 from verifier.spec import load_spec_text
 
 HEAD = """\

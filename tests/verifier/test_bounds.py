@@ -1,4 +1,4 @@
-"""The theorem registry (verifier/bounds.py): every quantity against an independent numeric
+"""The theorem registry (verifier/theory/__init__.py): every quantity against an independent numeric
 computation, G1's counts against the model the construction builds, and the asymptotics."""
 
 from __future__ import annotations
@@ -12,8 +12,16 @@ import pytest
 import sympy as sp
 from typer.testing import CliRunner
 
-from verifier import bounds
-from verifier.bounds import (
+from verifier import theory as bounds
+from verifier.checks.construction import geometric_size
+from verifier.cli import app
+from verifier.constructions.codebooks import codebook
+from verifier.constructions.geometric import build_geometric
+from verifier.errors import SpecError
+from verifier.facts.bijections import BijectionFacts
+from verifier.spec import BijectionInstance
+from verifier.spec.formulas import SYMBOLS, parse_formula
+from verifier.theory import (
     Param,
     Quantity,
     Theorem,
@@ -24,14 +32,6 @@ from verifier.bounds import (
     register_theorem,
     split_order,
 )
-from verifier.checks.construction import geometric_size
-from verifier.cli import app
-from verifier.constructions.codebooks import codebook
-from verifier.constructions.geometric import build_geometric
-from verifier.errors import SpecError
-from verifier.expr import SYMBOLS, parse_formula
-from verifier.instances import BijectionFacts
-from verifier.spec import BijectionInstance
 
 LN2 = math.log(2)
 Values = dict[str, float]

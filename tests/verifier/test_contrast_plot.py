@@ -1,4 +1,4 @@
-"""The headline contrast on the report page (issue 14; verifier/contrast_plot.py)."""
+"""The headline contrast on the report page (issue 14; verifier/render/contrast.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 from api.report_page import render_page
 from api.store import Job
-from verifier.contrast_plot import contrast_curves, contrast_png, lb1_bits
-from verifier.report import ClaimResult, Report
+from verifier.engine.report import ClaimResult, Report
+from verifier.render.contrast import contrast_curves, contrast_png, lb1_bits
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import ROOT
-from verifier import docs
+from verifier.spec import docs
 
 OUTSIDE = "../" + "shared"  # spelled in two parts so this file does not match itself
 
@@ -26,7 +26,7 @@ def _repository_files() -> list[Path]:
 
 def test_spec_language_page_is_generated_from_the_models() -> None:
     page = ROOT / "docs" / "spec-language.md"
-    assert page.read_text() == docs.render(), "stale: run `python -m verifier.docs`"
+    assert page.read_text() == docs.render(), "stale: run `python -m verifier.spec.docs`"
     assert docs.main(["--check"]) == 0
 
 

@@ -1,4 +1,4 @@
-"""Executors (verifier/executors.py): in-process, local process pool, and Ray give one report."""
+"""Executors (verifier/engine/executors.py): in-process, process pool and Ray give one report."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from verifier.cli import app
+from verifier.engine.executors import plan, run_specs, set_threads
+from verifier.engine.report import Report
+from verifier.engine.runner import SpecRunner
 from verifier.errors import VerifierError
-from verifier.executors import plan, run_specs, set_threads
-from verifier.report import Report
-from verifier.run import SpecRunner
 from verifier.spec import Spec, load_spec_text
 
 # Two swept claims (one with a growth law) and an unswept one: 10 results, 9 point tasks.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from verifier.errors import FormulaError
-from verifier.expr import parse_comparison, parse_formula
+from verifier.spec.formulas import parse_comparison, parse_formula
 
 
 @pytest.mark.parametrize(

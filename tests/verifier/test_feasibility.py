@@ -14,10 +14,10 @@ from verifier.constructions.geometric import build_geometric
 from verifier.convex.codebook_margin import codebook_margin
 from verifier.convex.reembed import reembed
 from verifier.convex.solver import SolverSettings
+from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits
-from verifier.run import SpecRunner
 from verifier.seeds import Stream, rng
 from verifier.spec import load_spec_text
 

@@ -1,4 +1,4 @@
-"""The growth-law selector (verifier/fits.py) on synthetic data, and growth on swept specs."""
+"""The growth-law selector (verifier/engine/fits.py): synthetic data, and growth on swept specs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from verifier.errors import LimitExceeded, SpecError
-from verifier.fits import (
+from verifier.engine.fits import (
     LAWS,
     MIN_POINTS,
     Law,
@@ -18,9 +17,10 @@ from verifier.fits import (
     predict,
     select_law,
 )
+from verifier.engine.runner import SpecRunner, run_spec
+from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits
-from verifier.plots import growth_png, write_plots
-from verifier.run import SpecRunner, run_spec
+from verifier.render.plots import growth_png, write_plots
 from verifier.spec import load_spec_text
 
 # x ranges where the laws are meant to be told apart: sizes over decades, depths over 1..8

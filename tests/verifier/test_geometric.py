@@ -17,8 +17,8 @@ from verifier.constructions.codebooks import (
     smallest_code_dim,
 )
 from verifier.constructions.geometric import build_geometric
-from verifier.instances import BijectionFacts
-from verifier.recall import exact_recall
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import exact_recall
 
 
 def _build(n: int, r: int, seed: int, kind: str = "rademacher", disjoint: bool = False):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Heatmaps (verifier/heatmaps.py): gating per relation and measures over a regime grid."""
+"""Heatmaps (verifier/render/heatmaps.py): gating per relation and measures over a regime grid."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from verifier.heatmaps import activation_rates, gating_png, grid_axes, grid_png
-from verifier.report import ClaimResult
+from verifier.engine.report import ClaimResult
+from verifier.render.heatmaps import activation_rates, gating_png, grid_axes, grid_png
 
 
 def _image(png: bytes) -> np.ndarray:

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from verifier import mechanism as mech
 from verifier.constructions.codebooks import codebook, coherence
 from verifier.constructions.compact import build_compact
 from verifier.constructions.geometric import build_geometric
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure import mechanism as mech
+from verifier.measure.recall import exact_recall
 from verifier.model import ModelConfig, OneLayerTransformer
-from verifier.recall import exact_recall
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -146,8 +146,8 @@ def test_probe_transfer_is_exact_on_a_known_geometric_model(
 
 
 def test_compact_sizes_are_the_registry_formulas() -> None:
-    from verifier.bounds import COMPACT, evaluate, instance_values
     from verifier.spec import BijectionInstance
+    from verifier.theory import COMPACT, evaluate, instance_values
 
     for n, r, m in ((64, 1, 5), (512, 4, 7), (100, 3, 12)):
         facts = BijectionFacts(n, r, seed=0)

@@ -11,7 +11,18 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.bounds_multihop import (
+from verifier.checks import multihop
+from verifier.constructions.chain import build_chain
+from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
+from verifier.constructions.cot import build_cot, greedy_decode
+from verifier.engine.runner import SpecRunner, run_spec
+from verifier.errors import LimitExceeded, SpecError
+from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
+from verifier.limits import Limits
+from verifier.spec import load_spec_text
+from verifier.spec.formulas import SYMBOLS
+from verifier.theory.multihop import (
     CK_EMBEDDING_DIM,
     CK_MLP_WIDTH,
     CK_PARAMS,
@@ -21,17 +32,6 @@ from verifier.bounds_multihop import (
     lbk_bits,
     size_of,
 )
-from verifier.chains import ChainFacts
-from verifier.checks import multihop
-from verifier.constructions.chain import build_chain
-from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.cot import build_cot, greedy_decode
-from verifier.errors import LimitExceeded, SpecError
-from verifier.expr import SYMBOLS
-from verifier.instances import BijectionFacts
-from verifier.limits import Limits
-from verifier.run import SpecRunner, run_spec
-from verifier.spec import load_spec_text
 
 SMALL = settings(max_examples=12, deadline=None)
 

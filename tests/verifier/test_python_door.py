@@ -27,7 +27,8 @@ def test_import_verifier_stays_light() -> None:
     import subprocess
     import sys
 
-    probe = "import sys, verifier; print('torch' in sys.modules, 'verifier.run' in sys.modules)"
+    runner = "verifier.engine.runner"
+    probe = f"import sys, verifier; print('torch' in sys.modules, {runner!r} in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
     assert set(verifier.__all__) >= {"check", "load_spec", "Report", "SpecError"}

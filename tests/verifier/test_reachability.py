@@ -1,4 +1,4 @@
-"""Unreachable attributes of a frozen W_U (issue 14; verifier/reachability.py, P1 on its columns):
+"""Unreachable attributes of a frozen W_U (verifier/convex/reachability.py, P1 on its columns):
 certified, refused before training, and used to explain a search where nothing holds."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from verifier.convex.reachability import UNREACHABLE_TOL, reachability
+from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import SpecError
-from verifier.reachability import UNREACHABLE_TOL, reachability
-from verifier.run import SpecRunner, run_spec
 from verifier.spec import load_spec_text
 from verifier.train import TrainConfig, initial_unembedding
 

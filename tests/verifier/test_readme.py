@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import ROOT
-from verifier.run import run_spec
+from verifier.engine.runner import run_spec
 from verifier.spec import load_spec_text
 
 README = (ROOT / "README.md").read_text()
@@ -35,8 +35,13 @@ def test_readme_spec_is_the_bundled_one_and_passes() -> None:
 
 
 def test_readme_states_the_fixed_bounds() -> None:
-    from verifier.expr import MAX_CONSTANT, MAX_EXACT_DIGITS, MAX_EXPONENT, MAX_FORMULA_CHARS
-    from verifier.yaml_lines import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FLOW_DEPTH
+    from verifier.spec.formulas import (
+        MAX_CONSTANT,
+        MAX_EXACT_DIGITS,
+        MAX_EXPONENT,
+        MAX_FORMULA_CHARS,
+    )
+    from verifier.spec.yaml_lines import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FLOW_DEPTH
 
     limits = README.split("## Limits", 1)[1]
     assert f"at most {MAX_FORMULA_CHARS} characters" in limits

@@ -16,11 +16,11 @@ from verifier.convex import reembed as p2
 from verifier.convex.reembed import reembed, solve_region
 from verifier.convex.search import min_reembed_dim
 from verifier.convex.solver import SolverSettings
+from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits
 from verifier.model import ModelConfig, OneLayerTransformer
-from verifier.run import SpecRunner
 from verifier.seeds import Stream, rng
 from verifier.spec import load_spec_text
 

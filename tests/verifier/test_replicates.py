@@ -1,4 +1,4 @@
-"""Replicated verdicts (verifier/replicates.py): how ``require`` meets ``expect``."""
+"""Replicated verdicts (verifier/engine/replicates.py): how ``require`` meets ``expect``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from verifier.expect import parse_expectation
-from verifier.replicates import aggregate, judge_all, median_value
+from verifier.engine.replicates import aggregate, judge_all, median_value
+from verifier.spec.expectations import parse_expectation
 
 SYMBOLS = {"N": 512.0, "R": 2.0, "k": 1.0}
 

@@ -16,14 +16,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from verifier import executors
 from verifier.cli import app
 from verifier.codekey import PACKAGE_ROOT, engine_key, kind_modules
+from verifier.engine import executors
+from verifier.engine.report import Report
+from verifier.engine.runner import SpecRunner
+from verifier.engine.verdicts import VerdictStore
 from verifier.limits import Limits
-from verifier.report import Report
-from verifier.run import SpecRunner
 from verifier.spec import load_spec_text
-from verifier.verdicts import VerdictStore
 
 SPEC = """
 name: reuse-me
@@ -164,8 +164,8 @@ def _edited_package(tmp_path: Path, relative: str) -> Path:
         # construction claims, counted (which reads them), and training: it imports facts_of
         ("checks/construction.py", [*KEYS[:4], "gd", "moved"]),
         ("checks/bound.py", ["counted[N=32]", "counted[N=64]", "alone"]),
-        ("train.py", ["gd", "moved"]),
-        ("bounds.py", KEYS),  # the spec language's theorem registry: every claim
+        ("train/__init__.py", ["gd", "moved"]),
+        ("theory/__init__.py", KEYS),  # the spec language's theorem registry: every claim
         ("cli.py", []),  # a door, not the engine
         ("pytest_plugin.py", []),
     ],
@@ -217,7 +217,12 @@ def test_kinds_get_finer_keys_from_the_import_graph() -> None:
     assert bound is not None and training is not None
     assert "verifier.train" in training and "verifier.train" not in bound
     assert "verifier.checks.construction" not in bound  # another kind's module: not a root
-    assert {"verifier.run", "verifier.spec", "verifier.bounds", "verifier.verdicts"} <= bound
+    assert {
+        "verifier.engine.runner",
+        "verifier.spec",
+        "verifier.theory",
+        "verifier.engine.verdicts",
+    } <= bound
     assert not {"verifier.cli", "verifier.pytest_plugin"} & (bound | training)
     assert engine_key("no-such-kind") is None  # a plugin's kind: never reused
 
@@ -295,7 +300,7 @@ KIND_SPECS = {
 }
 _PROBE = """
 import json, sys
-from verifier.run import run_spec
+from verifier.engine.runner import run_spec
 from verifier.spec import load_spec_text
 report = run_spec(load_spec_text(sys.stdin.read(), "kind.spec.yaml"))
 assert all(r.status != "error" for r in report.results), report

@@ -1,13 +1,13 @@
-"""Minimal-resource searches (verifier/search.py): doubling then bisection, both neighbours."""
+"""Minimal-resource searches (verifier/engine/search.py): doubling, bisection, both neighbours."""
 
 from __future__ import annotations
 
 import pytest
 
+from verifier.engine.runner import SpecRunner, run_spec
+from verifier.engine.search import find_minimum
 from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits
-from verifier.run import SpecRunner, run_spec
-from verifier.search import find_minimum
 from verifier.spec import load_spec_text
 
 

@@ -1,4 +1,4 @@
-"""Searches that can be trusted (issue 14; verifier/search.py): capacity, lr ladder, divergence,
+"""Searches that can be trusted (verifier/engine/search.py): capacity, lr ladder, divergence,
 non-monotone measures. Checked on stand-in measurements (no training) and on one real,
 diverging run."""
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from verifier.checks.base import Measurement
-from verifier.run import run_spec
-from verifier.search import find_maximum, inversions, run_minimize
+from verifier.engine.runner import run_spec
+from verifier.engine.search import find_maximum, inversions, run_minimize
 from verifier.spec import TrainingClaim, load_spec_text
 
 

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import run_cli
 from verifier.cli import app
+from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits
-from verifier.run import SpecRunner
 from verifier.spec import load_spec_text
 
 GOOD = """\

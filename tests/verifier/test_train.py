@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from verifier.checks.base import CheckContext
+from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import Cancelled, LimitExceeded, SpecError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits
-from verifier.run import SpecRunner, run_spec
 from verifier.spec import load_spec_text
 from verifier.train import TrainConfig, checkpoint_path, lr_factor, train, train_cached
 

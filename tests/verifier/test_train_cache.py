@@ -13,18 +13,18 @@ import torch
 from typer.testing import CliRunner
 
 import verifier.train as train_module
-from verifier.chains import ChainFacts
+from verifier import codekey
 from verifier.checks.training import train_config
 from verifier.cli import DEFAULT_CACHE_DIR as CLI_DEFAULT
 from verifier.cli import app
+from verifier.engine.runner import SpecRunner
 from verifier.errors import VerifierError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
 from verifier.limits import Limits
 from verifier.pytest_plugin import DEFAULT_CACHE_DIR as PLUGIN_DEFAULT
-from verifier.run import SpecRunner
 from verifier.spec import load_spec_text
 from verifier.train import (
-    KEY_MODULES,
     TrainConfig,
     code_fingerprint,
     query_task,
@@ -111,8 +111,8 @@ def test_every_instance_field_changes_the_key(field: str, value: Any) -> None:
 
 
 def test_the_code_is_in_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    here = Path(train_module.__file__).parent
-    assert all((here / name).is_file() for name in KEY_MODULES)  # hashed, not "unreadable"
+    trainer = codekey.closure(codekey.import_graph(), [train_module.__name__])
+    assert {"verifier.model", "verifier.facts.bijections", "verifier.seeds"} <= trainer
     assert len(code_fingerprint()) == 64
     key = run_key(INSTANCE, BASE)
     monkeypatch.setattr(train_module, "code_fingerprint", lambda: "edited source")
@@ -216,7 +216,7 @@ def test_pytest_reuses_the_checkpoint_and_no_cache_retrains(
 def test_pool_workers_share_the_cache(tmp_path: Path) -> None:
     """``--jobs 2`` workers write checkpoints into the run's folder and a second run reads them:
     the files are not rewritten and the reports are identical."""
-    from verifier.executors import run_specs
+    from verifier.engine.executors import run_specs
 
     text = SPEC.replace("steps: 600}", "steps: 600}\n    sweep: {seed: [0, 1]}")
     cache = tmp_path / "artifacts"

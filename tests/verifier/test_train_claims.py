@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import SpecError
 from verifier.limits import Limits
-from verifier.run import SpecRunner, run_spec
 from verifier.spec import load_spec_text
 
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import verifier.checks.training as training
-from verifier.chains import ChainFacts
 from verifier.checks.multihop import evaluate_queries
 from verifier.constructions.cot import build_cot
+from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import LimitExceeded, SpecError
+from verifier.facts.chains import ChainFacts
 from verifier.limits import Limits
 from verifier.model import OneLayerTransformer
-from verifier.run import SpecRunner, run_spec
 from verifier.spec import load_spec_text
 from verifier.train import (
     StackedForward,

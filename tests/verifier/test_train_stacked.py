@@ -1,4 +1,4 @@
-"""The stacked trainer (verifier/train.py): replicates, groups, per_subject, uniform attention."""
+"""The stacked trainer (verifier/train/): replicates, groups, per_subject, uniform attention."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 from verifier.constructions.codebooks import codebook
 from verifier.constructions.geometric import build_geometric
 from verifier.errors import VerifierError
-from verifier.instances import BijectionFacts
-from verifier.recall import margins_of
-from verifier.relearn import relearn
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import margins_of
 from verifier.train import (
     RELATION_ROWS,
     OptimGroup,
@@ -29,6 +28,7 @@ from verifier.train import (
     train_replicates,
     training_threads,
 )
+from verifier.train.relearn import relearn
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ class Measurement:
         status: set to ``undecided`` when the method cannot decide (an undecidable limit).
         message: a short note for the report.
         replicates: per-replicate values of a replicated claim (``seeds:``), in seed order;
-            ``values`` then holds their medians (:mod:`verifier.replicates`).
+            ``values`` then holds their medians (:mod:`verifier.engine.replicates`).
         require: how the replicates meet ``expect`` (``all``, ``majority``, ``median``).
     """
 

@@ -15,7 +15,12 @@ from typing import Any, Literal
 
 import sympy as sp
 
-from verifier.bounds import (
+from verifier.checks.base import CheckContext, Measurement, register
+from verifier.errors import SpecError
+from verifier.limits import Limits
+from verifier.spec import BoundClaim, _claim_measures
+from verifier.spec.formulas import SYMBOLS, parse_formula
+from verifier.theory import (
     MEASURED_PREFIX,
     LimitResult,
     Theorem,
@@ -29,11 +34,6 @@ from verifier.bounds import (
     order_holds,
     split_order,
 )
-from verifier.checks.base import CheckContext, Measurement, register
-from verifier.errors import SpecError
-from verifier.expr import SYMBOLS, parse_formula
-from verifier.limits import Limits
-from verifier.spec import BoundClaim, _claim_measures
 
 Number = int | float
 LIMIT_SECONDS = 20.0  # wall-clock cap on one sympy limit (SIGALRM; main thread only)

@@ -17,9 +17,9 @@ from verifier.constructions.codebooks import codebook, coherence, smallest_code_
 from verifier.constructions.compact import build_compact
 from verifier.constructions.geometric import GeometricLayout, build_geometric
 from verifier.errors import SpecError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
-from verifier.recall import exact_recall
+from verifier.measure.recall import exact_recall
 from verifier.spec import (
     BijectionInstance,
     CodebookConstruction,
@@ -53,7 +53,7 @@ def geometric_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
 def compact_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
     """(d_model, d_mlp, params) of the compact construction at code width m, from the theorem
     registry (``COMPACT``), evaluated exactly."""
-    from verifier.bounds import COMPACT, evaluate, instance_values
+    from verifier.theory import COMPACT, evaluate, instance_values
 
     values = {**instance_values(instance), "m": m}
     d, w, params = (

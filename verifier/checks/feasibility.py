@@ -26,7 +26,7 @@ from verifier.convex.reembed import reembed
 from verifier.convex.search import min_code_dim, min_reembed_dim, min_width
 from verifier.convex.solver import SolverSettings
 from verifier.errors import LimitExceeded, SpecError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.seeds import Stream, rng
 from verifier.spec import BijectionInstance, FeasibilityClaim

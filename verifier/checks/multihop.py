@@ -5,7 +5,7 @@
 checks all ``N * |C|`` queries exactly, in float64 and bounded batches: one forward pass per
 query without chain-of-thought, greedy autoregressive decoding of ``y_1..y_k`` with it (every
 intermediate entity judged). It also evaluates LBk on the seeded chain trees
-(:mod:`verifier.bounds_multihop`).
+(:mod:`verifier.theory.multihop`).
 
 ``budget`` ("at parameter budget P, the largest depth solved"): for each depth ``k = 1..max_hops``
 the instance's mode is built at the largest code width ``m_k <= m`` (m: the construction's own
@@ -24,17 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from verifier.bounds_multihop import lbk_bits, size_of
-from verifier.chains import ChainFacts, chain_facts
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.constructions.chain import ChainLayout, build_chain, positional_pattern
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
 from verifier.constructions.cot import build_cot, first_failure, greedy_decode
 from verifier.errors import LimitExceeded, SpecError
+from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits, require
+from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
-from verifier.recall import exact_recall
 from verifier.spec import BudgetClaim, GeometricConstruction, MultiHopInstance
+from verifier.theory.multihop import lbk_bits, size_of
 
 QUERY_FLOATS = 4_000_000  # floats per forward batch: bounds memory at ~32 MB of activations
 

@@ -3,10 +3,10 @@
 Trains the section 2 model with :mod:`verifier.train` (float32, seeded, early stop at exact
 recall) and evaluates it in float64 through the real forward pass:
 
-- on a ``bijection`` instance: every fact through :func:`verifier.recall.exact_recall`, then the
-  mechanism measures of :mod:`verifier.mechanism`. A measure whose fit is underdetermined is
-  reported unmeasured, with the reason in the evidence; a claim that *expects* such a measure
-  is refused before training.
+- on a ``bijection`` instance: every fact through :func:`verifier.measure.recall.exact_recall`, then
+  the mechanism measures of :mod:`verifier.measure.mechanism`. A measure whose fit is
+  underdetermined is reported unmeasured, with the reason in the evidence; a claim that *expects*
+  such a measure is refused before training.
 - on a ``multi_hop`` instance: trained on all ``N*|C|`` queries (with ``cot: true`` by teacher
   forcing, see :func:`verifier.train.query_task`). Without chain-of-thought every query is one
   forward pass on ``[r_1..r_k, x]``; with it, ``y_1..y_k`` are decoded greedily by
@@ -18,7 +18,7 @@ recall) and evaluates it in float64 through the real forward pass:
 With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the instance from
 ``s_i`` and initialises the model from it, all S train as one stacked model
 (:func:`verifier.train.train_replicates`), each is evaluated and measured on its own, and the
-runner judges them by ``require`` (:mod:`verifier.replicates`).
+runner judges them by ``require`` (:mod:`verifier.engine.replicates`).
 
 The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
 ``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
@@ -27,7 +27,7 @@ the associative-memory peer's like-for-like setting (issue 14) adds ``attention:
 (``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
 
 With ``W_U`` frozen, some attributes may be unreachable: no hidden state makes them the strict
-argmax (:mod:`verifier.reachability`, P1). A claim whose ``expect`` (or whose search's
+argmax (:mod:`verifier.convex.reachability`, P1). A claim whose ``expect`` (or whose search's
 ``until``, when the searched field leaves ``W_U`` as it is) needs more accuracy than the
 reachable attributes allow is refused before training, naming them and the certificate; a
 search where nothing holds is explained the same way (:meth:`TrainingCheck.explain`).
@@ -40,18 +40,17 @@ import math
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from verifier import mechanism as mech
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.construction import facts_of
 from verifier.checks.multihop import evaluate_queries
 from verifier.checks.multihop import facts_of as chain_facts_of
+from verifier.convex.reachability import reachability
+from verifier.engine.replicates import aggregate, judge_all
 from verifier.errors import SpecError
-from verifier.expect import Expectation, parse_expectation
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
-from verifier.reachability import reachability
-from verifier.recall import exact_recall
-from verifier.replicates import aggregate, judge_all
+from verifier.measure import mechanism as mech
+from verifier.measure.recall import exact_recall
 from verifier.spec import (
     MECHANISM_MEASURES,
     SWEEP_ALIASES,
@@ -59,6 +58,7 @@ from verifier.spec import (
     MultiHopInstance,
     TrainingClaim,
 )
+from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.train import (
     OptimGroup,
     TrainConfig,

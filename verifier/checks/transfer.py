@@ -3,7 +3,7 @@
 Takes the models of an earlier ``training`` claim (``from:``), draws new bijections from
 ``transfer_seed`` and each replicate's instance seed, and either re-initialises only the subject
 table (``method``: probe, lp, random) and counts exact recall of every new fact in float64
-without training, or relearns the subject table alone (``relearn``, :mod:`verifier.relearn`)
+without training, or relearns the subject table alone (``relearn``, :mod:`verifier.train.relearn`)
 and counts the steps to exact recall. The controls: for re-initialisation, random rows (always
 run, ``control_accuracy``, about 1/N); for relearning, the same relearning on the
 ``control_from`` claim's models (typically the frozen-embedding, associative ones).
@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from verifier import mechanism as mech
 from verifier.checks.base import CheckContext, Measurement, register
 from verifier.checks.training import require_bijection
 from verifier.convex.solver import SolverSettings
+from verifier.engine.replicates import aggregate
 from verifier.errors import VerifierError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
-from verifier.relearn import RelearnResult, relearn
-from verifier.replicates import aggregate
+from verifier.measure import mechanism as mech
 from verifier.spec import TransferClaim
 from verifier.train import OptimGroup, TrainConfig
+from verifier.train.relearn import RelearnResult, relearn
 
 
 def _source(ctx: CheckContext, claim_id: str) -> Measurement:

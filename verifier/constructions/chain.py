@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.chains import ChainFacts
+from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 
 SCORE_GAP = 800.0  # nats between the attended position and any other: exp(-800) == 0.0 in float64

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from verifier.constructions.geometric import SEQ_LEN, SlotLayout
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 
 

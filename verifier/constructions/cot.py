@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.chains import ChainFacts
 from verifier.constructions.chain import (
     ChainLayout,
     positional_codes,
@@ -30,8 +29,9 @@ from verifier.constructions.chain import (
     selector_mlp,
     write_weights,
 )
+from verifier.facts.chains import ChainFacts
+from verifier.measure.recall import margins_of
 from verifier.model import ModelConfig, OneLayerTransformer
-from verifier.recall import margins_of
 
 
 def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer, ChainLayout]:

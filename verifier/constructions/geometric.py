@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 
 SEQ_LEN = 2  # [r, x]

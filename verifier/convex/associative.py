@@ -47,9 +47,9 @@ from scipy.spatial import ConvexHull, QhullError
 
 from verifier.convex.solver import SolverSettings
 from verifier.errors import SolverError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import exact_recall
 from verifier.model import ModelConfig, OneLayerTransformer
-from verifier.recall import exact_recall
 from verifier.seeds import Stream, rng
 
 _BLOCK = 64  # columns of W_in per seeded block

@@ -28,7 +28,7 @@ the judge. Subjects not yet recalled with the margin are re-linearised a bounded
 times at the LP's point pushed slightly past it (so units on the region's boundary can change
 side; units exactly on it take a side drawn at random). Each subject keeps the best rows any
 round gave it (its facts depend on its own row only); they are put into a copy of the model
-and every new fact goes through :func:`verifier.recall.exact_recall` (float64).
+and every new fact goes through :func:`verifier.measure.recall.exact_recall` (float64).
 Failure is reported as *not found*, never as impossible; the per-subject ``region_upper`` is a
 weak-duality bound valid for the last linear region only.
 """
@@ -50,9 +50,9 @@ import torch
 from verifier.convex.solver import SolverSettings, solve
 from verifier.convex.working_set import dual_bound
 from verifier.errors import SolverError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
-from verifier.recall import exact_recall
 
 ProgressFn = Callable[[int, int], None]  # (round, max_rounds)
 RIVALS = 8  # strongest rivals per relation in a subject's first working set

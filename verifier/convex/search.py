@@ -36,7 +36,7 @@ from verifier.convex.codebook_margin import (
 )
 from verifier.convex.reembed import ReembedResult, reembed
 from verifier.convex.solver import SolverSettings
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 
 ProgressFn = Callable[[str], None]
 

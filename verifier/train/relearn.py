@@ -21,10 +21,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from verifier.instances import BijectionFacts
-from verifier.mechanism import BATCH, as_float64, start_rows
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.mechanism import BATCH, as_float64, start_rows
+from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
-from verifier.recall import exact_recall
 from verifier.train import (
     PARAM_NAMES,
     OptimGroup,

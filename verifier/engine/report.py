@@ -139,8 +139,8 @@ class Report(BaseModel):
         return pandas.DataFrame.from_records(self.to_records())
 
     def _repr_html_(self) -> str:
-        """The verdict table and the plots, for Jupyter (:func:`verifier.html.report_html`)."""
-        from verifier.html import report_html  # matplotlib only when a notebook asks
+        """The verdict table and the plots, for Jupyter (:mod:`verifier.render.html`)."""
+        from verifier.render.html import report_html  # matplotlib only when a notebook asks
 
         return report_html(self)
 

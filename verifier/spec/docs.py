@@ -1,4 +1,4 @@
-"""``python -m verifier.docs``: write docs/spec-language.md from the spec language's models.
+"""``python -m verifier.spec.docs``: write docs/spec-language.md from the spec language's models.
 
 Every field of the spec, of each instance kind, of each claim kind and of the objects they
 nest gets a row: its key, type (with its constraints), default and meaning, all read from the
@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from verifier.expr import COMPARATORS, FUNCTIONS, SYMBOLS
 from verifier.spec import ClaimBase, Spec
+from verifier.spec.formulas import COMPARATORS, FUNCTIONS, SYMBOLS
 
-OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "spec-language.md"
+OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "spec-language.md"
 _REF = "#/$defs/"
 # Meanings of the fields whose models carry no description (any model, then per model).
 _FALLBACK: dict[str, str] = {
@@ -39,7 +39,7 @@ _FALLBACK: dict[str, str] = {
 _INTRO = """\
 # The spec language
 
-<!-- Generated from verifier/spec.py by `python -m verifier.docs`; do not edit by hand. -->
+<!-- Generated from the models of verifier/spec/ by `python -m verifier.spec.docs`; do not edit. -->
 
 A spec is a YAML (or JSON) file, `*.spec.yaml` by convention: a name, one instance (the facts)
 and a list of claims about it. Every object below rejects keys it does not list, and an error
@@ -277,7 +277,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the page (default) or, with ``--check``, exit 1 when it differs from the models."""
-    parser = argparse.ArgumentParser(prog="python -m verifier.docs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m verifier.spec.docs", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="default: %(default)s")
     args = parser.parse_args(argv)
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text() if args.output.is_file() else ""
         if current != text:
-            sys.stderr.write(f"{args.output} is stale: run `python -m verifier.docs`\n")
+            sys.stderr.write(f"{args.output} is stale: run `python -m verifier.spec.docs`\n")
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
 """Executors: run sweep points and whole specs as tasks, locally or on a Ray cluster.
 
-A task is ``(spec text, file, limits, claims or keys)``: the worker re-loads the spec from its
-text (same validation, same expansion, so the same keys), runs its share and returns plain
-:class:`~verifier.report.ClaimResult` dictionaries. The caller puts them back into each spec's
-:class:`~verifier.run.SpecRunner` (:meth:`~verifier.run.SpecRunner.adopt`), which adds the
-growth results, so every executor produces the same report model as an in-process run.
+A task is ``(spec text, file, limits, claims or keys)``: the worker re-loads the spec from its text
+(same validation, same expansion, so the same keys), runs its share and returns plain
+:class:`~verifier.engine.report.ClaimResult` dictionaries. The caller puts them back into each
+spec's :class:`~verifier.engine.runner.SpecRunner`
+(:meth:`~verifier.engine.runner.SpecRunner.adopt`), which adds the growth results, so every executor
+produces the same report model as an in-process run.
 
 Tasks: every point of a claim that neither needs nor feeds another claim is its own task;
 claims joined by dependencies (a trained model and the claims that probe it) run together in
@@ -20,7 +21,7 @@ one task, since artifacts never leave a process. With ``per="spec"`` each spec i
 
 Progress is reported per finished point: ``on_point(spec name, key, done, total, status)``.
 
-With a verdict store (:mod:`verifier.verdicts`, a folder every worker can reach), the caller
+With a verdict store (:mod:`verifier.engine.verdicts`, a folder every worker can reach), the caller
 takes stored results itself and plans only the rest: a point task whose verdict is stored is
 not sent, nor is a dependency group whose every point is stored; workers store what they
 verify.
@@ -37,14 +38,14 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, Literal
 
+from verifier.engine.report import ClaimResult, Report
 from verifier.errors import VerifierError
 from verifier.limits import Limits
-from verifier.report import ClaimResult, Report
 
 if TYPE_CHECKING:
-    from verifier.run import ProgressFn, SpecRunner
+    from verifier.engine.runner import ProgressFn, SpecRunner
+    from verifier.engine.verdicts import VerdictStore
     from verifier.spec import Spec
-    from verifier.verdicts import VerdictStore
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ def run_task(
     """
     if threads is not None:
         set_threads(threads)
-    from verifier.run import SpecRunner
+    from verifier.engine.runner import SpecRunner
+    from verifier.engine.verdicts import VerdictStore
     from verifier.spec import load_spec_text
-    from verifier.verdicts import VerdictStore
 
     spec = load_spec_text(task.text, task.file)
     store = None if task.verdicts is None else VerdictStore(*task.verdicts)
@@ -316,7 +317,7 @@ def run_specs(
         LimitExceeded, SpecError: from preflight, before any task starts.
         VerifierError: ``ray`` requested but not installed; ``jobs < 1``.
     """
-    from verifier.run import SpecRunner
+    from verifier.engine.runner import SpecRunner
 
     if jobs < 1:
         raise VerifierError(f"--jobs: expected an integer >= 1, got {jobs}")

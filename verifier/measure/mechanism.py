@@ -29,7 +29,7 @@ bijections, ``b + sum_r M_r u_{pi_r(s)}`` the superposition fit (``M_r`` d x d).
   facts), by P2 (``lp``: :mod:`verifier.convex.reembed`, started at the probe rows), or at
   random with the trained table's mean and spread (``random``, the control, about 1/N); exact
   recall of every new fact, no training. (``relearn`` trains the subject table:
-  :mod:`verifier.relearn`.)
+  :mod:`verifier.train.relearn`.)
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.measure.recall import exact_recall, margins_of
 from verifier.model import OneLayerTransformer
-from verifier.recall import exact_recall, margins_of
 from verifier.seeds import Stream, rng
 
 if TYPE_CHECKING:

@@ -4,13 +4,14 @@
 -k`` runs only the selected claims and the claims they depend on. Everything over a limit is
 refused by :meth:`SpecRunner.preflight` before any claim runs.
 
-With a :class:`~verifier.verdicts.VerdictStore`, a point whose key (:meth:`SpecRunner.key_of`)
-is stored, and whose dependencies' are, is not run: its result comes back marked ``reused``,
-with the time it was verified. A reused point never runs its dependencies, and a dependency
-verified again in a run has its dependents verified again. A point that does run and depends
-on a reused one gets the stored measured values at once; if it also reads the dependency's
-in-process objects (a ``transfer`` claim reads the trained model), the dependency is run again
-then (a training claim reloads its checkpoint) and its fresh result replaces the reused one.
+With a :class:`~verifier.engine.verdicts.VerdictStore`, a point whose key
+(:meth:`SpecRunner.key_of`) is stored, and whose dependencies' are, is not run: its result comes
+back marked ``reused``, with the time it was verified. A reused point never runs its dependencies,
+and a dependency verified again in a run has its dependents verified again. A point that does run
+and depends on a reused one gets the stored measured values at once; if it also reads the
+dependency's in-process objects (a ``transfer`` claim reads the trained model), the dependency is
+run again then (a training claim reloads its checkpoint) and its fresh result replaces the reused
+one.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from pydantic import ValidationError
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.checks.base import Method
+from verifier.engine.growth import growth_key, growth_result, growth_spec
+from verifier.engine.replicates import judge_all
+from verifier.engine.report import ClaimResult, ExpectationResult, Report
+from verifier.engine.search import field_paths, run_minimize, substitute
+from verifier.engine.verdicts import StoredVerdict, VerdictStore, point_key
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
-from verifier.growth import growth_key, growth_result, growth_spec
 from verifier.limits import Limits, require
-from verifier.replicates import judge_all
-from verifier.report import ClaimResult, ExpectationResult, Report
-from verifier.search import field_paths, run_minimize, substitute
 from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
-from verifier.verdicts import StoredVerdict, VerdictStore, point_key
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     require("max_sweep_points", total, limits.max_sweep_points, what)
     instance_data = spec.instance.model_dump()
     claim_data = claim.model_dump(exclude={"sweep"}, exclude_none=True)
-    # a growth expectation belongs to the whole sweep (verifier/growth.py), not to a point
+    # a growth expectation belongs to the whole sweep (verifier/engine/growth.py), not to a point
     claim_data["expect"] = {k: v for k, v in claim_data["expect"].items() if k != "growth"}
     points: list[ClaimPoint] = []
 
@@ -299,7 +300,7 @@ class SpecRunner:
         return None if stored is None else self._reused(point, stored, time.perf_counter())
 
     def key_of(self, point: ClaimPoint) -> str | None:
-        """The verdict key of a point (:func:`verifier.verdicts.point_key`), or None.
+        """The verdict key of a point (:func:`verifier.engine.verdicts.point_key`), or None.
 
         None when there is no store, or the point's kind or one of its dependencies' has no
         engine key: such a point is never reused.
@@ -520,7 +521,7 @@ class SpecRunner:
             )
             if claim.search_spec() is None:
                 measurement = kind.run(ctx)
-            else:  # issues 7, 14: doubling then bisection over one field (verifier/search.py)
+            else:  # doubling then bisection over one field (verifier/engine/search.py)
 
                 def evaluate(inst: Any, cl: Any) -> Measurement:
                     kind.preflight(inst, cl, self.limits)

@@ -1,19 +1,19 @@
 """Plots of a report (matplotlib PNGs): growth fits, sweeps and measured values beside bounds.
 
-- Growth results: what :mod:`verifier.growth` put in a ``claim-id[growth]`` result's evidence,
-  the points and each fitted law of :mod:`verifier.fits` (docs/theory.md sections 3-6 name the
-  laws), the expected one solid, the competitors dashed, with their held-out errors in the
-  legend. The x axis is logarithmic when x > 0 spans more than a factor 8, the y axis when
-  y > 0 does. :func:`growth_png` returns PNG bytes; :func:`write_plots` writes one PNG per
-  growth result (``verifier check --plots DIR``).
+- Growth results: what :mod:`verifier.engine.growth` put in a ``claim-id[growth]`` result's
+  evidence, the points and each fitted law of :mod:`verifier.engine.fits` (docs/theory.md sections
+  3-6 name the laws), the expected one solid, the competitors dashed, with their held-out errors in
+  the legend. The x axis is logarithmic when x > 0 spans more than a factor 8, the y axis when y > 0
+  does. :func:`growth_png` returns PNG bytes; :func:`write_plots` writes one PNG per growth result
+  (``verifier check --plots DIR``).
 - Any claim kind (so a new kind needs no change here): a sweep claim's expected (or key)
   measures against the first swept variable, with the expectation's bound where it has one
   (:func:`sweep_plot`); a single-point claim's measured values beside their bounds
   (:func:`bound_plot`); a sweep over two or more fields (a regime map) as one heatmap per
   measure (:func:`grid_plots`), and each trained model's MLP gating (:func:`gating_plots`;
-  both drawn by :mod:`verifier.heatmaps`).
+  both drawn by :mod:`verifier.render.heatmaps`).
 - Two or more searched sweeps over N (associative against geometric, issue 14): one figure with
-  both curves and their bits per trainable parameter beside LB1 (:mod:`verifier.contrast_plot`).
+  both curves and their bits per trainable parameter beside LB1 (:mod:`verifier.render.contrast`).
 
 :func:`report_plots` gives all of them for one report, as :class:`Plot` (base64 PNG, title,
 alt text): the HTTP report page and ``Report._repr_html_`` embed them. Matplotlib runs headless
@@ -35,8 +35,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from verifier.fits import Law, predict
-from verifier.report import ClaimResult, Report
+from verifier.engine.fits import Law, predict
+from verifier.engine.report import ClaimResult, Report
 
 _SPAN = 8.0  # a positive range wider than this factor gets a log axis
 MAX_PANELS = 4  # measures drawn per claim
@@ -237,7 +237,7 @@ GRID_MEASURES = (  # drawn for a regime map besides its expectations, where meas
 
 def grid_plots(claim_id: str, results: list[ClaimResult]) -> list[Plot]:
     """A regime map (a sweep over two or more fields): one heatmap per measure."""
-    from verifier.heatmaps import grid_png
+    from verifier.render.heatmaps import grid_png
 
     names = [e.measure for r in results[:1] for e in r.expectations]
     names += [m for m in GRID_MEASURES if m not in names]
@@ -253,7 +253,7 @@ def grid_plots(claim_id: str, results: list[ClaimResult]) -> list[Plot]:
 
 def gating_plots(report: Report) -> list[Plot]:
     """One gating heatmap (unit activation rate per relation) per trained model, drawn once."""
-    from verifier.heatmaps import activation_rates, gating_png
+    from verifier.render.heatmaps import activation_rates, gating_png
 
     plots, seen = [], set()
     for r in report.results:
@@ -298,8 +298,8 @@ def growth_plots(report: Report) -> list[Plot]:
 
 
 def contrast_plots(report: Report) -> list[Plot]:
-    """The associative-against-geometric contrast (:mod:`verifier.contrast_plot`), if any."""
-    from verifier.contrast_plot import contrast_png  # it imports this module's neighbours
+    """The associative-against-geometric contrast (:mod:`verifier.render.contrast`), if any."""
+    from verifier.render.contrast import contrast_png  # it imports this module's neighbours
 
     png = contrast_png(report)
     if png is None:

@@ -24,13 +24,13 @@ from pydantic import (
     model_validator,
 )
 
-from verifier.bounds import claim_vocabulary, get_theorem
+from verifier.engine.fits import parse_growth
 from verifier.errors import SpecError
-from verifier.expect import Expectation, parse_expectation
-from verifier.expr import SYMBOLS
-from verifier.fits import parse_growth
-from verifier.spec_errors import spec_error
-from verifier.yaml_lines import LineDict, load_yaml
+from verifier.spec.error_lines import spec_error
+from verifier.spec.expectations import Expectation, parse_expectation
+from verifier.spec.formulas import SYMBOLS
+from verifier.spec.yaml_lines import LineDict, load_yaml
+from verifier.theory import claim_vocabulary, get_theorem
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -141,7 +141,7 @@ Instance = Annotated[BijectionInstance | MultiHopInstance, Field(discriminator="
 SWEEP_ALIASES: dict[str, str] = {"N": "entities", "R": "relations", "k": "hops"}
 
 
-# --- sweeps: minimal-resource searches (issue 7; verifier/search.py) ---------------------------
+# --- sweeps: minimal-resource searches (verifier/engine/search.py) ---------------------------
 
 
 class Minimize(StrictModel):
@@ -253,7 +253,9 @@ class ClaimBase(StrictModel):
                 parsed.append(parse_expectation(measure, raw, self.formula_symbols()))
             except SpecError as exc:
                 raise ValueError(f"expect.{measure}: {exc.message}") from None
-            if measure == "growth":  # issue 7: validated against the claim (verifier/fits.py)
+            if (
+                measure == "growth"
+            ):  # issue 7: validated against the claim (verifier/engine/fits.py)
                 try:
                     parse_growth(raw, measures, self.LABEL_MEASURES, list(self.sweep or {}))
                 except ValueError as exc:
@@ -267,7 +269,7 @@ class ClaimBase(StrictModel):
                 f"{key}.field: {search.field!r} is searched, so it cannot be swept too; "
                 f"expected it in {key} or in sweep, got both"
             )
-        if search is not None:  # issue 7: the search's stopping rule (verifier/search.py)
+        if search is not None:  # issue 7: the search's stopping rule (verifier/engine/search.py)
             for measure, raw in search.until.items():
                 if measure not in self.MEASURES:
                     raise ValueError(
@@ -503,7 +505,7 @@ class FeasibilityClaim(ClaimBase):
 _STATUS_WORDS = ("feasible", "infeasible", "undecided", "not_found")
 
 
-# --- training and transfer claims (issue 5; docs/theory.md section 7; verifier/train.py) ----------
+# --- training and transfer claims (docs/theory.md section 7; verifier/train/) ----------
 
 WeightName = Literal[
     "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
@@ -662,7 +664,7 @@ class TrainingClaim(ClaimBase):
         "facts_per_trainable_param",  # N R / trainable_params
         "bits_per_trainable_param",  # R log2(N!) / trainable_params (docs/theory.md section 4)
         "initial_loss",  # mean cross-entropy before the first step
-        "diverged",  # final loss not finite or above initial_loss (verifier/search.py)
+        "diverged",  # final loss not finite or above initial_loss (verifier/engine/search.py)
     )
     LABEL_MEASURES: ClassVar[tuple[str, ...]] = ("diverged",)
 
@@ -795,7 +797,7 @@ class TransferClaim(ClaimBase):
         return None
 
 
-# --- bound claims (issue 3; verifier/bounds.py, docs/theory.md sections 3-5) ----------------------
+# --- bound claims (verifier/theory/, docs/theory.md sections 3-5) ----------------------
 
 
 def _claim_measures() -> set[str]:
@@ -810,7 +812,7 @@ def _claim_measures() -> set[str]:
 
 
 class BoundClaim(ClaimBase):
-    """Evaluate a registry theorem's quantities at the instance (verifier/bounds.py).
+    """Evaluate a registry theorem's quantities at the instance (verifier/theory/__init__.py).
 
     Measures: the theorem's quantities by name, ``versus`` theorems' as ``<ID>_<name>``, the
     inline ``quantities``, ``measured_<name>`` for the ``against`` claim's numeric measures, and

@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from verifier.codekey import KEY_FORMAT, engine_key, kind_modules
-from verifier.report import ClaimResult
+from verifier.engine.report import ClaimResult
 
 log = logging.getLogger(__name__)
 

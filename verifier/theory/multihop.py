@@ -1,6 +1,6 @@
 """Multi-hop sizes and the LBk bound (docs/theory.md 5): sympy formulas and the exact tree sum.
 
-Formulas (symbols N, R, k, m of :mod:`verifier.expr`; ``C = R**k`` chains):
+Formulas (symbols N, R, k, m of :mod:`verifier.spec.formulas`; ``C = R**k`` chains):
 
 - Gk: ``d = C m + k R + m + 2``, ``d_mlp = 2 C m``, ``H = k``, ``L = k + 1``.
 - Ck: ``d = R m + R + m + 2``, ``d_mlp = 2 R m``, ``H = 1``, ``L = 2 k``.
@@ -26,7 +26,8 @@ import numpy as np
 import sympy as sp
 from scipy.special import gammaln
 
-from verifier.bounds import (
+from verifier.spec.formulas import SYMBOLS
+from verifier.theory import (
     DELTA,
     G1_CODE_LENGTH,
     GAMMA,
@@ -39,10 +40,9 @@ from verifier.bounds import (
     Theorem,
     register_theorem,
 )
-from verifier.expr import SYMBOLS
 
 if TYPE_CHECKING:  # the registry is served by the API process, which never imports torch
-    from verifier.chains import ChainFacts
+    from verifier.facts.chains import ChainFacts
 
 N, R, k, m = SYMBOLS["N"], SYMBOLS["R"], SYMBOLS["k"], SYMBOLS["m"]
 D_HEAD = sp.Max(R, 2)
@@ -165,7 +165,7 @@ def lbk_bits(facts: ChainFacts, chunk: int = 65_536) -> LBkValue:
     )
 
 
-# --- the registry entries (verifier.bounds imports this module as a provider on first lookup) --
+# --- the registry entries (verifier.theory imports this module as a provider on first lookup) --
 
 _CODE_WIDTH = Param(
     m,

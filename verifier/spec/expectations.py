@@ -8,7 +8,7 @@ Forms a spec may use for one measure:
   figure);
 - ``"<op> formula"`` with op in ``<= >= == != < >`` over the instance symbols;
 - a word (``feasible``, ``infeasible``, ...): equality of labels for non-numeric measures;
-- ``growth: {...}`` on a swept claim (judged over the sweep by :mod:`verifier.fits`).
+- ``growth: {...}`` on a swept claim (judged over the sweep by :mod:`verifier.engine.fits`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from verifier.errors import FormulaError, SpecError
-from verifier.expr import COMPARATORS, SYMBOLS, Comparison, parse_comparison
+from verifier.spec.formulas import COMPARATORS, SYMBOLS, Comparison, parse_comparison
 
 DEFAULT_TOL = 1e-9
 

@@ -1,11 +1,11 @@
 """Growth expectations over a sweep: one extra result, ``claim-id[growth]``, per swept claim.
 
 A claim with ``expect: {growth: {measure, over, law, ...}}`` is judged over all its points by
-:func:`verifier.fits.judge_growth` (docs/theory.md sections 3-6 state the laws). Points that differ
-in swept fields other than ``over`` and ``seed`` form separate groups, each fitted on its own
-(``seed`` values are repeats of one x); the growth result passes only if every group passes,
-fails if any fails, and is ``undecided`` otherwise - including when a point has no measured
-value for the measure. Bootstrap draws use ``rng(spec seed, Stream.FIT, law)``.
+:func:`verifier.engine.fits.judge_growth` (docs/theory.md sections 3-6 state the laws). Points that
+differ in swept fields other than ``over`` and ``seed`` form separate groups, each fitted on its own
+(``seed`` values are repeats of one x); the growth result passes only if every group passes, fails
+if any fails, and is ``undecided`` otherwise - including when a point has no measured value for the
+measure. Bootstrap draws use ``rng(spec seed, Stream.FIT, law)``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import math
 import time
 from typing import Any
 
-from verifier.fits import GrowthSpec, GrowthVerdict, judge_growth, parse_growth
-from verifier.report import ClaimResult, ExpectationResult, Status
+from verifier.engine.fits import GrowthSpec, GrowthVerdict, judge_growth, parse_growth
+from verifier.engine.report import ClaimResult, ExpectationResult, Status
 from verifier.spec import ClaimBase, Spec
 
 GROWTH_SUFFIX = "[growth]"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from verifier.expect import Expectation, Outcome, judge
+from verifier.spec.expectations import Expectation, Outcome, judge
 
 Require = Literal["all", "majority", "median"]
 REQUIRE_RULES: tuple[str, ...] = ("all", "majority", "median")

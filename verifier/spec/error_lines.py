@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from verifier.errors import SpecError
-from verifier.yaml_lines import LineDict
+from verifier.spec.yaml_lines import LineDict
 
 MAX_SHOWN = 4  # problems spelled out in one message; the rest are counted
 MAX_GOT = 60  # characters of a wrong string value quoted back

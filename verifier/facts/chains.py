@@ -3,7 +3,7 @@
 A chain ``c = (r_1..r_k)`` in ``[R]^k`` composes the single-hop bijections,
 ``pi_c = pi_{r_k} o ... o pi_{r_1}``; query ``(x, c)`` has answer ``pi_c(x)`` and intermediate
 entities ``y_i = pi_{r_i}(y_{i-1})``, ``y_0 = x``. The bijections are exactly those of
-:class:`verifier.instances.BijectionFacts` with the same N, R and seed.
+:class:`verifier.facts.bijections.BijectionFacts` with the same N, R and seed.
 
 Token layout as in the single hop: entities ``0..N-1``, relations ``N..N+R-1``. Sequences:
 ``[r_1..r_k, x]`` (no chain-of-thought) and ``[r_1..r_k, x, y_1..y_{k-1}]`` (chain-of-thought).
@@ -20,7 +20,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
 
 
 @dataclass(frozen=True)

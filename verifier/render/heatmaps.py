@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from verifier.report import ClaimResult
+from verifier.engine.report import ClaimResult
 
 
 def _png(fig: Figure) -> bytes:

@@ -1,10 +1,10 @@
 """What changed since an earlier run: a ``--json`` report compared with this one, as Markdown.
 
-Results are matched by ``spec::key``. A result is *newly failing* when it was ok (passed or
-xfailed) and is not now, *newly passing* the other way round; results ok in both runs whose
-expected figures moved beyond their tolerance are *moved* (an equality's own ``tol``, else
-:data:`verifier.expect.DEFAULT_TOL`, absolute and relative); *added* and *removed* are the keys
-in one run only. :func:`markdown` writes that comparison and the verdict table for a CI job
+Results are matched by ``spec::key``. A result is *newly failing* when it was ok (passed or xfailed)
+and is not now, *newly passing* the other way round; results ok in both runs whose expected figures
+moved beyond their tolerance are *moved* (an equality's own ``tol``, else
+:data:`verifier.spec.expectations.DEFAULT_TOL`, absolute and relative); *added* and *removed* are
+the keys in one run only. :func:`markdown` writes that comparison and the verdict table for a CI job
 summary or a pull-request comment. None of it changes an exit code.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from verifier.engine.report import ClaimResult, Report, fmt, key_measures
 from verifier.errors import VerifierError
-from verifier.expect import DEFAULT_TOL
-from verifier.report import ClaimResult, Report, fmt, key_measures
+from verifier.spec.expectations import DEFAULT_TOL
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ at every N of a sweep; this module draws every such claim of a report on one fig
 - left: the searched minimum (``minimum`` / ``maximum``) against N, one curve per claim, with
   the claim's expected growth law where its ``claim-id[growth]`` result fitted one;
 - right: bits per trainable parameter at each point, ``R log2(N!) / P_trainable`` (LB1's
-  ``bits`` from :mod:`verifier.bounds`), beside LB1's ceiling (``P p >= R log2(N!)``, so at
+  ``bits`` from :mod:`verifier.theory`), beside LB1's ceiling (``P p >= R log2(N!)``, so at
   most p bits per parameter; p = 32 for the float32 training here) and the ~2 bits per
   parameter that trained models store (Allen-Zhu & Li 2024, docs/theory.md section 4).
 
@@ -27,9 +27,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from verifier.bounds import evaluate, get_theorem
-from verifier.fits import Law, predict
-from verifier.report import Report
+from verifier.engine.fits import Law, predict
+from verifier.engine.report import Report
+from verifier.theory import evaluate, get_theorem
 
 OVER = "N"  # the swept variable the curves share
 FLOAT_BITS = 32  # p in LB1's ceiling: the precision the models are trained in

@@ -46,10 +46,10 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from verifier.checks.base import Measurement
+from verifier.engine.replicates import aggregate, judge_all
 from verifier.errors import SpecError
-from verifier.expect import Expectation, parse_expectation
-from verifier.replicates import aggregate, judge_all
 from verifier.spec import SWEEP_ALIASES, ClaimBase, Minimize
+from verifier.spec.expectations import Expectation, parse_expectation
 
 Evaluate = Callable[[Any, Any], Measurement]  # (instance, claim) at one value -> measurement
 Explain = Callable[[Any, Any], dict[str, Any] | None]  # (instance, claim) -> why until fails

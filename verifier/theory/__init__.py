@@ -6,9 +6,9 @@ claim's measurement, or a default), named quantities (sympy expressions) and a s
 ``reconstruction`` (docs/theory.md's own statements and constants), ``literature`` (with a citation)
 or ``user`` (defined inline in a spec).
 
-API for other modules (for example ``verifier/bounds_multihop.py`` adding Gk, LBk, Ck)::
+API for other modules (for example ``verifier/theory/multihop.py`` adding Gk, LBk, Ck)::
 
-    from verifier.bounds import INSTANCE_PARAMS, Param, Quantity, Theorem, register_theorem
+    from verifier.theory import INSTANCE_PARAMS, Param, Quantity, Theorem, register_theorem
 
     register_theorem(Theorem(
         id="Ck",
@@ -50,14 +50,14 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from verifier.errors import SpecError
-from verifier.expr import SYMBOLS
+from verifier.spec.formulas import SYMBOLS
 
 Source = Literal["reconstruction", "literature", "user"]
 Number = int | float
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")  # qualified names are <ID>_<quantity>
 
 # Modules whose import registers more built-in theorems (loaded on first lookup).
-PROVIDERS: tuple[str, ...] = ("verifier.bounds_multihop",)
+PROVIDERS: tuple[str, ...] = ("verifier.theory.multihop",)
 
 
 # --- declarations ----------------------------------------------------------------------------
@@ -778,7 +778,7 @@ def claim_vocabulary(claim: Any, claim_measures: set[str]) -> Vocabulary:
         SpecError: unknown theorem, ``given:`` key, clashing or unparsable inline quantity,
             or a bad ``limit``/``order`` formula, each naming the key.
     """
-    from verifier.expr import parse_formula  # local: keeps the registry import-light
+    from verifier.spec.formulas import parse_formula  # local: keeps the registry import-light
 
     ids = ([claim.theorem] if claim.theorem else []) + list(claim.versus)
     if len(set(ids)) != len(ids):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from verifier.report import Report, fmt
+from verifier.engine.report import Report, fmt
 
 if TYPE_CHECKING:  # matplotlib is imported only when plots are drawn (the API stays light)
-    from verifier.plots import Plot
+    from verifier.render.plots import Plot
 
 _FRAGMENT_STYLE = (
     ".verifier-report table{border-collapse:collapse;font-size:13px}"
@@ -62,7 +62,7 @@ def figures(plots: list[Plot]) -> str:
 
 def report_html(report: Report) -> str:
     """A self-contained fragment: heading, verdict table, plots."""
-    from verifier.plots import report_plots
+    from verifier.render.plots import report_plots
 
     status = escape(report.status)
     return (

@@ -25,16 +25,16 @@ instance) train as one stacked model through :func:`train_replicates`; every opt
 element-wise, so a replicate's trajectory is its serial run's (bitwise on this CPU, see
 tests/verifier/test_train_stacked.py).
 
-Training stops early once every example is right (strict argmax, as in :mod:`verifier.recall`;
-or a share ``stop_accuracy`` of them, the associative-memory peer's 0.99), the loss is at most
-``stop_loss`` and at least ``min_steps`` steps were taken. ``attention="none"`` zeroes and
-freezes every attention weight, so the MLP reads ``W_E[s] + W_pos`` alone (the peer's
-MLP-only memory), and ``unit_norm`` draws unit-norm embedding rows or unembedding columns.
-A progress callback sees ``(step, loss, accuracy)``; it may raise (for example
+Training stops early once every example is right (strict argmax, as in
+:mod:`verifier.measure.recall`; or a share ``stop_accuracy`` of them, the associative-memory peer's
+0.99), the loss is at most ``stop_loss`` and at least ``min_steps`` steps were taken.
+``attention="none"`` zeroes and freezes every attention weight, so the MLP reads ``W_E[s] + W_pos``
+alone (the peer's MLP-only memory), and ``unit_norm`` draws unit-norm embedding rows or unembedding
+columns. A progress callback sees ``(step, loss, accuracy)``; it may raise (for example
 :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints live in
 ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the trained
-weights (instance, settings, replicate seeds, thread count, the trainer's source, torch's
-version), so a repeated claim reuses its trained models and a changed one never does.
+weights (instance, settings, replicate seeds, thread count, the trainer's source, torch's version),
+so a repeated claim reuses its trained models and a changed one never does.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ import numpy as np
 import torch
 
 import verifier
-from verifier.chains import ChainFacts
+from verifier import codekey
 from verifier.errors import VerifierError
-from verifier.instances import BijectionFacts
+from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig, OneLayerTransformer
 from verifier.seeds import Stream, rng
 
@@ -66,15 +67,6 @@ TRAINER_VERSION = 3  # bump when a change alters what a seed trains (invalidates
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
 TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
 TRAIN_ORDER_VAR = "VERIFIER_TRAIN_ORDER"  # 0: examples in canonical order; else a permutation seed
-# Modules (in this package) whose source determines the trained weights: part of the cache key.
-KEY_MODULES: tuple[str, ...] = (
-    "train.py",
-    "model.py",
-    "instances.py",
-    "chains.py",
-    "seeds.py",
-    "recall.py",
-)
 WEIGHT_NAMES: tuple[str, ...] = (
     "W_E",
     "W_pos",
@@ -892,20 +884,15 @@ def train(
 
 @functools.cache
 def code_fingerprint() -> str:
-    """sha256 of the source of :data:`KEY_MODULES`, the package and torch versions.
+    """sha256 of the trainer's source: every module of its import closure, and torch's version.
 
-    Any edit to the code that trains (model, data, seeds, stopping rule) changes the key, so a
-    checkpoint is never reused across code that could train differently. Falls back to the
-    versions alone where the source is not readable (a zipped install).
+    The closure (:func:`verifier.codekey.kind_modules`' graph, rooted at this package) holds the
+    model, the facts, the seeds and the stopping rule, so any edit to code that could train
+    differently changes the key and a checkpoint is never reused across it.
     """
-    digest = hashlib.sha256(f"{verifier.__version__}|torch {torch.__version__}".encode())
-    here = Path(__file__).parent
-    for name in KEY_MODULES:
-        try:
-            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
-        except OSError:
-            digest.update(name.encode() + b"\0unreadable")
-    return digest.hexdigest()
+    return codekey.source_digest(
+        (__name__,), f"{verifier.__version__}|torch {torch.__version__}".encode()
+    )
 
 
 def run_key(

@@ -4,7 +4,7 @@ Options mirror ``verifier check``: ``-k`` selection, ``--full``, ``--jobs``, ``-
 ``--ray-address``, the cache folder (training checkpoints in ``training/`` and stored verdicts
 in ``verdicts/``; None turns both off), verdict reuse, and progress bars (rich, on stderr).
 ``jobs == 1`` with the local executor runs in this process, claim by claim, with a bar per
-spec; otherwise the points run as tasks (:mod:`verifier.executors`) with one bar overall.
+spec; otherwise the points run as tasks (:mod:`verifier.engine.executors`) with one bar overall.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from verifier.discover import spec_files
+from verifier.engine.executors import ExecutorName, run_specs
+from verifier.engine.report import Report
+from verifier.engine.runner import SpecRunner
+from verifier.engine.selection import compile_selector
+from verifier.engine.verdicts import VerdictStore
 from verifier.errors import VerifierError
-from verifier.executors import ExecutorName, run_specs
 from verifier.limits import Limits
-from verifier.report import Report
-from verifier.run import SpecRunner
-from verifier.selection import compile_selector
 from verifier.spec import Spec, load_spec_file
-from verifier.verdicts import VerdictStore
+from verifier.spec.discover import spec_files
 
 # The cache folder, relative to the working directory (the pytest plugin uses the same folder
 # under its rootdir): training checkpoints in training/, stored verdicts in verdicts/.
@@ -127,7 +127,7 @@ def _in_process(
 def _on_executor(
     specs: list[Spec], limits: Limits, options: RunOptions, console: Console
 ) -> list[Report]:
-    """Every spec's points as tasks (verifier/executors.py), one progress tick per point."""
+    """Every spec's points as tasks (verifier/engine/executors.py), one progress tick per point."""
     predicate = compile_selector(options.select) if options.select else None
     sel = None if predicate is None else (lambda name, key: predicate(f"{name}::{key}"))
     with _bars(console, "{task.completed:.0f}/{task.total:.0f}", options.progress) as progress:
