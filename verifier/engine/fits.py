@@ -334,25 +334,22 @@ def judge_growth(
     if fitted is None:
         fits = fit_all(xs, ys, laws, seed)
     own, rivals = fits[0], [f for f in fits[1:] if f.skipped is None]
+
+    def verdict(
+        status: Verdict, reason: str, ratios: dict[str, float] | None = None
+    ) -> GrowthVerdict:
+        return GrowthVerdict(status, reason, law, factor, fits, xs, ys, ratios or {})
+
     if own.skipped is not None:
-        return GrowthVerdict(
-            "failed", f"the {law} law cannot fit: {own.skipped}", law, factor, fits, xs, ys
-        )
+        return verdict("failed", f"the {law} law cannot fit: {own.skipped}")
     if not rivals:
-        return GrowthVerdict(
-            "undecided", "no competing law could be fitted", law, factor, fits, xs, ys
-        )
+        return verdict("undecided", "no competing law could be fitted")
     ratios: dict[str, float] = {f.law: f.held_out_error / own.held_out_error for f in rivals}
     beaten_by = [f.law for f in rivals if own.held_out_error >= factor * f.held_out_error]
     if beaten_by:
-        return GrowthVerdict(
+        return verdict(
             "failed",
             f"{', '.join(beaten_by)} beat {law} by at least {factor:g}x in held-out error",
-            law,
-            factor,
-            fits,
-            xs,
-            ys,
             ratios,
         )
     unresolved = [
@@ -361,30 +358,17 @@ def judge_growth(
         if ratios[f.law] < factor and not (law == "constant" and _no_growth(f, xs, ys, len(rivals)))
     ]
     if unresolved:
-        return GrowthVerdict(
+        return verdict(
             "undecided",
             f"{law} does not beat {', '.join(unresolved)} by {factor:g}x in held-out error "
             f"(ratios {', '.join(f'{k} {ratios[k]:.3g}' for k in unresolved)})",
-            law,
-            factor,
-            fits,
-            xs,
-            ys,
             ratios,
         )
-    return GrowthVerdict(
-        "passed",
-        f"{law} beats {', '.join(f.law for f in rivals)} by at least {factor:g}x "
-        "in held-out error (or they find no growth)"
-        if law == "constant"
-        else f"{law} beats {', '.join(f.law for f in rivals)} by at least {factor:g}x "
-        "in held-out error",
-        law,
-        factor,
-        fits,
-        xs,
-        ys,
-        ratios,
+    beaten = (
+        f"{law} beats {', '.join(f.law for f in rivals)} by at least {factor:g}x in held-out error"
+    )
+    return verdict(
+        "passed", beaten + " (or they find no growth)" if law == "constant" else beaten, ratios
     )
 
 

@@ -277,14 +277,8 @@ def fact_task(facts: BijectionFacts) -> TrainTask:
     """All ``N*R`` single-hop facts: ``[r, s]`` -> ``pi_r(s)`` (relation-major order)."""
     subjects, relations = facts.fact_arrays()
     targets = torch.from_numpy(facts.answers(subjects, relations))
-    return TrainTask(
-        facts.tokens(subjects, relations),
-        targets,
-        None,
-        facts.n_vocab,
-        facts.n_attributes,
-        facts.n_entities,
-    )
+    tokens = facts.tokens(subjects, relations)
+    return TrainTask(tokens, targets, None, facts.n_vocab, facts.n_attributes, facts.n_entities)
 
 
 def query_task(facts: ChainFacts, cot: bool) -> TrainTask:
@@ -295,27 +289,15 @@ def query_task(facts: ChainFacts, cot: bool) -> TrainTask:
     ``(y_1..y_k)`` at positions ``k..2k-1``.
     """
     subjects, chains = facts.query_arrays()
+    n_vocab, n_entities = facts.n_vocab, facts.n_entities
     if not cot:
         targets = torch.from_numpy(facts.answers(subjects, chains))
-        return TrainTask(
-            facts.tokens(subjects, chains),
-            targets,
-            None,
-            facts.n_vocab,
-            facts.n_entities,
-            facts.n_entities,
-        )
+        tokens = facts.tokens(subjects, chains)
+        return TrainTask(tokens, targets, None, n_vocab, n_entities, n_entities)
     k = facts.hops
     path = torch.from_numpy(facts.path(subjects, chains))  # (n, k): y_1..y_k
-    positions = tuple(range(k, 2 * k))
-    return TrainTask(
-        facts.cot_tokens(subjects, chains),
-        path,
-        positions,
-        facts.n_vocab,
-        facts.n_entities,
-        facts.n_entities,
-    )
+    tokens = facts.cot_tokens(subjects, chains)
+    return TrainTask(tokens, path, tuple(range(k, 2 * k)), n_vocab, n_entities, n_entities)
 
 
 def as_task(data: BijectionFacts | TrainTask) -> TrainTask:
