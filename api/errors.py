@@ -23,7 +23,6 @@ from verifier.errors import LimitExceeded, SpecError
 
 log = logging.getLogger(__name__)
 
-_LIMIT_NAME = re.compile(r"over the limit (\w+)")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -63,12 +62,6 @@ def error_response(status: int, body: ErrorOut, headers: Headers | None = None) 
     return response
 
 
-def limit_name(message: str) -> str | None:
-    """The limit a :class:`LimitExceeded` message names (``max_entities``), if any."""
-    match = _LIMIT_NAME.search(message)
-    return match.group(1) if match else None
-
-
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -85,7 +78,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LimitExceeded)
     async def limit_error(_: Request, exc: LimitExceeded) -> JSONResponse:
-        body = ErrorOut(error="limit_exceeded", message=str(exc), limit=limit_name(str(exc)))
+        body = ErrorOut(error="limit_exceeded", message=str(exc), limit=exc.name)
         return error_response(422, body)
 
     @app.exception_handler(RequestValidationError)

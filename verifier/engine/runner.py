@@ -205,7 +205,7 @@ class SpecRunner:
                         # issue 14: the claim with its search (until), as _run_point checks it
                         kind.preflight(point.instance, point.claim, self.limits)
                 except LimitExceeded as exc:
-                    raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
+                    raise exc.in_claim(point.key) from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
