@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from verifier.constructions.codebooks import smallest_code_dim
 from verifier.errors import LimitExceeded
 from verifier.limits import require
 
@@ -60,3 +61,10 @@ def test_it_pickles_whole() -> None:
     back = pickle.loads(pickle.dumps(exc))
     assert isinstance(back, LimitExceeded)
     assert vars(back) == vars(exc) and str(back) == str(exc)
+
+
+def test_the_code_width_search_raises_a_search_limit() -> None:
+    with pytest.raises(LimitExceeded) as err:
+        smallest_code_dim("rademacher", 100, 0.01, 0, 4)
+    assert err.value.name is None and err.value.limit == 4
+    assert str(err.value).startswith("code_dim auto: no width up to 4 (max_code_dim, max_width)")
