@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +24,6 @@ from verifier.errors import LimitExceeded, SpecError
 
 log = logging.getLogger(__name__)
 
-_LIMIT_NAME = re.compile(r"over the limit (\w+)")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -40,6 +40,33 @@ _INTERNAL = ErrorOut(error="internal", message="internal error; the server log h
 
 
 Headers = Mapping[str, str | Sequence[str]]  # a sequence: the header once per value
+Responses = dict[int | str, dict[str, Any]]  # a route's OpenAPI ``responses``
+
+
+def documented(description: str) -> dict[str, Any]:
+    """The OpenAPI entry of one error answer: an :class:`ErrorOut` JSON body."""
+    return {"model": ErrorOut, "description": description}
+
+
+AUTH_ERROR = documented("a token is set and the request lacks it")
+JOB_ERRORS: Responses = {  # the errors of a route on one verification, ``/{verification_id}``
+    400: documented("a malformed id or body"),
+    401: AUTH_ERROR,
+    404: documented("no such verification"),
+    422: documented("a parameter out of its range"),
+}
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+
+def on_html_route(responses: Responses) -> Responses:
+    """``responses`` for a route whose answer is HTML: its errors are still the API's JSON,
+    which FastAPI would document as ``text/html`` from a ``model``, so the schema is named."""
+    return {
+        status: {"content": _JSON_ERROR, "description": entry["description"]}
+        if "model" in entry
+        else entry
+        for status, entry in responses.items()
+    }
 
 
 class ApiError(Exception):
@@ -63,12 +90,6 @@ def error_response(status: int, body: ErrorOut, headers: Headers | None = None) 
     return response
 
 
-def limit_name(message: str) -> str | None:
-    """The limit a :class:`LimitExceeded` message names (``max_entities``), if any."""
-    match = _LIMIT_NAME.search(message)
-    return match.group(1) if match else None
-
-
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -85,7 +106,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LimitExceeded)
     async def limit_error(_: Request, exc: LimitExceeded) -> JSONResponse:
-        body = ErrorOut(error="limit_exceeded", message=str(exc), limit=limit_name(str(exc)))
+        body = ErrorOut(error="limit_exceeded", message=str(exc), limit=exc.name)
         return error_response(422, body)
 
     @app.exception_handler(RequestValidationError)

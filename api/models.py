@@ -97,24 +97,19 @@ class VerificationSummary(BaseModel):
         """The response model of a stored job."""
         base = f"/v1/verifications/{job.id}"
         return cls(
-            id=job.id,
-            status=job.status,
-            spec_name=job.spec_name,
-            spec_hash=job.spec_hash,
-            verifier_version=job.verifier_version,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            attempts=job.attempts,
-            reused=job.reused,
-            cancel_requested=job.cancel_requested,
-            message=job.message,
+            **{name: getattr(job, name) for name in _COPIED},
             progress=Progress(
                 fraction=job.progress, key=job.progress_key, message=job.progress_message
             ),
             links=Links(url=base, events=f"{base}/events", report=f"{base}/report"),
             **extra,
         )
+
+
+# the summary's fields that are a Job's under the same name (progress and links are built)
+_COPIED = tuple(
+    name for name in VerificationSummary.model_fields if name not in ("progress", "links")
+)
 
 
 class Verification(VerificationSummary):

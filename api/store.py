@@ -404,14 +404,8 @@ class Store:
         Returns the new status, or None if the job was not running under ``token``.
         """
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT attempts, cancel_requested, run_token FROM jobs"
-                " WHERE id=? AND status='running'",
-                (job_id,),
-            ).fetchone()
-            if row is None or (token is not None and row["run_token"] != token):
-                return None
-            return _release(conn, job_id, row, max_attempts, reason)
+            row = _running(conn, job_id, token)
+            return None if row is None else _release(conn, job_id, row, max_attempts, reason)
 
     def requeue(self, job_id: str, token: str | None, reason: str) -> bool:
         """A running attempt was stopped cleanly (server shutdown): re-queue the job and give
@@ -420,12 +414,8 @@ class Store:
         Returns whether the job was running under ``token`` (and so was re-queued).
         """
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT attempts, cancel_requested, run_token FROM jobs"
-                " WHERE id=? AND status='running'",
-                (job_id,),
-            ).fetchone()
-            if row is None or (token is not None and row["run_token"] != token):
+            row = _running(conn, job_id, token)
+            if row is None:
                 return False
             conn.execute(
                 "UPDATE jobs SET attempts=MAX(attempts - 1, 0) WHERE id=?",
@@ -444,6 +434,17 @@ class Store:
             for row in rows:
                 changed[row["id"]] = _release(conn, row["id"], row, max_attempts, reason)
         return changed
+
+
+def _running(conn: sqlite3.Connection, job_id: str, token: str | None) -> sqlite3.Row | None:
+    """The job's row if it is running under ``token`` (any attempt when ``token`` is None)."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT attempts, cancel_requested, run_token FROM jobs WHERE id=? AND status='running'",
+        (job_id,),
+    ).fetchone()
+    if row is None or (token is not None and row["run_token"] != token):
+        return None
+    return row
 
 
 def _release(

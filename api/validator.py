@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0  # a cold process imports torch and cvxpy; a loaded 2-core box is slow
 
-Answer = tuple[Any, ...]  # ("ok", name, hash, text) | ("spec", ...) | ("limit", msg) | ("bug", msg)
+# ("ok", name, hash, text) | ("spec", message, file, line, key) | ("limit", exc) | ("bug", text)
+Answer = tuple[Any, ...]
 
 
 def _serve(conn: Connection, limits: dict[str, Any]) -> None:
@@ -58,7 +59,7 @@ def _answer(body: bytes, media_type: str, limits: Limits) -> Answer:
     except SpecError as exc:
         return ("spec", exc.message, exc.file, exc.line, exc.key)
     except LimitExceeded as exc:
-        return ("limit", str(exc))
+        return ("limit", exc)
     except Exception as exc:  # a bug: the API answers 500; the traceback is in this log
         log.exception("internal error validating a spec")
         return ("bug", f"{type(exc).__name__}: {exc}")
@@ -72,7 +73,7 @@ def _result(answer: Answer) -> Prepared:
     if kind == "spec":
         raise SpecError(answer[1], file=answer[2], line=answer[3], key=answer[4])
     if kind == "limit":
-        raise LimitExceeded(answer[1])
+        raise answer[1]  # the LimitExceeded itself: it pickles by its fields
     raise RuntimeError(f"the validator failed: {answer[1]}")
 
 

@@ -1,4 +1,4 @@
-"""Our associative capacity search against the peer's published protocol cost (issue 14).
+"""Our associative capacity search against the peer's published protocol cost.
 
 The peer (Nichani, Lee, Bietti, ``mlp_sweep.py``) bisects N at d = m = 16 with 7 probes of
 full-batch Adam (lr 3e-2, up to 2^15 steps, stop at accuracy >= 0.99); run unchanged on this
@@ -32,7 +32,7 @@ from verifier.train import TrainConfig, fact_task, initial_weights, train_replic
 
 D = 16
 PEER_PROBES = (136, 196, 166, 181, 173, 169, 167)  # the peer's bisection at d = m = 16
-PEER_SECONDS = 32.0  # its JAX run of that point on this machine (issue 14)
+PEER_SECONDS = 32.0  # its JAX run of that point on this machine
 BUDGET = 2**15
 
 

@@ -35,7 +35,7 @@ def naive_target(codes: np.ndarray, t: int, box: float) -> float:
 def bench_p1(n: int, m: int, sample: int) -> None:
     codes = codebook("rademacher", n, m, seed=0)
     box = float(np.abs(codes).max())
-    targets = rng(0, Stream.SWEEP, 99).choice(n, sample, replace=False)
+    targets = rng(0, Stream.BENCH_SAMPLE, 99).choice(n, sample, replace=False)
     start = time.perf_counter()
     naive = [naive_target(codes, int(t), box) for t in targets]
     naive_s = (time.perf_counter() - start) / sample

@@ -1,5 +1,5 @@
-"""Issue 13's two latency figures: ``/healthz`` while hostile formulas are refused, and the first
-POST on a fresh server.
+"""Two latency figures of the hardening: ``/healthz`` while hostile formulas are refused, and
+the first POST on a fresh server.
 
 1. Refusal in-process: ``parse_formula`` on each exponent bomb (best of 5).
 2. ``/healthz`` on a warm server (1 worker, 1 validator): alone, then while ``--bombers``

@@ -53,7 +53,62 @@ class FormulaError(SpecError):
 
 
 class LimitExceeded(VerifierError):
-    """Requested work is over a configured limit; raised before any work starts."""
+    """Requested work is over a configured limit; raised before any work starts.
+
+    Args:
+        name: the setting that refused the work (``max_facts``; ``VERIFIER_MAX_FACTS`` sets
+            it), or None where a width search ran out of room under several settings at once.
+        value: the amount asked for, or None where a search found no amount within ``limit``.
+        limit: the setting's value, or the widest width the search could try.
+        what: the amount as the user reads it (``N*R (facts)``), or the search's whole sentence.
+        claim: the key of the claim that asked for the work, once known.
+    """
+
+    def __init__(
+        self,
+        name: str | None,
+        value: int | None,
+        limit: int,
+        what: str,
+        claim: str | None = None,
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.limit = limit
+        self.what = what
+        self.claim = claim
+        super().__init__(self.render())
+
+    @classmethod
+    def search_exhausted(
+        cls, search: str, settings: tuple[str, ...], widest: int, goal: str
+    ) -> LimitExceeded:
+        """A width search (``code_dim auto``) found no width up to ``widest`` (the least of
+        what ``settings`` allow; below 1 when they allow none) that meets ``goal``."""
+        within = (
+            f"up to {widest:,} ({', '.join(settings)})"
+            if widest >= 1
+            else f"fits {' and '.join(settings)}"
+        )
+        return cls(None, None, widest, f"{search}: no width {within} {goal}")
+
+    def render(self) -> str:
+        """One line: ``claim 'c': N is 2,000, over the limit max_entities = 1,000 (...)``."""
+        where = f"claim {self.claim!r}: " if self.claim else ""
+        if self.name is None or self.value is None:
+            return where + self.what
+        return (
+            f"{where}{self.what} is {self.value:,}, over the limit {self.name} = {self.limit:,} "
+            f"(set VERIFIER_{self.name.upper()} to change it)"
+        )
+
+    def in_claim(self, claim: str) -> LimitExceeded:
+        """A copy naming the claim that asked for the work."""
+        return LimitExceeded(self.name, self.value, self.limit, self.what, claim)
+
+    def __reduce__(self) -> tuple[type[LimitExceeded], tuple[object, ...]]:
+        """Pickle by the fields, so that it crosses a process boundary whole."""
+        return (type(self), (self.name, self.value, self.limit, self.what, self.claim))
 
 
 class SolverError(VerifierError):

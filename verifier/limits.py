@@ -35,7 +35,4 @@ class Limits(BaseSettings):
 def require(name: str, value: int, limit: int, what: str) -> None:
     """Raise :class:`LimitExceeded` naming the limit when ``value > limit``."""
     if value > limit:
-        raise LimitExceeded(
-            f"{what} is {value:,}, over the limit {name} = {limit:,} "
-            f"(set VERIFIER_{name.upper()} to change it)"
-        )
+        raise LimitExceeded(name, value, limit, what)

@@ -23,7 +23,7 @@ class ModelConfig:
     d_model: int  # residual width d
     d_head: int
     n_heads: int  # H
-    d_mlp: int  # MLP width m_mlp
+    d_mlp: int  # MLP hidden width (the code width m is a construction's, not the model's)
     n_out: int  # output vocabulary (attributes)
 
     def __post_init__(self) -> None:
@@ -56,7 +56,7 @@ class OneLayerTransformer(nn.Module):
     @staticmethod
     def shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         """Every weight's shape, by TransformerLens name."""
-        d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+        d, h, dh, mlp = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
         return {
             "W_E": (cfg.n_vocab, d),  # (vocab, d_model)
             "W_pos": (cfg.n_ctx, d),  # (pos, d_model)
@@ -64,9 +64,9 @@ class OneLayerTransformer(nn.Module):
             "W_K": (h, d, dh),
             "W_V": (h, d, dh),
             "W_O": (h, dh, d),  # (head, d_head, d_model)
-            "W_in": (d, m),  # (d_model, d_mlp)
-            "b_in": (m,),
-            "W_out": (m, d),  # (d_mlp, d_model)
+            "W_in": (d, mlp),  # (d_model, d_mlp)
+            "b_in": (mlp,),
+            "W_out": (mlp, d),  # (d_mlp, d_model)
             "b_out": (d,),
             "W_U": (d, cfg.n_out),  # (d_model, n_out)
         }

@@ -21,11 +21,9 @@ class Stream(IntEnum):
     TRANSFER = 5  # the new bijections of a transfer claim
     BATCH = 6  # mini-batch order
     BASELINE = 7  # frozen random features of the associative baseline
-    SWEEP = 8  # per-point seeds of a sweep
+    BENCH_SAMPLE = 8  # the queries bench/convex_bench.py samples
     FIT = 9  # bootstrap resamples of growth fits (verifier/engine/fits.py)
-    ORDER = (
-        10  # the example order of a training run (VERIFIER_TRAIN_ORDER, verifier/train/__init__.py)
-    )
+    ORDER = 10  # the example order of a training run (VERIFIER_TRAIN_ORDER, verifier/train/)
 
 
 def rng(seed: int, stream: Stream, *ids: int) -> np.random.Generator:
@@ -33,8 +31,3 @@ def rng(seed: int, stream: Stream, *ids: int) -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"expected a seed >= 0, got {seed}")
     return np.random.default_rng([seed, int(stream), *ids])
-
-
-def derived_seed(seed: int, stream: Stream, *ids: int) -> int:
-    """A new non-negative 63-bit seed derived from ``(seed, stream, *ids)``."""
-    return int(rng(seed, stream, *ids).integers(0, 2**63 - 1))

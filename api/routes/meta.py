@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 from fastapi import APIRouter
 
 from api.deps import Auth, PoolDep, SettingsDep, StoreDep
-from api.errors import ApiError
-from api.models import ErrorOut, Health
+from api.errors import AUTH_ERROR
+from api.models import Health
 from verifier import __version__
 from verifier.spec import spec_schema
+from verifier.theory import registry_json
 
 router = APIRouter(tags=["meta"])
-
-# names under which verifier/theory/ may expose its registry's JSON form, in order of preference
-_THEOREM_EXPORTS = ("registry_json", "theorems_json", "registry_as_json", "to_json")
-
-
-def theorem_registry() -> Any | None:
-    """The theorem registry's JSON form from :mod:`verifier.theory`, or None if it has none."""
-    if importlib.util.find_spec("verifier.theory") is None:
-        return None
-    bounds = importlib.import_module("verifier.theory")
-    for name in _THEOREM_EXPORTS:
-        export = getattr(bounds, name, None)
-        if callable(export):
-            return export()
-    return None
 
 
 @router.get("/healthz", response_model=Health)
@@ -44,12 +28,9 @@ def healthz(settings: SettingsDep, store: StoreDep, pool: PoolDep) -> Health:
     )
 
 
-_AUTH_ERROR: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "a token is set and the request lacks it"}
-}
-
-
-@router.get("/v1/schema", response_model=dict[str, Any], dependencies=[Auth], responses=_AUTH_ERROR)
+@router.get(
+    "/v1/schema", response_model=dict[str, Any], dependencies=[Auth], responses={401: AUTH_ERROR}
+)
 def schema() -> dict[str, Any]:
     """JSON Schema of the spec language (the same as ``verifier schema``)."""
     return spec_schema()
@@ -57,16 +38,10 @@ def schema() -> dict[str, Any]:
 
 @router.get(
     "/v1/theorems",
-    response_model=Any,
+    response_model=list[dict[str, Any]],
     dependencies=[Auth],
-    responses={
-        **_AUTH_ERROR,
-        404: {"model": ErrorOut, "description": "this version has no theorem registry"},
-    },
+    responses={401: AUTH_ERROR},
 )
-def theorems() -> Any:
+def theorems() -> list[dict[str, Any]]:
     """The theorem registry (statements, parameter counts, bounds) as JSON."""
-    registry = theorem_registry()
-    if registry is None:
-        raise ApiError(404, "not_found", "this verifier version has no theorem registry")
-    return registry
+    return registry_json()

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.deps import Auth, JobDep
+from api.errors import JOB_ERRORS, documented, on_html_route
 from api.report_page import CSP, render_page
 
 router = APIRouter(prefix="/v1/verifications", tags=["reports"], dependencies=[Auth])
 
-# The page is HTML; its errors are the API's JSON (FastAPI would document them as text/html).
-_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"},
-    400: {"content": _JSON_ERROR, "description": "a malformed id"},
-    401: {"content": _JSON_ERROR, "description": "a token is set and the request lacks it"},
-    404: {"content": _JSON_ERROR, "description": "no such verification"},
-    422: {"content": _JSON_ERROR, "description": "a parameter out of its range"},
-}
+_RESPONSES = on_html_route(
+    {
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"},
+        **JOB_ERRORS,
+        400: documented("a malformed id"),
+    }
+)
 
 
 @router.get("/{verification_id}/report", response_class=HTMLResponse, responses=_RESPONSES)

@@ -6,18 +6,17 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Auth, JobDep, SettingsDep, StoreDep, ValidatorsDep
-from api.errors import ApiError
+from api.errors import AUTH_ERROR, JOB_ERRORS, ApiError, documented
 from api.intake import JSON_TYPES, YAML_TYPES
 from api.models import (
     SPEC_JSON_EXAMPLE,
-    ErrorOut,
     Verification,
     VerificationPage,
     VerificationSummary,
@@ -30,13 +29,6 @@ router = APIRouter(prefix="/v1/verifications", tags=["verifications"], dependenc
 MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors above it do not exist
 # Event ids as sent back in Last-Event-ID: a header is text, and 18 digits stay below 2**63 - 1
 EVENT_ID = r"^[0-9]{1,18}$"
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "a malformed id or body"},
-    401: {"model": ErrorOut, "description": "a token is set and the request lacks it"},
-    404: {"model": ErrorOut, "description": "no such verification"},
-    422: {"model": ErrorOut, "description": "a parameter out of its range"},
-}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -60,12 +52,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     response_model=Verification,
     responses={
         200: {"model": Verification, "description": "answered from a stored report (reuse)"},
-        401: _ERRORS[401],
-        413: {"model": ErrorOut, "description": "the body is over max_body_bytes"},
-        415: {"model": ErrorOut, "description": "neither YAML nor JSON"},
-        422: {"model": ErrorOut, "description": "a bad spec, or a spec over a limit"},
-        429: {"model": ErrorOut, "description": "the queue is full; retry after Retry-After s"},
-        503: {"model": ErrorOut, "description": "the validator process died; retry"},
+        401: AUTH_ERROR,
+        413: documented("the body is over max_body_bytes"),
+        415: documented("neither YAML nor JSON"),
+        422: documented("a bad spec, or a spec over a limit"),
+        429: documented("the queue is full; retry after Retry-After s"),
+        503: documented("the validator process died; retry"),
     },
     openapi_extra={
         "requestBody": {
@@ -132,7 +124,7 @@ async def submit(
     return Verification.from_job(job)
 
 
-@router.get("", response_model=VerificationPage, responses={401: _ERRORS[401], 422: _ERRORS[422]})
+@router.get("", response_model=VerificationPage, responses={401: AUTH_ERROR, 422: JOB_ERRORS[422]})
 def list_verifications(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100, description="page size")] = 20,
@@ -152,7 +144,7 @@ def list_verifications(
     )
 
 
-@router.get("/{verification_id}", response_model=Verification, responses=_ERRORS)
+@router.get("/{verification_id}", response_model=Verification, responses=JOB_ERRORS)
 def get_verification(job: JobDep) -> Verification:
     """A job: status, progress, and the report once finished."""
     return Verification.from_job(job)
@@ -162,7 +154,7 @@ def get_verification(job: JobDep) -> Verification:
     "/{verification_id}",
     status_code=202,
     response_model=Verification,
-    responses={**_ERRORS, 409: {"model": ErrorOut, "description": "already finished"}},
+    responses={**JOB_ERRORS, 409: documented("already finished")},
 )
 def cancel_verification(job: JobDep, store: StoreDep) -> Verification:
     """Cancel a job: a queued one at once, a running one within seconds."""
@@ -201,7 +193,7 @@ _SSE_EXAMPLE = (
             "description": "server-sent events: status, progress, then one verdict (last)",
             "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         },
-        **_ERRORS,
+        **JOB_ERRORS,
     },
 )
 async def stream_events(

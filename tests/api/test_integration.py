@@ -173,7 +173,7 @@ def test_token_is_required_for_writes(server: Server) -> None:
         assert wrong.status_code == 401
         assert "wrong or malformed token" in wrong.json()["message"]
         assert anon.delete(f"/v1/verifications/{'0' * 32}").status_code == 401
-        # reads need it too (issue 13, defect 9); only /healthz is open
+        # reads need it too (hardening defect 9); only /healthz is open
         assert anon.get("/v1/verifications").status_code == 401
         assert anon.get("/healthz").json()["status"] == "ok"
 

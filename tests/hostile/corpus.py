@@ -4,7 +4,7 @@ A case is a spec body (YAML, or JSON, which is also YAML to the CLI) or an HTTP 
 CLI door runs ``verifier check FILE`` on the body; the HTTP door POSTs it (or sends the
 request). ``cli``/``http`` is the exit code / status each door must give (None: that door
 does not apply), and ``phrase`` must appear in the error message (for an accepted case: in the
-CLI's output and the finished job). Issue 13's defects are here, each with its ``defect``
+CLI's output and the finished job). The hostile review's defects are here, each with its ``defect``
 number, beside inputs that already held and must keep holding.
 """
 
@@ -91,7 +91,7 @@ class Case:
     cli_phrase: str | None = None  # when the doors word it differently
     http_phrase: str | None = None
     cli_args: tuple[str, ...] = ()  # extra CLI arguments ("{file}" is the case's file)
-    defect: int | None = None  # issue 13's item this case is a regression test of
+    defect: int | None = None  # the defect (test_defects.py's NN) this case is a regression test of
 
     @property
     def spec_case(self) -> bool:

@@ -1,6 +1,7 @@
-"""Issue 13's eleven defects, one named regression test (or a few) each: test_defect_NN_*.
+"""The eleven defects of the hostile review, one named regression test (or a few) each:
+test_defect_NN_*.
 
-Each fails on the code the issue was filed against. The hostile corpus (corpus.py) holds the
+Each fails on the code the review was made against. The hostile corpus (corpus.py) holds the
 same inputs and many more, through both doors; these tests pin each defect where it lived.
 """
 

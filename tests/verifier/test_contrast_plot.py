@@ -1,4 +1,4 @@
-"""The headline contrast on the report page (issue 14; verifier/render/contrast.py)."""
+"""The headline contrast on the report page (verifier/render/contrast.py)."""
 
 from __future__ import annotations
 

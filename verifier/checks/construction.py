@@ -183,8 +183,9 @@ class GeometricCheck:
                 "expected": int(facts.answers(s, r)),
                 "got": result.first_failure_prediction,
             }
-        ws, wr = result.worst_index % n, result.worst_index // n
-        evidence["tightest_fact"] = {"subject": int(ws), "relation": int(wr)}
+        if result.worst_index is not None:
+            ws, wr = result.worst_index % n, result.worst_index // n
+            evidence["tightest_fact"] = {"subject": int(ws), "relation": int(wr)}
         evidence["margin_vs_coherence"] = {"margin": result.margin, "one_minus_mu": 1 - mu}
         return Measurement(
             method="exact",

@@ -188,9 +188,11 @@ class FeasibilityCheck:
                 lambda msg: ctx.report(0.5, msg),
             )
             if search.m is None or search.at is None:
-                raise LimitExceeded(
-                    f"code_dim auto: no width up to {m_max} (max_code_dim, max_width) has a "
-                    f"certified P1 margin >= {claim.min_margin:g}"
+                raise LimitExceeded.search_exhausted(
+                    "code_dim auto",
+                    ("max_code_dim", "max_width"),
+                    m_max,
+                    f"has a certified P1 margin >= {claim.min_margin:g}",
                 )
             result = search.at
             values["min_code_dim"] = search.m
@@ -445,9 +447,11 @@ class FeasibilityCheck:
             )
             evidence["widths_tried"] = {str(k): v for k, v in search.tried.items()}
             if search.width is None:
-                raise LimitExceeded(
-                    f"width auto: no width up to {w_max} (max_width, max_lp_entries) has a "
-                    f"certified P3 margin >= {claim.min_margin:g}"
+                raise LimitExceeded.search_exhausted(
+                    "width auto",
+                    ("max_width", "max_lp_entries"),
+                    w_max,
+                    f"has a certified P3 margin >= {claim.min_margin:g}",
                 )
             result = search.at
             values["min_width"] = search.width

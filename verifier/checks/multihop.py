@@ -72,8 +72,8 @@ def resolve_code_dim(
     if spec.code_dim != "auto":
         return int(spec.code_dim), {}
     if max_m < 1:
-        raise LimitExceeded(
-            "code_dim auto: no code width fits max_width and max_code_dim for this depth"
+        raise LimitExceeded.search_exhausted(
+            "code_dim auto", ("max_width", "max_code_dim"), max_m, "for this depth"
         )
     search = smallest_code_dim(spec.codebook, n, 1 - spec.margin, seed, max_m)
     return search.m, {

@@ -22,7 +22,7 @@ runner judges them by ``require`` (:mod:`verifier.engine.replicates`).
 
 The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
 ``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
-the associative-memory peer's like-for-like setting (issue 14) adds ``attention: none`` and
+the associative-memory peer's like-for-like setting adds ``attention: none`` and
 ``unit_norm: [W_E, W_U]``. Every run reports its trainable parameters, the facts and bits
 (``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
 

@@ -106,7 +106,9 @@ def smallest_code_dim(
         if mu <= max_coherence:
             return CodeSearch(m=m, coherence=mu, evaluated=evaluated)
         m += 1
-    raise LimitExceeded(
-        f"code_dim auto: no {kind} code width up to {max_m} (max_code_dim and max_width) reaches "
-        f"coherence <= {max_coherence:g} for {n} attributes"
+    raise LimitExceeded.search_exhausted(
+        "code_dim auto",
+        ("max_code_dim", "max_width"),
+        max_m,
+        f"reaches {kind} coherence <= {max_coherence:g} for {n} attributes",
     )

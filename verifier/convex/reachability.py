@@ -18,7 +18,7 @@ matters, and P1's checked sandwich (:mod:`verifier.convex.codebook_margin`, floa
   hull of the other columns, and no width, step count or learning rate changes that;
 - otherwise **undecided** (reported, never counted either way).
 
-A Gaussian column of small norm in low dimension falls inside the hull of the others (issue 14:
+A Gaussian column of small norm in low dimension falls inside the hull of the others (seen:
 attribute 9 at N = 65, d = 11); unit-norm columns (``model.unit_norm: [W_U]``, the peer's
 geometry) never do, since every point of the sphere is extreme.
 """

@@ -198,14 +198,14 @@ class SpecRunner:
                     search = claim.search_spec()
                     if search is None:
                         kind.preflight(point.instance, point.claim, self.limits)
-                    else:  # issue 7: both ends of the search range, before any work
+                    else:  # both ends of the search range, before any work
                         for value in (search.start, search.max):
                             inst, cl = substitute(point.instance, point.claim, search.field, value)
                             kind.preflight(inst, cl, self.limits)
-                        # issue 14: the claim with its search (until), as _run_point checks it
+                        # the claim with its search (until), as _run_point checks it
                         kind.preflight(point.instance, point.claim, self.limits)
                 except LimitExceeded as exc:
-                    raise LimitExceeded(f"claim {point.key!r}: {exc}") from None
+                    raise exc.in_claim(point.key) from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}

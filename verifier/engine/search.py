@@ -16,7 +16,7 @@ largest ``v`` where ``until`` holds and ``v + 1`` fails (measure ``maximum``), a
 associative-memory peer bisects the most facts an MLP stores (Nichani, Lee, Bietti 2025).
 
 A boundary found on a trained measure is only worth reporting when the runs behind it can be
-trusted (issue 14), so:
+trusted, so:
 
 - each value runs the claim's replicates (``seeds:``) and is judged with its ``require``;
 - ``lr_ladder: [3e-2, 1e-2, ...]`` tries each learning rate in turn (``optim.lr``), as the peer
@@ -218,7 +218,7 @@ def inversions(
     other way by more than :data:`MONOTONE_SLACK` times the bound is an inversion. (The
     bisection keeps every failing value below every holding one, so the outcomes themselves
     are always ordered: what can betray a noisy search is the measure behind them, as in
-    issue 14's widths 14 and 15: accuracy 0.952, then 0.813.)
+    a trained d_mlp search at lr 1e-2: accuracy 0.952 at width 14, then 0.813 at 15.)
     """
     sign = 1.0 if (better == "larger") != largest else -1.0  # +1: should grow with the field
     keys = sorted(values)

@@ -232,8 +232,8 @@ def superposition_design(
 def split_fit(w: np.ndarray, n_rel: int) -> tuple[np.ndarray, np.ndarray]:
     """``(b (d,), M (R, d, d))`` from the stacked least-squares solution ``(1 + R d, d)``."""
     d = w.shape[1]
-    m = np.stack([w[1 + r * d : 1 + (r + 1) * d].T for r in range(n_rel)])
-    return w[0], m
+    maps = np.stack([w[1 + r * d : 1 + (r + 1) * d].T for r in range(n_rel)])
+    return w[0], maps
 
 
 def superposition_fit(
@@ -255,8 +255,8 @@ def fold_fits(
     for held in folds(facts):
         train = everyone.copy()
         train[held] = False
-        b, m = split_fit(lstsq(x[train], e[train]), facts.n_relations)
-        out.append((held, b, m))
+        b, maps = split_fit(lstsq(x[train], e[train]), facts.n_relations)
+        out.append((held, b, maps))
     return out
 
 
@@ -354,10 +354,10 @@ def probe_accuracy(model: OneLayerTransformer, facts: BijectionFacts) -> Measure
     e, u = subject_table(model, facts), unembedding(model)
     n_rel = facts.n_relations
     right = np.zeros((facts.n_entities, n_rel), dtype=bool)
-    for held, b, m in fold_fits(model, facts):
+    for held, b, maps in fold_fits(model, facts):
         c = e[held] - b  # (held, d)
         for r in range(n_rel):
-            v = u @ m[r].T  # (n_out, d): M_r u_j for every attribute j
+            v = u @ maps[r].T  # (n_out, d): M_r u_j for every attribute j
             dist = -2 * c @ v.T + (v**2).sum(1)[None, :]  # |c - M_r u_j|^2 - |c|^2
             right[held, r] = dist.argmin(axis=1) == facts.answers(held, r)
     per_relation = right.mean(axis=0)
@@ -444,12 +444,12 @@ def intervention_success(model: OneLayerTransformer, facts: BijectionFacts) -> M
     g = rng(facts.seed, Stream.SPLIT, 1)
     shifts = 1 + g.integers(0, n - 1, size=(n, n_rel))  # j != pi_r(s), uniform over the others
     rows, expected, subjects = [], [], []
-    for held, _, m in fold_fits(model, facts):
+    for held, _, maps in fold_fits(model, facts):
         for s in held:
             answers = facts.answers(np.full(n_rel, s), np.arange(n_rel))
             for r in range(n_rel):
                 j = int(answers[r] - facts.perms[r, s] + (facts.perms[r, s] + shifts[s, r]) % n)
-                rows.append(e[s] + m[r] @ (u[j] - u[answers[r]]))
+                rows.append(e[s] + maps[r] @ (u[j] - u[answers[r]]))
                 new = answers.copy()
                 new[r] = j
                 expected.append(new)

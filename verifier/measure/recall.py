@@ -24,8 +24,8 @@ class RecallResult:
         total: number of queries checked.
         correct: queries whose answer wins strictly.
         margin: min over queries of (answer logit - best other logit).
-        worst_index: index (in enumeration order) of the query with the smallest margin.
-        worst_prediction: the argmax at that query.
+        worst_index: index (in enumeration order) of the query with the smallest margin; None
+            when no query was checked.
         first_failure: index of the first failing query, if any.
         first_failure_prediction: its strongest wrong answer (the rival that ties or wins).
     """
@@ -33,8 +33,7 @@ class RecallResult:
     total: int
     correct: int
     margin: float
-    worst_index: int
-    worst_prediction: int
+    worst_index: int | None
     first_failure: int | None
     first_failure_prediction: int | None
 
@@ -60,7 +59,8 @@ def exact_recall(
 ) -> RecallResult:
     """Run every ``(tokens, targets)`` batch through ``model`` and aggregate exactly."""
     correct, seen = 0, 0
-    margin, worst_index, worst_pred = float("inf"), -1, -1
+    margin = float("inf")
+    worst_index: int | None = None
     first_fail: int | None = None
     first_fail_pred: int | None = None
     for tokens, targets in batches:
@@ -71,7 +71,6 @@ def exact_recall(
         low = int(margins.argmin())
         if float(margins[low]) < margin:
             margin, worst_index = float(margins[low]), seen + low
-            worst_pred = int(logits[low].argmax())
         if first_fail is None and not bool(ok.all()):
             idx = int((~ok).nonzero()[0, 0])
             first_fail, first_fail_pred = seen + idx, int(rival[idx])
@@ -83,7 +82,6 @@ def exact_recall(
         correct=correct,
         margin=margin,
         worst_index=worst_index,
-        worst_prediction=worst_pred,
         first_failure=first_fail,
         first_failure_prediction=first_fail_pred,
     )

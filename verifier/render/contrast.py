@@ -2,7 +2,7 @@
 
 The paper's first sentence contrasts two regimes: an associative memory over frozen embeddings
 needs MLP width linear in the number of facts, while learned embeddings let a small, fixed MLP
-select (issue 14). Each regime is a claim that searches the smallest ``d_mlp`` (or any field)
+select. Each regime is a claim that searches the smallest ``d_mlp`` (or any field)
 at every N of a sweep; this module draws every such claim of a report on one figure:
 
 - left: the searched minimum (``minimum`` / ``maximum``) against N, one curve per claim, with

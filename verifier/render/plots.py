@@ -12,7 +12,7 @@
   (:func:`bound_plot`); a sweep over two or more fields (a regime map) as one heatmap per
   measure (:func:`grid_plots`), and each trained model's MLP gating (:func:`gating_plots`;
   both drawn by :mod:`verifier.render.heatmaps`).
-- Two or more searched sweeps over N (associative against geometric, issue 14): one figure with
+- Two or more searched sweeps over N (associative against geometric): one figure with
   both curves and their bits per trainable parameter beside LB1 (:mod:`verifier.render.contrast`).
 
 :func:`report_plots` gives all of them for one report, as :class:`Plot` (base64 PNG, title,

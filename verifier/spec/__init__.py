@@ -65,7 +65,7 @@ class BijectionInstance(StrictModel):
         return {"N": self.entities, "R": self.relations, "k": 1}
 
 
-# --- multi-hop instances (issue 6; docs/theory.md sections 1 and 5) -------------------------------
+# --- multi-hop instances (docs/theory.md sections 1 and 5) ----------------------------------------
 
 MAX_HOPS = 64  # k; N*R**k is bounded separately by the max_queries limit
 
@@ -253,9 +253,7 @@ class ClaimBase(StrictModel):
                 parsed.append(parse_expectation(measure, raw, self.formula_symbols()))
             except SpecError as exc:
                 raise ValueError(f"expect.{measure}: {exc.message}") from None
-            if (
-                measure == "growth"
-            ):  # issue 7: validated against the claim (verifier/engine/fits.py)
+            if measure == "growth":  # validated against the claim (verifier/engine/fits.py)
                 try:
                     parse_growth(raw, measures, self.LABEL_MEASURES, list(self.sweep or {}))
                 except ValueError as exc:
@@ -269,7 +267,7 @@ class ClaimBase(StrictModel):
                 f"{key}.field: {search.field!r} is searched, so it cannot be swept too; "
                 f"expected it in {key} or in sweep, got both"
             )
-        if search is not None:  # issue 7: the search's stopping rule (verifier/engine/search.py)
+        if search is not None:  # the search's stopping rule (verifier/engine/search.py)
             for measure, raw in search.until.items():
                 if measure not in self.MEASURES:
                     raise ValueError(
@@ -371,7 +369,7 @@ class ConstructionClaim(ClaimBase):
     )
 
 
-# --- multi-hop claims (issue 6; docs/theory.md section 5) -----------------------------------------
+# --- multi-hop claims (docs/theory.md section 5) --------------------------------------------------
 
 
 class DepthBudget(StrictModel):
