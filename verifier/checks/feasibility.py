@@ -355,7 +355,8 @@ class FeasibilityCheck:
         claim: FeasibilityClaim = ctx.claim
         spec = claim.construction
         assert spec is not None
-        m_max = p2_max_code_dim(instance, ctx.limits)
+        onehot = spec.codebook == "onehot"  # its one width, checked by preflight
+        m_max = facts.n_attributes if onehot else p2_max_code_dim(instance, ctx.limits)
         search = min_reembed_dim(
             facts,
             new,
