@@ -35,7 +35,7 @@ from verifier.engine.substitution import FieldNotFound, set_field
 from verifier.engine.verdicts import StoredVerdict, VerdictStore, point_key
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
 from verifier.limits import Limits, require
-from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
+from verifier.spec import ClaimBase, Spec
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,7 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
                 set_field(inst, cl, name, value)
             except FieldNotFound as exc:
                 raise SpecError(
-                    f"sweep field {name!r} is not an instance field "
-                    f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}), a unique field of "
-                    f"the claim, or a dotted path into it (optim.groups.W_E.lr)"
-                    + (f" (it appears {exc.occurrences} times)" if exc.occurrences else ""),
+                    f"sweep {exc}",
                     file=spec.source.file,
                     line=line,
                     key=f"{claim.id}.sweep.{name}",

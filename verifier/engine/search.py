@@ -50,7 +50,7 @@ from verifier.checks.base import Measurement
 from verifier.engine.replicates import aggregate, judge_all
 from verifier.engine.substitution import FieldNotFound, set_field
 from verifier.errors import SpecError
-from verifier.spec import SWEEP_ALIASES, ClaimBase, Minimize
+from verifier.spec import ClaimBase, Minimize
 from verifier.spec.expectations import Expectation, parse_expectation
 
 Evaluate = Callable[[Any, Any], Measurement]  # (instance, claim) at one value -> measurement
@@ -79,11 +79,7 @@ def substitute(instance: Any, claim: ClaimBase, name: str, value: int | float) -
         set_field(inst, data, name, value)
     except FieldNotFound as exc:
         raise SpecError(
-            f"{_search_key(claim)} field {name!r}: expected an instance field "
-            f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}) or a field that appears once "
-            f"in the claim, got "
-            + (f"{exc.occurrences} occurrences" if exc.occurrences else "no such field"),
-            key=f"{claim.id}.{_search_key(claim)}.field",
+            f"{_search_key(claim)} {exc}", key=f"{claim.id}.{_search_key(claim)}.field"
         ) from None
     try:
         return type(instance).model_validate(inst), type(claim).model_validate(data)

@@ -19,12 +19,18 @@ class FieldNotFound(LookupError):
     Attributes:
         name: the field as the spec wrote it.
         occurrences: how many keys of that name the claim has (0 or more than 1).
+        instance_fields: the fields the instance has, for the message.
     """
 
-    def __init__(self, name: str, occurrences: int) -> None:
+    def __init__(self, name: str, occurrences: int, instance_fields: list[str]) -> None:
         self.name = name
         self.occurrences = occurrences
-        super().__init__(f"field {name!r}: {occurrences} occurrences in the claim")
+        fields = ", ".join(list(SWEEP_ALIASES) + sorted(instance_fields))
+        super().__init__(
+            f"field {name!r} is not an instance field ({fields}), a unique field of the claim, "
+            "or a dotted path into it (optim.groups.W_E.lr)"
+            + (f" (it appears {occurrences} times)" if occurrences else "")
+        )
 
 
 def field_paths(data: dict[str, Any], name: str) -> list[list[str]]:
@@ -64,7 +70,7 @@ def set_field(instance: dict[str, Any], claim: dict[str, Any], name: str, value:
         return
     paths = field_paths(claim, field)
     if len(paths) != 1:
-        raise FieldNotFound(name, len(paths))
+        raise FieldNotFound(name, len(paths), list(instance))
     node = claim
     for part in paths[0][:-1]:
         node = node[part]
