@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class VerifierError(Exception):
     """Base class of every error the verifier raises on purpose."""
@@ -111,8 +114,34 @@ class LimitExceeded(VerifierError):
         return (type(self), (self.name, self.value, self.limit, self.what, self.claim))
 
 
+@dataclass(frozen=True)
+class SolverFailure:
+    """One solver's failure: its name and, in its own words, its status or exception."""
+
+    solver: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.solver}: {self.reason}"
+
+
 class SolverError(VerifierError):
-    """A numerical solver failed, timed out or returned an answer that did not re-check."""
+    """No solver answered a program ``optimal``: each one's failure, in the order tried.
+
+    Args:
+        what: names the program (``P1 target 17``).
+        failures: one per solver tried.
+    """
+
+    def __init__(self, what: str, failures: Sequence[SolverFailure]) -> None:
+        self.what = what
+        self.failures = tuple(failures)
+        super().__init__(
+            f"{what}: no solver returned an optimal answer: " + "; ".join(map(str, failures))
+        )
+
+    def __reduce__(self) -> tuple[type[SolverError], tuple[str, tuple[SolverFailure, ...]]]:
+        return SolverError, (self.what, self.failures)  # pickles across worker processes
 
 
 class Cancelled(VerifierError):

@@ -17,7 +17,7 @@ from verifier.convex.associative import (
     features,
     neighbours,
 )
-from verifier.convex.search import min_width
+from verifier.convex.min_dimension import min_width
 from verifier.convex.solver import SolverSettings
 from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError

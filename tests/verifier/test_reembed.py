@@ -13,8 +13,8 @@ from scipy.optimize import linprog
 from verifier.constructions.codebooks import codebook
 from verifier.constructions.geometric import build_geometric
 from verifier.convex import reembed as p2
+from verifier.convex.min_dimension import min_reembed_dim
 from verifier.convex.reembed import reembed, solve_region
-from verifier.convex.search import min_reembed_dim
 from verifier.convex.solver import SolverSettings
 from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from verifier.bisection import find_minimum
 from verifier.engine.runner import SpecRunner, run_spec
-from verifier.engine.search import find_minimum
 from verifier.errors import LimitExceeded, SpecError
 from verifier.limits import Limits
 from verifier.spec import load_spec_text

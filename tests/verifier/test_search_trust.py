@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from verifier.bisection import find_maximum
 from verifier.checks.base import Measurement
 from verifier.engine.runner import run_spec
-from verifier.engine.search import find_maximum, inversions, run_minimize
+from verifier.engine.search import inversions, run_minimize
 from verifier.spec import TrainingClaim, load_spec_text
 
 

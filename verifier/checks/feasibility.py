@@ -17,15 +17,20 @@ from typing import Any
 import numpy as np
 
 from verifier.checks.base import CheckContext, Measurement, register
-from verifier.checks.construction import auto_max_code_dim, facts_of, geometric_size
+from verifier.checks.construction import (
+    auto_max_code_dim,
+    facts_of,
+    geometric_size,
+    raise_code_dim_mismatch,
+)
 from verifier.constructions.codebooks import codebook, coherence
 from verifier.constructions.geometric import build_geometric
 from verifier.convex.associative import AssociativeResult, associative_width, p3_nonzeros
 from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margin
+from verifier.convex.min_dimension import min_code_dim, min_reembed_dim, min_width
 from verifier.convex.reembed import reembed
-from verifier.convex.search import min_code_dim, min_reembed_dim, min_width
 from verifier.convex.solver import SolverSettings
-from verifier.errors import LimitExceeded, SpecError
+from verifier.errors import LimitExceeded
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.seeds import Stream, rng
@@ -113,12 +118,12 @@ class FeasibilityCheck:
             return
         spec = claim.construction
         assert spec is not None
-        if spec.codebook == "onehot":
-            raise SpecError(
-                "construction.codebook: expected rademacher or gaussian for a "
-                "convex program, got onehot (its margin is exactly 1)"
-            )
-        if spec.code_dim == "auto":
+        if spec.codebook == "onehot":  # one width only: m = attributes
+            if spec.code_dim not in ("auto", n_attr):
+                raise_code_dim_mismatch(spec.code_dim, n_attr)
+            require("max_code_dim", n_attr, limits.max_code_dim, "code_dim (onehot: attributes)")
+            m_max = n_attr
+        elif spec.code_dim == "auto":
             require(
                 "max_auto_attributes",
                 n_attr,
@@ -137,7 +142,7 @@ class FeasibilityCheck:
                 "each P1 program (rows x columns)",
             )
             return
-        if spec.code_dim == "auto":
+        if spec.code_dim == "auto" and spec.codebook != "onehot":
             if p2_max_code_dim(instance, limits) >= 1:
                 return
             m_max = 1  # not even m = 1 fits: the checks below name the limit
@@ -176,7 +181,11 @@ class FeasibilityCheck:
         }
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         if spec.code_dim == "auto":
-            m_max = min(ctx.limits.max_code_dim, auto_max_code_dim(instance, ctx.limits))
+            m_max = (
+                n_attr
+                if spec.codebook == "onehot"
+                else min(ctx.limits.max_code_dim, auto_max_code_dim(instance, ctx.limits))
+            )
             search = min_code_dim(
                 spec.codebook,
                 n_attr,
@@ -348,7 +357,8 @@ class FeasibilityCheck:
         claim: FeasibilityClaim = ctx.claim
         spec = claim.construction
         assert spec is not None
-        m_max = p2_max_code_dim(instance, ctx.limits)
+        onehot = spec.codebook == "onehot"  # its one width, checked by preflight
+        m_max = facts.n_attributes if onehot else p2_max_code_dim(instance, ctx.limits)
         search = min_reembed_dim(
             facts,
             new,

@@ -34,9 +34,7 @@ monotone in w and bisection is sound.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -45,8 +43,8 @@ import torch
 from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 
-from verifier.convex.solver import SolverSettings
-from verifier.errors import SolverError
+from verifier.convex.sandwich import Status, sandwich_status
+from verifier.convex.solver import NotOptimal, SolverSettings, first_optimal, solve_cvxpy
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall
 from verifier.model import ModelConfig, OneLayerTransformer
@@ -161,13 +159,9 @@ class AssociativeResult:
     rounds: int
     solver: str
 
-    def status(self, min_margin: float) -> str:
+    def status(self, min_margin: float) -> Status:
         """feasible / infeasible (certified against ``min_margin``) or undecided."""
-        if self.lower >= min_margin:
-            return "feasible"
-        if self.upper < min_margin:
-            return "infeasible"
-        return "undecided"
+        return sandwich_status(self.lower, self.upper, min_margin)
 
 
 @dataclass(frozen=True)
@@ -235,7 +229,7 @@ def dual_upper(lp: _LP, y: np.ndarray, mu: np.ndarray) -> float:
 
 
 def _solve_highs(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scipy's HiGHS on the sparse LP: ``(x, y, mu)`` or SolverError with HiGHS's words."""
+    """scipy's HiGHS on the sparse LP: ``(x, y, mu)``, or NotOptimal with HiGHS's words."""
     c = np.zeros(lp.lo.shape[0])
     c[-1] = -1.0
     res = linprog(
@@ -249,7 +243,7 @@ def _solve_highs(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray, np
         options={"time_limit": time_limit, "presolve": True},
     )
     if res.status != 0 or res.x is None:
-        raise SolverError(f"status {res.status} ({res.message}), time limit {time_limit:g} s")
+        raise NotOptimal(f"status {res.status} ({res.message}), time limit {time_limit:g} s")
     # marginals are d(min -gamma)/d(rhs): the multipliers of max gamma are their negatives
     return (
         np.asarray(res.x, dtype=np.float64),
@@ -263,12 +257,7 @@ def _solve_clarabel(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray,
     x = cp.Variable(lp.lo.shape[0])
     rows, eqs = lp.A @ x <= lp.b, lp.E @ x == 0
     problem = cp.Problem(cp.Maximize(x[-1]), [rows, eqs, x >= lp.lo, x <= lp.hi])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        problem.solve(solver="CLARABEL", time_limit=time_limit)  # type: ignore[no-untyped-call]
-    if problem.status != cp.OPTIMAL or x.value is None:
-        detail = " (time limit reached)" if problem.status == cp.USER_LIMIT else ""
-        raise SolverError(f"status {problem.status}{detail}, time limit {time_limit:g} s")
+    solve_cvxpy(problem, "clarabel", time_limit)
     return (
         np.asarray(x.value, dtype=np.float64),
         np.asarray(rows.dual_value, dtype=np.float64),
@@ -276,7 +265,7 @@ def _solve_clarabel(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray,
     )
 
 
-_SOLVERS: dict[str, Any] = {"highs": _solve_highs, "clarabel": _solve_clarabel}
+_SOLVERS = {"highs": _solve_highs, "clarabel": _solve_clarabel}
 
 
 def _solve(lp: _LP, settings: SolverSettings, what: str) -> tuple[np.ndarray, float, str]:
@@ -286,17 +275,12 @@ def _solve(lp: _LP, settings: SolverSettings, what: str) -> tuple[np.ndarray, fl
     multipliers with the other sign convention for ``mu`` (both are valid bounds).
 
     Raises:
-        SolverError: every solver failed; the message carries each one's words.
+        SolverError: every solver failed, with each one's words.
     """
-    failures: list[str] = []
-    for name in settings.order():
-        try:
-            x, y, mu = _SOLVERS[name](lp, settings.time_limit_s)
-        except (SolverError, cp.error.SolverError, ValueError, ArithmeticError) as exc:
-            failures.append(f"{name}: {exc}")
-            continue
-        return x, min(dual_upper(lp, y, mu), dual_upper(lp, y, -mu)), name
-    raise SolverError(f"{what}: no solver returned an optimal answer: " + "; ".join(failures))
+    (x, y, mu), name = first_optimal(
+        lambda name: _SOLVERS[name](lp, settings.time_limit_s), settings, what
+    )
+    return x, min(dual_upper(lp, y, mu), dual_upper(lp, y, -mu)), name
 
 
 def neighbours(W_U: np.ndarray, nearest: int | None = None) -> np.ndarray:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
+from verifier.convex.sandwich import Status, sandwich_status
 from verifier.convex.solver import SolverSettings
 from verifier.convex.working_set import Program, WorkingSetLP, WorkingSetResult
 
-Status = Literal["feasible", "infeasible", "undecided"]
 ProgressFn = Callable[[int, int], None]  # (targets done, total)
 _GRAM_ROWS = 1024  # row block of the crowding order's Gram matrix
 
@@ -103,11 +102,7 @@ class CodebookMarginResult:
 
     def status(self, min_margin: float) -> Status:
         """feasible: margin >= min_margin is certified; infeasible: margin < min_margin is."""
-        if self.margin_lower >= min_margin:
-            return "feasible"
-        if self.margin_upper < min_margin:
-            return "infeasible"
-        return "undecided"
+        return sandwich_status(self.margin_lower, self.margin_upper, min_margin)
 
     def tightest(self) -> TargetCertificate:
         """The certificate of the smallest upper bound (the codebook's bottleneck)."""

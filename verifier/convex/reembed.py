@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,9 +46,14 @@ import highspy
 import numpy as np
 import torch
 
-from verifier.convex.solver import SolverSettings, solve
+from verifier.convex.solver import (
+    SOLVER_EXCEPTIONS,
+    NotOptimal,
+    SolverSettings,
+    first_optimal,
+    solve_cvxpy,
+)
 from verifier.convex.working_set import dual_bound
-from verifier.errors import SolverError
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
@@ -316,6 +320,8 @@ class _WorkingSet:
         self.G, self.h = np.vstack([self.G, G]), np.concatenate([self.h, h])
 
     def _run_highs(self) -> tuple[np.ndarray, np.ndarray] | str:
+        """The warm-started HiGHS model on the working set: ``(x, y)``, or HiGHS's status
+        when it is not optimal."""
         if self._highs is None:
             self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
             self._highs.setOptionValue("output_flag", False)
@@ -354,36 +360,28 @@ class _WorkingSet:
         y = -np.asarray(sol.row_dual, dtype=np.float64)  # min -t: duals of <= rows are <= 0
         return np.asarray(sol.col_value, dtype=np.float64), y
 
-    def _run_cvxpy(self, name: str) -> tuple[np.ndarray, np.ndarray] | str:
+    def _run_cvxpy(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         x = cp.Variable(self.n)
         rows = cp.Constant(self.G) @ x <= self.h
         problem = cp.Problem(cp.Maximize(x[-1]), [rows, x >= self.lo, x <= self.hi])
-        try:
-            solve(problem, SolverSettings(name, False, self.settings.time_limit_s), self.what)  # type: ignore[arg-type]
-        except SolverError as exc:
-            return str(exc).split("answer: ", 1)[-1].removeprefix(f"{name}: ")
+        solve_cvxpy(problem, name, self.settings.time_limit_s)
         return (
             np.asarray(x.value, dtype=np.float64),
             np.asarray(rows.dual_value, dtype=np.float64),
         )
 
-    def _solve_once(self) -> tuple[np.ndarray, np.ndarray, str]:
-        failures: list[str] = []
-        for name in self.settings.order():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    out = self._run_highs() if name == "highs" else self._run_cvxpy(name)
-            except (RuntimeError, ValueError, ArithmeticError) as exc:
-                self._highs = None
-                out = f"{type(exc).__name__}: {exc}"
-            if isinstance(out, str):
-                failures.append(f"{name}: {out}")
-                continue
-            return out[0], out[1], name
-        raise SolverError(
-            f"{self.what}: no solver returned an optimal answer: " + "; ".join(failures)
-        )
+    def _attempt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """One solve with solver ``name``: the primal point and the working rows' duals."""
+        if name != "highs":
+            return self._run_cvxpy(name)
+        try:
+            out = self._run_highs()
+        except SOLVER_EXCEPTIONS:
+            self._highs = None  # a failed model is not warm-started again
+            raise
+        if isinstance(out, str):
+            raise NotOptimal(out)
+        return out
 
     def solve(self, e0: torch.Tensor) -> _Solved:
         """Grow the working set until no row is violated (or ``WS_ROUNDS`` solves).
@@ -394,7 +392,7 @@ class _WorkingSet:
         self._add(np.unique(self.region.initial(e0)))
         solves = 0
         while True:
-            x, y, solver = self._solve_once()
+            (x, y), solver = first_optimal(self._attempt, self.settings, self.what)
             solves += 1
             slack = self.region.slack(np.clip(x, self.lo, self.hi))
             violated = np.flatnonzero(slack < -TOL)

@@ -1,23 +1,40 @@
 """Solver choice and status discipline for every convex program (docs/theory.md section 6).
 
-A cvxpy status other than ``optimal`` (``optimal_inaccurate``, ``user_limit`` after a time-out,
-``infeasible`` for a program that is feasible by construction, a solver exception) raises
-:class:`~verifier.errors.SolverError` with the solver's own words. Solvers are tried in the
-order of :class:`SolverSettings`; the fallback runs only when the first one fails.
+One backend, :func:`first_optimal`, serves P1, P2 and P3: the solvers of
+:class:`SolverSettings` are tried in order (the fallback runs only when the first one fails),
+and the first answer with status ``optimal`` is returned. Any other outcome
+(``optimal_inaccurate``, ``user_limit`` after a time-out, ``infeasible`` for a program that is
+feasible by construction, a solver exception) is recorded as a
+:class:`~verifier.errors.SolverFailure` in the solver's own words, and when every solver has
+failed :class:`~verifier.errors.SolverError` carries the list. An ``optimal`` status is never a
+verdict by itself: each program re-checks the primal and dual points it gets in float64.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 import cvxpy as cp
 
-from verifier.errors import SolverError
+from verifier.errors import SolverError, SolverFailure
 
 SolverName = Literal["highs", "clarabel"]
 SOLVERS: dict[str, str] = {"highs": "HIGHS", "clarabel": "CLARABEL"}  # ours -> cvxpy's
+# what a solver may raise instead of returning a status (highspy raises RuntimeError)
+SOLVER_EXCEPTIONS = (cp.error.SolverError, RuntimeError, ValueError, ArithmeticError)
+
+T = TypeVar("T")
+
+
+class NotOptimal(Exception):
+    """A solver ended with a status other than ``optimal``; ``reason`` says which, as it said."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 @dataclass(frozen=True)
@@ -46,34 +63,57 @@ class SolverSettings:
         return (self.solver, *rest)
 
 
-def solve(problem: cp.Problem, settings: SolverSettings, what: str) -> str:
-    """Solve ``problem`` to status ``optimal`` with the first solver that manages it.
+def first_optimal(
+    attempt: Callable[[str], T], settings: SolverSettings, what: str
+) -> tuple[T, str]:
+    """``attempt(name)`` for each solver of ``settings`` in turn, until one answers.
 
     Args:
-        problem: a cvxpy problem (DPP problems re-use their canonicalisation).
-        settings: solver order and time limit.
-        what: names the program in error messages (``P1 target 17``).
+        attempt: solves the program with the named solver and returns its answer, or raises
+            :class:`NotOptimal` (or one of :data:`SOLVER_EXCEPTIONS`).
+        settings: solver order.
+        what: names the program in the error (``P1 target 17``).
 
     Returns:
-        The name of the solver that answered.
+        The first answer and the name of the solver that gave it.
 
     Raises:
-        SolverError: every solver failed; the message carries each solver's status or error.
+        SolverError: every solver failed; ``failures`` holds each one's status or exception.
     """
-    failures: list[str] = []
+    failures: list[SolverFailure] = []
     for name in settings.order():
-        kwargs: dict[str, Any] = {"time_limit": settings.time_limit_s}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": we check
-                problem.solve(solver=SOLVERS[name], **kwargs)  # type: ignore[no-untyped-call]
-        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
-            failures.append(f"{name}: {type(exc).__name__}: {exc}")
-            continue
-        if problem.status == cp.OPTIMAL:
-            return name
+                return attempt(name), name
+        except NotOptimal as exc:
+            failures.append(SolverFailure(name, exc.reason))
+        except SOLVER_EXCEPTIONS as exc:
+            failures.append(SolverFailure(name, f"{type(exc).__name__}: {exc}"))
+    raise SolverError(what, failures)
+
+
+def solve_cvxpy(problem: cp.Problem, name: str, time_limit_s: float) -> None:
+    """Solve a cvxpy ``problem`` with solver ``name`` (ours) to status ``optimal``.
+
+    Raises:
+        NotOptimal: any other status, with the time limit named.
+    """
+    problem.solve(solver=SOLVERS[name], time_limit=time_limit_s)  # type: ignore[no-untyped-call]
+    if problem.status != cp.OPTIMAL:
         detail = " (time limit reached)" if problem.status == cp.USER_LIMIT else ""
-        failures.append(
-            f"{name}: status {problem.status}{detail}, time limit {settings.time_limit_s:g} s"
-        )
-    raise SolverError(f"{what}: no solver returned an optimal answer: " + "; ".join(failures))
+        raise NotOptimal(f"status {problem.status}{detail}, time limit {time_limit_s:g} s")
+
+
+def solve(problem: cp.Problem, settings: SolverSettings, what: str) -> str:
+    """Solve a cvxpy ``problem`` (DPP problems re-use their canonicalisation) to ``optimal``
+    with the first solver that manages it; the name of that solver.
+
+    Raises:
+        SolverError: every solver failed.
+    """
+
+    def attempt(name: str) -> None:
+        solve_cvxpy(problem, name, settings.time_limit_s)
+
+    return first_optimal(attempt, settings, what)[1]

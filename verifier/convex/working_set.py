@@ -42,24 +42,6 @@ class RowOracle(Protocol):
 
 
 @dataclass(frozen=True)
-class DenseRows:
-    """Rows held as a dense ``G (n_rows, n)`` and ``h (n_rows,)``."""
-
-    G: np.ndarray
-    h: np.ndarray
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.G.shape[0])
-
-    def slack(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.h - self.G @ x)
-
-    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.G[idx], self.h[idx]
-
-
-@dataclass(frozen=True)
 class WorkingSetResult:
     """The last round of a working-set solve.
 

@@ -30,11 +30,12 @@ from verifier.checks.base import Method
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, Report
-from verifier.engine.search import field_paths, run_minimize, substitute
+from verifier.engine.search import run_minimize, substitute
+from verifier.engine.substitution import FieldNotFound, set_field
 from verifier.engine.verdicts import StoredVerdict, VerdictStore, point_key
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
 from verifier.limits import Limits, require
-from verifier.spec import SWEEP_ALIASES, ClaimBase, Spec
+from verifier.spec import ClaimBase, Spec
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +93,15 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     for chosen in grid(0, {}):
         inst, cl = dict(instance_data), _deep_copy(claim_data)
         for name, value in chosen.items():
-            field = SWEEP_ALIASES.get(name, name)
-            if field in inst:
-                inst[field] = value
-                continue
-            paths = field_paths(cl, field)
-            if len(paths) != 1:
+            try:
+                set_field(inst, cl, name, value)
+            except FieldNotFound as exc:
                 raise SpecError(
-                    f"sweep field {name!r} is not an instance field "
-                    f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}), a unique field of "
-                    f"the claim, or a dotted path into it (optim.groups.W_E.lr)"
-                    + (f" (it appears {len(paths)} times)" if paths else ""),
+                    f"sweep {exc}",
                     file=spec.source.file,
                     line=line,
                     key=f"{claim.id}.sweep.{name}",
-                )
-            node = cl
-            for part in paths[0][:-1]:
-                node = node[part]
-            node[paths[0][-1]] = value
+                ) from None
         key = f"{claim.id}[{','.join(f'{k}={v}' for k, v in chosen.items())}]"
         try:
             instance = type(spec.instance).model_validate(inst)

@@ -40,15 +40,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from verifier.bisection import find_maximum, find_minimum
 from verifier.checks.base import Measurement
 from verifier.engine.replicates import aggregate, judge_all
+from verifier.engine.substitution import FieldNotFound, set_field
 from verifier.errors import SpecError
-from verifier.spec import SWEEP_ALIASES, ClaimBase, Minimize
+from verifier.spec import ClaimBase, Minimize
 from verifier.spec.expectations import Expectation, parse_expectation
 
 Evaluate = Callable[[Any, Any], Measurement]  # (instance, claim) at one value -> measurement
@@ -56,30 +58,6 @@ Explain = Callable[[Any, Any], dict[str, Any] | None]  # (instance, claim) -> wh
 Outcome = Literal["holds", "fails", "diverged"]
 LR_FIELD = "optim.lr"  # what an lr ladder substitutes
 MONOTONE_SLACK = 0.05  # a measure may move the wrong way by this share of its bound (noise)
-
-
-def field_paths(data: dict[str, Any], name: str) -> list[list[str]]:
-    """Paths to every key called ``name`` in nested claim data.
-
-    A dotted name (``optim.groups.W_E.optimizer``, ``model.init.W_E``) is one path from the top;
-    the mappings along it are created where missing (``init`` and ``groups`` start empty), so
-    a path the claim does not accept fails its re-validation, naming the key.
-    """
-    if "." in name:
-        parts = name.split(".")
-        node: Any = data
-        for part in parts[:-1]:
-            if not isinstance(node, dict):
-                return []
-            node = node.setdefault(part, {})
-        return [parts] if isinstance(node, dict) else []
-    paths: list[list[str]] = []
-    for key, value in data.items():
-        if key == name:
-            paths.append([key])
-        elif isinstance(value, dict):
-            paths.extend([key, *p] for p in field_paths(value, name))
-    return paths
 
 
 def substitute(instance: Any, claim: ClaimBase, name: str, value: int | float) -> tuple[Any, Any]:
@@ -91,28 +69,18 @@ def substitute(instance: Any, claim: ClaimBase, name: str, value: int | float) -
     Raises:
         SpecError: the field is unknown or ambiguous, or the value is not accepted there.
     """
-    field_name = SWEEP_ALIASES.get(name, name)
     inst = instance.model_dump()
     data = claim.model_dump(exclude={"sweep", "minimize", "maximize"}, exclude_none=True)
     # one value's run: the boundary and growth belong to the search and the sweep, not to it
     data["expect"] = {
         k: v for k, v in data["expect"].items() if k not in ("minimum", "maximum", "growth")
     }
-    if field_name in inst:
-        inst[field_name] = value
-    else:
-        paths = field_paths(data, field_name)
-        if len(paths) != 1:
-            raise SpecError(
-                f"{_search_key(claim)} field {name!r}: expected an instance field "
-                f"({', '.join(list(SWEEP_ALIASES) + sorted(inst))}) or a field that appears once "
-                f"in the claim, got " + (f"{len(paths)} occurrences" if paths else "no such field"),
-                key=f"{claim.id}.{_search_key(claim)}.field",
-            )
-        node = data
-        for part in paths[0][:-1]:
-            node = node[part]
-        node[paths[0][-1]] = value
+    try:
+        set_field(inst, data, name, value)
+    except FieldNotFound as exc:
+        raise SpecError(
+            f"{_search_key(claim)} {exc}", key=f"{claim.id}.{_search_key(claim)}.field"
+        ) from None
     try:
         return type(instance).model_validate(inst), type(claim).model_validate(data)
     except ValidationError as exc:
@@ -126,85 +94,6 @@ def substitute(instance: Any, claim: ClaimBase, name: str, value: int | float) -
 
 def _search_key(claim: ClaimBase) -> str:
     return "maximize" if getattr(claim, "maximize", None) is not None else "minimize"
-
-
-@dataclass
-class SearchResult:
-    """Where ``until`` changes, with the runs on either side.
-
-    For a ``minimize`` search ``minimum`` is the smallest value found to hold and ``below`` its
-    failing neighbour ``minimum - 1``; for ``maximize`` (:func:`find_maximum`) ``minimum`` holds
-    the largest value found to hold and ``below`` the failing ``minimum + 1``.
-    """
-
-    minimum: int | None  # None: fails up to max (minimize) or at start (maximize)
-    below: int | None  # the failing neighbour; None at start (minimize) / max (maximize)
-    holds: dict[int, bool] = field(default_factory=dict)  # every value run, in order
-
-
-def find_minimum(holds: Callable[[int], bool], start: int, maximum: int) -> SearchResult:
-    """Doubling from ``start`` (capped at ``maximum``), then bisection.
-
-    Returns the smallest evaluated ``v`` with ``holds(v)`` whose ``v - 1`` was evaluated and
-    failed (or ``v == start``). Each value is evaluated at most once.
-    """
-    seen: dict[int, bool] = {}
-
-    def test(v: int) -> bool:
-        if v not in seen:
-            seen[v] = holds(v)
-        return seen[v]
-
-    failing: int | None = None
-    v = start
-    while not test(v):
-        failing = v
-        if v >= maximum:
-            return SearchResult(None, None, seen)
-        v = min(2 * v, maximum)
-    passing = v
-    if failing is None:
-        return SearchResult(passing, None, seen)
-    while passing - failing > 1:
-        mid = (passing + failing) // 2
-        if test(mid):
-            passing = mid
-        else:
-            failing = mid
-    return SearchResult(passing, failing, seen)
-
-
-def find_maximum(holds: Callable[[int], bool], start: int, maximum: int) -> SearchResult:
-    """Doubling from ``start`` while ``holds`` (capped at ``maximum``), then bisection.
-
-    Returns the largest evaluated ``v`` with ``holds(v)`` whose ``v + 1`` was evaluated and
-    failed (or ``v == maximum``); ``minimum`` is None when ``start`` already fails.
-    """
-    seen: dict[int, bool] = {}
-
-    def test(v: int) -> bool:
-        if v not in seen:
-            seen[v] = holds(v)
-        return seen[v]
-
-    if not test(start):
-        return SearchResult(None, None, seen)
-    passing, v = start, start
-    while True:
-        if v >= maximum:
-            return SearchResult(passing, None, seen)
-        v = min(2 * v, maximum)
-        if not test(v):
-            break
-        passing = v
-    failing = v
-    while failing - passing > 1:
-        mid = (passing + failing) // 2
-        if test(mid):
-            passing = mid
-        else:
-            failing = mid
-    return SearchResult(passing, failing, seen)
 
 
 def inversions(

@@ -1,5 +1,8 @@
 """Minimal dimension and width (docs/theory.md section 6), reported with both neighbours.
 
+A onehot codebook has one width, ``m = n`` (:func:`code_widths`): there the searches try
+only it, and a neighbour below does not exist.
+
 - ``min_code_dim`` (P1): scans m = 1, 2, ... upwards. Codes of width m are normalised per width,
   so P1 feasibility need not be monotone in m; the scan therefore certifies *every* smaller m
   infeasible (each by one target's dual bound, found most-crowded-first, usually in one solve)
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from verifier.bisection import find_minimum
 from verifier.constructions.codebooks import CodebookKind, codebook
 from verifier.constructions.geometric import build_geometric
 from verifier.convex.associative import AssociativeResult, associative_width, width_guess
@@ -39,6 +43,14 @@ from verifier.convex.solver import SolverSettings
 from verifier.facts.bijections import BijectionFacts
 
 ProgressFn = Callable[[str], None]
+
+
+def code_widths(kind: CodebookKind, n_codes: int, max_m: int) -> range:
+    """The code widths ``kind`` has, up to ``max_m``: every ``m >= 1``, but onehot only one,
+    ``m = n_codes`` (:func:`~verifier.constructions.codebooks.codebook`)."""
+    if kind == "onehot":
+        return range(n_codes, min(n_codes, max_m) + 1)
+    return range(1, max_m + 1)
 
 
 @dataclass
@@ -77,18 +89,19 @@ def min_code_dim(
     """
     below: CodebookMarginResult | None = None
     undecided: list[int] = []
-    for m in range(1, max_m + 1):
+    widths = code_widths(kind, n_codes, max_m)
+    for m in widths:
         if progress is not None:
             progress(f"code_dim {m}")
         codes = codebook(kind, n_codes, m, seed)
         result = codebook_margin(codes, box, settings, stop_below=min_margin)
         status = result.status(min_margin)
         if status == "feasible":
-            return CodeDimSearch(m, result, below, undecided, m)
+            return CodeDimSearch(m, result, below, undecided, widths.index(m) + 1)
         if status == "undecided":
             undecided.append(m)
         below = result
-    return CodeDimSearch(None, None, below, undecided, max_m)
+    return CodeDimSearch(None, None, below, undecided, len(widths))
 
 
 @dataclass
@@ -121,8 +134,9 @@ def min_width(
 ) -> WidthSearch:
     """Smallest w with a certified P3 margin ``>= min_margin`` (galloping, then bisection).
 
-    Galloping from ``guess`` (default :func:`width_guess`) probes ``g, g -+ 1, g -+ 2, g -+ 4``
-    ... until the status flips, then bisects the bracket. The guess only changes how many
+    Galloping from ``guess`` (default :func:`width_guess`) probes ``g``, then ``g -+ 1,
+    g -+ 3, g -+ 7, ...`` until the status flips, then bisects the bracket
+    (:func:`~verifier.bisection.find_minimum`). The guess only changes how many
     widths are solved, never the answer: monotonicity makes any bracket
     ``(not feasible, certified feasible)`` hold the minimum. An undecided width counts as not
     certified feasible; if the neighbour below the answer is not certified infeasible,
@@ -145,33 +159,13 @@ def min_width(
     def feasible(w: int) -> bool:
         return at(w).status(min_margin) == "feasible"
 
-    g = min(max(1, guess if guess is not None else width_guess(facts, embed_dim)), max_width)
-    step = 1
-    if feasible(g):
-        lo, hi = 0, g  # lo: largest width known not feasible (0: none), hi: certified feasible
-        while hi > 1:
-            probe = max(hi - step, 1)
-            if not feasible(probe):
-                lo = probe
-                break
-            hi, step = probe, 2 * step
-    else:
-        lo = g
-        while True:
-            if lo >= max_width:
-                return WidthSearch(None, None, at(lo), _tried(results, min_margin))
-            hi = min(lo + step, max_width)
-            if feasible(hi):
-                break
-            lo, step = hi, 2 * step
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if feasible(mid):
-            hi = mid
-        else:
-            lo = mid
-    below = at(hi - 1) if hi > 1 else None
-    return WidthSearch(hi, at(hi), below, _tried(results, min_margin))
+    g = guess if guess is not None else width_guess(facts, embed_dim)
+    found = find_minimum(feasible, 1, max_width, guess=g)
+    tried = _tried(results, min_margin)
+    if found.minimum is None:
+        return WidthSearch(None, None, results.get(max_width), tried)
+    below = at(found.below) if found.below is not None else None
+    return WidthSearch(found.minimum, at(found.minimum), below, tried)
 
 
 def _tried(results: dict[int, AssociativeResult], min_margin: float) -> dict[int, dict[str, Any]]:
@@ -307,16 +301,9 @@ def min_reembed_dim(
     def feasible(m: int) -> bool:
         return at(m).status == "feasible"
 
-    lo, hi = 0, 1  # lo: largest m known not feasible (0: none), hi: candidate
-    while not feasible(hi):
-        lo = hi
-        if hi >= max_m:
-            return ReembedDimSearch(None, None, at(hi), tried)
-        hi = min(2 * hi, max_m)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if feasible(mid):
-            hi = mid
-        else:
-            lo = mid
-    return ReembedDimSearch(hi, at(hi), at(hi - 1) if hi > 1 else None, tried)
+    widths = code_widths(kind, facts.n_attributes, max_m)
+    found = find_minimum(feasible, widths.start, widths.stop - 1)
+    if found.minimum is None:
+        return ReembedDimSearch(None, None, tried.get(widths.stop - 1), tried)
+    below = at(found.below) if found.below is not None else None
+    return ReembedDimSearch(found.minimum, at(found.minimum), below, tried)
