@@ -29,7 +29,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITED_SPEC = "bounds/sandwich.spec.yaml"
-SOURCE_EDITS = ("checks/bound.py", "train/__init__.py", "convex/solver.py", "spec/__init__.py", "cli.py")
+SOURCE_EDITS = (
+    "checks/bound.py",
+    "train/__init__.py",
+    "convex/solver.py",
+    "spec/__init__.py",
+    "cli.py",
+)
 
 
 def check(specs: Path, cache: Path, out: Path, *extra: str) -> tuple[float, list[dict[str, Any]]]:

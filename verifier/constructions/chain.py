@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction
 from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import chain_sizes
 
 SCORE_GAP = 800.0  # nats between the attended position and any other: exp(-800) == 0.0 in float64
 POS_DIM = 2  # width of the positional code
@@ -220,3 +222,6 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
         W_U=w_u,
     )
     return model, layout
+
+
+CHAIN = Construction(name="chain", label="Gk", theorem="Gk", size=chain_sizes, build=build_chain)

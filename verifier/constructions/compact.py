@@ -21,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction
 from verifier.constructions.geometric import SEQ_LEN, SlotLayout
 from verifier.facts.bijections import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import COMPACT_SHAPES
 
 
 class CompactLayout(SlotLayout):
@@ -96,3 +98,12 @@ def build_compact(
         model.W_out.copy_(torch.from_numpy(w_out))
         model.W_U.copy_(torch.from_numpy(w_u))
     return model, layout
+
+
+COMPACT = Construction(
+    name="compact",
+    label="the compact construction",
+    theorem="COMPACT",
+    size=COMPACT_SHAPES.sizes,
+    build=build_compact,
+)

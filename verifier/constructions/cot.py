@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction
 from verifier.constructions.chain import (
     ChainLayout,
     positional_codes,
@@ -32,6 +33,7 @@ from verifier.constructions.chain import (
 from verifier.facts.chains import ChainFacts
 from verifier.measure.recall import margins_of
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import CK_SHAPES
 
 
 def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer, ChainLayout]:
@@ -91,6 +93,9 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
         W_U=w_u,
     )
     return model, layout
+
+
+COT = Construction(name="cot", label="Ck", theorem="Ck", size=CK_SHAPES.sizes, build=build_cot)
 
 
 @dataclass(frozen=True)

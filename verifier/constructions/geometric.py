@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction
 from verifier.facts.bijections import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import G1_SHAPES
 
 SEQ_LEN = 2  # [r, x]
 
@@ -150,3 +152,8 @@ def build_geometric(
         model.W_out.copy_(torch.from_numpy(w_out))
         model.W_U.copy_(torch.from_numpy(w_u))
     return model, layout
+
+
+GEOMETRIC = Construction(
+    name="geometric", label="G1", theorem="G1", size=G1_SHAPES.sizes, build=build_geometric
+)
