@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+import torch
 
 from verifier.model import OneLayerTransformer
 from verifier.theory.sizes import SizeParams, Sizes
@@ -32,6 +33,13 @@ class Layout(Protocol):
     def d_mlp(self) -> int:
         """MLP width."""
         ...
+
+
+def write_weights(model: OneLayerTransformer, **weights: np.ndarray) -> None:
+    """Copy numpy arrays into the model's parameters of the same names."""
+    with torch.no_grad():
+        for name, value in weights.items():
+            getattr(model, name).copy_(torch.from_numpy(value))
 
 
 FactsT = TypeVar("FactsT")
