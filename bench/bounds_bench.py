@@ -1,10 +1,10 @@
 """Benchmark: every registry quantity at N = 10^9, cached lambdify against ``subs().evalf()``.
 
 Run: ``.venv/bin/python bench/bounds_bench.py [--repeats 200]``. Prints, per quantity, the
-time of one evaluation through :func:`verifier.theory.evaluate` (lambdified once, cached) and
-through the naive sympy path ``expr.subs(values).evalf()`` (with N as a sympy Float; with N as
-an exact Integer sympy would build gamma(N + 1) = N! exactly), their ratio, and that the two
-agree. A final line times the exact-integer naive path at a small N to show why it is avoided.
+time of one evaluation through :func:`verifier.theory.evaluate_expression` (lambdified once,
+cached) and through the naive sympy path ``expr.subs(values).evalf()`` (with N as a sympy
+Float; with N as an exact Integer sympy would build gamma(N + 1) = N! exactly), their ratio,
+and that the two agree. A final line times the exact-integer naive path at a small N to show why it is avoided.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import sympy as sp
 
-from verifier.theory import compiled, evaluate, theorems
+from verifier.theory import compiled, evaluate_expression, theorems
 
 VALUES: dict[str, int | float] = {
     "N": 10**9,
@@ -52,9 +52,9 @@ def main() -> None:
             if name.startswith("default:"):
                 continue
             subs = {s: sp.Float(VALUES[s.name]) for s in expr.free_symbols}
-            fast = evaluate(expr, VALUES)  # compiles once (first call, not timed below)
+            fast = evaluate_expression(expr, VALUES)  # compiles once (first call, not timed below)
             slow = float(expr.subs(subs).evalf())
-            t_fast = timed(lambda e=expr: evaluate(e, VALUES), args.repeats)
+            t_fast = timed(lambda e=expr: evaluate_expression(e, VALUES), args.repeats)
             t_slow = timed(lambda e=expr, s=subs: e.subs(s).evalf(), max(3, args.repeats // 20))
             ok = math.isclose(float(fast), slow, rel_tol=1e-9)
             rows.append((f"{theorem.id}.{name}", t_fast, t_slow, ok))

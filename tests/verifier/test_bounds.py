@@ -25,13 +25,13 @@ from verifier.theory import (
     Param,
     Quantity,
     Theorem,
-    evaluate,
     get_theorem,
     limit_at_infinity,
     order_holds,
     register_theorem,
     split_order,
 )
+from verifier.theory import evaluate_expression as evaluate
 
 LN2 = math.log(2)
 Values = dict[str, float]

@@ -147,7 +147,8 @@ def test_probe_transfer_is_exact_on_a_known_geometric_model(
 
 def test_compact_sizes_are_the_registry_formulas() -> None:
     from verifier.spec import BijectionInstance
-    from verifier.theory import COMPACT, evaluate, instance_values
+    from verifier.theory import COMPACT, instance_values
+    from verifier.theory import evaluate_expression as evaluate
 
     for n, r, m in ((64, 1, 5), (512, 4, 7), (100, 3, 12)):
         facts = BijectionFacts(n, r, seed=0)

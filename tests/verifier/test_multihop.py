@@ -22,14 +22,14 @@ from verifier.facts.chains import ChainFacts
 from verifier.limits import Limits
 from verifier.spec import load_spec_text
 from verifier.spec.formulas import SYMBOLS
-from verifier.theory.multihop import (
+from verifier.theory.multihop import lbk_bits
+from verifier.theory.sizes import (
     CK_EMBEDDING_DIM,
     CK_MLP_WIDTH,
     CK_PARAMS,
     GK_EMBEDDING_DIM,
     GK_MLP_WIDTH,
     GK_PARAMS,
-    lbk_bits,
     size_of,
 )
 

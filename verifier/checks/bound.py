@@ -26,7 +26,7 @@ from verifier.theory import (
     Theorem,
     Vocabulary,
     claim_vocabulary,
-    evaluate,
+    evaluate_expression,
     exact_number,
     instance_exprs,
     instance_values,
@@ -63,7 +63,7 @@ class BoundCheck:
                     n: SYMBOLS.get(n, sp.Symbol(n, positive=True, integer=True))
                     for n in ("N", "R", "k", "A")
                 }
-                raw = evaluate(parse_formula(raw, table).expr, values, f"given.{key}")
+                raw = evaluate_expression(parse_formula(raw, table).expr, values, f"given.{key}")
             values[param.name] = raw
         for t in vocab.theorems:  # params set by the against claim's measurement (LB1's P)
             for p in t.params:
@@ -81,7 +81,7 @@ class BoundCheck:
                 results[name] = None
                 missing[name] = ", ".join(needs)
                 continue
-            results[name] = evaluate(expr, values, f"{theorem.id}.{q}")
+            results[name] = evaluate_expression(expr, values, f"{theorem.id}.{q}")
         defaults = self._defaults(vocab, values, supplied)
         symbols: dict[str, float] = {**defaults, **{k: float(v) for k, v in values.items()}}
         symbols.update({MEASURED_PREFIX + k: float(v) for k, v in measured.items()})
@@ -93,7 +93,7 @@ class BoundCheck:
                     f"quantities.{name} uses {', '.join(unknown)}, which has no "
                     f"value here ({'; '.join(missing[u] for u in unknown)} missing)"
                 )
-            results[name] = evaluate(formula.expr, env, f"quantity {name!r}")
+            results[name] = evaluate_expression(formula.expr, env, f"quantity {name!r}")
             formulas[name] = formula.text
         self._require_used(claim, vocab, results, missing, measured)
         symbols.update({k: float(v) for k, v in results.items() if v is not None})
@@ -137,7 +137,8 @@ class BoundCheck:
             for key, expr in t.resolved(supplied).items():
                 name = key.removeprefix("default:")
                 if key.startswith("default:") and name not in out:
-                    out[name] = float(evaluate(expr, values, f"{t.id} default of {name}"))
+                    what = f"{t.id} default of {name}"
+                    out[name] = float(evaluate_expression(expr, values, what))
         return out
 
     def _require_used(

@@ -13,9 +13,11 @@ from typing import Any
 
 from verifier.checks import multihop
 from verifier.checks.base import CheckContext, Measurement, register
+from verifier.constructions.base import size_params
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
 from verifier.constructions.compact import build_compact
-from verifier.constructions.geometric import GeometricLayout, build_geometric
+from verifier.constructions.geometric import build_geometric
+from verifier.constructions.registry import construction
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
@@ -43,29 +45,14 @@ def facts_of(instance: BijectionInstance) -> BijectionFacts:
 
 def geometric_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
     """(d_model, d_mlp, params) of G1 at code width m, without building it."""
-    layout = GeometricLayout(instance.relations, m)
-    n_attr = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
-    d, w, r = layout.d_model, layout.d_mlp, instance.relations
-    params = (instance.entities + r) * d + 2 * d + 4 * d * r + 2 * d * w + w + d + d * n_attr
-    return d, w, params
-
-
-def compact_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
-    """(d_model, d_mlp, params) of the compact construction at code width m, from the theorem
-    registry (``COMPACT``), evaluated exactly."""
-    from verifier.theory import COMPACT, evaluate, instance_values
-
-    values = {**instance_values(instance), "m": m}
-    d, w, params = (
-        evaluate(COMPACT.quantity(q).expr, values, f"COMPACT {q}")
-        for q in ("embedding_dim", "mlp_width", "params")
-    )
-    return int(d), int(w), int(params)
+    return construction_size(instance, "geometric", m)
 
 
 def construction_size(instance: BijectionInstance, name: str, m: int) -> tuple[int, int, int]:
-    """(d_model, d_mlp, params) of the named construction at code width m."""
-    return compact_size(instance, m) if name == "compact" else geometric_size(instance, m)
+    """(d_model, d_mlp, params) of the named construction at code width m: the registry's size
+    formulas, evaluated exactly."""
+    sizes = construction(name).size(size_params(instance, m))
+    return sizes.d_model, sizes.d_mlp, sizes.params
 
 
 def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:

@@ -34,7 +34,8 @@ from verifier.limits import Limits, require
 from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
 from verifier.spec import BudgetClaim, GeometricConstruction, MultiHopInstance
-from verifier.theory.multihop import lbk_bits, size_of
+from verifier.theory.multihop import lbk_bits
+from verifier.theory.sizes import size_of
 
 QUERY_FLOATS = 4_000_000  # floats per forward batch: bounds memory at ~32 MB of activations
 

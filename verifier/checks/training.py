@@ -59,6 +59,7 @@ from verifier.spec import (
     TrainingClaim,
 )
 from verifier.spec.expectations import Expectation, parse_expectation
+from verifier.theory.sizes import model_param_count
 from verifier.train import (
     OptimGroup,
     TrainConfig,
@@ -138,8 +139,17 @@ def replicate_instances(instance: Inst, claim: TrainingClaim) -> tuple[list[Inst
 
 def model_params(n_vocab: int, n_out: int, cfg: TrainConfig, n_ctx: int = 2) -> int:
     """Parameter count of the section 2 model with these shapes (L = ``n_ctx`` positions)."""
-    d, w, h, dh = cfg.d_model, cfg.d_mlp, cfg.n_heads, cfg.head_dim
-    return n_vocab * d + n_ctx * d + 4 * h * d * dh + 2 * d * w + w + d + d * n_out
+    return model_param_count(
+        {
+            "n_vocab": n_vocab,
+            "n_ctx": n_ctx,
+            "d_model": cfg.d_model,
+            "d_head": cfg.head_dim,
+            "n_heads": cfg.n_heads,
+            "d_mlp": cfg.d_mlp,
+            "n_out": n_out,
+        }
+    )
 
 
 def require_bijection(instance: Any, kind: str) -> BijectionInstance:

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction, write_weights
 from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import chain_sizes
 
 SCORE_GAP = 800.0  # nats between the attended position and any other: exp(-800) == 0.0 in float64
 POS_DIM = 2  # width of the positional code
@@ -128,8 +130,8 @@ def positional_pattern(model: OneLayerTransformer, n_pos: int) -> torch.Tensor:
 
 def selector_mlp(
     layout: ChainLayout, gates: list[list[int]], big_b: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(W_in, b_in, W_out)`` of the ReLU-AND selector.
+) -> dict[str, np.ndarray]:
+    """``W_in, b_in, W_out`` of the ReLU-AND selector, by weight name.
 
     Slot i opens when every gate coordinate in ``gates[i]`` is 1: units
     ``ReLU(+-x[slot_i, j] + B (sum_{g in gates[i]} x[g] - len(gates[i])))``, and ``W_out`` writes
@@ -149,14 +151,14 @@ def selector_mlp(
                 w_in[g, units] = big_b
             b_in[units] = -big_b * len(gate_coords)
             w_out[units, answer_idx] = sign
-    return w_in, b_in, w_out
+    return {"W_in": w_in, "b_in": b_in, "W_out": w_out}
 
 
-def write_weights(model: OneLayerTransformer, **weights: np.ndarray) -> None:
-    """Copy numpy arrays into the model's parameters of the same names."""
-    with torch.no_grad():
-        for name, value in weights.items():
-            getattr(model, name).copy_(torch.from_numpy(value))
+def answer_unembedding(layout: ChainLayout, codes: np.ndarray) -> np.ndarray:
+    """``(d, N)`` ``W_U[:, j] = answer(a_j)``: ``logit_j = <a_j, answer>``."""
+    w_u = np.zeros((layout.d_model, codes.shape[0]))
+    w_u[layout.answer] = codes.T
+    return w_u
 
 
 def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer, ChainLayout]:
@@ -203,9 +205,7 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
 
     chains = facts.all_chains()
     gates = [[layout.gate(t, int(chain[t])) for t in range(k)] for chain in chains]
-    w_in, b_in, w_out = selector_mlp(layout, gates, float(np.abs(codes).max()))
-    w_u = np.zeros((d, n))
-    w_u[layout.answer] = codes.T
+    selector = selector_mlp(layout, gates, float(np.abs(codes).max()))
     write_weights(
         model,
         W_E=w_e,
@@ -214,9 +214,10 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
         W_K=w_k,
         W_V=w_v,
         W_O=w_o,
-        W_in=w_in,
-        b_in=b_in,
-        W_out=w_out,
-        W_U=w_u,
+        **selector,
+        W_U=answer_unembedding(layout, codes),
     )
     return model, layout
+
+
+CHAIN = Construction(name="chain", label="Gk", theorem="Gk", size=chain_sizes, build=build_chain)

@@ -19,11 +19,12 @@ take (no answer slot), and every training measure must score 1 on it.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from verifier.constructions.geometric import SEQ_LEN, SlotLayout
+from verifier.constructions.base import Construction, write_weights
+from verifier.constructions.geometric import SlotLayout, slot_model, slot_selector
 from verifier.facts.bijections import BijectionFacts
-from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.model import OneLayerTransformer
+from verifier.theory.sizes import COMPACT_SHAPES
 
 
 class CompactLayout(SlotLayout):
@@ -42,57 +43,21 @@ def build_compact(
     Raises:
         ValueError: the codebook does not have one code per attribute.
     """
-    n, n_rel = facts.n_entities, facts.n_relations
-    if codes.shape[0] != facts.n_attributes:
-        raise ValueError(f"codebook: expected {facts.n_attributes} codes, got {codes.shape[0]}")
-    m = codes.shape[1]
-    layout = CompactLayout(n_relations=n_rel, code_dim=m)
-    d = layout.d_model
-    cfg = ModelConfig(
-        n_vocab=facts.n_vocab,
-        n_ctx=SEQ_LEN,
-        d_model=d,
-        d_head=n_rel,
-        n_heads=1,
-        d_mlp=layout.d_mlp,
-        n_out=facts.n_attributes,
-    )
-    model = OneLayerTransformer(cfg, dtype=torch.float64)
-    big_b = float(np.abs(codes).max())  # B >= max |a_{j,i}|
-
-    w_e = np.zeros((facts.n_vocab, d))
-    for r in range(n_rel):
-        targets = facts.answers(np.arange(n), r)
-        w_e[:n, layout.slot(r)] = codes[targets]
-    gate_idx = np.arange(layout.gates.start, layout.gates.stop)
-    w_e[n + np.arange(n_rel), gate_idx] = 1.0
-
-    w_v = np.zeros((d, n_rel))
-    w_v[gate_idx, np.arange(n_rel)] = 1.0
-    w_o = np.zeros((n_rel, d))
-    w_o[np.arange(n_rel), gate_idx] = float(SEQ_LEN)  # undo the uniform average over L = 2
-
-    w_in = np.zeros((d, layout.d_mlp))
-    b_in = np.zeros(layout.d_mlp)
-    w_out = np.zeros((layout.d_mlp, d))
-    for r in range(n_rel):
-        slot_idx = np.arange(layout.slot(r).start, layout.slot(r).stop)
-        for sign, offset in ((1.0, 0), (-1.0, m)):
-            units = 2 * r * m + offset + np.arange(m)
-            w_in[slot_idx, units] = sign
-            w_in[layout.gates.start + r, units] = -big_b  # off when relation r is asked
-            w_out[units, slot_idx] = -sign  # ReLU(x) - ReLU(-x) = x, written back as -x
-
-    w_u = np.zeros((d, facts.n_attributes))
-    for r in range(n_rel):
+    layout = CompactLayout(n_relations=facts.n_relations, code_dim=codes.shape[1])
+    model, shared = slot_model(facts, codes, layout)
+    # off when relation r is asked; ReLU(x) - ReLU(-x) = x, written back as -x
+    selector = slot_selector(layout, float(np.abs(codes).max()), layout.slot, cancel=True)
+    w_u = np.zeros((layout.d_model, facts.n_attributes))
+    for r in range(facts.n_relations):
         w_u[layout.slot(r)] = codes.T  # every slot reads the codes
-
-    with torch.no_grad():
-        model.W_E.copy_(torch.from_numpy(w_e))
-        model.W_V[0].copy_(torch.from_numpy(w_v))
-        model.W_O[0].copy_(torch.from_numpy(w_o))
-        model.W_in.copy_(torch.from_numpy(w_in))
-        model.b_in.copy_(torch.from_numpy(b_in))
-        model.W_out.copy_(torch.from_numpy(w_out))
-        model.W_U.copy_(torch.from_numpy(w_u))
+    write_weights(model, **shared, **selector, W_U=w_u)
     return model, layout
+
+
+COMPACT = Construction(
+    name="compact",
+    label="the compact construction",
+    theorem="COMPACT",
+    size=COMPACT_SHAPES.sizes,
+    build=build_compact,
+)

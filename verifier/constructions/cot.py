@@ -22,16 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction, write_weights
 from verifier.constructions.chain import (
     ChainLayout,
+    answer_unembedding,
     positional_codes,
     positional_head,
     selector_mlp,
-    write_weights,
 )
 from verifier.facts.chains import ChainFacts
 from verifier.measure.recall import margins_of
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import CK_SHAPES
 
 
 def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer, ChainLayout]:
@@ -72,11 +74,9 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
     w_o = np.zeros((layout.d_head, d))
     w_o[np.arange(n_rel), gates] = 1.0
 
-    w_in, b_in, w_out = selector_mlp(
+    selector = selector_mlp(
         layout, [[layout.gate(0, r)] for r in range(n_rel)], float(np.abs(codes).max())
     )
-    w_u = np.zeros((d, n))
-    w_u[layout.answer] = codes.T
     write_weights(
         model,
         W_E=w_e,
@@ -85,12 +85,13 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
         W_K=w_k[None],
         W_V=w_v[None],
         W_O=w_o[None],
-        W_in=w_in,
-        b_in=b_in,
-        W_out=w_out,
-        W_U=w_u,
+        **selector,
+        W_U=answer_unembedding(layout, codes),
     )
     return model, layout
+
+
+COT = Construction(name="cot", label="Ck", theorem="Ck", size=CK_SHAPES.sizes, build=build_cot)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,16 @@ answer slot of width m.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from verifier.constructions.base import Construction, write_weights
 from verifier.facts.bijections import BijectionFacts
 from verifier.model import ModelConfig, OneLayerTransformer
+from verifier.theory.sizes import G1_SHAPES
 
 SEQ_LEN = 2  # [r, x]
 
@@ -72,7 +75,7 @@ class GeometricLayout(SlotLayout):
 
 
 def subject_embeddings(
-    codes: np.ndarray, perms: np.ndarray, layout: GeometricLayout, disjoint: bool = False
+    codes: np.ndarray, perms: np.ndarray, layout: SlotLayout, disjoint: bool = False
 ) -> np.ndarray:
     """``(N, d_model)`` subject rows: ``sum_r slot_r(a_{pi_r(s)})``.
 
@@ -90,19 +93,21 @@ def subject_embeddings(
     return rows
 
 
-def build_geometric(
-    facts: BijectionFacts, codes: np.ndarray
-) -> tuple[OneLayerTransformer, GeometricLayout]:
-    """Write the G1 weights for ``facts`` with attribute ``codes`` (``(n_attributes, m)``).
+def slot_model(
+    facts: BijectionFacts, codes: np.ndarray, layout: SlotLayout
+) -> tuple[OneLayerTransformer, dict[str, np.ndarray]]:
+    """The part G1 and the compact model share, for ``codes`` (``(n_attributes, m)``).
 
-    Returns:
-        The float64 model (one head, ``d_head = R``, ``L = 2``) and its layout.
+    An empty float64 model of the layout's shapes (one head, ``d_head = R``, ``L = 2``), and
+    the weights both write: ``W_E`` (subject rows ``sum_r slot_r(a_{pi_r(s)})``, relation rows
+    ``gate_r``) and the uniform attention's ``W_V, W_O`` copying the gates with factor ``L``.
+
+    Raises:
+        ValueError: the codebook does not have one code per attribute.
     """
     n, n_rel = facts.n_entities, facts.n_relations
     if codes.shape[0] != facts.n_attributes:
         raise ValueError(f"codebook: expected {facts.n_attributes} codes, got {codes.shape[0]}")
-    m = codes.shape[1]
-    layout = GeometricLayout(n_relations=n_rel, code_dim=m)
     d = layout.d_model
     cfg = ModelConfig(
         n_vocab=facts.n_vocab,
@@ -113,40 +118,57 @@ def build_geometric(
         d_mlp=layout.d_mlp,
         n_out=facts.n_attributes,
     )
-    model = OneLayerTransformer(cfg, dtype=torch.float64)
-    big_b = float(np.abs(codes).max())  # B >= max |a_{j,i}|
-
     w_e = np.zeros((facts.n_vocab, d))
     w_e[:n] = subject_embeddings(codes, facts.perms, layout, facts.disjoint)
     gate_idx = np.arange(layout.gates.start, layout.gates.stop)
     w_e[n + np.arange(n_rel), gate_idx] = 1.0
+    w_v = np.zeros((1, d, n_rel))
+    w_v[0, gate_idx, np.arange(n_rel)] = 1.0
+    w_o = np.zeros((1, n_rel, d))
+    w_o[0, np.arange(n_rel), gate_idx] = float(SEQ_LEN)  # undo the uniform average over L = 2
+    return OneLayerTransformer(cfg, dtype=torch.float64), {"W_E": w_e, "W_V": w_v, "W_O": w_o}
 
-    w_v = np.zeros((d, n_rel))
-    w_v[gate_idx, np.arange(n_rel)] = 1.0
-    w_o = np.zeros((n_rel, d))
-    w_o[np.arange(n_rel), gate_idx] = float(SEQ_LEN)  # undo the uniform average over L = 2
 
+def slot_selector(
+    layout: SlotLayout, big_b: float, target: Callable[[int], slice], cancel: bool
+) -> dict[str, np.ndarray]:
+    """``W_in, b_in, W_out``: for relation r and coordinate i of its slot, units
+    ``ReLU(+-x[slot_r, i] + B (g_r - 1))`` writing ``+-`` to ``target(r)`` (G1), or with
+    ``cancel`` ``ReLU(+-x[slot_r, i] - B g_r)`` writing ``-+`` (the compact model)."""
+    m, d = layout.code_dim, layout.d_model
     w_in = np.zeros((d, layout.d_mlp))
-    b_in = np.full(layout.d_mlp, -big_b)  # B (g - 1) with g = 0 in the bias, + B g below
+    b_in = np.zeros(layout.d_mlp) if cancel else np.full(layout.d_mlp, -big_b)
     w_out = np.zeros((layout.d_mlp, d))
-    answer_idx = np.arange(layout.answer.start, layout.answer.stop)
-    for r in range(n_rel):
+    for r in range(layout.n_relations):
         slot_idx = np.arange(layout.slot(r).start, layout.slot(r).stop)
+        target_idx = np.arange(target(r).start, target(r).stop)
         for sign, offset in ((1.0, 0), (-1.0, m)):
             units = 2 * r * m + offset + np.arange(m)
             w_in[slot_idx, units] = sign
-            w_in[layout.gates.start + r, units] = big_b
-            w_out[units, answer_idx] = sign
+            w_in[layout.gates.start + r, units] = -big_b if cancel else big_b
+            w_out[units, target_idx] = -sign if cancel else sign
+    return {"W_in": w_in, "b_in": b_in, "W_out": w_out}
 
-    w_u = np.zeros((d, facts.n_attributes))
-    w_u[answer_idx] = codes.T
 
-    with torch.no_grad():
-        model.W_E.copy_(torch.from_numpy(w_e))
-        model.W_V[0].copy_(torch.from_numpy(w_v))
-        model.W_O[0].copy_(torch.from_numpy(w_o))
-        model.W_in.copy_(torch.from_numpy(w_in))
-        model.b_in.copy_(torch.from_numpy(b_in))
-        model.W_out.copy_(torch.from_numpy(w_out))
-        model.W_U.copy_(torch.from_numpy(w_u))
+def build_geometric(
+    facts: BijectionFacts, codes: np.ndarray
+) -> tuple[OneLayerTransformer, GeometricLayout]:
+    """Write the G1 weights for ``facts`` with attribute ``codes`` (``(n_attributes, m)``).
+
+    Returns:
+        The float64 model (one head, ``d_head = R``, ``L = 2``) and its layout.
+    """
+    layout = GeometricLayout(n_relations=facts.n_relations, code_dim=codes.shape[1])
+    model, shared = slot_model(facts, codes, layout)
+    selector = slot_selector(
+        layout, float(np.abs(codes).max()), lambda r: layout.answer, cancel=False
+    )
+    w_u = np.zeros((layout.d_model, facts.n_attributes))
+    w_u[layout.answer] = codes.T
+    write_weights(model, **shared, **selector, W_U=w_u)
     return model, layout
+
+
+GEOMETRIC = Construction(
+    name="geometric", label="G1", theorem="G1", size=G1_SHAPES.sizes, build=build_geometric
+)

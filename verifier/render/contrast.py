@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from verifier.engine.fits import Law, predict
 from verifier.engine.report import Report
-from verifier.theory import evaluate, get_theorem
+from verifier.theory import evaluate_expression, get_theorem
 
 OVER = "N"  # the swept variable the curves share
 FLOAT_BITS = 32  # p in LB1's ceiling: the precision the models are trained in
@@ -56,7 +56,7 @@ def _number(value: Any) -> float | None:
 
 def lb1_bits(n: float, r: float) -> float:
     """``R log2(N!)``: LB1's ``bits`` quantity from the theorem registry."""
-    return float(evaluate(get_theorem("LB1").quantity("bits").expr, {"N": n, "R": r}))
+    return float(evaluate_expression(get_theorem("LB1").quantity("bits").expr, {"N": n, "R": r}))
 
 
 def contrast_curves(report: Report) -> list[Curve]:

@@ -24,13 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from verifier import theory  # a module, not its names: verifier.theory imports spec.formulas
 from verifier.engine.fits import parse_growth
 from verifier.errors import SpecError
 from verifier.spec.error_lines import spec_error
 from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.spec.formulas import SYMBOLS
 from verifier.spec.yaml_lines import LineDict, load_yaml
-from verifier.theory import claim_vocabulary, get_theorem
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -847,7 +847,7 @@ class BoundClaim(ClaimBase):
     def _known_theorem(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                get_theorem(value)
+                theory.get_theorem(value)
             except SpecError as exc:
                 raise ValueError(exc.message) from None
         return value
@@ -857,7 +857,7 @@ class BoundClaim(ClaimBase):
     def _known_versus(cls, value: list[str]) -> list[str]:
         for i, theorem_id in enumerate(value):
             try:
-                get_theorem(theorem_id)
+                theory.get_theorem(theorem_id)
             except SpecError as exc:
                 raise ValueError(f"versus[{i}]: {exc.message}") from None
         return value
@@ -885,7 +885,7 @@ class BoundClaim(ClaimBase):
         if self.search_spec() is not None:
             raise ValueError("bound claims take no minimize or maximize")
         try:
-            claim_vocabulary(self, _claim_measures())
+            theory.claim_vocabulary(self, _claim_measures())
         except SpecError as exc:
             raise ValueError(exc.message) from None
         return self
@@ -893,14 +893,14 @@ class BoundClaim(ClaimBase):
     def measures(self) -> tuple[str, ...]:
         """Quantity names (own, versus-qualified, inline), measured_*, asymptotic measures."""
         try:
-            return claim_vocabulary(self, _claim_measures()).measures
+            return theory.claim_vocabulary(self, _claim_measures()).measures
         except SpecError as exc:
             raise ValueError(exc.message) from None
 
     def formula_symbols(self) -> tuple[str, ...]:
         """Instance symbols, the theorems' symbols, and every measure name."""
         try:
-            return claim_vocabulary(self, _claim_measures()).symbols
+            return theory.claim_vocabulary(self, _claim_measures()).symbols
         except SpecError as exc:
             raise ValueError(exc.message) from None
 

@@ -1,19 +1,11 @@
-"""Multi-hop sizes and the LBk bound (docs/theory.md 5): sympy formulas and the exact tree sum.
+"""LBk evaluated exactly on the seeded instance (docs/theory.md section 5): the tree sum.
 
-Formulas (symbols N, R, k, m of :mod:`verifier.spec.formulas`; ``C = R**k`` chains):
-
-- Gk: ``d = C m + k R + m + 2``, ``d_mlp = 2 C m``, ``H = k``, ``L = k + 1``.
-- Ck: ``d = R m + R + m + 2``, ``d_mlp = 2 R m``, ``H = 1``, ``L = 2 k``.
-- Both: ``d_head = max(R, 2)`` and the section 2 count
-  ``params = (N + R) d + L d + 4 H d d_head + 2 d d_mlp + d_mlp + d + d N``.
-- LBk: ``H(T_x) >~ R**k log2 N`` bits, so ``d >= R**k log2(N) / p`` (closed form).
-
-:func:`lbk_bits` evaluates the bound exactly on the seeded instance: for each subject x, reveal
-its chain tree level by level; at the last level relation r maps the depth-(k-1) points ``S_r``
-on which ``pi_r`` is not yet revealed, uniformly and injectively, into the ``N - |D_r|`` values
-not yet used (``D_r``: the points where ``pi_r`` was revealed at shallower levels), worth
-``log2((N - |D_r|)! / (N - |D_r| - |S_r|)!)`` bits. Summed over r this is
-``H(T_x | shallower levels) <= H(T_x)``, for the realised shallower tree of x.
+For each subject x, reveal its chain tree level by level; at the last level relation r maps the
+depth-(k-1) points ``S_r`` on which ``pi_r`` is not yet revealed, uniformly and injectively,
+into the ``N - |D_r|`` values not yet used (``D_r``: the points where ``pi_r`` was revealed at
+shallower levels), worth ``log2((N - |D_r|)! / (N - |D_r| - |S_r|)!)`` bits. Summed over r this
+is ``H(T_x | shallower levels) <= H(T_x)``, for the realised shallower tree of x. The closed
+form ``R**k log2 N`` is theorem LBk's ``bits`` (:mod:`verifier.theory.builtin`).
 """
 
 from __future__ import annotations
@@ -23,70 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy as sp
 from scipy.special import gammaln
-
-from verifier.spec.formulas import SYMBOLS
-from verifier.theory import (
-    DELTA,
-    G1_CODE_LENGTH,
-    GAMMA,
-    INSTANCE_PARAMS,
-    PARAM_COUNT,
-    PRECISION,
-    P,
-    Param,
-    Quantity,
-    Theorem,
-    register_theorem,
-)
 
 if TYPE_CHECKING:  # the registry is served by the API process, which never imports torch
     from verifier.facts.chains import ChainFacts
-
-N, R, k, m = SYMBOLS["N"], SYMBOLS["R"], SYMBOLS["k"], SYMBOLS["m"]
-D_HEAD = sp.Max(R, 2)
-POS_CODE = 2
-
-
-def params_formula(d: sp.Expr, d_mlp: sp.Expr, heads: sp.Expr, n_ctx: sp.Expr) -> sp.Expr:
-    """docs/theory.md section 2's parameter count (vocabulary N + R, N outputs)."""
-    return (N + R) * d + n_ctx * d + 4 * heads * d * D_HEAD + 2 * d * d_mlp + d_mlp + d + d * N
-
-
-GK_EMBEDDING_DIM: sp.Expr = R**k * m + k * R + m + POS_CODE
-GK_MLP_WIDTH: sp.Expr = 2 * R**k * m
-GK_PARAMS: sp.Expr = params_formula(GK_EMBEDDING_DIM, GK_MLP_WIDTH, k, k + 1)
-
-CK_EMBEDDING_DIM: sp.Expr = R * m + R + m + POS_CODE
-CK_MLP_WIDTH: sp.Expr = 2 * R * m
-CK_PARAMS: sp.Expr = params_formula(CK_EMBEDDING_DIM, CK_MLP_WIDTH, sp.Integer(1), 2 * k)
-
-LBK_APPROX_BITS: sp.Expr = R**k * sp.log(N, 2)
-LBK_MIN_EMBEDDING_DIM: sp.Expr = LBK_APPROX_BITS / SYMBOLS["p"]
-NO_COT_DEPTH_AT_BUDGET: sp.Expr = sp.log(P / (N * m), R)
-
-
-def evaluate(expr: sp.Expr, **values: int | float) -> float:
-    """A formula at numeric symbol values (``evaluate(GK_PARAMS, N=256, R=2, k=3, m=16)``)."""
-    subs = {SYMBOLS.get(name, sp.Symbol(name, positive=True)): v for name, v in values.items()}
-    return float(expr.subs(subs))
-
-
-def size_of(
-    cot: bool, n: int, n_rel: int, hops: int, code_dim: int, n_chains: int | None = None
-) -> tuple[int, int, int]:
-    """``(d_model, d_mlp, params)`` of Gk (``cot`` False, ``n_chains`` slots) or Ck, exactly.
-
-    The integer twin of the sympy formulas above (tests check they agree and match the models).
-    """
-    c = n_rel**hops if n_chains is None else n_chains
-    slots, blocks, heads, n_ctx = (n_rel, 1, 1, 2 * hops) if cot else (c, hops, hops, hops + 1)
-    d = slots * code_dim + blocks * n_rel + code_dim + POS_CODE
-    w = 2 * slots * code_dim
-    dh = max(n_rel, 2)
-    params = (n + n_rel) * d + n_ctx * d + 4 * heads * d * dh + 2 * d * w + w + d + d * n
-    return d, w, params
 
 
 @dataclass(frozen=True)
@@ -163,75 +95,3 @@ def lbk_bits(facts: ChainFacts, chunk: int = 65_536) -> LBkValue:
         argmin=argmin,
         approx_bits=facts.n_chains * math.log2(n),
     )
-
-
-# --- the registry entries (verifier.theory imports this module as a provider on first lookup) --
-
-_CODE_WIDTH = Param(
-    m,
-    "code width (default: G1's union-bound code length, unrounded)",
-    given="code_dim",
-    default=G1_CODE_LENGTH,
-)
-_HARD_ATTENTION = (
-    "shared attributes",
-    "codebook coherence mu < 1",
-    "hard positional attention (docs/theory.md section 5)",
-)
-
-GK = register_theorem(
-    Theorem(
-        id="Gk",
-        statement="Without chain-of-thought, a one-layer transformer with R^k chain slots, k "
-        "positional heads and a ReLU-AND gate recalls all N R^k queries with margin 1 - mu.",
-        source="reconstruction",
-        params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
-        quantities=(
-            Quantity("embedding_dim", GK_EMBEDDING_DIM, "d = R^k m + k R + m + 2"),
-            Quantity("mlp_width", GK_MLP_WIDTH, "d_mlp = 2 R^k m"),
-            Quantity("params", GK_PARAMS, "section 2's count with H = k heads, L = k + 1"),
-            Quantity("fact_params", N * GK_EMBEDDING_DIM, "the subject table N d"),
-        ),
-        assumptions=_HARD_ATTENTION,
-    ),
-    replace=True,
-)
-
-LBK = register_theorem(
-    Theorem(
-        id="LBk",
-        statement="With a fact-independent decoder and p-bit weights, d p >= H(T_x), about "
-        "R^k log2 N bits while R^k << N.",
-        source="reconstruction",
-        params=(*INSTANCE_PARAMS, PRECISION, PARAM_COUNT, _CODE_WIDTH, DELTA, GAMMA),
-        quantities=(
-            Quantity("bits", LBK_APPROX_BITS, "R^k log2 N: the closed form of H(T_x)"),
-            Quantity("min_embedding_dim", LBK_MIN_EMBEDDING_DIM, "d >= R^k log2(N) / p"),
-            Quantity(
-                "depth_at_budget",
-                NO_COT_DEPTH_AT_BUDGET,
-                "k = log_R(P / (N m)): the depth a budget of P parameters reaches without CoT",
-            ),
-        ),
-        assumptions=("uniform random bijections", "only the subject table depends on the facts"),
-    ),
-    replace=True,
-)
-
-CK = register_theorem(
-    Theorem(
-        id="Ck",
-        statement="With chain-of-thought, G1's selector plus one head attending k positions back "
-        "recalls all N R^k queries by k greedy steps, each with margin 1 - mu.",
-        source="reconstruction",
-        params=(*INSTANCE_PARAMS, _CODE_WIDTH, DELTA, GAMMA),
-        quantities=(
-            Quantity("embedding_dim", CK_EMBEDDING_DIM, "d = R m + R + m + 2"),
-            Quantity("mlp_width", CK_MLP_WIDTH, "d_mlp = 2 R m"),
-            Quantity("params", CK_PARAMS, "section 2's count with H = 1 head, L = 2 k"),
-            Quantity("decode_steps", k, "k greedy steps"),
-        ),
-        assumptions=_HARD_ATTENTION,
-    ),
-    replace=True,
-)
