@@ -4,7 +4,8 @@ Run: ``.venv/bin/python bench/bounds_bench.py [--repeats 200]``. Prints, per qua
 time of one evaluation through :func:`verifier.theory.evaluate_expression` (lambdified once,
 cached) and through the naive sympy path ``expr.subs(values).evalf()`` (with N as a sympy
 Float; with N as an exact Integer sympy would build gamma(N + 1) = N! exactly), their ratio,
-and that the two agree. A final line times the exact-integer naive path at a small N to show why it is avoided.
+and that the two agree. A final line times the exact-integer naive path at a small N to show
+why it is avoided.
 """
 
 from __future__ import annotations
