@@ -12,34 +12,32 @@ nor the theorem registry unless the spec holds a formula or a bound claim.
 from __future__ import annotations
 
 from verifier.spec.base import IDENT, StrictModel
-from verifier.spec.claims import (
-    _STATUS_WORDS,
-    MAX_REPLICATES,
-    MECHANISM_MEASURES,
+from verifier.spec.claims import Claim
+from verifier.spec.claims.base import ClaimBase
+from verifier.spec.claims.bound import BoundClaim, _claim_measures
+from verifier.spec.claims.budget import BudgetClaim, DepthBudget
+from verifier.spec.claims.construction import (
     MULTIHOP_MEASURES,
-    BoundClaim,
-    BudgetClaim,
-    Claim,
-    ClaimBase,
     CodebookConstruction,
     CompactConstruction,
     Construction,
     ConstructionClaim,
-    DepthBudget,
-    FeasibilityClaim,
     GeometricConstruction,
+)
+from verifier.spec.claims.feasibility import _STATUS_WORDS, FeasibilityClaim
+from verifier.spec.claims.training import (
+    MAX_REPLICATES,
+    MECHANISM_MEASURES,
     InitName,
     Multiplier,
     OptimGroup,
-    RelearnOptim,
     RequireRule,
     TrainingClaim,
     TrainingModel,
     TrainingOptim,
-    TransferClaim,
     WeightName,
-    _claim_measures,
 )
+from verifier.spec.claims.transfer import RelearnOptim, TransferClaim
 from verifier.spec.instances import MAX_HOPS, BijectionInstance, Instance, MultiHopInstance
 from verifier.spec.loading import (
     Source,

@@ -13,7 +13,8 @@ from pydantic import Field, PrivateAttr, ValidationError
 
 from verifier.errors import SpecError
 from verifier.spec.base import IDENT, StrictModel
-from verifier.spec.claims import Claim, ClaimBase
+from verifier.spec.claims import Claim
+from verifier.spec.claims.base import ClaimBase
 from verifier.spec.error_lines import spec_error
 from verifier.spec.instances import BijectionInstance, Instance, MultiHopInstance
 from verifier.spec.yaml_lines import LineDict, load_yaml
@@ -67,7 +68,8 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
 
     Raises:
         SpecError: every validation error, each with its key and line (the first is the
-            error's location); duplicate claim ids; unknown claim references.
+            error's location); duplicate claim ids; unknown claim references; a measure a
+            claim names but does not produce on the instance.
     """
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -79,49 +81,41 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise spec_error(exc, Spec, data, file) from None
-    claims_data = data.get("claims", [])
-    lines = {
-        claim.id: getattr(claims_data[i], "line", None) or 1 for i, claim in enumerate(spec.claims)
-    }
+    claim_lines: list[int | None] = [getattr(c, "line", None) for c in data.get("claims", [])]
+
+    def refuse(i: int, message: str, key: str | None = None) -> SpecError:
+        return SpecError(message, file=file, line=claim_lines[i], key=key or f"claims.{i}")
+
     seen: dict[str, int] = {}
     for i, claim in enumerate(spec.claims):
-        line = getattr(claims_data[i], "line", None)
         if claim.id in seen:
-            raise SpecError(
-                f"duplicate claim id {claim.id!r} (first at claims.{seen[claim.id]})",
-                file=file,
-                line=line,
-                key=f"claims.{i}.id",
-            )
+            first = f"first at claims.{seen[claim.id]}"
+            raise refuse(i, f"duplicate claim id {claim.id!r} ({first})", f"claims.{i}.id")
         seen[claim.id] = i
     for i, claim in enumerate(spec.claims):
         for dep in claim.depends_on():
             if dep not in seen or seen[dep] >= i:
-                raise SpecError(
+                raise refuse(
+                    i,
                     f"refers to claim {dep!r}, which is not an earlier claim of this spec; "
                     f"expected one of {', '.join(list(seen)[:i]) or '(none)'}",
-                    file=file,
-                    line=getattr(claims_data[i], "line", None),
-                    key=f"claims.{i}",
                 )
             if problem := claim.check_dependency(spec.claims[seen[dep]], spec.instance):
-                line = getattr(claims_data[i], "line", None)
-                raise SpecError(problem, file=file, line=line, key=f"claims.{i}")
+                raise refuse(i, problem)
         followed = claim.follows_sweep_of()
         if followed is not None and followed in seen:
             sweep = spec.claims[seen[followed]].sweep
             for dep in claim.depends_on():
                 other = spec.claims[seen[dep]].sweep if dep in seen else None
                 if dep != followed and other != sweep:
-                    raise SpecError(
+                    raise refuse(
+                        i,
                         f"{dep!r} has sweep {other}; expected the sweep of {followed!r} "
                         f"({sweep}), whose points this claim runs at",
-                        file=file,
-                        line=getattr(claims_data[i], "line", None),
-                        key=f"claims.{i}",
                     )
-    for i, claim in enumerate(spec.claims):
-        _require_produced(claim, spec.instance, file, getattr(claims_data[i], "line", None))
+        if unproduced := _unproduced(claim, spec.instance):
+            raise refuse(i, *unproduced)
+    lines = {claim.id: claim_lines[i] or 1 for i, claim in enumerate(spec.claims)}
     instance_line = data.key_lines.get("instance") if isinstance(data, LineDict) else None
     spec._source = Source(file=file, text=text, claim_lines=lines, instance_line=instance_line)
     return spec
@@ -141,25 +135,24 @@ def named_measures(claim: ClaimBase) -> list[tuple[str, str]]:
     return named
 
 
-def _require_produced(
-    claim: ClaimBase, instance: BijectionInstance | MultiHopInstance, file: str, line: int | None
-) -> None:
-    """Refuse a measure the claim names but does not produce on ``instance`` (it would end
-    ``undecided: not measured``). A kind that does not run on the instance's kind is left to its
-    check's preflight, which says why."""
+def _unproduced(
+    claim: ClaimBase, instance: BijectionInstance | MultiHopInstance
+) -> tuple[str, str] | None:
+    """``(message, key)`` for the first measure the claim names but does not produce on
+    ``instance`` (it would end ``undecided: not measured``), or None. A kind that does not run
+    on the instance's kind is left to its check's preflight, which says why."""
     if instance.kind not in claim.INSTANCE_KINDS:
-        return
+        return None
     produced = claim.measures(instance)
     for key, measure in named_measures(claim):
         if measure not in produced:
-            listed = [m for m in claim.known_measures() if m in produced]
-            raise SpecError(
+            listed = ", ".join(m for m in claim.known_measures() if m in produced)
+            return (
                 f"{measure} is undefined on a {instance.kind} instance for a "
-                f"{claim.check_kind()} claim; expected one of {', '.join(listed)}, got {measure}",
-                file=file,
-                line=line,
-                key=key,
+                f"{claim.check_kind()} claim; expected one of {listed}, got {measure}",
+                key,
             )
+    return None
 
 
 def load_spec_text(text: str, file: str = "<spec>", max_bytes: int | None = None) -> Spec:

@@ -10,6 +10,9 @@ from verifier.spec.base import StrictModel
 
 # Sweep (and search) names of instance fields: the formula symbols.
 SWEEP_ALIASES: dict[str, str] = {"N": "entities", "R": "relations", "k": "hops"}
+LearningRates = Annotated[
+    list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1, max_length=8)
+]
 
 
 class Minimize(StrictModel):
@@ -26,10 +29,8 @@ class Minimize(StrictModel):
     until: dict[str, Any] = Field(min_length=1, description="expectations that must hold")
     start: int = Field(1, ge=1, description="first value tried")
     max: int = Field(4096, ge=1, description="largest value tried; also checked by preflight")
-    lr_ladder: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+    lr_ladder: LearningRates | None = Field(
         None,
-        min_length=1,
-        max_length=8,
         description="training claims: learning rates tried in turn at each value (optim.lr); "
         "a replicate holds at the first that meets until",
     )
