@@ -395,27 +395,25 @@ def new(
         console.print(f"wrote {target}", highlight=False, markup=False)
 
 
+# The options of `verifier serve` that override api.settings.Settings (its environment).
+_SERVE_HELP = {
+    "data_dir": "SQLite data folder (default VERIFIER_API_DATA_DIR)",
+    "workers": "worker processes (default VERIFIER_API_WORKERS)",
+    "executor": "local (worker processes) or ray: claim points as Ray tasks",
+    "ray_address": "Ray cluster to join (default auto: this node's)",
+    "cache_dir": "training checkpoints; with ray a folder on a shared filesystem",
+}
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="SQLite data folder (default VERIFIER_API_DATA_DIR)")
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="worker processes (default VERIFIER_API_WORKERS)")
-    ] = None,
-    executor: Annotated[
-        str | None,
-        typer.Option(help="local (worker processes) or ray: claim points as Ray tasks"),
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option(help="Ray cluster to join (default auto: this node's)")
-    ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="training checkpoints; with ray a folder on a shared filesystem"),
-    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["data_dir"])] = None,
+    workers: Annotated[int | None, typer.Option(help=_SERVE_HELP["workers"])] = None,
+    executor: Annotated[str | None, typer.Option(help=_SERVE_HELP["executor"])] = None,
+    ray_address: Annotated[str | None, typer.Option(help=_SERVE_HELP["ray_address"])] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["cache_dir"])] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, run by worker
     processes, or with --executor ray as Ray tasks on a cluster ('ray start --head' first,

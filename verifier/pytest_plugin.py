@@ -31,11 +31,12 @@ import pytest
 from verifier.checks import REGISTRY
 from verifier.engine.report import ClaimResult
 from verifier.engine.runner import SpecRunner
+from verifier.engine.session import DEFAULT_CACHE_DIR
 from verifier.engine.verdicts import VerdictStore
 from verifier.errors import LimitExceeded, SpecError, VerifierError
 from verifier.limits import Limits
 from verifier.spec import load_spec_file
-from verifier.spec.discover import SPEC_SUFFIX
+from verifier.spec.discover import SPEC_SUFFIX, in_full_folder
 
 
 class SpecFailure(Exception):
@@ -48,9 +49,6 @@ class SpecFailure(Exception):
 
 class SpecCollectionError(Exception):
     """A spec could not be loaded."""
-
-
-DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")  # under rootdir; as verifier/cli.py's
 
 
 def cache_dir_of(config: pytest.Config) -> str | None:
@@ -121,16 +119,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> SpecFile | None:
     if not file_path.name.endswith(SPEC_SUFFIX):
         return None
-    in_full = "full" in file_path.parts[:-1]
     config = parent.config
-    explicitly_named = any(
-        Path(arg.split("::")[0]).resolve() in (file_path, *file_path.parents)
-        and "full" in Path(arg).resolve().parts
-        for arg in config.args
-    )
-    if in_full and not (config.getoption("--verifier-full") or explicitly_named):
+    if not config.getoption("--verifier-full") and _in_full_folder(config, file_path):
         return None
     return SpecFile.from_parent(parent, path=file_path)
+
+
+def _in_full_folder(config: pytest.Config, file_path: Path) -> bool:
+    """The ``full/`` rule of ``verifier check`` (:func:`in_full_folder`), from every argument
+    that names the file or a folder above it: in a full folder below each of them."""
+    named = [(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args]
+    above = [p for p in named if p == file_path or p in file_path.parents]
+    return all(in_full_folder(file_path, p) for p in above or [Path(file_path.anchor)])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -166,7 +166,7 @@ class SpecFile(pytest.File):
         except (SpecError, LimitExceeded, VerifierError) as exc:
             raise SpecCollectionError(str(exc)) from None
         self.runner = runner
-        in_full = "full" in self.path.parts[:-1]
+        in_full = in_full_folder(self.path, self.config.rootpath)
         group = None
         if self.config.pluginmanager.hasplugin("xdist"):
             group = pytest.mark.xdist_group(self.nodeid.split("::")[0])  # the spec's path

@@ -31,7 +31,7 @@ def growth_spec(claim: ClaimBase) -> GrowthSpec | None:
     raw = claim.expect.get("growth")
     if raw is None or not claim.sweep:
         return None
-    return parse_growth(raw, claim.measures(), claim.LABEL_MEASURES, list(claim.sweep))
+    return parse_growth(raw, claim.known_measures(), claim.LABEL_MEASURES, list(claim.sweep))
 
 
 def _number(value: Any) -> float | None:

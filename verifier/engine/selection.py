@@ -9,7 +9,7 @@ Parsed by a tiny recursive-descent parser (never ``eval``)::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from verifier.errors import VerifierError
 
@@ -31,19 +31,21 @@ def compile_selector(expr: str) -> Callable[[str], bool]:
         pos += 1
         return str(tokens[pos - 1])
 
-    def parse_expr() -> Callable[[str], bool]:
-        parts = [parse_term()]
-        while peek() == "or":
+    def chain(
+        op: str, part: Callable[[], Callable[[str], bool]], join: Callable[[Iterable[bool]], bool]
+    ) -> Callable[[str], bool]:
+        """``part (op part)*``, its parts' truths joined by ``join`` (any for or, all for and)."""
+        parts = [part()]
+        while peek() == op:
             take()
-            parts.append(parse_term())
-        return lambda s: any(p(s) for p in parts)
+            parts.append(part())
+        return lambda s: join(p(s) for p in parts)
+
+    def parse_expr() -> Callable[[str], bool]:
+        return chain("or", parse_term, any)
 
     def parse_term() -> Callable[[str], bool]:
-        parts = [parse_factor()]
-        while peek() == "and":
-            take()
-            parts.append(parse_factor())
-        return lambda s: all(p(s) for p in parts)
+        return chain("and", parse_factor, all)
 
     def parse_factor() -> Callable[[str], bool]:
         tok = take()

@@ -26,8 +26,8 @@ from verifier.limits import Limits
 from verifier.spec import Spec, load_spec_file
 from verifier.spec.discover import spec_files
 
-# The cache folder, relative to the working directory (the pytest plugin uses the same folder
-# under its rootdir): training checkpoints in training/, stored verdicts in verdicts/.
+# The cache folder, relative to the working directory (the pytest plugin, verifier/pytest_plugin.py,
+# uses it under its rootdir): training checkpoints in training/, stored verdicts in verdicts/.
 DEFAULT_CACHE_DIR = Path(".verifier", "artifacts")
 EXECUTORS: tuple[ExecutorName, ...] = ("local", "ray")
 

@@ -8,6 +8,15 @@ from pathlib import Path
 from verifier.errors import SpecError
 
 SPEC_SUFFIX = ".spec.yaml"
+FULL_FOLDER = "full"  # folders of large specs, run only when asked (--full, --verifier-full)
+
+
+def in_full_folder(file: Path, searched: Path) -> bool:
+    """Whether a folder named ``full`` lies between the searched path and ``file`` (naming the
+    ``full`` folder, or a file in it, therefore never counts); a file outside ``searched`` is
+    judged by all its folders."""
+    between = file.relative_to(searched) if file.is_relative_to(searched) else file
+    return FULL_FOLDER in between.parts[:-1]
 
 
 def spec_files(paths: Iterable[str | Path], include_full: bool = False) -> list[Path]:
@@ -26,8 +35,7 @@ def spec_files(paths: Iterable[str | Path], include_full: bool = False) -> list[
             found.append(path)
         elif path.is_dir():
             for file in sorted(path.rglob(f"*{SPEC_SUFFIX}")):
-                rel = file.relative_to(path).parts[:-1]
-                if "full" in rel and not include_full:
+                if in_full_folder(file, path) and not include_full:
                     continue
                 found.append(file)
         else:

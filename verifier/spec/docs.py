@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from verifier.spec import ClaimBase, Spec
-from verifier.spec.formulas import COMPARATORS, FUNCTIONS, SYMBOLS
+from verifier.spec.formulas import FUNCTIONS, SYMBOLS
+from verifier.spec.symbols import COMPARATORS
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "spec-language.md"
 _REF = "#/$defs/"

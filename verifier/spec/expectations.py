@@ -16,10 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from verifier.errors import FormulaError, SpecError
-from verifier.spec.formulas import COMPARATORS, SYMBOLS, Comparison, parse_comparison
+from verifier.spec.symbols import COMPARATORS, SYMBOL_NAMES
+
+if TYPE_CHECKING:
+    from verifier.spec.formulas import Comparison
 
 DEFAULT_TOL = 1e-9
 
@@ -57,9 +60,7 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def parse_expectation(
-    measure: str, raw: Any, symbols: Iterable[str] = tuple(SYMBOLS)
-) -> Expectation:
+def parse_expectation(measure: str, raw: Any, symbols: Iterable[str] = SYMBOL_NAMES) -> Expectation:
     """Parse one ``expect:`` entry.
 
     Raises:
@@ -100,6 +101,8 @@ def parse_expectation(
     if isinstance(raw, str):
         text = raw.strip()
         if text.startswith(COMPARATORS) or text[:1] in "<>=!":
+            from verifier.spec.formulas import parse_comparison  # sympy: only for a formula
+
             try:
                 comparison = parse_comparison(text, symbols)
             except FormulaError as exc:

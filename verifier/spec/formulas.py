@@ -28,6 +28,7 @@ from typing import Any
 import sympy as sp
 
 from verifier.errors import FormulaError
+from verifier.spec.symbols import COMPARATORS, REAL_SYMBOLS, SYMBOL_NAMES
 
 MAX_FORMULA_CHARS = 500
 MAX_FORMULA_NODES = 200
@@ -37,15 +38,12 @@ MAX_EXACT_DIGITS = 1_000  # digits of an exact constant's numerator or denominat
 _MAX_EXACT_BITS = math.ceil(MAX_EXACT_DIGITS * math.log2(10))
 _UNDEFINED = (sp.zoo, sp.nan, sp.oo, -sp.oo)
 
-# The instance symbols: positive integers except delta (a probability) and p (bits).
+# The instance symbols (verifier/spec/symbols.py): positive, integers but for p and delta.
 SYMBOLS: dict[str, sp.Symbol] = {
-    "N": sp.Symbol("N", positive=True, integer=True),
-    "R": sp.Symbol("R", positive=True, integer=True),
-    "k": sp.Symbol("k", positive=True, integer=True),
-    "m": sp.Symbol("m", positive=True, integer=True),
-    "d": sp.Symbol("d", positive=True, integer=True),
-    "p": sp.Symbol("p", positive=True),
-    "delta": sp.Symbol("delta", positive=True),
+    name: sp.Symbol(name, positive=True)
+    if name in REAL_SYMBOLS
+    else sp.Symbol(name, positive=True, integer=True)
+    for name in SYMBOL_NAMES
 }
 
 
@@ -87,7 +85,6 @@ _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Pow: operator.pow,
 }
 
-COMPARATORS = ("<=", ">=", "==", "!=", "<", ">")
 _COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$", re.DOTALL)
 
 

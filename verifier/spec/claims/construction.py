@@ -1,0 +1,81 @@
+"""Construction claims: build G1 or the compact construction, run every fact (docs/theory.md 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from verifier.spec.base import StrictModel
+from verifier.spec.claims.base import ClaimBase
+from verifier.spec.instances import BijectionInstance, MultiHopInstance
+
+# Construction-claim measures that only multi-hop instances report.
+MULTIHOP_MEASURES: tuple[str, ...] = (
+    "decode_steps",  # forward passes per query: k with chain-of-thought, 1 without
+    "n_queries",  # N * (number of chains)
+    "step_accuracy",  # share of (query, decoding step) pairs right under greedy decoding
+    "lbk_bits",  # LBk on the seeded chain trees: min over x of H(T_x | shallower levels)
+    "lbk_bits_avg",  # the same, averaged over x
+    "lbk_bits_approx",  # the closed form (number of chains) * log2(N)
+    "dim_per_lbk_bit",  # embedding_dim / lbk_bits_avg (the average estimates E H(T_x | ...))
+)
+
+
+class CodebookConstruction(StrictModel):
+    """Fields shared by the constructions built from an attribute codebook."""
+
+    codebook: Literal["rademacher", "gaussian", "onehot"] = "rademacher"
+    code_dim: int | Literal["auto"] = Field(
+        "auto", description="code width m, or auto: the smallest m reaching `margin`"
+    )
+    margin: float = Field(0.5, gt=0, le=1, description="target margin 1 - mu for auto")
+
+    @field_validator("code_dim")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"expected an integer >= 1 or 'auto', got {value}")
+        return value
+
+
+class GeometricConstruction(CodebookConstruction):
+    """G1: attribute codes superposed in relation slots, a ReLU selector MLP, an answer slot."""
+
+    name: Literal["geometric"]
+
+
+class CompactConstruction(CodebookConstruction):
+    """G1 without the answer slot (docs/theory.md 3b): the MLP cancels the relations not asked."""
+
+    name: Literal["compact"]
+
+
+Construction = Annotated[GeometricConstruction | CompactConstruction, Field(discriminator="name")]
+
+
+class ConstructionClaim(ClaimBase):
+    """Build a construction and run every fact through the real forward pass."""
+
+    check: Literal["construction"]
+    construction: Construction
+
+    MEASURES: ClassVar[tuple[str, ...]] = (
+        "accuracy",
+        "margin",
+        "coherence",
+        "code_dim",
+        "embedding_dim",
+        "mlp_width",
+        "params",
+        "fact_params",
+        "n_facts",
+        *MULTIHOP_MEASURES,
+    )
+
+    def produced_measures(self, instance: BijectionInstance | MultiHopInstance) -> Iterable[str]:
+        """The construction's sizes and recall; a multi-hop instance adds MULTIHOP_MEASURES."""
+        if isinstance(instance, MultiHopInstance):
+            return self.MEASURES
+        return tuple(m for m in self.MEASURES if m not in MULTIHOP_MEASURES)
