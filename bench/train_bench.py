@@ -36,13 +36,13 @@ from verifier.train import (
     OptimGroup,
     TrainConfig,
     TrainTask,
-    _train_stacked,
     build_model,
     fact_task,
     query_task,
     train,
     train_replicates,
 )
+from verifier.train.loop import _train_stacked
 
 REGIME = TrainConfig(
     d_model=64,

@@ -25,12 +25,12 @@ from verifier.train import (
     StackedForward,
     TrainConfig,
     TrainResult,
-    _loss_and_correct,
     build_model,
     from_model,
     query_task,
     train,
 )
+from verifier.train.loop import _loss_and_correct
 
 COT = """
 name: tiny-multi-hop

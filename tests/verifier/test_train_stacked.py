@@ -19,7 +19,6 @@ from verifier.train import (
     OptimGroup,
     StackedForward,
     TrainConfig,
-    _loss_and_correct,
     build_model,
     fact_task,
     from_model,
@@ -28,6 +27,7 @@ from verifier.train import (
     train_replicates,
     training_threads,
 )
+from verifier.train.loop import _loss_and_correct
 from verifier.train.relearn import relearn
 
 
