@@ -5,6 +5,12 @@ the claims it depends on, a progress callback and a cancellation probe) and retu
 :class:`Measurement`: the method it used, measured values, evidence, and the symbol values that
 ``expect:`` formulas may use. It never judges expectations itself; the runner does that, the
 same way for every kind.
+
+A kind subclasses :class:`CheckKind` with the instance and claim models it accepts as type
+arguments (``CheckKind[BijectionInstance, TransferClaim]``) and registers under its ``check:``
+tag (:func:`register`). Its limits are all checked before any claim of the spec runs:
+:meth:`CheckKind.preflight` on the point, :meth:`CheckKind.preflight_sources` on what depends
+on the claims it reads (a transfer's LP over the trained model's shape).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 from verifier.errors import Cancelled, SpecError
 from verifier.limits import Limits
@@ -124,8 +130,9 @@ class CheckKind(ABC, Generic[InstanceT, ClaimT]):
     def run(self, ctx: CheckContext[InstanceT, ClaimT]) -> Measurement:
         """Measure."""
 
-    def admit(self, instance: object, claim: object) -> tuple[InstanceT, ClaimT]:
-        """The point's instance and claim as this kind's declared types.
+    def admit(self, instance: object, claim: object) -> None:
+        """Check that a point's instance and claim are of this kind's declared types: what lets
+        the runner hand them, untyped from the registry, to :meth:`preflight` and :meth:`run`.
 
         Raises:
             SpecError: an instance kind this check does not accept (``instance.kind``).
@@ -145,8 +152,6 @@ class CheckKind(ABC, Generic[InstanceT, ClaimT]):
                 + (f" ({self.INSTANCE_NOTE})" if self.INSTANCE_NOTE else ""),
                 key="instance.kind",
             )
-        # the registry's one cast: both were checked against the declared types just above
-        return cast(tuple[InstanceT, ClaimT], (instance, claim))
 
 
 @functools.cache
@@ -178,7 +183,9 @@ BUILTIN_KINDS: dict[str, str] = {
     "training": "verifier.checks.training",
     "transfer": "verifier.checks.transfer",
 }
-AnyKind = CheckKind[Any, Any]  # a registry entry: the tag decides the types, checked by admit
+# A registry entry. The one place where the kinds' types are erased: a tag -> kind table cannot
+# type each entry, so the runner calls CheckKind.admit on every point before its preflight and run.
+AnyKind = CheckKind[Any, Any]
 _LOADED: dict[str, AnyKind] = {}
 
 

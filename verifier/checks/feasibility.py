@@ -16,6 +16,7 @@ the limits every program shares and hands the claim to its ``program``.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -124,7 +125,21 @@ def code_width_cap(instance: BijectionInstance, claim: FeasibilityClaim, limits:
     return spec.code_dim
 
 
-class CodebookMargin(CheckKind[BijectionInstance, FeasibilityClaim]):
+class Program(CheckKind[BijectionInstance, FeasibilityClaim]):
+    """One convex program of a feasibility claim: its limits, then its solve on the instance's
+    facts with the claim's solver settings."""
+
+    def run(self, ctx: FeasibilityContext) -> Measurement:
+        return self.solve(ctx, bijection_facts(ctx.instance), settings_of(ctx.claim, ctx.limits))
+
+    @abstractmethod
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
+        """Solve the program and report its certified values."""
+
+
+class CodebookMargin(Program):
     """P1: the largest margin by which each attribute code separates from the others."""
 
     def preflight(
@@ -137,12 +152,12 @@ class CodebookMargin(CheckKind[BijectionInstance, FeasibilityClaim]):
             "each P1 program (rows x columns)",
         )
 
-    def run(self, ctx: FeasibilityContext) -> Measurement:
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
         instance, claim = ctx.instance, ctx.claim
         spec = g1_codebook(claim)
-        facts = bijection_facts(instance)
         n_attr = facts.n_attributes
-        settings = settings_of(claim, ctx.limits)
         evidence: dict[str, Any] = {
             "codebook": spec.codebook,
             "seed": instance.seed,
@@ -229,7 +244,7 @@ class CodebookMargin(CheckKind[BijectionInstance, FeasibilityClaim]):
         )
 
 
-class Reembed(CheckKind[BijectionInstance, FeasibilityClaim]):
+class Reembed(Program):
     """P2: new subject rows for new bijections through the frozen G1 network."""
 
     def preflight(
@@ -250,10 +265,11 @@ class Reembed(CheckKind[BijectionInstance, FeasibilityClaim]):
             "each P2 program (rows x columns)",
         )
 
-    def run(self, ctx: FeasibilityContext) -> Measurement:
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
         instance, claim = ctx.instance, ctx.claim
         spec = g1_codebook(claim)
-        facts = bijection_facts(instance)
         new_perms = np.stack(
             [
                 rng(instance.seed, Stream.TRANSFER, r).permutation(facts.n_entities)
@@ -261,7 +277,6 @@ class Reembed(CheckKind[BijectionInstance, FeasibilityClaim]):
             ]
         )
         new = facts.with_perms(new_perms)
-        settings = settings_of(claim, ctx.limits)
         if spec.code_dim == "auto":
             return self._search(ctx, facts, new, settings)
         m = spec.code_dim
@@ -400,7 +415,7 @@ class Reembed(CheckKind[BijectionInstance, FeasibilityClaim]):
         )
 
 
-class AssociativeWidth(CheckKind[BijectionInstance, FeasibilityClaim]):
+class AssociativeWidth(Program):
     """P3: the narrowest MLP over frozen random embeddings that stores every fact."""
 
     def preflight(
@@ -425,10 +440,10 @@ class AssociativeWidth(CheckKind[BijectionInstance, FeasibilityClaim]):
             "the P3 program (nonzeros)",
         )
 
-    def run(self, ctx: FeasibilityContext) -> Measurement:
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
         instance, claim = ctx.instance, ctx.claim
-        facts = bijection_facts(instance)
-        settings = settings_of(claim, ctx.limits)
         box = claim.box or 1.0
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         evidence: dict[str, Any] = {
@@ -507,7 +522,7 @@ class AssociativeWidth(CheckKind[BijectionInstance, FeasibilityClaim]):
         )
 
 
-PROGRAMS: dict[str, CheckKind[BijectionInstance, FeasibilityClaim]] = {
+PROGRAMS: dict[str, Program] = {
     "codebook_margin": CodebookMargin(),
     "reembed": Reembed(),
     "associative_width": AssociativeWidth(),

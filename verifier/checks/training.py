@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
@@ -421,16 +422,8 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         evidence["mechanism"] = details
         if underdetermined:
             evidence["underdetermined"] = underdetermined
-        counterexample = fact_counterexample(facts, recall)
-        if counterexample is not None:
-            evidence["counterexample"] = counterexample
-        return Measurement(
-            method="empirical",
-            values=values,
-            evidence=evidence,
-            symbols={"d": cfg.d_model},
-            message=f"{recall.correct}/{recall.total} facts after {result.steps} steps",
-        )
+        message = f"{recall.correct}/{recall.total} facts after {result.steps} steps"
+        return _replicate(values, evidence, fact_counterexample(facts, recall), cfg, message)
 
     def _measure_multi_hop(
         self,
@@ -470,16 +463,24 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             evaluation=mode,
             final_answer_accuracy=res.final_correct / res.total if res.total else 0.0,
         )
-        if res.counterexample is not None:
-            evidence["counterexample"] = res.counterexample
-        return Measurement(
-            method="empirical",
-            values=values,
-            evidence=evidence,
-            symbols={"d": cfg.d_model},
-            message=f"{res.correct}/{res.total} queries ({res.decode_steps} step(s) each) "
-            f"after {result.steps} steps",
+        message = (
+            f"{res.correct}/{res.total} queries ({res.decode_steps} step(s) each) "
+            f"after {result.steps} steps"
         )
+        return _replicate(values, evidence, res.counterexample, cfg, message)
+
+
+def _replicate(
+    values: dict[str, Any],
+    evidence: dict[str, Any],
+    counterexample: Mapping[str, Any] | None,
+    cfg: TrainConfig,
+    message: str,
+) -> Measurement:
+    """One trained replicate's measurement; its first failing example, if any, ends the evidence."""
+    if counterexample is not None:
+        evidence["counterexample"] = counterexample
+    return Measurement("empirical", values, evidence, {"d": cfg.d_model}, message=message)
 
 
 def _train(
