@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import verifier.checks.training as training
-from verifier.checks.multihop import evaluate_queries
 from verifier.constructions.cot import build_cot
 from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import LimitExceeded, SpecError
 from verifier.facts.chains import ChainFacts
 from verifier.limits import Limits
+from verifier.measure.queries import evaluate_queries
 from verifier.model import OneLayerTransformer
 from verifier.spec import load_spec_text
 from verifier.train import (

@@ -5,17 +5,31 @@ the claims it depends on, a progress callback and a cancellation probe) and retu
 :class:`Measurement`: the method it used, measured values, evidence, and the symbol values that
 ``expect:`` formulas may use. It never judges expectations itself; the runner does that, the
 same way for every kind.
+
+A kind subclasses :class:`CheckKind` with the instance and claim models it accepts as type
+arguments (``CheckKind[BijectionInstance, TransferClaim]``) and registers under its ``check:``
+tag (:func:`register`). Its limits are all checked before any claim of the spec runs:
+:meth:`CheckKind.preflight` on the point, :meth:`CheckKind.preflight_sources` on what depends
+on the claims it reads (a transfer's LP over the trained model's shape).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
-from verifier.errors import Cancelled
+from verifier.errors import Cancelled, SpecError
 from verifier.limits import Limits
+from verifier.spec import ClaimBase
+
+InstanceT = TypeVar("InstanceT")  # the instance model(s) a kind accepts
+ClaimT = TypeVar("ClaimT")  # the claim model of a kind
+NarrowT = TypeVar("NarrowT")
+KindT = TypeVar("KindT", bound="CheckKind[Any, Any]")
 
 Method = Literal["symbolic", "certificate", "exact", "empirical"]
 ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], message)
@@ -50,12 +64,13 @@ class Measurement:
     require: Literal["all", "majority", "median"] = "all"
 
 
-@dataclass
-class CheckContext:
-    """Everything a check may use."""
+@dataclass(frozen=True)
+class CheckContext(Generic[InstanceT, ClaimT]):
+    """Everything a check may use: the point's validated instance and claim, typed as its kind
+    declares them."""
 
-    instance: Any  # the point's validated instance model
-    claim: Any  # the point's validated claim model
+    instance: InstanceT
+    claim: ClaimT
     limits: Limits
     dependencies: Mapping[str, Measurement] = field(default_factory=dict)
     progress: ProgressFn | None = None
@@ -71,16 +86,90 @@ class CheckContext:
         if self.progress is not None:
             self.progress(min(max(fraction, 0.0), 1.0), message)
 
+    def on(self, instance: NarrowT) -> CheckContext[NarrowT, ClaimT]:
+        """This context on ``instance``: its own instance narrowed to one member of a union
+        (a kind accepting both instance kinds hands each to its own code)."""
+        return CheckContext(
+            instance=instance,
+            claim=self.claim,
+            limits=self.limits,
+            dependencies=self.dependencies,
+            progress=self.progress,
+            is_cancelled=self.is_cancelled,
+            spec_hash=self.spec_hash,
+            cache_dir=self.cache_dir,
+            memo=self.memo,
+        )
 
-class CheckKind(Protocol):
-    """A claim kind: limits first, then the measurement."""
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
+class CheckKind(ABC, Generic[InstanceT, ClaimT]):
+    """A claim kind: limits first, then the measurement.
+
+    A kind declares the instance and claim models it accepts as its type arguments, for example
+    ``CheckKind[BijectionInstance | MultiHopInstance, TrainingClaim]``; :meth:`admit` checks a
+    point against them at run time, so a kind's methods see only the types they declare.
+    """
+
+    INSTANCE_NOTE: ClassVar[str] = ""  # why other instance kinds are refused, for the message
+
+    @abstractmethod
+    def preflight(self, instance: InstanceT, claim: ClaimT, limits: Limits) -> None:
         """Raise :class:`~verifier.errors.LimitExceeded` before any work if over a limit."""
 
-    def run(self, ctx: CheckContext) -> Measurement:
+    def preflight_sources(
+        self,
+        instance: InstanceT,
+        claim: ClaimT,
+        sources: Mapping[str, ClaimBase],
+        limits: Limits,
+    ) -> None:
+        """Limits that depend on the claims this one reads (``depends_on``: id -> that claim at
+        the same point), before any of them runs. None by default."""
+
+    @abstractmethod
+    def run(self, ctx: CheckContext[InstanceT, ClaimT]) -> Measurement:
         """Measure."""
-        ...
+
+    def admit(self, instance: object, claim: object) -> None:
+        """Check that a point's instance and claim are of this kind's declared types: what lets
+        the runner hand them, untyped from the registry, to :meth:`preflight` and :meth:`run`.
+
+        Raises:
+            SpecError: an instance kind this check does not accept (``instance.kind``).
+            TypeError: a claim model this kind was not registered for (a registry bug).
+        """
+        instances, claim_type = declared_types(type(self))
+        if not isinstance(claim, claim_type):
+            raise TypeError(
+                f"{type(self).__name__}: expected a {claim_type.__name__}, got {claim!r}"
+            )
+        if not isinstance(instance, instances):
+            tag = getattr(claim, "check", "?")
+            wanted = " or ".join(_instance_tag(t) for t in instances)
+            got = getattr(instance, "kind", type(instance).__name__)
+            raise SpecError(
+                f"{tag} claims: expected a {wanted} instance, got kind {got!r}"
+                + (f" ({self.INSTANCE_NOTE})" if self.INSTANCE_NOTE else ""),
+                key="instance.kind",
+            )
+
+
+@functools.cache
+def declared_types(kind: type[CheckKind[Any, Any]]) -> tuple[tuple[type, ...], type]:
+    """(instance types, claim type) a kind class declares as ``CheckKind[I, C]``'s arguments
+    (``I`` may be a union of instance models)."""
+    for cls in kind.__mro__:
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is CheckKind:
+                instance, claim = get_args(base)
+                return get_args(instance) or (instance,), claim
+    raise TypeError(f"{kind.__name__}: expected a subclass of CheckKind[Instance, Claim]")
+
+
+def _instance_tag(model: type) -> str:
+    """The ``kind:`` tag of an instance model (``bijection``, ``multi_hop``)."""
+    fields = getattr(model, "model_fields", {})
+    return str(get_args(fields["kind"].annotation)[0]) if "kind" in fields else model.__name__
 
 
 # Built-in kinds and the module that registers each. A module is imported the first time its
@@ -88,19 +177,22 @@ class CheckKind(Protocol):
 # the CLI starts without importing every solver.
 BUILTIN_KINDS: dict[str, str] = {
     "bound": "verifier.checks.bound",
-    "budget": "verifier.checks.multihop",
+    "budget": "verifier.checks.budget",
     "construction": "verifier.checks.construction",
     "feasibility": "verifier.checks.feasibility",
     "training": "verifier.checks.training",
     "transfer": "verifier.checks.transfer",
 }
-_LOADED: dict[str, CheckKind] = {}
+# A registry entry. The one place where the kinds' types are erased: a tag -> kind table cannot
+# type each entry, so the runner calls CheckKind.admit on every point before its preflight and run.
+AnyKind = CheckKind[Any, Any]
+_LOADED: dict[str, AnyKind] = {}
 
 
-class _Registry(Mapping[str, CheckKind]):
+class _Registry(Mapping[str, AnyKind]):
     """``check:`` tag -> kind; built-in kinds are imported on first lookup."""
 
-    def __getitem__(self, tag: str) -> CheckKind:
+    def __getitem__(self, tag: str) -> AnyKind:
         if tag not in _LOADED and tag in BUILTIN_KINDS:
             importlib.import_module(BUILTIN_KINDS[tag])
         return _LOADED[tag]
@@ -112,17 +204,26 @@ class _Registry(Mapping[str, CheckKind]):
         return len(set(BUILTIN_KINDS) | set(_LOADED))
 
 
-REGISTRY: Mapping[str, CheckKind] = _Registry()
+REGISTRY: Mapping[str, AnyKind] = _Registry()
 
 
-def register(tag: str) -> Callable[[type], type]:
+def register(tag: str) -> Callable[[type[KindT]], type[KindT]]:
     """Class decorator registering a check kind under its ``check:`` tag."""
 
-    def wrap(cls: type) -> type:
+    def wrap(cls: type[KindT]) -> type[KindT]:
+        declared_types(cls)  # a kind that declares no types fails here, not on its first claim
         _LOADED[tag] = cls()
         return cls
 
     return wrap
 
 
-__all__ = ["Cancelled", "CheckContext", "CheckKind", "Measurement", "Method", "register"]
+__all__ = [
+    "Cancelled",
+    "CheckContext",
+    "CheckKind",
+    "Measurement",
+    "Method",
+    "declared_types",
+    "register",
+]

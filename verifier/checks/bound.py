@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import sympy as sp
 
-from verifier.checks.base import CheckContext, Measurement, register
+from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.errors import SpecError
 from verifier.limits import Limits
-from verifier.spec import BoundClaim, _claim_measures
+from verifier.spec import BijectionInstance, BoundClaim, MultiHopInstance, _claim_measures
 from verifier.spec.formulas import SYMBOLS, parse_formula
 from verifier.theory import (
     MEASURED_PREFIX,
@@ -37,6 +37,7 @@ from verifier.theory import (
 
 Number = int | float
 LIMIT_SECONDS = 20.0  # wall-clock cap on one sympy limit (SIGALRM; main thread only)
+BoundContext = CheckContext[BijectionInstance | MultiHopInstance, BoundClaim]
 
 
 def _numeric(value: Any) -> bool:
@@ -44,15 +45,16 @@ def _numeric(value: Any) -> bool:
 
 
 @register("bound")
-class BoundCheck:
+class BoundCheck(CheckKind[BijectionInstance | MultiHopInstance, BoundClaim]):
     """Symbolic bounds: evaluate, compare with a measurement, decide limits."""
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
+    def preflight(
+        self, instance: BijectionInstance | MultiHopInstance, claim: BoundClaim, limits: Limits
+    ) -> None:
         """No work grows with N: closed forms are evaluated through lgamma."""
-        assert isinstance(claim, BoundClaim)
 
-    def run(self, ctx: CheckContext) -> Measurement:
-        claim: BoundClaim = ctx.claim
+    def run(self, ctx: BoundContext) -> Measurement:
+        claim = ctx.claim
         vocab = claim_vocabulary(claim, _claim_measures())
         values: dict[str, Number] = dict(instance_values(ctx.instance))
         measured = self._measured(claim, ctx)
@@ -123,7 +125,7 @@ class BoundCheck:
             message=message,
         )
 
-    def _measured(self, claim: BoundClaim, ctx: CheckContext) -> dict[str, Number]:
+    def _measured(self, claim: BoundClaim, ctx: BoundContext) -> dict[str, Number]:
         if not claim.against:
             return {}
         dep = ctx.dependencies[claim.against]
@@ -178,7 +180,7 @@ class BoundCheck:
         self,
         claim: BoundClaim,
         vocab: Vocabulary,
-        instance: Any,
+        instance: BijectionInstance | MultiHopInstance,
         values: dict[str, Number],
         measured: dict[str, Number],
         results: dict[str, Any],

@@ -3,7 +3,8 @@ run every fact exactly.
 
 Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and
 the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``, ``params`` and
-``fact_params`` (the subject table, ``N d``). A failure's evidence names a failing fact.
+``fact_params`` (the subject table, ``N d``). A failure's evidence names a failing fact. On a
+``multi_hop`` instance the claim builds Gk or Ck instead (:mod:`verifier.checks.multihop`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from typing import Any
 
 from verifier.checks import multihop
-from verifier.checks.base import CheckContext, Measurement, register
+from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.constructions.base import size_params
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
 from verifier.constructions.compact import build_compact
@@ -21,19 +22,14 @@ from verifier.constructions.registry import construction
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
-from verifier.measure.recall import exact_recall
-from verifier.spec import (
-    BijectionInstance,
-    CodebookConstruction,
-    ConstructionClaim,
-    MultiHopInstance,
-)
+from verifier.measure.recall import RecallResult, exact_recall
+from verifier.spec import BijectionInstance, ConstructionClaim, MultiHopInstance
 
 BATCH = 512  # facts per forward batch: BATCH x (d_mlp + n_out) floats stay in cache (measured
 # fastest of 256..4096 at N = 3072, R = 4, and it keeps two pool workers off each other)
 
 
-def facts_of(instance: BijectionInstance) -> BijectionFacts:
+def bijection_facts(instance: BijectionInstance) -> BijectionFacts:
     """The seeded facts of a bijection instance."""
     return BijectionFacts(
         n_entities=instance.entities,
@@ -41,6 +37,11 @@ def facts_of(instance: BijectionInstance) -> BijectionFacts:
         seed=instance.seed,
         disjoint=instance.attributes == "disjoint",
     )
+
+
+def attribute_count(instance: BijectionInstance) -> int:
+    """A, the attributes: N shared by every relation, or N per relation when disjoint."""
+    return instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
 
 
 def geometric_size(instance: BijectionInstance, m: int) -> tuple[int, int, int]:
@@ -55,6 +56,22 @@ def construction_size(instance: BijectionInstance, name: str, m: int) -> tuple[i
     return sizes.d_model, sizes.d_mlp, sizes.params
 
 
+def fact_counterexample(
+    facts: BijectionFacts, recall: RecallResult
+) -> dict[str, int | None] | None:
+    """The first fact ``recall`` got wrong, as report evidence (None if every fact is right)."""
+    if recall.first_failure is None:
+        return None
+    n = facts.n_entities
+    s, r = recall.first_failure % n, recall.first_failure // n
+    return {
+        "subject": int(s),
+        "relation": int(r),
+        "expected": int(facts.answers(s, r)),
+        "got": recall.first_failure_prediction,
+    }
+
+
 def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
     """The widest m that code_dim auto may try: within max_code_dim and max_width (G1's
     ``d = R m + R + m`` is the wider of the two constructions, so the cap fits both)."""
@@ -64,22 +81,19 @@ def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
 
 
 @register("construction")
-class GeometricCheck:
-    """G1 or the compact construction through the real forward pass."""
+class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, ConstructionClaim]):
+    """G1 or the compact construction through the real forward pass (Gk or Ck on chains)."""
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
-        if isinstance(instance, MultiHopInstance):  # Gk / Ck: verifier/checks/multihop.py
-            if claim.construction.name != "geometric":
-                raise SpecError(
-                    f"construction {claim.construction.name}: expected a bijection instance, "
-                    "got multi_hop (chains are built from G1: name geometric)",
-                    key=f"{claim.id}.construction.name",
-                )
+    def preflight(
+        self,
+        instance: BijectionInstance | MultiHopInstance,
+        claim: ConstructionClaim,
+        limits: Limits,
+    ) -> None:
+        if isinstance(instance, MultiHopInstance):
             return multihop.preflight_construction(instance, claim, limits)
-        assert isinstance(instance, BijectionInstance) and isinstance(claim, ConstructionClaim)
         spec = claim.construction
-        n, r = instance.entities, instance.relations
-        n_attr = n * (r if instance.attributes == "disjoint" else 1)
+        n, r, n_attr = instance.entities, instance.relations, attribute_count(instance)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         if spec.codebook != "onehot" and spec.code_dim == "auto":
@@ -105,14 +119,21 @@ class GeometricCheck:
         require("max_width", max(d, w), limits.max_width, f"{what} width (d_model, d_mlp)")
         require("max_weights", params, limits.max_weights, f"{what} parameter count")
 
-    def run(self, ctx: CheckContext) -> Measurement:
+    def run(
+        self, ctx: CheckContext[BijectionInstance | MultiHopInstance, ConstructionClaim]
+    ) -> Measurement:
         if isinstance(ctx.instance, MultiHopInstance):
-            return multihop.run_construction(ctx)
-        instance: BijectionInstance = ctx.instance
-        spec: CodebookConstruction = ctx.claim.construction
-        name: str = ctx.claim.construction.name
+            return multihop.run_construction(ctx.on(ctx.instance))
+        return self._run_bijection(ctx.on(ctx.instance))
+
+    def _run_bijection(
+        self, ctx: CheckContext[BijectionInstance, ConstructionClaim]
+    ) -> Measurement:
+        """G1 or the compact construction on every fact of a bijection instance."""
+        instance, spec = ctx.instance, ctx.claim.construction
+        name = spec.name
         label = "G1" if name == "geometric" else "the compact construction"
-        facts = facts_of(instance)
+        facts = bijection_facts(instance)
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
         ctx.report(0.0, "codebook")
         if spec.codebook == "onehot":
@@ -162,14 +183,9 @@ class GeometricCheck:
         }
         if values["params"] != params:  # internal invariant: the size formula is the model's
             raise AssertionError(f"{label} params: formula {params}, model {values['params']}")
-        if result.first_failure is not None:
-            s, r = result.first_failure % n, result.first_failure // n
-            evidence["counterexample"] = {
-                "subject": int(s),
-                "relation": int(r),
-                "expected": int(facts.answers(s, r)),
-                "got": result.first_failure_prediction,
-            }
+        counterexample = fact_counterexample(facts, result)
+        if counterexample is not None:
+            evidence["counterexample"] = counterexample
         if result.worst_index is not None:
             ws, wr = result.worst_index % n, result.worst_index // n
             evidence["tightest_fact"] = {"subject": int(ws), "relation": int(wr)}

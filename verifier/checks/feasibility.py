@@ -8,18 +8,24 @@ to an expectation is the side of the sandwich that makes the verdict sound: the 
 for ``>=``/``>``, the upper bound for ``<=``/``<``, and for ``==``/``!=`` the interval only
 when it is closed.
 A solver that does not answer ``optimal`` makes the claim an ``error``, never a pass.
+
+Each program is its own :class:`~verifier.checks.base.CheckKind` (:class:`CodebookMargin`,
+:class:`Reembed`, :class:`AssociativeWidth`); the registered :class:`FeasibilityCheck` checks
+the limits every program shares and hands the claim to its ``program``.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
 
-from verifier.checks.base import CheckContext, Measurement, register
+from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import (
+    attribute_count,
     auto_max_code_dim,
-    facts_of,
+    bijection_facts,
     geometric_size,
     raise_code_dim_mismatch,
 )
@@ -30,13 +36,14 @@ from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margi
 from verifier.convex.min_dimension import min_code_dim, min_reembed_dim, min_width
 from verifier.convex.reembed import reembed
 from verifier.convex.solver import SolverSettings
-from verifier.errors import LimitExceeded
+from verifier.errors import LimitExceeded, SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.seeds import Stream, rng
-from verifier.spec import BijectionInstance, FeasibilityClaim
+from verifier.spec import BijectionInstance, FeasibilityClaim, GeometricConstruction
 
 CLOSED = 1e-9  # an interval this narrow counts as a point for == and !=
+FeasibilityContext = CheckContext[BijectionInstance, FeasibilityClaim]
 
 
 def settings_of(claim: FeasibilityClaim, limits: Limits) -> SolverSettings:
@@ -61,7 +68,7 @@ def margin_for(claim: FeasibilityClaim, lower: float, upper: float) -> float | N
 def p3_max_width(instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits) -> int:
     """Widest w whose P3 program (its nonzeros, :func:`p3_nonzeros`) fits max_lp_entries and
     max_width."""
-    n_out = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
+    n_out = attribute_count(instance)
     f, d = instance.entities * instance.relations, claim.embed_dim
     by_entries = (limits.max_lp_entries - p3_nonzeros(f, n_out, d, 0)) // (f * d)
     return int(min(limits.max_width, by_entries))
@@ -69,7 +76,7 @@ def p3_max_width(instance: BijectionInstance, claim: FeasibilityClaim, limits: L
 
 def p2_entries(instance: BijectionInstance, m: int) -> int:
     """Entries of one subject's full P2 program over G1 at code width m (rows x columns)."""
-    n_attr = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
+    n_attr = attribute_count(instance)
     d, w, _ = geometric_size(instance, m)
     return (instance.relations * (n_attr - 1 + w)) * (d + 1)
 
@@ -87,93 +94,72 @@ def p2_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
     return 0
 
 
-@register("feasibility")
-class FeasibilityCheck:
-    """P1, P2 and P3 with checked sandwiches."""
+def g1_codebook(claim: FeasibilityClaim) -> GeometricConstruction:
+    """P1's and P2's G1 construction (the spec requires one for these programs)."""
+    if claim.construction is None:
+        raise SpecError(f"program {claim.program}: expected a construction, got none")
+    return claim.construction
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
-        assert isinstance(instance, BijectionInstance) and isinstance(claim, FeasibilityClaim)
-        n, r = instance.entities, instance.relations
-        n_attr = n * (r if instance.attributes == "disjoint" else 1)
-        require("max_entities", n, limits.max_entities, "N")
-        require("max_facts", n * r, limits.max_facts, "N*R (facts)")
-        if claim.program == "associative_width":
-            require("max_width", claim.embed_dim, limits.max_width, "embed_dim")
-            if claim.width == "auto":
-                if p3_max_width(instance, claim, limits) < 1:
-                    require(
-                        "max_lp_entries",
-                        p3_nonzeros(n * r, n_attr, claim.embed_dim, 1),
-                        limits.max_lp_entries,
-                        "the P3 program at width 1 (nonzeros)",
-                    )
-                return
-            require("max_width", claim.width, limits.max_width, "width")
-            require(
-                "max_lp_entries",
-                p3_nonzeros(n * r, n_attr, claim.embed_dim, claim.width),
-                limits.max_lp_entries,
-                "the P3 program (nonzeros)",
-            )
-            return
-        spec = claim.construction
-        assert spec is not None
-        if spec.codebook == "onehot":  # one width only: m = attributes
-            if spec.code_dim not in ("auto", n_attr):
-                raise_code_dim_mismatch(spec.code_dim, n_attr)
-            require("max_code_dim", n_attr, limits.max_code_dim, "code_dim (onehot: attributes)")
-            m_max = n_attr
-        elif spec.code_dim == "auto":
-            require(
-                "max_auto_attributes",
-                n_attr,
-                limits.max_auto_attributes,
-                "attributes for code_dim auto",
-            )
-            m_max = min(limits.max_code_dim, auto_max_code_dim(instance, limits))
-        else:
-            require("max_code_dim", spec.code_dim, limits.max_code_dim, "code_dim")
-            m_max = spec.code_dim
-        if claim.program == "codebook_margin":
-            require(
-                "max_lp_entries",
-                (n_attr - 1) * (m_max + 1),
-                limits.max_lp_entries,
-                "each P1 program (rows x columns)",
-            )
-            return
-        if spec.code_dim == "auto" and spec.codebook != "onehot":
-            if p2_max_code_dim(instance, limits) >= 1:
-                return
-            m_max = 1  # not even m = 1 fits: the checks below name the limit
-        d, w, params = geometric_size(instance, m_max)
-        require("max_width", max(d, w), limits.max_width, "the G1 model's width")
-        require("max_weights", params, limits.max_weights, "the G1 model's parameters")
+
+def code_width_cap(instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits) -> int:
+    """The widest code width P1 or P2 may use: ``code_dim``, or the cap of ``code_dim: auto``.
+
+    Raises:
+        SpecError: a one-hot ``code_dim`` other than the attribute count.
+        LimitExceeded: ``code_dim`` over max_code_dim, or too many attributes for auto.
+    """
+    spec = g1_codebook(claim)
+    if spec.codebook == "onehot":  # one width only: m = attributes
+        n_attr = attribute_count(instance)
+        if spec.code_dim not in ("auto", n_attr):
+            raise_code_dim_mismatch(spec.code_dim, n_attr)
+        require("max_code_dim", n_attr, limits.max_code_dim, "code_dim (onehot: attributes)")
+        return n_attr
+    if spec.code_dim == "auto":
+        require(
+            "max_auto_attributes",
+            attribute_count(instance),
+            limits.max_auto_attributes,
+            "attributes for code_dim auto",
+        )
+        return min(limits.max_code_dim, auto_max_code_dim(instance, limits))
+    require("max_code_dim", spec.code_dim, limits.max_code_dim, "code_dim")
+    return spec.code_dim
+
+
+class Program(CheckKind[BijectionInstance, FeasibilityClaim]):
+    """One convex program of a feasibility claim: its limits, then its solve on the instance's
+    facts with the claim's solver settings."""
+
+    def run(self, ctx: FeasibilityContext) -> Measurement:
+        return self.solve(ctx, bijection_facts(ctx.instance), settings_of(ctx.claim, ctx.limits))
+
+    @abstractmethod
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
+        """Solve the program and report its certified values."""
+
+
+class CodebookMargin(Program):
+    """P1: the largest margin by which each attribute code separates from the others."""
+
+    def preflight(
+        self, instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits
+    ) -> None:
         require(
             "max_lp_entries",
-            p2_entries(instance, m_max),
+            (attribute_count(instance) - 1) * (code_width_cap(instance, claim, limits) + 1),
             limits.max_lp_entries,
-            "each P2 program (rows x columns)",
+            "each P1 program (rows x columns)",
         )
 
-    def run(self, ctx: CheckContext) -> Measurement:
-        claim: FeasibilityClaim = ctx.claim
-        if claim.program == "codebook_margin":
-            return self._p1(ctx)
-        if claim.program == "reembed":
-            return self._p2(ctx)
-        return self._p3(ctx)
-
-    # --- P1 ------------------------------------------------------------------------------
-
-    def _p1(self, ctx: CheckContext) -> Measurement:
-        instance: BijectionInstance = ctx.instance
-        claim: FeasibilityClaim = ctx.claim
-        spec = claim.construction
-        assert spec is not None
-        facts = facts_of(instance)
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
+        instance, claim = ctx.instance, ctx.claim
+        spec = g1_codebook(claim)
         n_attr = facts.n_attributes
-        settings = settings_of(claim, ctx.limits)
         evidence: dict[str, Any] = {
             "codebook": spec.codebook,
             "seed": instance.seed,
@@ -265,14 +251,34 @@ class FeasibilityCheck:
             status="undecided" if status == "undecided" else None,
         )
 
-    # --- P2 ------------------------------------------------------------------------------
 
-    def _p2(self, ctx: CheckContext) -> Measurement:
-        instance: BijectionInstance = ctx.instance
-        claim: FeasibilityClaim = ctx.claim
-        spec = claim.construction
-        assert spec is not None
-        facts = facts_of(instance)
+class Reembed(Program):
+    """P2: new subject rows for new bijections through the frozen G1 network."""
+
+    def preflight(
+        self, instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits
+    ) -> None:
+        m_max = code_width_cap(instance, claim, limits)
+        spec = g1_codebook(claim)
+        if spec.code_dim == "auto" and spec.codebook != "onehot":
+            if p2_max_code_dim(instance, limits) >= 1:
+                return
+            m_max = 1  # not even m = 1 fits: the checks below name the limit
+        d, w, params = geometric_size(instance, m_max)
+        require("max_width", max(d, w), limits.max_width, "the G1 model's width")
+        require("max_weights", params, limits.max_weights, "the G1 model's parameters")
+        require(
+            "max_lp_entries",
+            p2_entries(instance, m_max),
+            limits.max_lp_entries,
+            "each P2 program (rows x columns)",
+        )
+
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
+        instance, claim = ctx.instance, ctx.claim
+        spec = g1_codebook(claim)
         new_perms = np.stack(
             [
                 rng(instance.seed, Stream.TRANSFER, r).permutation(facts.n_entities)
@@ -280,17 +286,10 @@ class FeasibilityCheck:
             ]
         )
         new = facts.with_perms(new_perms)
-        settings = settings_of(claim, ctx.limits)
         if spec.code_dim == "auto":
-            return self._p2_search(ctx, facts, new, settings)
+            return self._search(ctx, facts, new, settings)
         m = spec.code_dim
         d, _, _ = geometric_size(instance, m)
-        require(
-            "max_lp_entries",
-            p2_entries(instance, m),
-            ctx.limits.max_lp_entries,
-            "each P2 program (rows x columns)",
-        )
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         model, layout = build_geometric(facts, codes)
         n = facts.n_entities
@@ -345,18 +344,16 @@ class FeasibilityCheck:
             message=message,
         )
 
-    def _p2_search(
+    def _search(
         self,
-        ctx: CheckContext,
+        ctx: FeasibilityContext,
         facts: BijectionFacts,
         new: BijectionFacts,
         settings: SolverSettings,
     ) -> Measurement:
         """``code_dim: auto``: the smallest G1 code width into which P2 stores ``new``."""
-        instance: BijectionInstance = ctx.instance
-        claim: FeasibilityClaim = ctx.claim
-        spec = claim.construction
-        assert spec is not None
+        instance, claim = ctx.instance, ctx.claim
+        spec = g1_codebook(claim)
         onehot = spec.codebook == "onehot"  # its one width, checked by preflight
         m_max = facts.n_attributes if onehot else p2_max_code_dim(instance, ctx.limits)
         search = min_reembed_dim(
@@ -427,13 +424,36 @@ class FeasibilityCheck:
             message=message,
         )
 
-    # --- P3 ------------------------------------------------------------------------------
 
-    def _p3(self, ctx: CheckContext) -> Measurement:
-        instance: BijectionInstance = ctx.instance
-        claim: FeasibilityClaim = ctx.claim
-        facts = facts_of(instance)
-        settings = settings_of(claim, ctx.limits)
+class AssociativeWidth(Program):
+    """P3: the narrowest MLP over frozen random embeddings that stores every fact."""
+
+    def preflight(
+        self, instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits
+    ) -> None:
+        n_facts, n_attr = instance.entities * instance.relations, attribute_count(instance)
+        require("max_width", claim.embed_dim, limits.max_width, "embed_dim")
+        if claim.width == "auto":
+            if p3_max_width(instance, claim, limits) < 1:
+                require(
+                    "max_lp_entries",
+                    p3_nonzeros(n_facts, n_attr, claim.embed_dim, 1),
+                    limits.max_lp_entries,
+                    "the P3 program at width 1 (nonzeros)",
+                )
+            return
+        require("max_width", claim.width, limits.max_width, "width")
+        require(
+            "max_lp_entries",
+            p3_nonzeros(n_facts, n_attr, claim.embed_dim, claim.width),
+            limits.max_lp_entries,
+            "the P3 program (nonzeros)",
+        )
+
+    def solve(
+        self, ctx: FeasibilityContext, facts: BijectionFacts, settings: SolverSettings
+    ) -> Measurement:
+        instance, claim = ctx.instance, ctx.claim
         box = claim.box or 1.0
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         evidence: dict[str, Any] = {
@@ -442,7 +462,7 @@ class FeasibilityCheck:
             "box": box,
             "min_margin": claim.min_margin,
         }
-        result: AssociativeResult | None
+        result: AssociativeResult
         if claim.width == "auto":
             w_max = p3_max_width(instance, claim, ctx.limits)
             search = min_width(
@@ -456,7 +476,7 @@ class FeasibilityCheck:
                 lambda msg: ctx.report(0.5, msg),
             )
             evidence["widths_tried"] = {str(k): v for k, v in search.tried.items()}
-            if search.width is None:
+            if search.width is None or search.at is None:
                 raise LimitExceeded.search_exhausted(
                     "width auto",
                     ("max_width", "max_lp_entries"),
@@ -481,7 +501,6 @@ class FeasibilityCheck:
                 facts, claim.embed_dim, claim.width, instance.seed, box, settings
             )
             below_ok = True
-        assert result is not None
         status = result.status(claim.min_margin)
         values.update(
             status=status,
@@ -513,6 +532,31 @@ class FeasibilityCheck:
             message=message,
             status="undecided" if undecided else None,
         )
+
+
+PROGRAMS: dict[str, Program] = {
+    "codebook_margin": CodebookMargin(),
+    "reembed": Reembed(),
+    "associative_width": AssociativeWidth(),
+}
+
+
+@register("feasibility")
+class FeasibilityCheck(CheckKind[BijectionInstance, FeasibilityClaim]):
+    """P1, P2 and P3 with checked sandwiches."""
+
+    INSTANCE_NOTE = "the convex programs are over single-hop facts, docs/theory.md section 6"
+
+    def preflight(
+        self, instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits
+    ) -> None:
+        n, r = instance.entities, instance.relations
+        require("max_entities", n, limits.max_entities, "N")
+        require("max_facts", n * r, limits.max_facts, "N*R (facts)")
+        PROGRAMS[claim.program].preflight(instance, claim, limits)
+
+    def run(self, ctx: FeasibilityContext) -> Measurement:
+        return PROGRAMS[ctx.claim.program].run(ctx)
 
 
 def _p1_summary(result: CodebookMarginResult | None, min_margin: float) -> dict[str, Any]:

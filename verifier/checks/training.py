@@ -37,19 +37,22 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
-from verifier.checks.base import CheckContext, Measurement, register
-from verifier.checks.construction import facts_of
-from verifier.checks.multihop import evaluate_queries
-from verifier.checks.multihop import facts_of as chain_facts_of
+from verifier.checks.base import CheckContext, CheckKind, Measurement, register
+from verifier.checks.construction import bijection_facts, fact_counterexample
+from verifier.checks.multihop import multi_hop_facts
 from verifier.convex.reachability import reachability
 from verifier.engine.replicates import aggregate, judge_all
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
 from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
+from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import exact_recall
 from verifier.spec import (
     MECHANISM_MEASURES,
@@ -88,6 +91,7 @@ MEASURE_FUNCTIONS = {
 
 
 Inst = TypeVar("Inst", BijectionInstance, MultiHopInstance)
+TrainingContext = CheckContext[BijectionInstance | MultiHopInstance, TrainingClaim]
 ACCURACY_MEASURES = ("accuracy", "step_accuracy")  # what unreachable attributes cap
 DIVERGED_FACTOR = 2.0  # a loss above this multiple of the initial loss: the run diverged
 # Fields (the last part of a searched path) that change the frozen W_U's draw.
@@ -150,18 +154,6 @@ def model_params(n_vocab: int, n_out: int, cfg: TrainConfig, n_ctx: int = 2) -> 
             "n_out": n_out,
         }
     )
-
-
-def require_bijection(instance: Any, kind: str) -> BijectionInstance:
-    """Claims defined on single-hop facts only (transfer re-embeds the subjects of R relations)."""
-    if not isinstance(instance, BijectionInstance):
-        raise SpecError(
-            f"{kind} claims: expected a bijection instance, got kind "
-            f"{getattr(instance, 'kind', '?')!r} ({kind} is defined on single-hop facts, "
-            "docs/theory.md section 7)",
-            key="instance.kind",
-        )
-    return instance
 
 
 def _require_shapes(cfg: TrainConfig, params: int, limits: Limits, claim: TrainingClaim) -> None:
@@ -250,7 +242,9 @@ def _needed(claim: TrainingClaim) -> list[Expectation]:
     return needs
 
 
-def _preflight_reachable(instance: BijectionInstance | MultiHopInstance, claim: Any) -> None:
+def _preflight_reachable(
+    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
+) -> None:
     """Refuse a claim whose accuracy expectation needs an attribute the frozen W_U never lets
     win (docs/theory.md section 6, P1 on W_U's columns)."""
     needs = _needed(claim)
@@ -279,17 +273,17 @@ def _preflight_reachable(instance: BijectionInstance | MultiHopInstance, claim: 
 
 
 @register("training")
-class TrainingCheck:
+class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClaim]):
     """Train, evaluate exactly, measure the mechanism."""
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
-        assert isinstance(claim, TrainingClaim)
+    def preflight(
+        self, instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim, limits: Limits
+    ) -> None:
         if isinstance(instance, MultiHopInstance):
             return _preflight_multi_hop(instance, claim, limits)
-        inst = require_bijection(instance, "training")
-        n, r = inst.entities, inst.relations
-        n_out = n * (r if inst.attributes == "disjoint" else 1)
-        cfg = train_config(inst, claim)
+        n, r = instance.entities, instance.relations
+        n_out = n * (r if instance.attributes == "disjoint" else 1)
+        cfg = train_config(instance, claim)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         _require_shapes(cfg, model_params(n + r, n_out, cfg), limits, claim)
@@ -301,10 +295,12 @@ class TrainingCheck:
                         f"underdetermined: {why}; use a smaller d_model or more entities",
                         key=f"{claim.id}.expect.{e.measure}",
                     )
-        _preflight_reachable(inst, claim)
+        _preflight_reachable(instance, claim)
         return None
 
-    def explain(self, instance: Any, claim: Any) -> dict[str, Any] | None:
+    def explain(
+        self, instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
+    ) -> dict[str, Any] | None:
         """Why ``until`` may fail at this point: the frozen W_U's unreachable attributes."""
         ceilings = unreachable_ceilings(instance, claim)
         if ceilings is None or all(not c["reach"].unreachable for c in ceilings):
@@ -323,27 +319,33 @@ class TrainingCheck:
             "certificate": worst["reach"].evidence(),
         }
 
-    def run(self, ctx: CheckContext) -> Measurement:
-        claim: TrainingClaim = ctx.claim
-        instances, seeds = replicate_instances(ctx.instance, claim)
+    def run(self, ctx: TrainingContext) -> Measurement:
+        claim = ctx.claim
         cfg = train_config(ctx.instance, claim)
-        multi_hop = isinstance(ctx.instance, MultiHopInstance)
-        if multi_hop:
-            facts_list: list[Any] = [chain_facts_of(i) for i in instances]
-            tasks = [query_task(f, ctx.instance.cot) for f in facts_list]
+        facts_list: list[BijectionFacts] | list[ChainFacts]
+        if isinstance(ctx.instance, MultiHopInstance):
+            chain_instances, seeds = replicate_instances(ctx.instance, claim)
+            facts_list = chains = [multi_hop_facts(i) for i in chain_instances]
+            tasks = [query_task(f, ctx.instance.cot) for f in chains]
+            measures = [
+                partial(self._measure_multi_hop, ctx, inst, facts, cfg)
+                for inst, facts in zip(chain_instances, chains, strict=True)
+            ]
         else:
-            facts_list = [facts_of(i) for i in instances]
-            tasks = [fact_task(f) for f in facts_list]
+            instances, seeds = replicate_instances(ctx.instance, claim)
+            facts_list = bijections = [bijection_facts(i) for i in instances]
+            tasks = [fact_task(f) for f in bijections]
+            measures = [
+                partial(self._measure, ctx, inst, facts, cfg)
+                for inst, facts in zip(instances, bijections, strict=True)
+            ]
         results, key = _train(ctx, tasks, cfg, seeds)
         measured: list[Measurement] | None = ctx.memo.get(f"measured:{key}:{claim.mechanism}")
         if measured is None:  # else another claim of this spec run measured the same models
-            measure = self._measure_multi_hop if multi_hop else self._measure
             count = len(results)
             measured = [
-                measure(ctx, inst, facts, cfg, key, result, (i / count, (i + 1) / count))
-                for i, (inst, facts, result) in enumerate(
-                    zip(instances, facts_list, results, strict=True)
-                )
+                measure(key, result, (i / count, (i + 1) / count))
+                for i, (measure, result) in enumerate(zip(measures, results, strict=True))
             ]
             ctx.memo[f"measured:{key}:{claim.mechanism}"] = measured
         ctx.report(1.0, "done")
@@ -378,7 +380,7 @@ class TrainingCheck:
 
     def _measure(
         self,
-        ctx: CheckContext,
+        ctx: TrainingContext,
         instance: BijectionInstance,
         facts: BijectionFacts,
         cfg: TrainConfig,
@@ -430,28 +432,14 @@ class TrainingCheck:
         evidence["mechanism"] = details
         if underdetermined:
             evidence["underdetermined"] = underdetermined
-        if recall.first_failure is not None:
-            n = facts.n_entities
-            s, r = recall.first_failure % n, recall.first_failure // n
-            evidence["counterexample"] = {
-                "subject": int(s),
-                "relation": int(r),
-                "expected": int(facts.answers(s, r)),
-                "got": recall.first_failure_prediction,
-            }
-        return Measurement(
-            method="empirical",
-            values=values,
-            evidence=evidence,
-            symbols={"d": cfg.d_model},
-            message=f"{recall.correct}/{recall.total} facts after {result.steps} steps",
-        )
+        message = f"{recall.correct}/{recall.total} facts after {result.steps} steps"
+        return _replicate(values, evidence, fact_counterexample(facts, recall), cfg, message)
 
     def _measure_multi_hop(
         self,
-        ctx: CheckContext,
+        ctx: TrainingContext,
         instance: MultiHopInstance,
-        facts: Any,
+        facts: ChainFacts,
         cfg: TrainConfig,
         key: str,
         result: TrainResult,
@@ -485,23 +473,31 @@ class TrainingCheck:
             evaluation=mode,
             final_answer_accuracy=res.final_correct / res.total if res.total else 0.0,
         )
-        if res.counterexample is not None:
-            evidence["counterexample"] = res.counterexample
-        return Measurement(
-            method="empirical",
-            values=values,
-            evidence=evidence,
-            symbols={"d": cfg.d_model},
-            message=f"{res.correct}/{res.total} queries ({res.decode_steps} step(s) each) "
-            f"after {result.steps} steps",
+        message = (
+            f"{res.correct}/{res.total} queries ({res.decode_steps} step(s) each) "
+            f"after {result.steps} steps"
         )
+        return _replicate(values, evidence, res.counterexample, cfg, message)
+
+
+def _replicate(
+    values: dict[str, Any],
+    evidence: dict[str, Any],
+    counterexample: Mapping[str, Any] | None,
+    cfg: TrainConfig,
+    message: str,
+) -> Measurement:
+    """One trained replicate's measurement; its first failing example, if any, ends the evidence."""
+    if counterexample is not None:
+        evidence["counterexample"] = counterexample
+    return Measurement("empirical", values, evidence, {"d": cfg.d_model}, message=message)
 
 
 def _train(
-    ctx: CheckContext, tasks: list[TrainTask], cfg: TrainConfig, seeds: list[int]
+    ctx: TrainingContext, tasks: list[TrainTask], cfg: TrainConfig, seeds: list[int]
 ) -> tuple[list[TrainResult], str]:
     """Train the replicates (or reuse the checkpoint keyed by instance, settings, seeds, code)."""
-    claim: TrainingClaim = ctx.claim
+    claim = ctx.claim
     threads = training_threads(tasks[0], cfg, len(tasks))
     key = run_key(
         ctx.instance.model_dump(mode="json"),

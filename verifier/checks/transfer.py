@@ -14,22 +14,35 @@ replicate, judged by ``require`` (default: the training claim's rule).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from verifier.checks.base import CheckContext, Measurement, register
-from verifier.checks.training import require_bijection
+from verifier.checks.base import CheckContext, CheckKind, Measurement, register
+from verifier.checks.construction import attribute_count
+from verifier.checks.training import train_config
 from verifier.convex.solver import SolverSettings
 from verifier.engine.replicates import aggregate
 from verifier.errors import VerifierError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
-from verifier.spec import TransferClaim
+from verifier.model import OneLayerTransformer
+from verifier.spec import BijectionInstance, ClaimBase, TrainingClaim, TransferClaim
 from verifier.train import OptimGroup, TrainConfig
 from verifier.train.relearn import RelearnResult, relearn
 
+TransferContext = CheckContext[BijectionInstance, TransferClaim]
 
-def _source(ctx: CheckContext, claim_id: str) -> Measurement:
+
+def p2_entries(instance: BijectionInstance, trained: TrainingClaim) -> int:
+    """Entries of one subject's P2 program over the trained model (rows x columns):
+    ``R (n_out - 1 + d_mlp)`` rows, ``d_model + 1`` columns."""
+    cfg = train_config(instance, trained)
+    n_out = attribute_count(instance)
+    return instance.relations * (n_out - 1 + cfg.d_mlp) * (cfg.d_model + 1)
+
+
+def _source(ctx: TransferContext, claim_id: str) -> Measurement:
     source = ctx.dependencies.get(claim_id)
     if source is None or "models" not in source.artifacts:
         raise VerifierError(f"expected the trained models of training claim {claim_id!r}, got none")
@@ -59,17 +72,35 @@ def relearn_group(trained: TrainConfig, claim: TransferClaim) -> tuple[OptimGrou
 
 
 @register("transfer")
-class TransferCheck:
+class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
     """Zero-shot transfer, or relearning, through the frozen network."""
 
-    def preflight(self, instance: Any, claim: Any, limits: Limits) -> None:
-        require_bijection(instance, "transfer")
-        assert isinstance(claim, TransferClaim)
+    INSTANCE_NOTE = "transfer is defined on single-hop facts, docs/theory.md section 7"
+
+    def preflight(self, instance: BijectionInstance, claim: TransferClaim, limits: Limits) -> None:
         if claim.relearn is not None:
             require("max_steps", claim.relearn.steps, limits.max_steps, "relearn.steps")
 
-    def run(self, ctx: CheckContext) -> Measurement:
-        claim: TransferClaim = ctx.claim
+    def preflight_sources(
+        self,
+        instance: BijectionInstance,
+        claim: TransferClaim,
+        sources: Mapping[str, ClaimBase],
+        limits: Limits,
+    ) -> None:
+        """``lp``: each subject's P2 program over the ``from`` claim's model fits
+        ``max_lp_entries`` (refused before that model trains)."""
+        trained = sources.get(claim.from_)
+        if claim.method == "lp" and isinstance(trained, TrainingClaim):
+            require(
+                "max_lp_entries",
+                p2_entries(instance, trained),
+                limits.max_lp_entries,
+                "each P2 program (rows x columns)",
+            )
+
+    def run(self, ctx: TransferContext) -> Measurement:
+        claim = ctx.claim
         source = _source(ctx, claim.from_)
         models, facts = source.artifacts["models"], source.artifacts["facts"]
         new_facts = [mech.new_bijections(f, claim.transfer_seed) for f in facts]
@@ -106,9 +137,9 @@ class TransferCheck:
 
     def _reinit(
         self,
-        ctx: CheckContext,
+        ctx: TransferContext,
         claim: TransferClaim,
-        model: Any,
+        model: OneLayerTransformer,
         facts: BijectionFacts,
         new_facts: BijectionFacts,
         done: float,
@@ -116,14 +147,7 @@ class TransferCheck:
         """One replicate's re-initialisation (no training) and its random control."""
         ctx.report(done, f"{claim.method} re-initialisation")
         settings = None
-        if claim.method == "lp":  # refused before P2 starts when one subject's LP is too large
-            cfg = model.cfg
-            require(
-                "max_lp_entries",
-                facts.n_relations * (cfg.n_out - 1 + cfg.d_mlp) * (cfg.d_model + 1),
-                ctx.limits.max_lp_entries,
-                "each P2 program (rows x columns)",
-            )
+        if claim.method == "lp":  # its size was checked by preflight_sources
             settings = SolverSettings(time_limit_s=float(ctx.limits.solver_time_limit_s))
         method: mech.TransferMethod = (
             "lp" if claim.method == "lp" else ("random" if claim.method == "random" else "probe")
@@ -167,7 +191,7 @@ class TransferCheck:
 
     def _relearn(
         self,
-        ctx: CheckContext,
+        ctx: TransferContext,
         claim: TransferClaim,
         source: Measurement,
         new_facts: list[BijectionFacts],

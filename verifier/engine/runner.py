@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
-from verifier.checks.base import Method
+from verifier.checks.base import AnyKind, Method
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, Report
@@ -186,6 +186,7 @@ class SpecRunner:
                 if kind is None:
                     raise SpecError(f"no check registered for {claim.check_kind()!r}")
                 try:
+                    kind.admit(point.instance, point.claim)
                     search = claim.search_spec()
                     if search is None:
                         kind.preflight(point.instance, point.claim, self.limits)
@@ -195,6 +196,7 @@ class SpecRunner:
                             kind.preflight(inst, cl, self.limits)
                         # the claim with its search (until), as _run_point checks it
                         kind.preflight(point.instance, point.claim, self.limits)
+                    self._preflight_sources(kind, point)
                 except LimitExceeded as exc:
                     raise exc.in_claim(point.key) from None
                 except SpecError as exc:
@@ -209,6 +211,11 @@ class SpecRunner:
                     line=self.spec.source.claim_lines.get(claim.id),
                     key=f"claims.{i}.expect",
                 )
+
+    def _preflight_sources(self, kind: AnyKind, point: ClaimPoint) -> None:
+        """The limits of ``point`` that depend on the claims it reads, at the same point."""
+        sources = {dep: p.claim for dep, p in self._dependency_points(point.claim, point.point)}
+        kind.preflight_sources(point.instance, point.claim, sources, self.limits)
 
     def keys(self) -> list[str]:
         """Every result key, in spec order."""
@@ -498,7 +505,9 @@ class SpecRunner:
         measurement: Measurement | None = None
         try:
             kind = REGISTRY[claim.check_kind()]
+            kind.admit(point.instance, claim)
             kind.preflight(point.instance, claim, self.limits)
+            self._preflight_sources(kind, point)
             ctx = CheckContext(
                 instance=point.instance,
                 claim=claim,

@@ -1,0 +1,123 @@
+"""The contract between the runner and the claim kinds.
+
+Every built-in kind, on every instance kind it declares (``CheckKind[I, C]``), measures exactly
+the names its claim model says it produces there (``claim.measures(instance)``), so an
+``expect:`` the spec loader accepts is always measured. Tiny instances and a few training steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import get_args
+
+import pytest
+import torch
+
+from verifier.checks.base import BUILTIN_KINDS, REGISTRY, declared_types
+from verifier.engine.runner import SpecRunner
+from verifier.spec import load_spec_text
+
+BIJECTION = "{kind: bijection, entities: 32, relations: 2, seed: 3}"
+ONE_RELATION = "{kind: bijection, entities: 8, relations: 1, seed: 3}"
+CHAINS = "{kind: multi_hop, entities: 8, relations: 2, hops: 2, seed: 3}"
+CHAINS_COT = "{kind: multi_hop, entities: 8, relations: 2, hops: 2, cot: true, seed: 3}"
+TRAINING = """\
+  - id: gd
+    check: training
+    model: {d_model: 8, d_mlp: 32, heads: 1}
+    optim: {lr: 2e-2, steps: 20}
+    expect: {accuracy: ">= 0"}
+"""
+BOUND = """\
+  - id: lb
+    check: bound
+    theorem: LB1
+    given: {precision_bits: 16}
+    expect: {min_embedding_dim: ">= 0"}
+"""
+
+
+def _claim(check: str, fields: str, expect: str) -> str:
+    return f"  - id: c\n    check: {check}\n    {fields}\n    expect: {{{expect}}}\n"
+
+
+def _construction(fields: str) -> str:
+    return _claim("construction", f"construction: {{name: {fields}}}", 'accuracy: ">= 0"')
+
+
+def _feasibility(program: str, fields: str) -> str:
+    return _claim("feasibility", f"program: {program}\n    {fields}", 'n_facts: ">= 1"')
+
+
+def _g1(code_dim: str) -> str:
+    return f"min_margin: 0.01\n    construction: {{name: geometric, code_dim: {code_dim}}}"
+
+
+def _transfer(method: str, extra: str = "") -> str:
+    return TRAINING + (
+        f"  - id: moved\n    check: transfer\n    from: gd\n    method: {method}\n{extra}"
+        '    expect: {n_facts: ">= 1"}\n'
+    )
+
+
+BUDGET = "construction: {name: geometric, codebook: onehot}\n    budget: {params: 100000}"
+# (kind, instance, claims): each case one small claim of the kind (with what it depends on)
+CASES: list[tuple[str, str, str]] = [
+    ("construction", BIJECTION, _construction("geometric, code_dim: 8")),
+    ("construction", BIJECTION, _construction("compact, code_dim: auto")),
+    ("construction", CHAINS, _construction("geometric, codebook: onehot")),
+    ("construction", CHAINS_COT, _construction("geometric, code_dim: 6")),
+    ("budget", CHAINS, _claim("budget", BUDGET, 'depth: ">= 0"')),
+    ("feasibility", ONE_RELATION, _feasibility("codebook_margin", _g1("4"))),
+    ("feasibility", ONE_RELATION, _feasibility("codebook_margin", _g1("auto"))),
+    ("feasibility", ONE_RELATION, _feasibility("reembed", _g1("4"))),
+    ("feasibility", ONE_RELATION, _feasibility("associative_width", "embed_dim: 4\n    width: 8")),
+    ("feasibility", ONE_RELATION, _feasibility("associative_width", "embed_dim: 4")),
+    ("training", BIJECTION, TRAINING),
+    ("training", BIJECTION, TRAINING.replace("    expect:", "    mechanism: false\n    expect:")),
+    ("training", CHAINS, TRAINING),
+    ("training", CHAINS_COT, TRAINING),
+    ("transfer", BIJECTION, _transfer("probe")),
+    ("transfer", BIJECTION, _transfer("random")),
+    ("transfer", BIJECTION, _transfer("lp")),
+    ("transfer", BIJECTION, _transfer("relearn", "    relearn: {steps: 5}\n")),
+    ("bound", BIJECTION, BOUND),
+    ("bound", CHAINS, BOUND),
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models: one thread avoids oversubscription on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_every_kind_is_covered_on_every_instance_kind_it_declares() -> None:
+    declared = {
+        (kind, get_args(model.model_fields["kind"].annotation)[0])
+        for kind in BUILTIN_KINDS
+        for model in declared_types(type(REGISTRY[kind]))[0]
+    }
+    covered = {
+        (kind, load_spec_text(f"name: s\ninstance: {instance}\nclaims:\n{BOUND}").instance.kind)
+        for kind, instance, _ in CASES
+    }
+    assert covered == declared
+
+
+@pytest.mark.parametrize(
+    ("kind", "instance", "claims"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_a_kind_measures_what_its_claim_declares(kind: str, instance: str, claims: str) -> None:
+    spec = load_spec_text(f"name: contract\ninstance: {instance}\nclaims:\n{claims}")
+    runner = SpecRunner(spec)
+    runner.preflight()
+    report = runner.run()
+    assert [r.check for r in report.results][-1] == kind
+    for result in report.results:
+        assert result.status != "error", result.message
+        claim = spec.claim(result.claim_id)
+        assert set(result.measured) == claim.measures(spec.instance), result.key
