@@ -230,9 +230,10 @@ def test_kinds_get_finer_keys_from_the_import_graph() -> None:
 def test_only_final_verdicts_are_stored(tmp_path: Path) -> None:
     text = SPEC.split("  - id: built")[0] + (
         "  - id: not-measured\n"
-        "    check: construction\n"
-        "    construction: {name: geometric, code_dim: 8}\n"
-        "    expect: {lbk_bits: '>= 1'}\n"  # single hop: not measured, so undecided
+        "    check: bound\n"
+        "    theorem: G1\n"
+        "    limit: 'code_dim / log(N)'\n"  # a ceiling sympy cannot take: undecided
+        "    expect: {limit: 16}\n"
     )
     first = _run(text, tmp_path)
     assert [r.status for r in first.results] == ["undecided"]

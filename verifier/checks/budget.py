@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifier.bisection import find_maximum
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.multihop import (
     max_auto_code_dim,
@@ -49,14 +50,8 @@ def largest_fitting_code_dim(
     max_dim: int | None,
 ) -> int:
     """Largest ``m <= m_max`` whose model fits the budget (0 if none): sizes grow with m."""
-    lo, hi = 0, m_max
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _fits(cot, instance, hops, mid, max_params, max_dim):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    fits = find_maximum(lambda m: _fits(cot, instance, hops, m, max_params, max_dim), 1, m_max)
+    return fits.minimum or 0
 
 
 @register("budget")

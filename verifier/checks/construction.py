@@ -16,8 +16,6 @@ from verifier.checks import multihop
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.constructions.base import size_params
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.compact import build_compact
-from verifier.constructions.geometric import build_geometric
 from verifier.constructions.registry import construction
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
@@ -115,7 +113,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         m = n_attr if spec.codebook == "onehot" else int(spec.code_dim)
         require("max_code_dim", m, limits.max_code_dim, "code_dim")
         d, w, params = construction_size(instance, spec.name, m)
-        what = "the G1 model's" if spec.name == "geometric" else "the compact model's"
+        what = f"{construction(spec.name).model}'s"
         require("max_width", max(d, w), limits.max_width, f"{what} width (d_model, d_mlp)")
         require("max_weights", params, limits.max_weights, f"{what} parameter count")
 
@@ -132,7 +130,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         """G1 or the compact construction on every fact of a bijection instance."""
         instance, spec = ctx.instance, ctx.claim.construction
         name = spec.name
-        label = "G1" if name == "geometric" else "the compact construction"
+        label = construction(name).label
         facts = bijection_facts(instance)
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
         ctx.report(0.0, "codebook")
@@ -161,8 +159,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         mu = coherence(codes)
         ctx.report(0.05, f"building {label}")
-        build = build_compact if name == "compact" else build_geometric
-        model, layout = build(facts, codes)
+        model, layout = construction(name).build(facts, codes)
         ctx.report(0.1, "forward pass over every fact")
 
         def progress(done: int, total: int) -> None:

@@ -30,7 +30,7 @@ from verifier.checks.construction import (
     raise_code_dim_mismatch,
 )
 from verifier.constructions.codebooks import codebook, coherence
-from verifier.constructions.geometric import build_geometric
+from verifier.constructions.registry import construction
 from verifier.convex.associative import AssociativeResult, associative_width, p3_nonzeros
 from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margin
 from verifier.convex.min_dimension import min_code_dim, min_reembed_dim, min_width
@@ -291,7 +291,7 @@ class Reembed(Program):
         m = spec.code_dim
         d, _, _ = geometric_size(instance, m)
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
-        model, layout = build_geometric(facts, codes)
+        model, layout = construction(spec.name).build(facts, codes)
         n = facts.n_entities
         start = (
             model.W_E.detach().numpy()[:n].copy()
@@ -367,6 +367,7 @@ class Reembed(Program):
             claim.max_rounds,
             settings,
             lambda msg: ctx.report(0.5, msg),
+            frozen=construction(spec.name),
         )
         evidence: dict[str, Any] = {
             "seed": instance.seed,

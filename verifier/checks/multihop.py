@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from verifier.checks.base import CheckContext, Measurement
-from verifier.constructions.chain import ChainLayout, build_chain, positional_pattern
+from verifier.constructions.chain import ChainLayout, positional_pattern
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.cot import build_cot
+from verifier.constructions.registry import construction
 from verifier.errors import LimitExceeded, SpecError
 from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits, require
@@ -134,7 +134,7 @@ def verify(
         cot: Ck with greedy decoding, else Gk with one forward pass.
         progress: optional ``(done, total)`` callback.
     """
-    model, layout = (build_cot if cot else build_chain)(facts, codes)
+    model, layout = construction("cot" if cot else "chain").build(facts, codes)
     k = facts.hops
     n_ctx = model.cfg.n_ctx
     with torch.no_grad():

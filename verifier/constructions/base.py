@@ -53,6 +53,7 @@ class Construction(Generic[FactsT, LayoutT]):
     Attributes:
         name: its name in the registry of constructions.
         label: how messages name it ("G1", "the compact construction").
+        model: how limit messages name its model ("the G1 model", "the compact model").
         theorem: the registry theorem whose size quantities it realises.
         size: ``SizeParams -> Sizes``, exact, from :mod:`verifier.theory.sizes`.
         build: ``(facts, codes) -> (model, layout)``, the float64 weights.
@@ -60,6 +61,7 @@ class Construction(Generic[FactsT, LayoutT]):
 
     name: str
     label: str
+    model: str
     theorem: str
     size: Callable[[SizeParams], Sizes]
     build: Callable[[FactsT, np.ndarray], tuple[OneLayerTransformer, LayoutT]]

@@ -220,4 +220,11 @@ def build_chain(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransform
     return model, layout
 
 
-CHAIN = Construction(name="chain", label="Gk", theorem="Gk", size=chain_sizes, build=build_chain)
+CHAIN = Construction(
+    name="chain",
+    label="Gk",
+    model="the Gk model",
+    theorem="Gk",
+    size=chain_sizes,
+    build=build_chain,
+)

@@ -57,6 +57,7 @@ def build_compact(
 COMPACT = Construction(
     name="compact",
     label="the compact construction",
+    model="the compact model",
     theorem="COMPACT",
     size=COMPACT_SHAPES.sizes,
     build=build_compact,

@@ -91,7 +91,14 @@ def build_cot(facts: ChainFacts, codes: np.ndarray) -> tuple[OneLayerTransformer
     return model, layout
 
 
-COT = Construction(name="cot", label="Ck", theorem="Ck", size=CK_SHAPES.sizes, build=build_cot)
+COT = Construction(
+    name="cot",
+    label="Ck",
+    model="the Ck model",
+    theorem="Ck",
+    size=CK_SHAPES.sizes,
+    build=build_cot,
+)
 
 
 @dataclass(frozen=True)

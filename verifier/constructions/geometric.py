@@ -170,5 +170,10 @@ def build_geometric(
 
 
 GEOMETRIC = Construction(
-    name="geometric", label="G1", theorem="G1", size=G1_SHAPES.sizes, build=build_geometric
+    name="geometric",
+    label="G1",
+    model="the G1 model",
+    theorem="G1",
+    size=G1_SHAPES.sizes,
+    build=build_geometric,
 )

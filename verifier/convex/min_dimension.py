@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from verifier.bisection import find_minimum
+from verifier.constructions.base import Construction
 from verifier.constructions.codebooks import CodebookKind, codebook
-from verifier.constructions.geometric import build_geometric
+from verifier.constructions.geometric import GEOMETRIC
 from verifier.convex.associative import AssociativeResult, associative_width, width_guess
 from verifier.convex.codebook_margin import (
     CodebookMarginResult,
@@ -258,6 +259,7 @@ def min_reembed_dim(
     max_rounds: int = 4,
     settings: SolverSettings | None = None,
     progress: ProgressFn | None = None,
+    frozen: Construction[BijectionFacts, Any] = GEOMETRIC,
 ) -> ReembedDimSearch:
     """Smallest m at which P2 stores ``new_facts`` in G1 (built for ``facts`` at width m).
 
@@ -271,6 +273,8 @@ def min_reembed_dim(
         max_rounds: P2 linearisations per subject.
         settings: solver order and time limit.
         progress: called before each width.
+        frozen: the construction whose subject rows P2 re-solves (G1: its selector is what P2's
+            rows are derived from).
 
     Raises:
         SolverError: a solve did not end ``optimal``.
@@ -283,7 +287,7 @@ def min_reembed_dim(
             if progress is not None:
                 progress(f"code_dim {m}")
             codes = codebook(kind, facts.n_attributes, m, seed)
-            model, layout = build_geometric(facts, codes)
+            model, layout = frozen.build(facts, codes)
             cert = p2_impossible(codes, settings)
             if cert is not None:
                 tried[m] = ReembedAt(m, layout.d_model, "impossible", certificate=cert)
