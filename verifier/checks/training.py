@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
-from verifier.checks.construction import bijection_facts, fact_counterexample
+from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
 from verifier.checks.multihop import multi_hop_facts
 from verifier.convex.reachability import reachability
 from verifier.engine.replicates import aggregate, judge_all
@@ -79,15 +79,6 @@ from verifier.train import (
 log = logging.getLogger(__name__)
 BATCH = 4096
 TRAIN_SHARE = 0.85  # progress fraction spent training; the rest is evaluation and measures
-
-MEASURE_FUNCTIONS = {
-    "superposition_r2": mech.superposition_r2,
-    "probe_accuracy": mech.probe_accuracy,
-    "functional_superposition": mech.functional_superposition,
-    "selector_linearity": mech.selector_linearity,
-    "gated_fraction": mech.gated_fraction,
-    "intervention_success": mech.intervention_success,
-}
 
 
 Inst = TypeVar("Inst", BijectionInstance, MultiHopInstance)
@@ -282,7 +273,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         if isinstance(instance, MultiHopInstance):
             return _preflight_multi_hop(instance, claim, limits)
         n, r = instance.entities, instance.relations
-        n_out = n * (r if instance.attributes == "disjoint" else 1)
+        n_out = attribute_count(instance)
         cfg = train_config(instance, claim)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
@@ -407,7 +398,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         evidence = _evidence(instance.seed, result.seed, key, result)
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
-        functions = MEASURE_FUNCTIONS if ctx.claim.mechanism else {}
+        functions = mech.MEASURES if ctx.claim.mechanism else {}
         for i, (name, fn) in enumerate(functions.items()):
             at((i + 1) / (len(functions) + 1), name)
             measured = fn(model64, facts)

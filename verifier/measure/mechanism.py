@@ -474,6 +474,20 @@ def intervention_success(model: OneLayerTransformer, facts: BijectionFacts) -> M
     )
 
 
+MeasureFn = Callable[[OneLayerTransformer, BijectionFacts], MeasureResult]
+# The mechanism measures by name, in report order: a training claim with ``mechanism: true``
+# runs each on the trained model. verifier.spec's MECHANISM_MEASURES names the same set without
+# importing torch (tests/verifier/test_spec_modules.py ties the two).
+MEASURES: dict[str, MeasureFn] = {
+    "superposition_r2": superposition_r2,
+    "probe_accuracy": probe_accuracy,
+    "functional_superposition": functional_superposition,
+    "selector_linearity": selector_linearity,
+    "gated_fraction": gated_fraction,
+    "intervention_success": intervention_success,
+}
+
+
 def new_bijections(facts: BijectionFacts, transfer_seed: int) -> BijectionFacts:
     """Fresh bijections ``pi'_r`` from ``Stream.TRANSFER`` (instance seed, transfer seed)."""
     perms = np.stack(
