@@ -56,7 +56,7 @@ def test_every_construction_is_registered_by_its_name() -> None:
     for name, c in CONSTRUCTIONS.items():
         assert c.name == name
         get_theorem(c.theorem)  # its sizes are a registry theorem's
-    with pytest.raises(SpecError, match="unknown construction 'nope'; expected one of"):
+    with pytest.raises(SpecError, match="construction 'nope': expected one of"):
         construction("nope")
 
 
@@ -148,3 +148,26 @@ def test_evaluator_bounds_a_symbolic_power_before_building_it() -> None:
         "d_mlp",
         "n_out",
     }
+
+
+def test_a_construction_name_the_registry_lacks_is_refused_before_any_work() -> None:
+    from verifier.engine.runner import SpecRunner
+    from verifier.errors import SpecError
+    from verifier.spec import load_spec_text
+
+    def refusal(name: str) -> SpecError:
+        spec = load_spec_text(
+            "name: s\ninstance: {kind: bijection, entities: 8, relations: 2}\nclaims:\n"
+            f"  - id: c\n    check: construction\n    construction: {{name: {name}}}\n"
+            "    expect: {accuracy: 1.0}\n",
+            "s.spec.yaml",
+        )
+        with pytest.raises(SpecError) as err:
+            SpecRunner(spec).preflight()
+        return err.value
+
+    for name in ("hologram", "chain"):  # unknown; a multi-hop construction
+        err = refusal(name)
+        assert err.key is not None and err.key.endswith("c.construction.name")
+        assert "expected one of geometric, compact for a bijection instance" in str(err)
+        assert f"got {name!r}" in str(err)

@@ -39,7 +39,6 @@ OLD_NAMES = [
     "Claim",
     "ClaimBase",
     "CodebookConstruction",
-    "CompactConstruction",
     "Construction",
     "ConstructionClaim",
     "DepthBudget",

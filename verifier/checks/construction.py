@@ -91,6 +91,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         if isinstance(instance, MultiHopInstance):
             return multihop.preflight_construction(instance, claim, limits)
         spec = claim.construction
+        construction(spec.name, "bijection", key=f"{claim.id}.construction.name")
         n, r, n_attr = instance.entities, instance.relations, attribute_count(instance)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -54,6 +54,8 @@ class Construction(Generic[FactsT, LayoutT]):
         name: its name in the registry of constructions.
         label: how messages name it ("G1", "the compact construction").
         model: how limit messages name its model ("the G1 model", "the compact model").
+        facts: the instance kind whose facts it stores: a ``construction:`` claim on a bijection
+            instance names a ``bijection`` construction; multi-hop instances build Gk or Ck.
         theorem: the registry theorem whose size quantities it realises.
         size: ``SizeParams -> Sizes``, exact, from :mod:`verifier.theory.sizes`.
         build: ``(facts, codes) -> (model, layout)``, the float64 weights.
@@ -62,6 +64,7 @@ class Construction(Generic[FactsT, LayoutT]):
     name: str
     label: str
     model: str
+    facts: Literal["bijection", "multi_hop"]
     theorem: str
     size: Callable[[SizeParams], Sizes]
     build: Callable[[FactsT, np.ndarray], tuple[OneLayerTransformer, LayoutT]]

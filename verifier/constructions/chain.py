@@ -224,6 +224,7 @@ CHAIN = Construction(
     name="chain",
     label="Gk",
     model="the Gk model",
+    facts="multi_hop",
     theorem="Gk",
     size=chain_sizes,
     build=build_chain,

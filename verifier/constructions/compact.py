@@ -58,6 +58,7 @@ COMPACT = Construction(
     name="compact",
     label="the compact construction",
     model="the compact model",
+    facts="bijection",
     theorem="COMPACT",
     size=COMPACT_SHAPES.sizes,
     build=build_compact,

@@ -95,6 +95,7 @@ COT = Construction(
     name="cot",
     label="Ck",
     model="the Ck model",
+    facts="multi_hop",
     theorem="Ck",
     size=CK_SHAPES.sizes,
     build=build_cot,

@@ -173,6 +173,7 @@ GEOMETRIC = Construction(
     name="geometric",
     label="G1",
     model="the G1 model",
+    facts="bijection",
     theorem="G1",
     size=G1_SHAPES.sizes,
     build=build_geometric,

@@ -17,14 +17,20 @@ CONSTRUCTIONS: dict[str, Construction[Any, Any]] = {
 }
 
 
-def construction(name: str) -> Construction[Any, Any]:
-    """The construction called ``name``.
+def construction(
+    name: str, facts: str | None = None, key: str | None = None
+) -> Construction[Any, Any]:
+    """The construction called ``name`` (``facts``: one that stores that instance kind's facts).
 
     Raises:
-        SpecError: unknown name, listing the known ones.
+        SpecError: unknown name (or one of another instance kind), listing the known ones,
+            under ``key`` when given.
     """
-    if name not in CONSTRUCTIONS:
+    known = [c.name for c in CONSTRUCTIONS.values() if facts is None or c.facts == facts]
+    if name not in known:
+        kind = "" if facts is None else f" for a {facts} instance"
         raise SpecError(
-            f"unknown construction {name!r}; expected one of {', '.join(CONSTRUCTIONS)}"
+            f"construction {name!r}: expected one of {', '.join(known)}{kind}, got {name!r}",
+            key=key,
         )
     return CONSTRUCTIONS[name]

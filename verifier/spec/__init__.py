@@ -19,7 +19,6 @@ from verifier.spec.claims.budget import BudgetClaim, DepthBudget
 from verifier.spec.claims.construction import (
     MULTIHOP_MEASURES,
     CodebookConstruction,
-    CompactConstruction,
     Construction,
     ConstructionClaim,
     GeometricConstruction,
@@ -63,7 +62,6 @@ __all__ = [
     "Claim",
     "ClaimBase",
     "CodebookConstruction",
-    "CompactConstruction",
     "Construction",
     "ConstructionClaim",
     "DepthBudget",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -46,13 +46,16 @@ class GeometricConstruction(CodebookConstruction):
     name: Literal["geometric"]
 
 
-class CompactConstruction(CodebookConstruction):
-    """G1 without the answer slot (docs/theory.md 3b): the MLP cancels the relations not asked."""
+class Construction(CodebookConstruction):
+    """A construction of the registry (verifier/constructions/registry.py) by name: geometric
+    (G1) or compact (G1 without the answer slot, docs/theory.md 3b) on a bijection instance;
+    geometric on a multi-hop one (Gk, or Ck with cot). An unknown name is refused before any
+    work, with the names the registry holds."""
 
-    name: Literal["compact"]
-
-
-Construction = Annotated[GeometricConstruction | CompactConstruction, Field(discriminator="name")]
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the construction: geometric or compact (bijection), geometric (multi_hop)",
+    )
 
 
 class ConstructionClaim(ClaimBase):
