@@ -130,6 +130,11 @@ class CheckKind(ABC, Generic[InstanceT, ClaimT]):
     def run(self, ctx: CheckContext[InstanceT, ClaimT]) -> Measurement:
         """Measure."""
 
+    def explain(self, instance: InstanceT, claim: ClaimT) -> dict[str, Any] | None:
+        """Why a search's ``until`` cannot hold at this point, for the report (None: no
+        diagnosis, the default)."""
+        return None
+
     def admit(self, instance: object, claim: object) -> None:
         """Check that a point's instance and claim are of this kind's declared types: what lets
         the runner hand them, untyped from the registry, to :meth:`preflight` and :meth:`run`.

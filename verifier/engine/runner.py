@@ -523,12 +523,11 @@ class SpecRunner:
                 measurement = kind.run(ctx)
             else:  # doubling then bisection over one field (verifier/engine/search.py)
 
-                def evaluate(inst: Any, cl: Any) -> Measurement:
+                def measure_at(inst: Any, cl: Any) -> Measurement:
                     kind.preflight(inst, cl, self.limits)
                     return kind.run(replace(ctx, instance=inst, claim=cl))
 
-                explain = getattr(kind, "explain", None)
-                measurement = run_minimize(point.instance, claim, evaluate, explain)
+                measurement = run_minimize(point.instance, claim, measure_at, kind.explain)
         except Cancelled:
             raise
         except (SpecError, LimitExceeded, SolverError, VerifierError) as exc:
