@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -215,17 +215,7 @@ def _evaluate_point(
     )
     holds = last.status != "undecided" and verdict == "passed"
     outcome: Outcome = "holds" if holds else ("diverged" if "diverged" in status else "fails")
-    measurement = Measurement(
-        method=last.method,
-        values=values,
-        evidence=last.evidence,
-        symbols=last.symbols,
-        artifacts=last.artifacts,
-        status=last.status,
-        message=last.message,
-        replicates=chosen if replicated else None,
-        require=last.require,
-    )
+    measurement = replace(last, values=values, replicates=chosen if replicated else None)
     judged = [
         {
             "measure": o.measure,
