@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 
 import verifier.train as train_module
 
@@ -21,3 +23,13 @@ def trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(train_module, "train_replicates", counting)
     return calls
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models on one torch thread: avoids oversubscription on a shared machine (a module
+    asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,11 +7,9 @@ the names its claim model says it produces there (``claim.measures(instance)``),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import get_args
 
 import pytest
-import torch
 
 from verifier.checks.base import BUILTIN_KINDS, REGISTRY, declared_types
 from verifier.engine.runner import SpecRunner
@@ -86,13 +84,7 @@ CASES: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models: one thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
 
 
 def test_every_kind_is_covered_on_every_instance_kind_it_declares() -> None:

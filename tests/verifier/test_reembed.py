@@ -3,8 +3,6 @@ independent dense solve, solver failures, and the minimal-width search with its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -221,15 +219,6 @@ claims:
     method: lp
     expect: {accuracy: ">= 0"}
 """
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny training: one thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.usefixtures("one_thread")

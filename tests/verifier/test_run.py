@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import verifier.checks.training as training
+from tests.verifier.test_reembed import LP_TRANSFER
 from verifier.checks.base import REGISTRY, CheckContext, Measurement
 from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import Cancelled, LimitExceeded, SpecError, VerifierError
@@ -43,21 +44,6 @@ WIDE = """\
     check: construction
     construction: {name: geometric, code_dim: 64}
     expect: {accuracy: 1.0}
-"""
-LP_TRANSFER = """\
-name: lp
-instance: {kind: bijection, entities: 64, relations: 2, seed: 5}
-claims:
-  - id: gd
-    check: training
-    model: {d_model: 12, d_mlp: 48, heads: 1}
-    optim: {lr: 2e-2, steps: 400}
-    expect: {accuracy: 1.0}
-  - id: moved
-    check: transfer
-    from: gd
-    method: lp
-    expect: {accuracy: ">= 0"}
 """
 
 

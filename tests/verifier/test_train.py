@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,7 @@ TRAIN_ONLY = TINY.split("  - id: moved")[0]
 FACTS = BijectionFacts(64, 2, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models: one thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
 
 
 CFG = TrainConfig(d_model=12, d_mlp=48, lr=2e-2, steps=400)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import SpecError
 from verifier.limits import Limits
 from verifier.spec import load_spec_text
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
 
 
 HEAD = "name: t\ninstance: {kind: bijection, entities: 48, relations: 2, seed: 0}\nclaims:\n"

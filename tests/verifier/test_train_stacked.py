@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -30,13 +29,7 @@ from verifier.train import (
 from verifier.train.loop import _loss_and_correct
 from verifier.train.relearn import relearn
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
 
 
 FACTS = [BijectionFacts(48, 2, seed=s) for s in (0, 1, 2)]
