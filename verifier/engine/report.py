@@ -35,6 +35,34 @@ class ExpectationResult(BaseModel):
     replicates: list[Any] | None = None  # each replicate's value (seeds: on a training claim)
 
 
+class ReplicateHistory(BaseModel):
+    """One training replicate's curve: ``(step, loss, accuracy)`` at a bounded resolution."""
+
+    seed: int
+    step: list[int] = Field(default_factory=list)
+    loss: list[float] = Field(default_factory=list)  # mean cross-entropy over every example
+    accuracy: list[float] = Field(default_factory=list)  # share of examples recalled exactly
+
+
+class Provenance(BaseModel):
+    """What decided the numbers: versions, the machine and the training settings."""
+
+    verifier: str
+    python: str
+    torch: str | None = None
+    numpy: str | None = None
+    scipy: str | None = None
+    cvxpy: str | None = None
+    sympy: str | None = None
+    device: str = "cpu"  # VERIFIER_DEVICE resolved: cpu or cuda (with the card's name)
+    cpu: str = ""  # the CPU model
+    train_threads: int = 1  # VERIFIER_TRAIN_THREADS
+    train_order: int = 0  # VERIFIER_TRAIN_ORDER
+    git_commit: str | None = None  # of the specs' working tree, where there is one
+    git_dirty: bool | None = None
+    host: str | None = None  # only when the user opts in
+
+
 class ClaimResult(BaseModel):
     """The verdict on one claim (or one sweep point of it)."""
 
@@ -54,6 +82,9 @@ class ClaimResult(BaseModel):
     duration_s: float = 0.0
     reused: bool = Field(False, description="taken from the verdict cache, not verified now")
     verified_at: str | None = Field(None, description="when a reused result was verified (UTC)")
+    history: list[ReplicateHistory] = Field(
+        default_factory=list, description="training curves, one per replicate (training claims)"
+    )
 
     @property
     def ok(self) -> bool:
@@ -86,6 +117,7 @@ class Report(BaseModel):
     verifier_version: str
     results: list[ClaimResult]
     duration_s: float = 0.0
+    provenance: Provenance | None = None
 
     @property
     def passed(self) -> bool:
