@@ -79,3 +79,56 @@ def test_medians() -> None:
     assert median_value([1.0, None]) is None
     assert median_value(["feasible", "feasible"]) == "feasible"
     assert median_value(["feasible", "infeasible"]) is None
+
+
+# Every combination of one expectation that fails, holds or is unmeasured beside another: any
+# failure fails the claim; undecided only where nothing failed and something is unmeasured.
+_COMBOS = [
+    ("fail", "fail", "failed"),
+    ("fail", "hold", "failed"),
+    ("fail", "none", "failed"),
+    ("hold", "fail", "failed"),
+    ("hold", "hold", "passed"),
+    ("hold", "none", "undecided"),
+    ("none", "fail", "failed"),
+    ("none", "hold", "undecided"),
+    ("none", "none", "undecided"),
+]
+_VALUE = {"fail": 0.1, "hold": 0.9, "none": None}
+
+
+@pytest.mark.parametrize(("x", "y", "status"), _COMBOS)
+def test_status_of_each_combination_unreplicated(x: str, y: str, status: str) -> None:
+    exps = [parse_expectation("x", ">= 0.5"), parse_expectation("y", ">= 0.5")]
+    assert judge_all(exps, {"x": _VALUE[x], "y": _VALUE[y]}, SYMBOLS)[1] == status
+
+
+@pytest.mark.parametrize("require", ["all", "majority", "median"])
+@pytest.mark.parametrize(("x", "y", "status"), _COMBOS)
+def test_status_of_each_combination_replicated(x: str, y: str, status: str, require: str) -> None:
+    """The same combination on each of three replicates, under each rule."""
+    reps = [{"x": _VALUE[x], "y": _VALUE[y]} for _ in range(3)]
+    assert _judge({"x": ">= 0.5", "y": ">= 0.5"}, reps, require)[0] == status
+
+
+@pytest.mark.parametrize("require", ["all", "majority", "median"])
+def test_failed_accuracy_with_unreached_steps_to_perfect_is_failed(require: str) -> None:
+    """Recall never exact: accuracy fails, steps_to_perfect is never measured; the claim fails."""
+    reps: list[dict[str, Any]] = [
+        {"accuracy": 381 / 384, "steps_to_perfect": None},
+        {"accuracy": 383 / 384, "steps_to_perfect": None},
+    ]
+    status, outcomes = _judge({"accuracy": 1.0, "steps_to_perfect": "<= 5000"}, reps, require)
+    assert status == "failed"
+    assert [o.ok for o in outcomes] == [False, None]
+
+
+def test_majority_mixed_replicates() -> None:
+    """Replicates judged whole under majority (2 of 3 needed): failed, unmeasured, passed is
+    undecided (the unmeasured one decides); two failed replicates fail the claim."""
+    reps: list[dict[str, Any]] = [{"x": 0.1}, {"x": None}, {"x": 0.9}]
+    assert _judge({"x": ">= 0.5"}, reps, "majority")[0] == "undecided"
+    reps = [{"x": 0.1}, {"x": 0.1}, {"x": None}]
+    assert _judge({"x": ">= 0.5"}, reps, "majority")[0] == "failed"
+    reps = [{"x": 0.9, "y": None}, {"x": 0.1, "y": 0.9}, {"x": 0.1, "y": 0.9}]
+    assert _judge({"x": ">= 0.5", "y": ">= 0.5"}, reps, "majority")[0] == "failed"

@@ -46,6 +46,7 @@ import highspy
 import numpy as np
 import torch
 
+from verifier.convex.highs_banner import silence_banner
 from verifier.convex.solver import (
     SOLVER_EXCEPTIONS,
     NotOptimal,
@@ -323,6 +324,7 @@ class _WorkingSet:
         """The warm-started HiGHS model on the working set: ``(x, y)``, or HiGHS's status
         when it is not optimal."""
         if self._highs is None:
+            silence_banner()
             self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
             self._highs.setOptionValue("output_flag", False)
             self._highs.addVars(self.n, self.lo, self.hi)

@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 
 import cvxpy as cp
 
+from verifier.convex.highs_banner import silence_banner
 from verifier.errors import SolverError, SolverFailure
 
 SolverName = Literal["highs", "clarabel"]
@@ -99,6 +100,8 @@ def solve_cvxpy(problem: cp.Problem, name: str, time_limit_s: float) -> None:
     Raises:
         NotOptimal: any other status, with the time limit named.
     """
+    if name == "highs":
+        silence_banner()
     problem.solve(solver=SOLVERS[name], time_limit=time_limit_s)  # type: ignore[no-untyped-call]
     if problem.status != cp.OPTIMAL:
         detail = " (time limit reached)" if problem.status == cp.USER_LIMIT else ""

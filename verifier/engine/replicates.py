@@ -9,8 +9,11 @@ says how the replicates meet ``expect``:
   judged as a whole, so two expectations cannot pass on different replicates);
 - ``median``: each expectation holds on the median over replicates.
 
-An expectation that cannot be decided on a replicate (a measure left unmeasured) leaves the
-claim ``undecided`` unless the rule is decided either way without it. The measurement's values
+A claim with any failed expectation is ``failed``, whatever else is unmeasured; it is
+``undecided`` only where nothing failed and something could not be decided (a measure left
+unmeasured, such as ``steps_to_perfect`` when recall never became exact). An expectation that
+cannot be decided on some replicates fails when too few of the others hold for the rule to be met
+even if every undecided one held. The measurement's values
 are the medians over replicates (where every replicate measured a number); the report shows
 every replicate's value beside them.
 """
@@ -50,9 +53,10 @@ def aggregate(replicates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _status(oks: Sequence[bool | None]) -> Status:
-    if any(ok is None for ok in oks):
-        return "undecided"
-    return "passed" if all(oks) else "failed"
+    """``failed`` if any is False, else ``undecided`` if any is None, else ``passed``."""
+    if any(ok is False for ok in oks):
+        return "failed"
+    return "undecided" if any(ok is None for ok in oks) else "passed"
 
 
 def judge_all(
