@@ -51,6 +51,8 @@ class Measurement:
         replicates: per-replicate values of a replicated claim (``seeds:``), in seed order;
             ``values`` then holds their medians (:mod:`verifier.engine.replicates`).
         require: how the replicates meet ``expect`` (``all``, ``majority``, ``median``).
+        history: training curves, one per replicate: ``{"seed", "step", "loss", "accuracy"}``
+            with equal-length lists (at most 200 rows each), as the trainer recorded them.
     """
 
     method: Method
@@ -62,6 +64,7 @@ class Measurement:
     message: str = ""
     replicates: list[dict[str, Any]] | None = None
     require: Literal["all", "majority", "median"] = "all"
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

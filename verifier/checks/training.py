@@ -346,8 +346,9 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             "config": cfg,
             "seeds": seeds,
         }
+        history = [_curve(seed, result) for seed, result in zip(seeds, results, strict=True)]
         if claim.seeds is None:
-            return replace(measured[0], artifacts=artifacts)
+            return replace(measured[0], artifacts=artifacts, history=history)
         values = aggregate([m.values for m in measured])
         return Measurement(
             method="empirical",
@@ -367,6 +368,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             + "; ".join(m.message for m in measured),
             replicates=[m.values for m in measured],
             require=claim.require,
+            history=history,
         )
 
     def _measure(
@@ -513,6 +515,16 @@ def _train(
     if results[0].from_cache:
         log.info("training claim %s: checkpoint %s reused", claim.id, key[:12])
     return results, key
+
+
+def _curve(seed: int, result: TrainResult) -> dict[str, Any]:
+    """One replicate's ``(step, loss, accuracy)`` history as columns (float32 training accuracy)."""
+    return {
+        "seed": seed,
+        "step": [int(row[0]) for row in result.history],
+        "loss": [float(row[1]) for row in result.history],
+        "accuracy": [float(row[2]) for row in result.history],
+    }
 
 
 def _trainable(result: TrainResult) -> int:

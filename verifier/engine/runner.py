@@ -29,7 +29,7 @@ from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.checks.base import AnyKind, Method
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
-from verifier.engine.report import ClaimResult, ExpectationResult, Report
+from verifier.engine.report import ClaimResult, ExpectationResult, ReplicateHistory, Report
 from verifier.engine.search import run_minimize, substitute
 from verifier.engine.substitution import FieldNotFound, set_field
 from verifier.engine.verdicts import StoredVerdict, VerdictStore, point_key
@@ -565,6 +565,7 @@ class SpecRunner:
             expectations=expectations,
             evidence=measurement.evidence,
             message=measurement.message,
+            history=[ReplicateHistory.model_validate(h) for h in measurement.history],
         )
 
     def _finish(self, base: dict[str, Any], start: float, **fields: Any) -> ClaimResult:
