@@ -21,12 +21,13 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from verifier import __version__
+from verifier.console import LEGEND, render_reports, render_table, spec_line
 from verifier.engine.baseline import compare, counts, load_reports, markdown
 from verifier.engine.executors import ExecutorName
-from verifier.engine.report import ClaimResult, Report, fmt, key_measures
+from verifier.engine.provenance import HOST_VAR
+from verifier.engine.report import Report
 from verifier.engine.session import (
     DEFAULT_CACHE_DIR,
     RunOptions,
@@ -57,12 +58,14 @@ APP_HELP = (
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
-# emoji=False: rich would print "spec.yaml:100: ..." as "spec.yaml💯 ..."
-console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+# emoji=False: rich would print "spec.yaml:100: ..." as "spec.yaml💯 ..."; piped output is 160
+# columns wide (the table) unless COLUMNS says otherwise
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
+console = Console(width=_WIDTH, emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_NOTHING = 0, 1, 2, 5
-__all__ = ["DEFAULT_CACHE_DIR", "app", "cache_dir_of", "main"]
+__all__ = ["DEFAULT_CACHE_DIR", "app", "cache_dir_of", "main", "render_table"]
 
 CacheDirOption = Annotated[
     Path | None,
@@ -76,6 +79,13 @@ NoCacheOption = Annotated[
     bool,
     typer.Option(
         "--no-cache", help="no cache folder: retrain every model, verify every claim, store nothing"
+    ),
+]
+ProvenanceHostOption = Annotated[
+    bool,
+    typer.Option(
+        "--provenance-host",
+        help=f"record this machine's host name in the reports' provenance (as {HOST_VAR}=1)",
     ),
 ]
 NoReuseOption = Annotated[
@@ -104,45 +114,23 @@ def _options(
     """Options before the command."""
 
 
-_STATUS_STYLE = {
-    "passed": "green",
-    "xfailed": "green",
-    "failed": "red",
-    "xpassed": "red",
-    "error": "red bold",
-    "undecided": "yellow",
-}
+def _spec_done(report: Report) -> None:
+    """A line per finished spec when stdout is not a terminal (a CI log, ``| cat``), so that a
+    run of several minutes shows its progress there; a terminal has the progress bars."""
+    if not sys.stdout.isatty():
+        console.print(spec_line(report), highlight=False)
+        console.file.flush()
 
 
-def _time(result: ClaimResult) -> str:
-    """The time column: seconds, or when a reused verdict was verified."""
-    if result.reused:
-        return f"reused {(result.verified_at or '')[:10]}"
-    return f"{result.duration_s:.2f}s"
-
-
-def render_table(reports: list[Report]) -> Table:
-    """The verdict table: spec, claim, check, method, status, key measures, time."""
-    table = Table(show_lines=False, header_style="bold")
-    for column in ("spec", "claim", "check", "method", "status", "measures", "time"):
-        table.add_column(column, overflow="fold", no_wrap=column not in ("measures", "claim"))
-    for report in reports:
-        for r in report.results:
-            style = _STATUS_STYLE.get(r.status, "")
-            table.add_row(
-                report.spec,
-                r.key,
-                r.check,
-                r.method or "-",
-                f"[{style}]{r.status}[/]",
-                key_measures(r) if r.measured else r.message[:80],
-                _time(r),
-            )
-    return table
+def _print_reports(reports: list[Report]) -> None:
+    """The verdicts (a table, or one block per claim below 120 columns) and the legend."""
+    console.print(render_reports(reports, console.width))
+    console.print(LEGEND, highlight=False, markup=False)
 
 
 def junit_xml(reports: list[Report]) -> str:
-    """JUnit XML: one testsuite per spec, one testcase per claim result."""
+    """JUnit XML: one testsuite per spec, its provenance as ``<properties>``, one testcase per
+    claim result."""
     suites = ET.Element("testsuites")
     for report in reports:
         suite = ET.SubElement(
@@ -156,6 +144,10 @@ def junit_xml(reports: list[Report]) -> str:
             errors=str(sum(r.status == "error" for r in report.results)),
             time=f"{report.duration_s:.3f}",
         )
+        if report.provenance is not None:
+            properties = ET.SubElement(suite, "properties")
+            for name, value in report.provenance.rows():
+                ET.SubElement(properties, "property", name=f"verifier.{name}", value=value)
         for r in report.results:
             case = ET.SubElement(
                 suite, "testcase", classname=report.spec, name=r.key, time=f"{r.duration_s:.3f}"
@@ -218,8 +210,11 @@ def check(
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
     no_reuse: NoReuseOption = False,
+    provenance_host: ProvenanceHostOption = False,
 ) -> None:
     """Verify every claim of every spec."""
+    if provenance_host:
+        os.environ[HOST_VAR] = "1"  # worker processes inherit it
     limits = Limits()
     options = RunOptions(
         select=select,
@@ -234,15 +229,15 @@ def check(
     try:
         old = load_reports(baseline) if baseline is not None else None
         specs = load_specs(paths, limits, include_full)
-        reports = run_checks(specs, limits, options, err_console)
+        reports = run_checks(specs, limits, options, err_console, _spec_done)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
-    console.print(render_table(reports))
+    _print_reports(reports)
     results = [r for report in reports for r in report.results]
     for r in results:
         if not r.ok:
             console.print(r.failure_text(), highlight=False, soft_wrap=True, markup=False)
-    console.print(counts(reports), highlight=False)
+    console.print(counts(reports), highlight=False, markup=False)
     if not results:  # a run that verifies nothing is not a pass (exit 5, as pytest's)
         why = "-k selected no claim" if specs else f"no *{SPEC_SUFFIX} file was found"
         err_console.print(f"[red]error:[/] nothing was verified: {why}", highlight=False)
@@ -253,6 +248,7 @@ def check(
             f"{len(comparison.newly_passing)} newly passing, {len(comparison.moved)} moved, "
             f"{len(comparison.added)} added, {len(comparison.removed)} removed",
             highlight=False,
+            markup=False,
         )
     if json_out is not None:
         json_out.write_text(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
@@ -277,8 +273,11 @@ def run(
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
     no_reuse: NoReuseOption = False,
+    provenance_host: ProvenanceHostOption = False,
 ) -> None:
     """Verify one spec and print its report."""
+    if provenance_host:
+        os.environ[HOST_VAR] = "1"
     limits = Limits()
     options = RunOptions(
         cache_dir=cache_dir_of(cache_dir, no_cache),
@@ -293,16 +292,10 @@ def run(
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
-        console.print(render_table([report]))
+        _print_reports([report])
         for r in report.results:
-            for e in r.expectations:
-                console.print(
-                    f"  {r.key}: {e.measure} = {fmt(e.measured)}, expected {e.expected}"
-                    + (f" (bound {e.bound:.6g})" if e.bound is not None else "")
-                    + ("" if e.ok else "  x"),
-                    highlight=False,
-                    markup=False,
-                )
+            if not r.ok:
+                console.print(r.failure_text(), highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FAILED)
 
 

@@ -61,6 +61,18 @@ class Provenance(BaseModel):
     git_commit: str | None = None  # of the specs' working tree, where there is one
     git_dirty: bool | None = None
     host: str | None = None  # only when the user opts in
+    platform: str = ""  # the operating system and C library, as platform.platform() says
+    environment: dict[str, str] = Field(default_factory=dict)  # the VERIFIER_* settings given
+
+    def rows(self) -> list[tuple[str, str]]:
+        """``(name, value)`` per field as text, in field order (JUnit properties, tables)."""
+        out = []
+        for name, value in self.model_dump().items():
+            if isinstance(value, dict):
+                out += [(f"{name}.{k}", str(v)) for k, v in value.items()]
+            elif value is not None:
+                out.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+        return out
 
 
 class ClaimResult(BaseModel):

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.checks.base import AnyKind, Method
+from verifier.engine import provenance
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, ReplicateHistory, Report
@@ -360,6 +361,7 @@ class SpecRunner:
             verifier_version=__version__,
             results=results,
             duration_s=time.perf_counter() - start,
+            provenance=provenance.collect(self.spec.source.file),
         )
 
     def _dependency_points(

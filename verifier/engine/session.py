@@ -9,7 +9,7 @@ spec; otherwise the points run as tasks (:mod:`verifier.engine.executors`) with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +70,16 @@ def load_specs(paths: Iterable[str | Path], limits: Limits, include_full: bool) 
 
 
 def run_checks(
-    specs: list[Spec], limits: Limits, options: RunOptions, console: Console | None = None
+    specs: list[Spec],
+    limits: Limits,
+    options: RunOptions,
+    console: Console | None = None,
+    on_report: Callable[[Report], None] | None = None,
 ) -> list[Report]:
     """Preflight every spec, then verify the selected claims; one report per spec with results.
+
+    ``on_report`` is called with each spec's report as it finishes (in process), or with each
+    one at the end (on an executor, whose specs finish together).
 
     Raises:
         SpecError, LimitExceeded: from preflight, before any claim runs.
@@ -82,8 +89,12 @@ def run_checks(
         raise VerifierError(f"--executor: expected local or ray, got {options.executor!r}")
     console = console or Console(stderr=True)
     if options.executor == "local" and options.jobs == 1:
-        return _in_process(specs, limits, options, console)
-    return _on_executor(specs, limits, options, console)
+        return _in_process(specs, limits, options, console, on_report)
+    reports = _on_executor(specs, limits, options, console)
+    for report in reports:
+        if on_report is not None:
+            on_report(report)
+    return reports
 
 
 def _bars(console: Console, count: str, show: bool) -> Progress:
@@ -99,7 +110,11 @@ def _bars(console: Console, count: str, show: bool) -> Progress:
 
 
 def _in_process(
-    specs: list[Spec], limits: Limits, options: RunOptions, console: Console
+    specs: list[Spec],
+    limits: Limits,
+    options: RunOptions,
+    console: Console,
+    on_report: Callable[[Report], None] | None,
 ) -> list[Report]:
     predicate = compile_selector(options.select) if options.select else None
     store = options.verdict_store()
@@ -121,6 +136,8 @@ def _in_process(
             progress.remove_task(task)
             if report.results:
                 reports.append(report)
+                if on_report is not None:
+                    on_report(report)
     return reports
 
 
