@@ -74,10 +74,26 @@ def test_theory_citations_name_sections_that_exist() -> None:
 
 def test_readme_links_the_docs_and_every_relative_link_resolves() -> None:
     readme = (ROOT / "README.md").read_text()
-    for page in ("docs/theory.md", "docs/spec-language.md", "docs/ci.md", "docs/python.md"):
+    pages = ("docs/theory.md", "docs/spec-language.md", "docs/ci.md", "docs/python.md")
+    for page in (*pages, "docs/verdicts.md"):
         assert f"({page})" in readme, page
     for md in [ROOT / "README.md", *ROOT.joinpath("docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", md.read_text()):
             if "://" in target:
                 continue
             assert (md.parent / target).exists(), f"{md.name}: {target}"
+
+
+def test_verdicts_page_names_every_status_and_method() -> None:
+    """docs/verdicts.md and the console legend cover what a report can say."""
+    from typing import get_args
+
+    from verifier.checks.base import Method
+    from verifier.console import METHODS, STATUSES
+    from verifier.engine.report import Status
+
+    page = (ROOT / "docs" / "verdicts.md").read_text()
+    for word in (*get_args(Method), *get_args(Status)):
+        assert f"| `{word}` |" in page, word
+    assert set(METHODS) == set(get_args(Method))
+    assert set(get_args(Status)) <= set(STATUSES)
