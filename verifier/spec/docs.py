@@ -159,9 +159,11 @@ def _first_sentence(text: str) -> str:
     return line.split(". ")[0].rstrip(".") + "."
 
 
-def _meaning(
+def meaning(
     model: str, field: str, schema: dict[str, Any], defs: dict[str, Any], tag: str | None
 ) -> str:
+    """A field's meaning: its description, else what its tag selects, a fallback text, or the
+    first sentence of the object it holds ("" when none says)."""
     if "description" in schema:
         return _md(str(schema["description"]))
     if field == tag and "const" in schema:
@@ -197,9 +199,9 @@ def fields_table(
             default = f"`{json.dumps(schema['default'])}`"
         else:
             default = "empty"
-        meaning = _meaning(name, field, schema, defs, tag)
+        text = meaning(name, field, schema, defs, tag)
         rows.append(
-            f"| `{field}` | {_cell(type_text(schema))} | {_cell(default)} | {_cell(meaning)} |"
+            f"| `{field}` | {_cell(type_text(schema))} | {_cell(default)} | {_cell(text)} |"
         )
     return rows
 

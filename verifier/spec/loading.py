@@ -59,8 +59,10 @@ class Spec(StrictModel):
 
 
 def spec_schema() -> dict[str, Any]:
-    """JSON Schema of the spec language."""
-    return Spec.model_json_schema()
+    """JSON Schema of the spec language for editors and validators (verifier/spec/schema.py)."""
+    from verifier.spec.schema import editor_schema  # it reads the registries
+
+    return editor_schema()
 
 
 def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
