@@ -157,3 +157,30 @@ def test_unknown_sweep_field(write_spec) -> None:  # type: ignore[no-untyped-def
     code, stderr = _check_in_process(path)
     assert code == 2
     assert "sweep field 'widht'" in stderr
+
+
+_FORMULA_HEAD = (
+    "name: t\ninstance: {kind: bijection, entities: 16, relations: 2, seed: 0}\nclaims:\n"
+    "  - id: c\n    check: construction\n    construction: {name: geometric}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("expect", "line", "hint"),
+    [
+        ("    expect:\n      margin: >= 0.5\n", 8, 'margin: ">= 0.5"'),
+        ("    expect:\n      accuracy: 1.0\n      margin: > 0.5\n", 9, 'margin: "> 0.5"'),
+        ("    expect: {accuracy: 1.0, margin: >= 0.5}\n", 7, 'margin: ">= 0.5"'),
+    ],
+)
+def test_an_unquoted_formula_gets_a_hint_to_quote_it(expect: str, line: int, hint: str) -> None:
+    with pytest.raises(SpecError, match="malformed YAML") as err:
+        load_spec_text(_FORMULA_HEAD + expect, file="f.spec.yaml")
+    assert err.value.line == line
+    assert f"a formula starting with < or > must be quoted: {hint}" in str(err.value)
+
+
+def test_other_yaml_errors_get_no_formula_hint() -> None:
+    with pytest.raises(SpecError, match="malformed YAML") as err:
+        load_spec_text("name: t\ninstance: {kind: bijection\nclaims: []\n", file="f.spec.yaml")
+    assert "quoted" not in str(err.value)

@@ -172,6 +172,27 @@ def _depth(node: Node, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
     return best
 
 
+_UNQUOTED_FORMULA = re.compile(r"(?:^|[{,]\s*|^\s*-?\s*)([A-Za-z_][\w.]*):\s+([<>]=?\s*[^,}#]*)")
+
+
+def formula_hint(text: str, line: int | None) -> str:
+    """A hint for a YAML error on a line holding an unquoted ``key: >= formula`` (YAML reads a
+    leading ``>`` as a folded block and refuses ``<``/``>`` in flow mappings): quote it."""
+    if line is None:
+        return ""
+    lines = text.splitlines()
+    for i in (line, line - 1):  # the error may be reported on the next line
+        if 0 <= i < len(lines):
+            found = _UNQUOTED_FORMULA.search(lines[i])
+            if found:
+                key, formula = found.group(1), found.group(2).strip()
+                return (
+                    f"; a formula starting with < or > must be quoted: "
+                    f'{key}: "{formula}" (line {i + 1})'
+                )
+    return ""
+
+
 def _too_deep(line: int | None, file: str) -> SpecError:
     return SpecError(
         f"YAML nested too deeply; expected at most {MAX_DEPTH} levels of mappings and lists",
@@ -239,7 +260,8 @@ def load_yaml(text: str, file: str = "<spec>") -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "malformed YAML"
-        raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from None
+        hint = formula_hint(text, mark.line if mark is not None else None)
+        raise SpecError(f"malformed YAML: {problem}{hint}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"malformed YAML: {exc}", file=file) from None
     except RecursionError:  # the composer recursed past Python's limit: say where it was
