@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from verifier.cache_folder import ignore_in_git
 from verifier.codekey import KEY_FORMAT, engine_key, kind_modules
 from verifier.engine.report import ClaimResult
 
@@ -143,6 +144,7 @@ class VerdictStore:
         }
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
+            ignore_in_git(self.folder)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(data, sort_keys=True))
             os.replace(tmp, path)

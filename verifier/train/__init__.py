@@ -59,6 +59,7 @@ import torch
 
 import verifier
 from verifier import codekey
+from verifier.cache_folder import ignore_in_git
 from verifier.facts.bijections import BijectionFacts
 from verifier.train.config import (
     ATTENTION_WEIGHTS,
@@ -284,6 +285,7 @@ def train_replicates_cached(
     results = train_replicates(tasks, cfg, seeds, progress)
     if cache_dir is not None:
         try:
+            ignore_in_git(cache_dir)
             save_checkpoint(checkpoint_path(cache_dir, key), results)
         except OSError as exc:
             log.warning("training checkpoint not written to %s: %s", cache_dir, exc)
