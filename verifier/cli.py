@@ -21,6 +21,7 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from verifier import __version__
 from verifier.console import LEGEND, render_reports, render_table, spec_line
@@ -119,6 +120,13 @@ def _spec_done(report: Report) -> None:
     run of several minutes shows its progress there; a terminal has the progress bars."""
     if not sys.stdout.isatty():
         console.print(spec_line(report), highlight=False)
+        console.file.flush()
+
+
+def _point_done(spec: str, key: str, status: str) -> None:
+    """A line per finished point on an executor (--jobs, ray) when stdout is not a terminal."""
+    if not sys.stdout.isatty():
+        console.print(Text(f"{spec}::{key} {status}"), highlight=False)
         console.file.flush()
 
 
@@ -229,7 +237,7 @@ def check(
     try:
         old = load_reports(baseline) if baseline is not None else None
         specs = load_specs(paths, limits, include_full)
-        reports = run_checks(specs, limits, options, err_console, _spec_done)
+        reports = run_checks(specs, limits, options, err_console, _spec_done, _point_done)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
     _print_reports(reports)

@@ -2,7 +2,8 @@
 
 Each case must give its exit code and phrase, print no traceback, answer within the per-case
 limit, and write nothing into the working directory, ``HOME`` or ``TMPDIR`` but the documented
-verdict cache (``./.verifier/artifacts/verdicts/<2 hex>/<64 hex>.json``, for the cases that verify).
+verdict cache (``./.verifier/artifacts/verdicts/<2 hex>/<64 hex>.json``, for the cases that verify)
+and the cache's own ``./.verifier/.gitignore``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def test_corpus_through_the_cli(tmp_path: Path) -> None:
     print(f"{len(CLI_CASES)} CLI cases; slowest {slowest[1]} at {slowest[0]:.2f} s")
     assert not failures, "\n".join(failures)
     outside = snapshot(work, skip=work / CACHE)
+    ignore = outside.pop(str(CACHE.parent / ".gitignore"), None)  # the cache keeps out of git
+    assert ignore is None or (work / CACHE.parent / ".gitignore").read_text().endswith("*\n")
     assert outside == before, "the CLI wrote files outside the spec folder"
     cached = [p.relative_to(work / CACHE).as_posix() for p in (work / CACHE).rglob("*")]
     files = [name for name in cached if (work / CACHE / name).is_file()]

@@ -108,6 +108,9 @@ def test_cli_prints_a_line_per_spec_the_legend_and_sweep_labels(tmp_path: Path) 
     assert lines[0].startswith("sweep: 2 claims, 2 passed (")  # before the table
     assert "c[attributes=shared]" in proc.stdout and "c[attributes=disjoint]" in proc.stdout
     assert "methods: symbolic = " in proc.stdout and "statuses: passed = " in proc.stdout
+    pooled = run_cli("check", str(spec), "--no-cache", "--jobs", "2")  # a line per point
+    assert pooled.returncode == 0, pooled.stdout + pooled.stderr
+    assert "sweep::c[attributes=shared] passed" in pooled.stdout.splitlines()
     narrow = run_cli("check", str(spec), "--no-cache", env={"COLUMNS": "80"})
     assert "sweep :: c[attributes=shared]" in narrow.stdout
     assert all(len(line) <= 80 for line in narrow.stdout.splitlines())

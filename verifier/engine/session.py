@@ -75,11 +75,13 @@ def run_checks(
     options: RunOptions,
     console: Console | None = None,
     on_report: Callable[[Report], None] | None = None,
+    on_point: Callable[[str, str, str], None] | None = None,
 ) -> list[Report]:
     """Preflight every spec, then verify the selected claims; one report per spec with results.
 
     ``on_report`` is called with each spec's report as it finishes (in process), or with each
-    one at the end (on an executor, whose specs finish together).
+    one at the end (on an executor, whose specs finish together); ``on_point(spec, key,
+    status)`` with each point as it finishes on an executor.
 
     Raises:
         SpecError, LimitExceeded: from preflight, before any claim runs.
@@ -90,7 +92,7 @@ def run_checks(
     console = console or Console(stderr=True)
     if options.executor == "local" and options.jobs == 1:
         return _in_process(specs, limits, options, console, on_report)
-    reports = _on_executor(specs, limits, options, console)
+    reports = _on_executor(specs, limits, options, console, on_point)
     for report in reports:
         if on_report is not None:
             on_report(report)
@@ -142,7 +144,11 @@ def _in_process(
 
 
 def _on_executor(
-    specs: list[Spec], limits: Limits, options: RunOptions, console: Console
+    specs: list[Spec],
+    limits: Limits,
+    options: RunOptions,
+    console: Console,
+    on_done: Callable[[str, str, str], None] | None = None,
 ) -> list[Report]:
     """Every spec's points as tasks (verifier/engine/executors.py), one progress tick per point."""
     predicate = compile_selector(options.select) if options.select else None
@@ -152,6 +158,8 @@ def _on_executor(
 
         def on_point(spec: str, key: str, done: int, total: int, status: str) -> None:
             progress.update(bar, completed=done, total=total, description=f"{spec}::{key} {status}")
+            if on_done is not None:
+                on_done(spec, key, status)
 
         return run_specs(
             specs,
