@@ -79,3 +79,26 @@ def test_non_training_claims_have_no_history() -> None:
     )
     [report] = verifier.check(text, cache=False)
     assert report.results[0].status == "passed" and report.results[0].history == []
+
+
+def test_history_records_one_row_per_step_and_seed() -> None:
+    from verifier.engine.report import ReplicateHistory, Report
+
+    result = ClaimResult(
+        key="gd",
+        claim_id="gd",
+        check="training",
+        status="passed",
+        history=[
+            ReplicateHistory(seed=0, step=[0, 10], loss=[2.0, 1.0], accuracy=[0.1, 0.5]),
+            ReplicateHistory(seed=1, step=[0], loss=[2.5], accuracy=[0.0]),
+        ],
+    )
+    report = Report(spec="s", spec_hash="h", verifier_version="0", results=[result])
+    rows = report.history_records()
+    assert [(r["seed"], r["step"], r["loss"]) for r in rows] == [
+        (0, 0, 2.0),
+        (0, 10, 1.0),
+        (1, 0, 2.5),
+    ]
+    assert rows[1]["accuracy"] == 0.5 and rows[0]["key"] == "gd"

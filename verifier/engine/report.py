@@ -6,7 +6,9 @@ since the spec's statement was wrong. A report passes when it has results and no
 xpassed, error or undecided.
 
 In a notebook a :class:`Report` renders as its verdict table and plots (``_repr_html_``), and
-converts to one row per result (:meth:`Report.to_records`, :meth:`Report.to_pandas`).
+converts to one row per result (:meth:`Report.to_records`, :meth:`Report.to_pandas`) or one row
+per training step of each replicate (:meth:`Report.history_records`). :class:`Provenance`
+records what decided the numbers (versions, device, CPU, training settings, git state).
 """
 
 from __future__ import annotations
@@ -166,6 +168,24 @@ class Report(BaseModel):
             row.update({f"measured.{k}": v for k, v in r.measured.items()})
             rows.append(row)
         return rows
+
+    def history_records(self) -> list[dict[str, Any]]:
+        """One row per evaluated training step of each replicate: spec, key, claim, seed, step,
+        loss, accuracy (float32 training accuracy), for plotting curves per seed."""
+        return [
+            {
+                "spec": self.spec,
+                "key": r.key,
+                "claim": r.claim_id,
+                "seed": h.seed,
+                "step": step,
+                "loss": loss,
+                "accuracy": accuracy,
+            }
+            for r in self.results
+            for h in r.history
+            for step, loss, accuracy in zip(h.step, h.loss, h.accuracy, strict=True)
+        ]
 
     def to_pandas(self) -> pandas.DataFrame:
         """:meth:`to_records` as a DataFrame (needs pandas: ``pip install 'verifier[pandas]'``).
