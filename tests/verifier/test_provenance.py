@@ -121,3 +121,12 @@ def test_every_report_has_it_in_json_and_junit(tmp_path: Path) -> None:
     assert props["verifier.train_threads"] == str(data["provenance"]["train_threads"])
     assert props["verifier.host"] == data["provenance"]["host"]
     assert props["verifier.device"] == data["provenance"]["device"]
+
+
+def test_cuda_device_is_named_with_its_card(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA branch without a GPU: the card's name as torch reports it."""
+    import torch
+
+    monkeypatch.setattr(provenance, "resolve_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Card X")
+    assert provenance.device_text() == "cuda (Card X)"
