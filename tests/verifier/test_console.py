@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -120,3 +121,26 @@ def test_check_and_run_offer_provenance_host() -> None:
     for command in ("check", "run"):
         out = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output
         assert "--provenance-host" in out
+
+
+LP_HEAD = "name: lp\ninstance: {kind: bijection, entities: 16, relations: 2, seed: 5}\nclaims:\n"
+LP_CLAIMS = {
+    "cvxpy": "  - id: p1\n    check: feasibility\n    program: codebook_margin\n"
+    "    construction: {name: geometric, codebook: rademacher, code_dim: 16}\n"
+    "    expect: {status: feasible}\n",
+    "highspy": "  - id: p2\n    check: feasibility\n    program: reembed\n"
+    "    construction: {name: geometric, codebook: rademacher, code_dim: 16}\n"
+    "    min_margin: 0.1\n    expect: {status: feasible}\n",
+}
+
+
+@pytest.mark.parametrize("path", sorted(LP_CLAIMS))
+def test_no_solver_banner_in_the_output(path: str, tmp_path: Path) -> None:
+    """HiGHS prints its copyright banner when a process makes its first model, through cvxpy
+    (P1) or highspy directly (P2); a fresh process must show it on neither path."""
+    spec = tmp_path / "lp.spec.yaml"
+    spec.write_text(LP_HEAD + LP_CLAIMS[path])
+    proc = run_cli("check", str(spec), "--no-cache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lp: 1 claims, 1 passed" in proc.stdout
+    assert "HiGHS" not in proc.stdout + proc.stderr
