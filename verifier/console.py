@@ -66,15 +66,21 @@ def time_text(result: ClaimResult) -> str:
 
 
 def _mark(e: ExpectationResult) -> str:
-    return "" if e.ok is True else (" FAILED" if e.ok is False else " UNDECIDED")
+    if e.ok is None:
+        return " NOT MEASURED" if e.measured is None else " UNDECIDED"
+    return "" if e.ok else " FAILED"
 
 
 def expectation_text(e: ExpectationResult) -> str:
-    """``margin=0.62 (expect >= 0.5)``; a formula's bound beside it; a mark unless it held."""
+    """``margin=0.62 (expect >= 0.5)``; a formula's bound beside it; a mark unless it held;
+    each replicate's value after the median on a replicated claim."""
     bound = ""
     if e.bound is not None and fmt(e.bound) not in e.expected:
         bound = f" = {e.bound:.6g}"
-    return f"{e.measure}={fmt(e.measured)} (expect {e.expected}{bound}){_mark(e)}"
+    seeds = ""
+    if e.replicates is not None and len(e.replicates) > 1:
+        seeds = "; replicates " + " ".join(fmt(v) for v in e.replicates)
+    return f"{e.measure}={fmt(e.measured)} (expect {e.expected}{bound}){_mark(e)}{seeds}"
 
 
 def measure_lines(result: ClaimResult, limit: int = MEASURE_LIMIT) -> list[str]:

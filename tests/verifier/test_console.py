@@ -30,7 +30,13 @@ def _report() -> Report:
         method="empirical",
         measured={"accuracy": 0.9922, "steps_to_perfect": None, "params": 1234},
         expectations=[
-            ExpectationResult(measure="accuracy", expected="1.0", measured=0.9922, ok=False),
+            ExpectationResult(
+                measure="accuracy",
+                expected="1.0",
+                measured=0.9922,
+                ok=False,
+                replicates=[0.9922, 0.9974],
+            ),
             ExpectationResult(measure="steps_to_perfect", expected="<= 400", ok=None),
         ],
         message="[bold]381/384[/bold] facts",
@@ -70,8 +76,8 @@ def test_user_text_is_printed_literally_wide_and_narrow() -> None:
 
 def test_each_measure_beside_its_expectation() -> None:
     text = _render(160)
-    assert "accuracy=0.9922 (expect 1.0) FAILED" in text
-    assert "steps_to_perfect=None (expect <= 400) UNDECIDED" in text
+    assert "accuracy=0.9922 (expect 1.0) FAILED; replicates 0.9922 0.9974" in text
+    assert "steps_to_perfect=None (expect <= 400) NOT MEASURED" in text
     assert "embedding_dim=20 (expect <= 20*R*log(N) = 83.2)" in text
     assert "params=1234" in text  # a usual measure fills the lines left
 
