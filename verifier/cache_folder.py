@@ -2,7 +2,8 @@
 
 The first write into a cache folder (stored verdicts, training checkpoints) also writes a
 ``.gitignore`` holding ``*`` at its top: ``.verifier/`` for the default ``.verifier/artifacts``,
-else the folder given. An existing file is never touched.
+else the folder given, but only when the verifier creates that folder (a ``--cache-dir`` that
+already exists, such as the repository itself, is left alone). An existing file is never touched.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ def cache_root(cache_dir: str | os.PathLike[str]) -> Path:
 
 
 def ignore_in_git(cache_dir: str | os.PathLike[str]) -> None:
-    """Create the cache root with a ``.gitignore`` of ``*`` unless it has one.
+    """Create the cache root, with a ``.gitignore`` of ``*`` when it is ``.verifier/`` or did not
+    exist yet, unless it has one.
 
     Raises:
         OSError: the folder cannot be created or written (callers that only cache log it).
     """
     root = cache_root(cache_dir)
+    ours = root.name == ".verifier" or not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    if not ours:
+        return
     try:
         with open(root / ".gitignore", "x", encoding="utf-8") as f:
             f.write(GITIGNORE)

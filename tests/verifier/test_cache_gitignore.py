@@ -27,6 +27,10 @@ def test_default_folder_and_a_chosen_one(tmp_path: Path) -> None:
     ignore_file.write_text("# mine\n*\n")
     ignore_in_git(tmp_path / ".verifier" / "artifacts")
     assert ignore_file.read_text() == "# mine\n*\n"  # never overwritten
+    ignore_in_git(tmp_path / "new" / "cache")  # created here: ignored
+    assert (tmp_path / "new" / "cache" / ".gitignore").is_file()
+    ignore_in_git(tmp_path)  # a folder that existed (the repository itself?): left alone
+    assert not (tmp_path / ".gitignore").exists()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
