@@ -150,3 +150,18 @@ def test_no_solver_banner_in_the_output(path: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "lp: 1 claims, 1 passed" in proc.stdout
     assert "HiGHS" not in proc.stdout + proc.stderr
+
+
+def test_progress_bars_show_sweep_labels_literally() -> None:
+    from verifier.engine.session import RunOptions, run_checks
+    from verifier.limits import Limits
+    from verifier.spec import load_spec_text
+
+    spec = load_spec_text(
+        "name: s\ninstance: {kind: bijection, entities: 16, relations: 2, seed: 0}\nclaims:\n"
+        "  - id: c\n    check: construction\n    construction: {name: geometric}\n"
+        "    sweep: {attributes: [shared, disjoint]}\n    expect: {accuracy: 1.0}\n"
+    )
+    console = Console(file=io.StringIO(), force_terminal=True, width=200, record=True)
+    run_checks([spec], Limits(), RunOptions(progress=True), console)
+    assert "c[attributes=" in console.export_text()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from verifier.engine.executors import ExecutorName, run_specs
@@ -126,10 +127,10 @@ def _in_process(
     reports = []
     with _bars(console, "{task.percentage:>3.0f}%", options.progress) as progress:
         for runner in runners:
-            task = progress.add_task(runner.spec.name, total=1.0)
+            task = progress.add_task(escape(runner.spec.name), total=1.0)
 
             def on_progress(key: str, fraction: float, message: str, task: TaskID = task) -> None:
-                progress.update(task, completed=fraction, description=f"{key}: {message}")
+                progress.update(task, completed=fraction, description=escape(f"{key}: {message}"))
 
             runner.progress = on_progress
             name = runner.spec.name
@@ -157,7 +158,8 @@ def _on_executor(
         bar = progress.add_task(f"{options.executor} x{options.jobs}", total=None)
 
         def on_point(spec: str, key: str, done: int, total: int, status: str) -> None:
-            progress.update(bar, completed=done, total=total, description=f"{spec}::{key} {status}")
+            what = escape(f"{spec}::{key} {status}")  # user text: never rich markup
+            progress.update(bar, completed=done, total=total, description=what)
             if on_done is not None:
                 on_done(spec, key, status)
 
