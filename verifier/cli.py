@@ -268,7 +268,7 @@ def check(
         from verifier.render.plots import write_plots  # matplotlib only when plots are asked for
 
         for path in write_plots(reports, plots):
-            console.print(f"wrote {path}", highlight=False)
+            console.print(f"wrote {path}", highlight=False, markup=False)
     if not results:
         raise typer.Exit(EXIT_NOTHING)
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
@@ -425,7 +425,9 @@ def serve(
     from api.settings import Settings
 
     if executor not in (None, "local", "ray"):
-        err_console.print(f"[red]error:[/] --executor: expected local or ray, got {executor!r}")
+        err_console.print(
+            f"[red]error:[/] --executor: expected local or ray, got {escape(repr(executor))}"
+        )
         raise typer.Exit(EXIT_BAD_SPEC)
     overrides = {
         "data_dir": data_dir,
