@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 
 from verifier.engine.fits import Law, predict
 from verifier.engine.report import ClaimResult, Report
+from verifier.render.html import anchor
 
 _SPAN = 8.0  # a positive range wider than this factor gets a log axis
 MAX_PANELS = 4  # measures drawn per claim
@@ -193,7 +194,10 @@ def sweep_plot(claim_id: str, results: list[ClaimResult]) -> Plot | None:
         median = "median of seeds" if replicated else "measured"
         ax.plot([p[0] for p in good], [p[1] for p in good], "o-", label=median)
         seeds = [
-            (x, v) for x, r in zip(xs, results, strict=True) for v in _replicate_values(r, name)
+            (x, v)
+            for x, r in zip(xs, results, strict=True)
+            if x is not None
+            for v in _replicate_values(r, name)
         ]
         if seeds:
             ax.scatter([p[0] for p in seeds], [p[1] for p in seeds], s=12, color="0.35",
@@ -337,12 +341,6 @@ def expected_level(result: ClaimResult, measure: str) -> float | None:
         except ValueError:
             return None
     return None
-
-
-def anchor(text: str) -> str:
-    """An HTML id made of ``text``: letters, digits, ``-``, ``_`` and ``.`` kept, runs of any
-    other character as one ``-``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def curves_plot(result: ClaimResult, also: list[str] | None = None) -> Plot | None:
