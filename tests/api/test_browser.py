@@ -137,7 +137,10 @@ def test_swagger_ui_renders_offline(server: Server, browser: Any) -> None:
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(f"{_with_token(server)}/docs")
+    # a page whose URL carries credentials may not fetch() (Swagger UI's way to read
+    # /openapi.json): authenticate once, then open /docs as a user who typed the token would
+    browser.get(f"{_with_token(server)}/")
+    browser.get(f"{server.url}/docs")
     WebDriverWait(browser, 60).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".opblock"))
     )
