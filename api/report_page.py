@@ -115,6 +115,17 @@ def render_page(job: Job) -> str:
     return "".join(parts)
 
 
+JOB_STATUSES: dict[str, str] = {  # the job list's legend
+    "queued": "waiting for a worker",
+    "running": "a worker is verifying it (its page shows the progress)",
+    "passed": "every claim passed (or failed as its xfail: said)",
+    "failed": "some claim failed, was undecided, or passed against its xfail:",
+    "error": "a claim could not be run, the spec verified nothing, or the job timed out",
+    "cancelled": "stopped on request",
+    "interrupted": "its run was lost (a server stop, a lost Ray task) with no attempt left",
+}
+
+
 def render_list(jobs: list[Job], total: int, next_url: str | None, status: str | None) -> str:
     """The job list: newest first, one row per job (status, spec, times, a link to its page),
     and a link to the next page."""
@@ -143,5 +154,8 @@ def render_list(jobs: list[Job], total: int, next_url: str | None, status: str |
         + f"<p>{total} in all, newest first · <a href='/docs'>API docs</a></p>"
         + table
         + more
-        + "</body></html>"
+        + "<section id='legend'><h4>Job statuses</h4><dl>"
+        + "".join(f"<dt class='{k}'>{k}</dt><dd>{escape(v)}</dd>" for k, v in JOB_STATUSES.items())
+        + "</dl><p>A report page's legend says what each claim status and method means.</p>"
+        + "</section></body></html>"
     )

@@ -109,6 +109,7 @@ def test_the_job_list_newest_first_a_page_at_a_time(app: tuple[TestClient, Store
     assert "id='next'" not in rest
     assert client.get("/", params={"status": "failed"}).text.count("class='job'") == 0
     assert client.get("/", params={"limit": 0}).status_code == 422
+    assert "<dt class='interrupted'>interrupted</dt>" in page.text  # the legend
 
 
 def test_docs_and_redoc_need_no_network(app: tuple[TestClient, Store]) -> None:
