@@ -243,6 +243,8 @@ def test_provenance_and_legend() -> None:
     assert "Test CPU &lt;model&gt;" in html  # escaped
     assert "<th>git_dirty</th><td>yes (uncommitted changes)</td>" in html
     assert "<th>host</th>" not in html  # not recorded: not shown
+    extra = PROVENANCE.model_copy(update={"cpu": ""})
+    assert "<th>cpu</th>" not in provenance_html(extra)  # empty: not shown
     assert "records no provenance" in provenance_html(None)
     legend = legend_html()
     for word in (*STATUSES, *METHODS):

@@ -118,10 +118,14 @@ def provenance_html(provenance: Provenance | None) -> str:
             "<section id='provenance'><h4>Provenance</h4>"
             "<p>This report records no provenance.</p></section>"
         )
-    rows = []
+    pairs: list[tuple[str, object]] = []
     for name, value in provenance.model_dump().items():
-        if value is None:
-            continue
+        if isinstance(value, dict):  # one row per entry (VERIFIER_* settings and the like)
+            pairs += [(f"{name}.{k}", v) for k, v in value.items()]
+        elif value is not None and value != "":
+            pairs.append((name, value))
+    rows = []
+    for name, value in pairs:
         if name == "git_dirty":
             value = "yes (uncommitted changes)" if value else "no"
         rows.append(f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>")

@@ -366,8 +366,14 @@ def curves_plot(result: ClaimResult, also: list[str] | None = None) -> Plot | No
         loss_ax.set_yscale("log")
     level = expected_level(result, "accuracy")
     if level is not None:
-        acc_ax.axhline(level, color="tab:red", linestyle=":", linewidth=1.5,
-                       label=f"expected accuracy {level:.4g}")  # fmt: skip
+        acc_ax.axhline(
+            level,
+            color="tab:red",
+            linestyle=(0, (2, 2)),
+            linewidth=1.8,
+            zorder=5,
+            label=f"expected accuracy {level:.4g}",
+        )  # fmt: skip  (drawn over the lines)
     acc_ax.set_ylim(-0.03, 1.05)
     loss_ax.set_title("training loss (cross-entropy)", fontsize=9)
     acc_ax.set_title("accuracy (share of facts recalled)", fontsize=9)
