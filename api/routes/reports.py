@@ -48,9 +48,11 @@ def _finished(job: Job) -> Report:
     return Report.model_validate(job.report)
 
 
-def _file_responses(media_type: str, what: str, needs_report: bool = True) -> dict[Any, Any]:
+def _file_responses(
+    media_type: str, schema: dict[str, str], what: str, needs_report: bool = True
+) -> dict[Any, Any]:
     responses: dict[Any, Any] = {
-        200: {"content": {media_type: {"schema": {"type": "string"}}}, "description": what},
+        200: {"content": {media_type: {"schema": schema}}, "description": what},
         **JOB_ERRORS,
         400: documented("a malformed id"),
     }
@@ -84,7 +86,9 @@ def report_json(job: JobDep) -> JSONResponse:
 @router.get(
     "/{verification_id}/junit.xml",
     response_class=Response,
-    responses=_file_responses("application/xml", "JUnit XML: one testcase per claim result"),
+    responses=_file_responses(
+        "application/xml", {"type": "string"}, "JUnit XML: one testcase per claim result"
+    ),
 )
 def report_junit(job: JobDep) -> Response:
     """The report as JUnit XML (one testsuite, one testcase per claim result), as a download."""
@@ -99,7 +103,12 @@ def report_junit(job: JobDep) -> Response:
 @router.get(
     "/{verification_id}/spec.yaml",
     response_class=Response,
-    responses=_file_responses("application/yaml", "the spec as submitted", needs_report=False),
+    responses=_file_responses(
+        "application/yaml",  # a mapping, as YAML text (or the JSON text it was submitted as)
+        {"type": "object", "description": "the spec as submitted; see GET /v1/schema"},
+        "the spec as submitted",
+        needs_report=False,
+    ),
 )
 def spec_yaml(job: JobDep) -> Response:
     """The spec as submitted, as a download."""
