@@ -20,6 +20,7 @@ from verifier.engine.report import (
 from verifier.render.heatmaps import grid_cells
 from verifier.render.html import METHODS, STATUSES, legend_html, provenance_html, results_table
 from verifier.render.plots import (
+    MAX_CURVE_FIGURES,
     bound_figure,
     curves_plot,
     curves_plots,
@@ -255,3 +256,25 @@ def test_the_notebook_view_shows_curves_provenance_and_legend() -> None:
     html = training_report()._repr_html_()
     assert "<figure id='curves-gd-finds-it'><img class='plot curves'" in html
     assert "<section id='provenance'>" in html and "<section id='legend'>" in html
+
+
+def test_a_sweep_with_many_points_gets_one_overview_of_its_curves() -> None:
+    results = [
+        ClaimResult(
+            key=f"sweep[d_model={d}]",
+            claim_id="sweep",
+            check="training",
+            status="passed" if d > 16 else "failed",
+            point={"d_model": d},
+            history=[_history(seed + d) for seed in (0, 1)],
+        )
+        for d in (8, 16, 32, 64, 128, 256)
+    ]
+    report = Report(spec="s", spec_hash="0", verifier_version="0", results=results)
+    [plot] = curves_plots(report)
+    assert plot.anchor == "curves-sweep" and plot.kind == "curves"
+    assert "each of 6 sweep points, red where the point is not ok (2)" in plot.alt
+    few = Report(spec="s", spec_hash="0", verifier_version="0", results=results[:MAX_CURVE_FIGURES])
+    assert [p.anchor for p in curves_plots(few)] == [
+        f"curves-sweep-d_model-{d}" for d in (8, 16, 32, 64)
+    ]

@@ -398,21 +398,77 @@ def curves_plot(result: ClaimResult, also: list[str] | None = None) -> Plot | No
     )
 
 
+def curves_overview(claim_id: str, results: list[ClaimResult]) -> Plot | None:
+    """The training curves of a sweep with many points on one figure: every replicate of every
+    point as a thin line, green where the point's result is ok and red where it is not, the
+    ``accuracy`` expectation dotted; None without history."""
+    runs = [(r, h) for r in results for h in r.history if h.step]
+    if not runs:
+        return None
+    fig = Figure(figsize=(8.0, 2.9), layout="constrained")
+    loss_ax, acc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    losses: list[float] = []
+    for r, h in runs:
+        color = "tab:green" if r.ok else "tab:red"
+        loss_ax.plot(h.step, h.loss, color=color, linewidth=0.7, alpha=0.5)
+        acc_ax.plot(h.step, h.accuracy, color=color, linewidth=0.7, alpha=0.5)
+        losses += h.loss
+    if _log_axis(losses):
+        loss_ax.set_yscale("log")
+    level = next((v for r in results if (v := expected_level(r, "accuracy")) is not None), None)
+    if level is not None:
+        acc_ax.axhline(level, color="black", linestyle=(0, (2, 2)), linewidth=1.5, zorder=5)
+    acc_ax.set_ylim(-0.03, 1.05)
+    loss_ax.set_title("training loss (cross-entropy)", fontsize=9)
+    acc_ax.set_title("accuracy (share of facts recalled)", fontsize=9)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    failing = sum(not r.ok for r in results)
+    fig.suptitle(
+        f"{claim_id}: {len(results)} points, {len(runs)} runs (red: the {failing} points not ok)",
+        fontsize=10,
+    )
+    alt = (
+        f"training curves of {claim_id}: loss and accuracy against the step, one line per seed "
+        f"of each of {len(results)} sweep points, red where the point is not ok ({failing})"
+    )
+    return Plot(
+        title=f"{claim_id}: training loss and accuracy of every sweep point and seed",
+        alt=alt,
+        png_base64=_png(fig),
+        kind="curves",
+        anchor=f"curves-{anchor(claim_id)}",
+    )
+
+
+MAX_CURVE_FIGURES = 4  # per claim; a sweep with more points gets one overview figure
+
+
 def curves_plots(report: Report) -> list[Plot]:
-    """Training curves of every result with history; results with the same history (claims
+    """Training curves of every result with history. Results with the same history (claims
     that trained the same models) are drawn once, from the one with an ``accuracy``
-    expectation where there is one."""
+    expectation where there is one; a claim with more than :data:`MAX_CURVE_FIGURES` such
+    results (a sweep) gets one :func:`curves_overview` instead."""
     groups: dict[str, list[ClaimResult]] = {}
     for r in report.results:
         if any(h.step for h in r.history):
             key = repr([(h.seed, h.step, h.loss, h.accuracy) for h in r.history])
             groups.setdefault(key, []).append(r)
-    plots = []
+    by_claim: dict[str, list[tuple[ClaimResult, list[str]]]] = {}
     for results in groups.values():
         first = next((r for r in results if expected_level(r, "accuracy") is not None), results[0])
-        plot = curves_plot(first, [r.key for r in results if r is not first])
-        if plot is not None:
-            plots.append(plot)
+        also = [r.key for r in results if r is not first]
+        by_claim.setdefault(first.claim_id, []).append((first, also))
+    plots = []
+    for claim_id, drawn in by_claim.items():
+        if len(drawn) > MAX_CURVE_FIGURES:
+            plot = curves_overview(claim_id, [r for r, _ in drawn])
+            plots += [plot] if plot is not None else []
+            continue
+        for first, also in drawn:
+            plot = curves_plot(first, also)
+            plots += [plot] if plot is not None else []
     return plots
 
 
