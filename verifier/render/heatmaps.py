@@ -140,7 +140,7 @@ def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> byt
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xlabel(last)
-    note = f" (red: expectation failed at {len(failed)} points)" if failed else ""
+    note = f" (red: expectation failed at {len(failed)} of {len(results)} points)" if failed else ""
     ax.set_title(f"{claim_id}: {measure}{note}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03)
     return _png(fig)
