@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     errors.install(app)
     app.include_router(verifications.router)
     app.include_router(reports.router)
+    app.include_router(reports.home)
     app.include_router(meta.router)
     app.include_router(docs.router)
     return app

@@ -443,6 +443,13 @@ def serve(
             "(pip install 'verifier[ray]'), got none"
         )
         raise typer.Exit(EXIT_BAD_SPEC)
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    err_console.print(
+        f"verifier serve: listening on http://{netloc}/",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

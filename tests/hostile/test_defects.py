@@ -383,6 +383,10 @@ def test_defect_09_every_route_but_healthz_needs_the_token(app_client: TestClien
         "/v1/theorems",
         "/openapi.json",
         "/docs",
+        "/redoc",
+        "/docs/static/swagger-ui-bundle.js",
+        "/",
+        f"/v1/verifications/{jid}/spec.yaml",
     ]
     for path in reads:
         assert app_client.get(path).status_code == 401, path

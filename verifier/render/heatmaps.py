@@ -6,7 +6,8 @@
   shared (ungated) MLP as a flat band.
 - :func:`grid_png`: one measure of a claim swept over several fields (a regime map), rows the
   combinations of every field but the last, columns the last field's values, each cell the
-  point's (median over replicates) value; unmeasured cells are left blank.
+  point's (median over replicates) value; unmeasured cells are left blank, and a cell whose
+  expectation on the measure failed is framed in red and marked with a cross.
 
 Matplotlib runs headless (an Agg canvas, no pyplot state); both return PNG bytes.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from verifier.engine.report import ClaimResult
 
@@ -86,8 +88,11 @@ def grid_axes(results: Sequence[ClaimResult]) -> tuple[list[str], list[Any]] | N
     return rows, columns
 
 
-def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> bytes:
-    """One measure over a swept grid as a heatmap (rows: all fields but the last).
+def grid_cells(
+    claim_id: str, results: Sequence[ClaimResult], measure: str
+) -> tuple[list[str], list[Any], np.ndarray, list[tuple[int, int]]]:
+    """(row labels, column values, ``(rows, columns)`` values with NaN where unmeasured, the
+    ``(row, column)`` cells whose expectation on ``measure`` failed) of a swept grid.
 
     Raises:
         ValueError: the results are not a sweep over two or more fields.
@@ -98,12 +103,28 @@ def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> byt
     rows, columns = axes
     last = list(results[0].point or {})[-1]
     cells = np.full((len(rows), len(columns)), np.nan)
+    failed: list[tuple[int, int]] = []
     for r in results:
         p = r.point or {}
         label = ", ".join(f"{f}={p[f]}" for f in list(p)[:-1])
+        cell = (rows.index(label), columns.index(p[last]))
         value = _number(r.measured.get(measure))
         if value is not None:
-            cells[rows.index(label), columns.index(p[last])] = value
+            cells[cell] = value
+        if any(e.measure == measure and e.ok is False for e in r.expectations):
+            failed.append(cell)
+    return rows, columns, cells, failed
+
+
+def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> bytes:
+    """One measure over a swept grid as a heatmap (rows: all fields but the last), the cells
+    whose expectation failed framed in red.
+
+    Raises:
+        ValueError: the results are not a sweep over two or more fields.
+    """
+    rows, columns, cells, failed = grid_cells(claim_id, results, measure)
+    last = list(results[0].point or {})[-1]
     fig = Figure(figsize=(2.2 + 1.1 * len(columns), 0.9 + 0.32 * len(rows)))
     ax = fig.subplots()
     image = ax.imshow(cells, aspect="auto", cmap="viridis")
@@ -112,9 +133,14 @@ def grid_png(claim_id: str, results: Sequence[ClaimResult], measure: str) -> byt
             if math.isfinite(cells[i, j]):
                 ax.text(j, i, f"{cells[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if cells[i, j] < np.nanmean(cells) else "black")  # fmt: skip
+    for i, j in failed:
+        ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor="red",
+                               linewidth=2.5))  # fmt: skip
+        ax.text(j + 0.38, i - 0.3, "✗", ha="right", va="center", fontsize=8, color="red")
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xlabel(last)
-    ax.set_title(f"{claim_id}: {measure}", fontsize=9)
+    note = f" (red: expectation failed at {len(failed)} of {len(results)} points)" if failed else ""
+    ax.set_title(f"{claim_id}: {measure}{note}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03)
     return _png(fig)

@@ -1,16 +1,20 @@
-"""A report as HTML: the verdict table and the plots that fit (inline PNGs, no script).
+"""A report as HTML: the verdict table, the plots that fit (inline PNGs, no script), the
+provenance and a legend of statuses and methods.
 
-The HTTP service's report page (``api/report_page.py``) wraps :func:`results_table` and
-:func:`figures` in its page; :func:`report_html` is the fragment a notebook shows
-(``Report._repr_html_``), its style scoped to one ``div``. Everything user-supplied is escaped.
+The HTTP service's report page (``api/report_page.py``) wraps :func:`results_table`,
+:func:`figures`, :func:`provenance_html` and :func:`legend_html` in its page; :func:`report_html`
+is the fragment a notebook shows (``Report._repr_html_``), its style scoped to one ``div``.
+Each claim's first row carries the id ``claim-<id>``, and a transfer claim's row links to the
+claim it starts from (``#claim-<from>``). Everything user-supplied is escaped.
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import TYPE_CHECKING
 
-from verifier.engine.report import Report, fmt
+from verifier.engine.report import Provenance, Report, fmt
 
 if TYPE_CHECKING:  # matplotlib is imported only when plots are drawn (the API stays light)
     from verifier.render.plots import Plot
@@ -23,25 +27,68 @@ _FRAGMENT_STYLE = (
     ".verifier-report .passed,.verifier-report .xfailed{color:#176b2c}"
     ".verifier-report .failed,.verifier-report .xpassed,.verifier-report .error{color:#b00020}"
     ".verifier-report .undecided{color:#8a6d00}"
+    ".verifier-report dl{font-size:12px}.verifier-report dt{font-weight:bold}"
 )
+
+STATUSES: dict[str, str] = {  # the legend: what each claim status means
+    "passed": "every expectation held, by the method named",
+    "failed": "an expectation did not hold (whatever else could not be measured)",
+    "undecided": "nothing failed, but some expectation could not be decided or measured",
+    "error": "the claim could not be run (a bad spec value, a limit, a solver or internal error)",
+    "xfailed": "failed as its xfail: reason says it would (counts as ok)",
+    "xpassed": "marked xfail but passed: the spec's statement is out of date (counts as a failure)",
+}
+METHODS: dict[str, str] = {  # the legend: how a verdict was reached, strongest first
+    "symbolic": "proved from the formulas (sympy), for every value of the symbols",
+    "certificate": "a convex program's solution, re-checked in float64 (a feasible point or a "
+    "dual certificate of infeasibility)",
+    "exact": "every fact enumerated through the real forward pass, in float64",
+    "empirical": "measured on trained models (one per seed); float32 training differs between "
+    "CPUs and thread counts",
+}
+REUSED = "reused: the verdict was taken from the cache, verified earlier (its date is shown)"
+
+
+def anchor(text: str) -> str:
+    """An HTML id made of ``text``: letters, digits, ``-``, ``_`` and ``.`` kept, runs of any
+    other character as one ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def results_table(report: Report) -> str:
-    """``<table id='results'>``: one ``tr.result`` per claim result."""
+    """``<table id='results'>``: one ``tr.result`` per claim result; a claim's first row has the
+    id ``claim-<id>``, and a transfer claim links to its ``from:`` claim's row."""
     rows = [
         "<table id='results'><thead><tr><th>claim</th><th>check</th><th>method</th>"
         "<th>status</th><th>expectations</th><th>message</th><th>time</th></tr></thead><tbody>"
     ]
+    seen: set[str] = set()
     for r in report.results:
         expectations = "<br>".join(
             f"{escape(e.measure)} = {escape(fmt(e.measured))}, expected {escape(e.expected)}"
             + (f" (bound {e.bound:.6g})" if e.bound is not None else "")
+            + (
+                f" · seeds: {escape(', '.join(fmt(v) for v in e.replicates))}"
+                if e.replicates and len(e.replicates) > 1
+                else ""
+            )
             + ("" if e.ok else " ✗")
             for e in r.expectations
         )
         when = f"reused ({escape((r.verified_at or '')[:10])})" if r.reused else ""
+        row_id = ""
+        if r.claim_id not in seen:
+            seen.add(r.claim_id)
+            row_id = f" id='claim-{escape(anchor(r.claim_id), quote=True)}'"
+        source = r.evidence.get("from")
+        link = (
+            f"<br><a class='from' href='#claim-{escape(anchor(source), quote=True)}'>from "
+            f"{escape(source)}</a>"
+            if isinstance(source, str) and source
+            else ""
+        )
         rows.append(
-            f"<tr class='result'><td>{escape(r.key)}</td><td>{escape(r.check)}</td>"
+            f"<tr class='result'{row_id}><td>{escape(r.key)}{link}</td><td>{escape(r.check)}</td>"
             f"<td>{escape(r.method or '-')}</td>"
             f"<td class='{escape(r.status)}'>{escape(r.status)}</td><td>{expectations}</td>"
             f"<td>{escape(r.message)}</td><td>{when or f'{r.duration_s:.2f}s'}</td></tr>"
@@ -51,12 +98,54 @@ def results_table(report: Report) -> str:
 
 
 def figures(plots: list[Plot]) -> str:
-    """One ``figure`` with an ``img.plot`` (a data: URI) per plot."""
+    """One ``figure`` with an ``img.plot`` (a data: URI) per plot; a plot's ``kind`` is a
+    further class of its image, its ``anchor`` the figure's id."""
     return "".join(
-        f"<figure><img class='plot' alt='{escape(plot.alt, quote=True)}' "
-        f"src='data:image/png;base64,{plot.png_base64}'>"
+        "<figure"
+        + (f" id='{escape(plot.anchor, quote=True)}'" if plot.anchor else "")
+        + f"><img class='plot{' ' + escape(plot.kind, quote=True) if plot.kind else ''}' "
+        f"alt='{escape(plot.alt, quote=True)}' src='data:image/png;base64,{plot.png_base64}'>"
         f"<figcaption>{escape(plot.title)}</figcaption></figure>"
         for plot in plots
+    )
+
+
+def provenance_html(provenance: Provenance | None) -> str:
+    """``<section id='provenance'>``: the versions, machine and training settings that
+    decided the numbers, one row each (or a line saying the report records none)."""
+    if provenance is None:
+        return (
+            "<section id='provenance'><h4>Provenance</h4>"
+            "<p>This report records no provenance.</p></section>"
+        )
+    pairs: list[tuple[str, object]] = []
+    for name, value in provenance.model_dump().items():
+        if isinstance(value, dict):  # one row per entry (VERIFIER_* settings and the like)
+            pairs += [(f"{name}.{k}", v) for k, v in value.items()]
+        elif value is not None and value != "":
+            pairs.append((name, value))
+    rows = []
+    for name, value in pairs:
+        if name == "git_dirty":
+            value = "yes (uncommitted changes)" if value else "no"
+        rows.append(f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>")
+    return (
+        "<section id='provenance'><h4>Provenance</h4><table class='provenance'>"
+        + "".join(rows)
+        + "</table></section>"
+    )
+
+
+def legend_html() -> str:
+    """``<section id='legend'>``: what each status and each method means."""
+    statuses = "".join(
+        f"<dt class='{name}'>{name}</dt><dd>{escape(text)}</dd>" for name, text in STATUSES.items()
+    )
+    methods = "".join(f"<dt>{name}</dt><dd>{escape(text)}</dd>" for name, text in METHODS.items())
+    return (
+        "<section id='legend'><h4>Legend</h4>"
+        f"<div><b>Statuses</b><dl>{statuses}</dl></div>"
+        f"<div><b>Methods</b><dl>{methods}</dl></div><p>{escape(REUSED)}</p></section>"
     )
 
 
@@ -70,5 +159,6 @@ def report_html(report: Report) -> str:
         f"<h3>{escape(report.spec)}: <span class='report-status {status}'>{status}</span></h3>"
         f"<p>{len(report.results)} results · spec hash <code>{escape(report.spec_hash[:16])}"
         f"</code> · verifier {escape(report.verifier_version)}</p>"
-        f"{results_table(report)}{figures(report_plots(report))}</div>"
+        f"{results_table(report)}{figures(report_plots(report))}"
+        f"{provenance_html(report.provenance)}{legend_html()}</div>"
     )

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 
 from verifier.engine.fits import Law, predict
 from verifier.engine.report import ClaimResult, Report
+from verifier.render.html import anchor
 
 _SPAN = 8.0  # a positive range wider than this factor gets a log axis
 MAX_PANELS = 4  # measures drawn per claim
@@ -44,11 +45,14 @@ MAX_PANELS = 4  # measures drawn per claim
 
 @dataclass(frozen=True)
 class Plot:
-    """One PNG, base64-encoded, with its title and alt text."""
+    """One PNG, base64-encoded, with its title and alt text; ``kind`` is an HTML class
+    (``curves`` for training curves) and ``anchor`` the figure's HTML id (or empty)."""
 
     title: str
     alt: str
     png_base64: str
+    kind: str = ""
+    anchor: str = ""
 
 
 def _log_axis(values: list[float]) -> bool:
@@ -163,8 +167,17 @@ def _measures(results: list[ClaimResult]) -> list[str]:
     return names[:MAX_PANELS]
 
 
+def _replicate_values(result: ClaimResult, measure: str) -> list[float]:
+    """Each replicate's (seed's) numeric value of ``measure`` where the result has them."""
+    for e in result.expectations:
+        if e.measure == measure and e.replicates:
+            return [v for v in map(_number, e.replicates) if v is not None]
+    return []
+
+
 def sweep_plot(claim_id: str, results: list[ClaimResult]) -> Plot | None:
-    """Measures against the first swept variable, with bounds (one panel per measure)."""
+    """Measures against the first swept variable, with bounds (one panel per measure); on a
+    replicated claim each seed's value as a small point beside the median."""
     var = next(iter(results[0].point or {}), None)
     if var is None:
         return None
@@ -177,7 +190,18 @@ def sweep_plot(claim_id: str, results: list[ClaimResult]) -> Plot | None:
         ax = fig.add_subplot(1, len(names), i + 1)
         pts = [(x, _number(r.measured.get(name))) for x, r in zip(xs, results, strict=True)]
         good = sorted((x, y) for x, y in pts if x is not None and y is not None)
-        ax.plot([p[0] for p in good], [p[1] for p in good], "o-", label="measured")
+        replicated = any(_replicate_values(r, name) for r in results)
+        median = "median of seeds" if replicated else "measured"
+        ax.plot([p[0] for p in good], [p[1] for p in good], "o-", label=median)
+        seeds = [
+            (x, v)
+            for x, r in zip(xs, results, strict=True)
+            if x is not None
+            for v in _replicate_values(r, name)
+        ]
+        if seeds:
+            ax.scatter([p[0] for p in seeds], [p[1] for p in seeds], s=12, color="0.35",
+                       alpha=0.7, zorder=3, label="each seed")  # fmt: skip
         bounds = sorted(
             (x, e.bound)
             for x, r in zip(xs, results, strict=True)
@@ -186,6 +210,7 @@ def sweep_plot(claim_id: str, results: list[ClaimResult]) -> Plot | None:
         )
         if bounds:
             ax.plot([b[0] for b in bounds], [b[1] for b in bounds], "--", label="bound")
+        if bounds or seeds:
             ax.legend(fontsize=7)
         if good and good[0][0] > 0 and good[-1][0] / good[0][0] >= 8:
             ax.set_xscale("log", base=2)
@@ -196,8 +221,11 @@ def sweep_plot(claim_id: str, results: list[ClaimResult]) -> Plot | None:
     return Plot(title=f"{claim_id}: measures against {var}", alt=alt, png_base64=_png(fig))
 
 
-def bound_plot(result: ClaimResult) -> Plot | None:
-    """Each numeric expectation of one result: the measured value beside its bound."""
+def bound_figure(result: ClaimResult) -> Figure | None:
+    """Each numeric expectation of one result: the measured value (the median, on a replicated
+    claim, with each seed's value as a point on its bar) beside its bound, each bar labelled
+    with its value, and the y range padded below 0 so that a bar of height 0 still shows as a
+    line."""
     rows: list[tuple[str, float, float, bool | None]] = []
     for e in result.expectations:
         value = _number(e.measured)
@@ -209,15 +237,45 @@ def bound_plot(result: ClaimResult) -> Plot | None:
     fig = Figure(figsize=(2.6 * len(rows), 2.6), layout="constrained")
     for i, (name, value, bound, ok) in enumerate(rows):
         ax = fig.add_subplot(1, len(rows), i + 1)
-        ax.bar(
+        bars = ax.bar(
             ["measured", "bound"],
             [value, bound],
             color=["tab:green" if ok else "tab:red", "tab:gray"],
+            edgecolor="black",
+            linewidth=0.8,
         )
+        for bar, height in zip(bars, (value, bound), strict=True):  # visible at height 0
+            x0 = bar.get_x()
+            ax.plot([x0, x0 + bar.get_width()], [height, height], color="black", linewidth=2)
+        ax.bar_label(bars, labels=[f"{value:.4g}", f"{bound:.4g}"], fontsize=7, padding=2)
+        seeds = _replicate_values(result, name)
+        if seeds:
+            ax.scatter([0.0] * len(seeds), seeds, s=14, color="black", zorder=3, label="each seed")
+            ax.legend(fontsize=6, loc="best")
+        values = [value, bound, *seeds]
+        lo, hi = min(0.0, *values), max(0.0, *values)
+        pad = 0.15 * (hi - lo) or 0.5
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
         ax.set_title(name, fontsize=9)
     fig.suptitle(result.key, fontsize=10)
+    return fig
+
+
+def bound_plot(result: ClaimResult) -> Plot | None:
+    """:func:`bound_figure` as a :class:`Plot`."""
+    fig = bound_figure(result)
+    if fig is None:
+        return None
+    rows = [
+        (e.measure, _number(e.measured), e.bound)
+        for e in result.expectations
+        if _number(e.measured) is not None and e.bound is not None
+    ][:MAX_PANELS]
     alt = f"{result.key}: " + ", ".join(
-        f"{n} = {v:.4g} against bound {b:.4g}" for n, v, b, _ in rows
+        f"{n} = {v:.4g} against bound {b:.4g}"
+        for n, v, b in rows
+        if v is not None and b is not None
     )
     return Plot(title=f"{result.key}: measured against bound", alt=alt, png_base64=_png(fig))
 
@@ -269,6 +327,151 @@ def gating_plots(report: Report) -> list[Plot]:
     return plots
 
 
+def expected_level(result: ClaimResult, measure: str) -> float | None:
+    """The level an expectation on ``measure`` sets: its bound (a comparison), or the value of
+    an equality (``accuracy: 1.0``, ``{value: 0.9, tol: ...}``); None without one."""
+    for e in result.expectations:
+        if e.measure != measure:
+            continue
+        if e.bound is not None:
+            return e.bound
+        head = e.expected.split()[0] if e.expected.split() else ""
+        try:
+            return float(head)
+        except ValueError:
+            return None
+    return None
+
+
+def curves_plot(result: ClaimResult, also: list[str] | None = None) -> Plot | None:
+    """Loss and accuracy against the step of a training result, one line per replicate (seed),
+    the claim's ``accuracy`` expectation drawn as a dotted line; None without history.
+
+    The loss (mean cross-entropy, nats) is drawn on a log axis when it spans more than a
+    factor 8; accuracy is the share of facts recalled exactly, in [0, 1].
+    ``also`` names the other claims that trained the same models (drawn once).
+    """
+    runs = [h for h in result.history if h.step]
+    if not runs:
+        return None
+    fig = Figure(figsize=(8.0, 2.9), layout="constrained")
+    loss_ax, acc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    losses: list[float] = []
+    for i, h in enumerate(runs):
+        label = f"seed {h.seed}"
+        loss_ax.plot(h.step, h.loss, color=f"C{i}", linewidth=1.4, label=label)
+        acc_ax.plot(h.step, h.accuracy, color=f"C{i}", linewidth=1.4, label=label)
+        losses += h.loss
+    if _log_axis(losses):
+        loss_ax.set_yscale("log")
+    level = expected_level(result, "accuracy")
+    if level is not None:
+        acc_ax.axhline(
+            level,
+            color="tab:red",
+            linestyle=(0, (2, 2)),
+            linewidth=1.8,
+            zorder=5,
+            label=f"expected accuracy {level:.4g}",
+        )  # fmt: skip  (drawn over the lines)
+    acc_ax.set_ylim(-0.03, 1.05)
+    loss_ax.set_title("training loss (cross-entropy)", fontsize=9)
+    acc_ax.set_title("accuracy (share of facts recalled)", fontsize=9)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    acc_ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{result.key}: {result.status}", fontsize=10)
+    seeds = ", ".join(str(h.seed) for h in runs)
+    others = f" (the same models as {', '.join(also)})" if also else ""
+    alt = (
+        f"training curves of {result.key}{others}: loss and accuracy against the step, one "
+        f"line per seed ({seeds})"
+        + (f", expected accuracy {level:.4g} marked" if level is not None else "")
+    )
+    return Plot(
+        title=f"{result.key}: training loss and accuracy per seed{others}",
+        alt=alt,
+        png_base64=_png(fig),
+        kind="curves",
+        anchor=f"curves-{anchor(result.key)}",
+    )
+
+
+def curves_overview(claim_id: str, results: list[ClaimResult]) -> Plot | None:
+    """The training curves of a sweep with many points on one figure: every replicate of every
+    point as a thin line, green where the point's result is ok and red where it is not, the
+    ``accuracy`` expectation dotted; None without history."""
+    runs = [(r, h) for r in results for h in r.history if h.step]
+    if not runs:
+        return None
+    fig = Figure(figsize=(8.0, 2.9), layout="constrained")
+    loss_ax, acc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    losses: list[float] = []
+    for r, h in runs:
+        color = "tab:green" if r.ok else "tab:red"
+        loss_ax.plot(h.step, h.loss, color=color, linewidth=0.7, alpha=0.5)
+        acc_ax.plot(h.step, h.accuracy, color=color, linewidth=0.7, alpha=0.5)
+        losses += h.loss
+    if _log_axis(losses):
+        loss_ax.set_yscale("log")
+    level = next((v for r in results if (v := expected_level(r, "accuracy")) is not None), None)
+    if level is not None:
+        acc_ax.axhline(level, color="black", linestyle=(0, (2, 2)), linewidth=1.5, zorder=5)
+    acc_ax.set_ylim(-0.03, 1.05)
+    loss_ax.set_title("training loss (cross-entropy)", fontsize=9)
+    acc_ax.set_title("accuracy (share of facts recalled)", fontsize=9)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    failing = sum(not r.ok for r in results)
+    fig.suptitle(
+        f"{claim_id}: {len(results)} points, {len(runs)} runs (red: the {failing} points not ok)",
+        fontsize=10,
+    )
+    alt = (
+        f"training curves of {claim_id}: loss and accuracy against the step, one line per seed "
+        f"of each of {len(results)} sweep points, red where the point is not ok ({failing})"
+    )
+    return Plot(
+        title=f"{claim_id}: training loss and accuracy of every sweep point and seed",
+        alt=alt,
+        png_base64=_png(fig),
+        kind="curves",
+        anchor=f"curves-{anchor(claim_id)}",
+    )
+
+
+MAX_CURVE_FIGURES = 4  # per claim; a sweep with more points gets one overview figure
+
+
+def curves_plots(report: Report) -> list[Plot]:
+    """Training curves of every result with history. Results with the same history (claims
+    that trained the same models) are drawn once, from the one with an ``accuracy``
+    expectation where there is one; a claim with more than :data:`MAX_CURVE_FIGURES` such
+    results (a sweep) gets one :func:`curves_overview` instead."""
+    groups: dict[str, list[ClaimResult]] = {}
+    for r in report.results:
+        if any(h.step for h in r.history):
+            key = repr([(h.seed, h.step, h.loss, h.accuracy) for h in r.history])
+            groups.setdefault(key, []).append(r)
+    by_claim: dict[str, list[tuple[ClaimResult, list[str]]]] = {}
+    for results in groups.values():
+        first = next((r for r in results if expected_level(r, "accuracy") is not None), results[0])
+        also = [r.key for r in results if r is not first]
+        by_claim.setdefault(first.claim_id, []).append((first, also))
+    plots = []
+    for claim_id, drawn in by_claim.items():
+        if len(drawn) > MAX_CURVE_FIGURES:
+            plot = curves_overview(claim_id, [r for r, _ in drawn])
+            plots += [plot] if plot is not None else []
+            continue
+        for first, also in drawn:
+            plot = curves_plot(first, also)
+            plots += [plot] if plot is not None else []
+    return plots
+
+
 def _measure_plots(report: Report) -> list[Plot]:
     """Sweep, regime-map, bound and gating plots for the claims of a report."""
     groups: dict[str, list[ClaimResult]] = {}
@@ -309,5 +512,11 @@ def contrast_plots(report: Report) -> list[Plot]:
 
 
 def report_plots(report: Report) -> list[Plot]:
-    """Every plot that fits a report: growth fits, the regime contrast, sweeps and bounds."""
-    return growth_plots(report) + contrast_plots(report) + _measure_plots(report)
+    """Every plot that fits a report: training curves, growth fits, the regime contrast, sweeps
+    and bounds."""
+    return (
+        curves_plots(report)
+        + growth_plots(report)
+        + contrast_plots(report)
+        + _measure_plots(report)
+    )
