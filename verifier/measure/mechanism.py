@@ -472,7 +472,7 @@ def graded_gate(rates: np.ndarray) -> float | None:
 
 @one_blas_thread
 def relation_gating(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
-    """Graded, chance-corrected relation gating of the MLP units, in [.., 1].
+    """Graded, chance-corrected relation gating of the MLP units: at most 1, about 0 by chance.
 
     ``p_ir`` (``(R, d_mlp)``): the share of subjects for which unit i fires under relation r.
     ``G = sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir`` is 1 when every unit that fires
