@@ -107,6 +107,8 @@ MEASURES = (
     mech.functional_superposition,
     mech.selector_linearity,
     mech.gated_fraction,
+    mech.relation_gating,
+    mech.relu_necessity,
     mech.intervention_success,
 )
 
@@ -212,7 +214,84 @@ def test_subject_override_reproduces_the_forward_pass(
     assert torch.equal(own, model(facts.tokens(s, r)))
 
 
+@pytest.mark.parametrize("n_rel", [2, 4])
+@pytest.mark.parametrize("build", [build_geometric, build_compact], ids=["geometric", "compact"])
+def test_relation_gating_and_relu_necessity_are_one_on_the_constructions(
+    build: object, n_rel: int
+) -> None:
+    """Each construction's unit fires for its own relation only, and its MLP is exactly one
+    affine map per relation on the subjects that reach it."""
+    facts = BijectionFacts(512, n_rel, seed=0)
+    model, _ = build(facts, codebook("gaussian", 512, 7, seed=0))  # type: ignore[operator]
+    gate = mech.relation_gating(model, facts)
+    assert gate.value >= 0.99  # type: ignore[operator]
+    assert gate.detail["raw"] == 1.0 and 0 < gate.detail["chance"] < 0.5
+    relu = mech.relu_necessity(model, facts)
+    assert relu.value >= 0.99  # type: ignore[operator]
+    assert relu.detail["per_relation_recall"] >= 0.99
+    assert min(relu.detail["per_relation_recall_by_relation"]) >= 0.99
+    assert relu.detail["shared_recall"] <= 0.2  # one map for all relations cannot select
+
+
 # --- controls: the measures must drop ------------------------------------------------------------
+
+
+def affine_mlp(model: OneLayerTransformer) -> OneLayerTransformer:
+    """``model`` with ``b_in`` raised until every unit fires for every query: an affine MLP."""
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        out.b_in.add_(10 * float(model.W_E.abs().sum(1).max() * model.W_in.abs().max() + 1))
+    return out
+
+
+def relation_blind(model: OneLayerTransformer, facts: BijectionFacts) -> OneLayerTransformer:
+    """``model`` with ``W_in`` blind to the relation: the directions along which the MLP input
+    ``h1`` moves with the relation (uniform attention: a constant offset per relation) are
+    projected out of ``W_in``, so every unit sees the same input under every relation."""
+    first = [mech.mlp_io(model, facts, r)[0] for r in range(facts.n_relations)]
+    offsets = np.concatenate([h - first[0] for h in first[1:]])  # ((R - 1) N, d)
+    basis = np.linalg.svd(offsets, full_matrices=False)[2]
+    basis = basis[: np.linalg.matrix_rank(offsets)]  # (k, d) orthonormal rows
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        w_in = out.W_in.detach().numpy()
+        out.W_in.copy_(torch.from_numpy(w_in - basis.T @ (basis @ w_in)))
+    return out
+
+
+@pytest.mark.parametrize("n_rel", [2, 4])
+def test_relation_gating_is_zero_on_relation_blind_mlps(n_rel: int) -> None:
+    facts = BijectionFacts(512, n_rel, seed=0)
+    model, _ = build_geometric(facts, codebook("gaussian", 512, 7, seed=0))
+    affine = affine_mlp(model)
+    pre = np.stack([mech.mlp_at_queries(affine, facts, r)[0] for r in range(n_rel)])
+    assert pre.min() > 0  # every unit on: the MLP is affine
+    assert abs(mech.relation_gating(affine, facts).value) <= 0.1  # type: ignore[arg-type]
+    assert abs(mech.relu_necessity(affine, facts).value) <= 0.01  # type: ignore[arg-type]
+    blind = relation_blind(model, facts)
+    pre = np.stack([mech.mlp_at_queries(blind, facts, r)[0] for r in range(n_rel)])
+    assert np.allclose(pre, pre[0]) and (pre > 0).any() and (pre <= 0).any()
+    gate = mech.relation_gating(blind, facts)
+    assert abs(gate.value) <= 0.1  # type: ignore[arg-type]
+    assert mech.gated_fraction(blind, facts).value == 0.0
+
+
+def test_relation_gating_corrects_for_chance() -> None:
+    """Units firing at random, independently of the relation, for 5% of 512 subjects: the raw
+    graded gate is far from 0 (each relation samples its own subjects), the corrected one is
+    near 0; units that fire for one relation only are 1 either way."""
+    g = np.random.default_rng(0)
+    noise = g.random((4, 512, 256)) < 0.05  # (R, N, units)
+    gate = mech.corrected_gate(noise, seed=0)
+    assert not isinstance(gate, str)
+    assert gate[1]["raw"] > 0.2 and abs(gate[0]) <= 0.1  # raw 0.35, corrected 0.02
+    own = np.zeros((4, 512, 256), dtype=bool)
+    for r in range(4):  # unit i belongs to relation i % 4 and fires there for half the subjects
+        own[r, :, r::4] = g.random((512, 64)) < 0.5
+    gate = mech.corrected_gate(own, seed=0)
+    assert not isinstance(gate, str)
+    assert gate[1]["raw"] == 1.0 and gate[0] == 1.0
+    assert isinstance(mech.corrected_gate(np.zeros((2, 8, 4), dtype=bool), seed=0), str)
 
 
 def test_shuffled_embeddings_lose_the_superposition(
@@ -242,6 +321,8 @@ def test_key_value_memory_is_not_a_selector() -> None:
     assert mech.selector_linearity(model, facts).value < 0.3  # type: ignore[operator]
     gated = mech.gated_fraction(model, facts)
     assert gated.value == 0.0 and gated.detail["dead"] == N * 2  # every unit fires for 1/N
+    # one subject per unit: a per-subject shuffle of the relation labels is as gated as the model
+    assert "chance level is 1" in (mech.relation_gating(model, facts).underdetermined or "")
     assert mech.superposition_r2(model, facts).value < 0.2  # type: ignore[operator]
 
 
@@ -273,6 +354,9 @@ def test_too_few_subjects_are_underdetermined(
     assert "R*d + 1 = 193" in why and "got 193 subjects" in why
     assert mech.fit_requirement("superposition_r2", 222, 4, 48) is None
     assert mech.fit_requirement("gated_fraction", 512, 1, 8) is not None
+    for name in ("relation_gating", "relation_gating_init", "relu_necessity"):
+        assert "R >= 2" in (mech.fit_requirement(name, 512, 1, 8) or "")
+    assert "d + 1 = 49" in (mech.fit_requirement("relu_necessity", 48, 2, 48) or "")
 
 
 # --- the cross-validated R^2 is close to the population value --------------------------------
@@ -312,7 +396,8 @@ def test_cross_validated_r2_is_near_the_population_value() -> None:
     for seed in range(3):
         model, facts = synthetic_table(1024, 2, 64, 0.9, seed)
         result = mech.superposition_r2(model, facts)
+        assert result.value is not None
         values.append(result.value)
         halves.append(result.detail["half_split_r2"])
-        assert abs(result.value - 0.9) <= 0.03  # type: ignore[operator]
+        assert abs(result.value - 0.9) <= 0.03
     assert abs(np.mean(values) - 0.9) < abs(np.mean(halves) - 0.9)

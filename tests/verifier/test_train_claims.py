@@ -133,3 +133,24 @@ def test_too_many_replicates_are_refused_before_training() -> None:
     runner = SpecRunner(load_spec_text(HEAD + REGIME), Limits(max_replicates=2))
     with pytest.raises(Exception, match="max_replicates"):
         runner.preflight()
+
+
+def test_relation_gating_is_reported_beside_its_value_at_initialisation() -> None:
+    """relation_gating_init is relation_gating of the trainer's own initial model (same seed)."""
+    from verifier.checks.construction import bijection_facts
+    from verifier.checks.training import train_config
+    from verifier.measure import mechanism as mech
+    from verifier.spec import BijectionInstance, TrainingClaim
+    from verifier.train import build_model
+
+    spec = load_spec_text(HEAD + REGIME.replace("seeds: [0, 1, 2]\n    ", ""))
+    (gd,) = run_spec(spec).results
+    assert gd.status == "passed", gd.message
+    instance, claim = spec.instance, spec.claims[0]
+    assert isinstance(instance, BijectionInstance) and isinstance(claim, TrainingClaim)
+    facts = bijection_facts(instance)
+    start = mech.as_float64(build_model(facts, train_config(instance, claim)))
+    assert gd.measured["relation_gating_init"] == mech.relation_gating(start, facts).value
+    for name in ("relation_gating", "relation_gating_init", "relu_necessity"):
+        assert isinstance(gd.measured[name], float) and gd.measured[name] <= 1.0
+    assert "relation_gating_init" in gd.evidence["mechanism"]

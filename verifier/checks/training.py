@@ -70,8 +70,10 @@ from verifier.train import (
     TrainTask,
     fact_task,
     initial_unembedding,
+    initial_weights,
     query_task,
     run_key,
+    to_model,
     train_replicates_cached,
     training_threads,
 )
@@ -409,6 +411,9 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
                 underdetermined[name] = measured.underdetermined
             if measured.detail:
                 details[name] = measured.detail
+        if functions:
+            at(1.0, "measures of the untrained model")
+            values.update(_initial_measures(facts, cfg, result.seed, underdetermined, details))
         values.update(_capacity(result, facts.n_entities, facts.n_relations))
         values.update(
             {
@@ -471,6 +476,28 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             f"after {result.steps} steps"
         )
         return _replicate(values, evidence, res.counterexample, cfg, message)
+
+
+def _initial_measures(
+    facts: BijectionFacts,
+    cfg: TrainConfig,
+    seed: int,
+    underdetermined: dict[str, str],
+    details: dict[str, Any],
+) -> dict[str, float | None]:
+    """:data:`~verifier.measure.mechanism.INIT_MEASURES` on the replicate's untrained model: the
+    trainer's initial weights for ``seed`` (:func:`verifier.train.initial_weights`), float64."""
+    task = fact_task(facts)
+    start = mech.as_float64(to_model(task, cfg, initial_weights(task, cfg, seed)))
+    values: dict[str, float | None] = {}
+    for name, base in mech.INIT_MEASURES.items():
+        measured = mech.MEASURES[base](start, facts)
+        values[name] = measured.value
+        if measured.underdetermined is not None:
+            underdetermined[name] = measured.underdetermined
+        if measured.detail:
+            details[name] = measured.detail
+    return values
 
 
 def _replicate(

@@ -18,9 +18,18 @@ bijections, ``b + sum_r M_r u_{pi_r(s)}`` the superposition fit (``M_r`` d x d).
   exactly through the real forward pass.
 - ``selector_linearity``: per relation, cross-validated R^2 of an affine fit of the MLP output
   at query ``[r, s]`` on ``e_s``, averaged over relations; needs ``(1 - 1/K) N > d + 1``.
-- ``gated_fraction``: share of MLP units off (active for at most 1% of subjects) for some
-  relation and on (active for more) for another; needs ``N >= 100`` and ``R >= 2``. The
+- ``gated_fraction`` (hard gating): share of MLP units off (active for at most 1% of subjects)
+  for some relation and on (active for more) for another; needs ``N >= 100`` and ``R >= 2``. The
   evidence holds every unit's activation rate per relation.
+- ``relation_gating`` (graded gating): with ``p_ir`` the share of subjects for which unit i
+  fires under relation r, ``G = sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir``, corrected
+  for chance as ``(G - G0) / (1 - G0)``, ``G0`` the mean G over seeded per-subject shuffles of
+  the relation labels; 1 for a hard selector, 0 for an MLP blind to the relation. A training
+  claim also reports it on the untrained model of the same seed (``relation_gating_init``).
+- ``relu_necessity``: the MLP replaced by an affine map of its input ``h1``, fit (least
+  squares on its output) on the other folds; with ``a`` the exact recall of the held-out facts
+  with one map per relation and ``b`` that with one map for all relations (the evidence holds
+  both), ``(a - b) / (1 - b)``.
 - ``intervention_success``: with ``M_r`` from the other folds, each subject and relation gets
   ``e_s + M_r (u_j - u_{pi_r(s)})`` for a seeded ``j != pi_r(s)``; success when relation r now
   answers j and every other relation keeps its answer (real forward pass).
@@ -52,6 +61,7 @@ from verifier.seeds import Stream, rng
 if TYPE_CHECKING:
     from verifier.convex.solver import SolverSettings
 
+GATE_SHUFFLES = 8  # per-subject relation-label shuffles averaged for relation_gating's chance
 GATE_THRESHOLD = 0.01  # a unit is off for a relation when active for at most this share
 MIN_GATE_SUBJECTS = 100  # below this, "at most 1% of subjects" means "never"
 FOLDS = 8  # K of the K-fold cross-validation over subjects (docs/theory.md section 7)
@@ -120,6 +130,18 @@ def fit_requirement(measure: str, n: int, n_rel: int, d: int) -> str | None:
                 f"{measure} fits e_s ~ b + sum_r M_r u_(pi_r(s)) on the other {FOLDS - 1} of "
                 f"{FOLDS} folds: expected N - ceil(N/{FOLDS}) > R*d + 1 = {n_rel * d + 1} "
                 f"(d = {d}), got {train} subjects (N = {n})"
+            )
+    elif measure in ("relation_gating", "relation_gating_init"):
+        if n_rel < 2:
+            return f"{measure} compares relations: expected R >= 2, got R = {n_rel}"
+    elif measure == "relu_necessity":
+        if n_rel < 2:
+            return f"{measure} compares relations: expected R >= 2, got R = {n_rel}"
+        if train <= d + 1:
+            return (
+                f"{measure} fits an affine map of the MLP input on the other {FOLDS - 1} of "
+                f"{FOLDS} folds: expected N - ceil(N/{FOLDS}) > d + 1 = {d + 1}, got {train} "
+                f"subjects (N = {n})"
             )
     elif measure == "selector_linearity":
         if train <= d + 1:
@@ -433,6 +455,137 @@ def gated_fraction(model: OneLayerTransformer, facts: BijectionFacts) -> Measure
     )
 
 
+@torch.inference_mode()
+def unit_firing(model: OneLayerTransformer, facts: BijectionFacts) -> np.ndarray:
+    """``(R, N, d_mlp)`` bools: MLP unit i fires (pre-activation > 0) at query ``[r, s]``."""
+    return np.stack([mlp_at_queries(model, facts, r)[0] > 0 for r in range(facts.n_relations)])
+
+
+def graded_gate(rates: np.ndarray) -> float | None:
+    """``sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir`` of ``(R, d_mlp)`` rates ``p``;
+    None when no unit ever fires."""
+    top = float(rates.max(axis=0).sum())
+    if top == 0.0:
+        return None
+    return float((rates.max(axis=0) - rates.min(axis=0)).sum()) / top
+
+
+@one_blas_thread
+def relation_gating(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
+    """Graded, chance-corrected relation gating of the MLP units: at most 1, about 0 by chance.
+
+    ``p_ir`` (``(R, d_mlp)``): the share of subjects for which unit i fires under relation r.
+    ``G = sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir`` is 1 when every unit that fires
+    for some relation never fires for another, and 0 when every unit fires equally often under
+    every relation. The chance level ``G0`` is the mean G of :data:`GATE_SHUFFLES` seeded
+    shuffles (``Stream.SPLIT``) that permute the relation labels of each subject's R firing
+    patterns independently, which keeps each subject's patterns and removes their relation; the
+    value is ``(G - G0) / (1 - G0)``. Subjects sampling a relation-blind unit unevenly give
+    ``G > 0`` at finite N; the shuffle gives them the same ``G0``. Undefined when ``G0 = 1``,
+    as when every unit fires for one subject only (a key-value memory): no shuffle can then
+    tell a relation's unit from chance.
+    """
+    if why := fit_requirement("relation_gating", facts.n_entities, facts.n_relations, 0):
+        return MeasureResult.too_few(why)
+    fires = unit_firing(model, facts)  # (R, N, d_mlp)
+    gate = corrected_gate(fires, facts.seed)
+    if isinstance(gate, str):
+        return MeasureResult.too_few(f"relation_gating: {gate}")
+    value, detail = gate
+    detail["dead"] = int((~fires.any(axis=(0, 1))).sum())
+    return MeasureResult(value=value, detail=detail)
+
+
+def corrected_gate(fires: np.ndarray, seed: int) -> tuple[float, dict[str, Any]] | str:
+    """``(G - G0) / (1 - G0)`` of ``(R, N, units)`` firing bools and its evidence, or why it is
+    undefined. ``G0``: the mean G over :data:`GATE_SHUFFLES` shuffles from
+    ``(seed, Stream.SPLIT, 2, k)``, each permuting every subject's R relation labels."""
+    n_rel, n = fires.shape[:2]
+    raw = graded_gate(fires.mean(axis=1))
+    if raw is None:
+        return "no MLP unit fires for any query"
+    chance = []
+    for k in range(GATE_SHUFFLES):
+        order = rng(seed, Stream.SPLIT, 2, k).permuted(np.tile(np.arange(n_rel), (n, 1)), axis=1)
+        shuffled = fires[order.T, np.arange(n)[None, :]]  # label r of s: relation order[s, r]
+        chance.append(graded_gate(shuffled.mean(axis=1)) or 0.0)
+    g0 = float(np.mean(chance))
+    if g0 >= 1.0:
+        return "the shuffled chance level is 1"
+    detail: dict[str, Any] = {
+        "raw": raw,
+        "chance": g0,
+        "chance_shuffles": chance,
+        "units": int(fires.shape[2]),
+    }
+    return (raw - g0) / (1.0 - g0), detail
+
+
+@torch.inference_mode()
+def mlp_io(
+    model: OneLayerTransformer, facts: BijectionFacts, relation: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """MLP inputs ``h1`` and outputs, both ``(N, d)`` float64, at the queries ``[relation, s]``."""
+    m64 = as_float64(model)
+    subjects = np.arange(facts.n_entities)
+    tokens = facts.tokens(subjects, np.full_like(subjects, relation))
+    h1 = m64.residual(tokens)[:, -1]  # (N, d)
+    return h1.numpy(), m64.mlp(h1).numpy()
+
+
+@one_blas_thread
+def relu_necessity(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
+    """How much of held-out recall needs the MLP to switch affine maps by relation.
+
+    The MLP's output at ``[r, s]`` is replaced by ``c + A h1`` (``h1`` its input, ``(A, c)``
+    the least-squares fit of its output on the other folds' subjects) and the logits are
+    ``(h1 + c + A h1) W_U``. ``a`` (``per_relation_recall``): exact recall of the held-out facts
+    with one map per relation, each fit on that relation's queries; ``b`` (``shared_recall``):
+    with one map fit on every relation's queries. The value is ``(a - b) / (1 - b)``: the share
+    of the facts one affine map misses that a relation switch of affine maps recalls (``a - b``
+    when ``b = 1``). G1 and the compact construction score 1 (``a = 1``, ``b`` about 0.03); an
+    affine MLP scores 0.
+    """
+    n_rel, n = facts.n_relations, facts.n_entities
+    if why := fit_requirement("relu_necessity", n, n_rel, model.cfg.d_model):
+        return MeasureResult.too_few(why)
+    io = [mlp_io(model, facts, r) for r in range(n_rel)]
+    x = np.stack([_affine(h1) for h1, _ in io])  # (R, N, 1 + d)
+    y = np.stack([out for _, out in io])  # (R, N, d)
+    h1 = np.stack([h for h, _ in io])
+    u = model.W_U.detach().double().numpy()  # (d, n_out)
+    subjects = np.arange(n)
+    targets = np.stack([facts.answers(subjects, r) for r in range(n_rel)])  # (R, N)
+    own = np.empty((n_rel, n), dtype=bool)
+    shared = np.empty((n_rel, n), dtype=bool)
+    everyone = np.ones(n, dtype=bool)
+
+    def right(out: np.ndarray, r: int, held: np.ndarray) -> np.ndarray:
+        logits = torch.from_numpy((h1[r, held] + out) @ u)
+        ok: np.ndarray = (margins_of(logits, torch.from_numpy(targets[r, held]))[0] > 0).numpy()
+        return ok
+
+    for held in folds(facts):
+        train = everyone.copy()
+        train[held] = False
+        w_all = lstsq(x[:, train].reshape(-1, x.shape[2]), y[:, train].reshape(-1, y.shape[2]))
+        for r in range(n_rel):
+            own[r, held] = right(x[r, held] @ lstsq(x[r, train], y[r, train]), r, held)
+            shared[r, held] = right(x[r, held] @ w_all, r, held)
+    per_relation, one_map = float(own.mean()), float(shared.mean())
+    gain = per_relation - one_map
+    return MeasureResult(
+        value=gain / (1.0 - one_map) if one_map < 1.0 else gain,
+        detail={
+            "per_relation_recall": per_relation,
+            "shared_recall": one_map,
+            "per_relation_recall_by_relation": [float(a) for a in own.mean(axis=1)],
+            "shared_recall_by_relation": [float(a) for a in shared.mean(axis=1)],
+            "folds": FOLDS,
+        },
+    )
+
+
 @one_blas_thread
 def intervention_success(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
     """Every subject (held out by fold): swap relation r's component for a seeded new answer j;
@@ -484,8 +637,13 @@ MEASURES: dict[str, MeasureFn] = {
     "functional_superposition": functional_superposition,
     "selector_linearity": selector_linearity,
     "gated_fraction": gated_fraction,
+    "relation_gating": relation_gating,
+    "relu_necessity": relu_necessity,
     "intervention_success": intervention_success,
 }
+# Measures a training claim also reports on the untrained model of each replicate's seed (its
+# initial weights), by name: a trained value means something only beside its start.
+INIT_MEASURES: dict[str, str] = {"relation_gating_init": "relation_gating"}
 
 
 def new_bijections(facts: BijectionFacts, transfer_seed: int) -> BijectionFacts:

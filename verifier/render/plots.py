@@ -288,6 +288,9 @@ GRID_MEASURES = (  # drawn for a regime map besides its expectations, where meas
     "functional_superposition",
     "selector_linearity",
     "gated_fraction",
+    "relation_gating",
+    "relation_gating_init",
+    "relu_necessity",
     "intervention_success",
     "control_accuracy",
 )

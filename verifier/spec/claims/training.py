@@ -19,7 +19,10 @@ MECHANISM_MEASURES: tuple[str, ...] = (
     "probe_accuracy",  # held-out component decoding: argmin_j |e_s - b - M_r u_j|
     "functional_superposition",  # facts recalled with e_s replaced by its held-out fit
     "selector_linearity",  # held-out R^2 of an affine fit of MLP output on e_s, per relation
-    "gated_fraction",  # MLP units off for one relation and on for another
+    "gated_fraction",  # hard gating: MLP units off for one relation and on for another
+    "relation_gating",  # graded: sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir, vs chance
+    "relation_gating_init",  # relation_gating of the untrained model (same seed): its baseline
+    "relu_necessity",  # held-out recall: MLP as affine maps per relation vs one shared map
     "intervention_success",  # swapping relation r's component changes only relation r
 )
 
