@@ -66,6 +66,7 @@ def spec_text_of(body: bytes, media_type: str) -> str:
         raise SpecError(
             f"expected UTF-8 text, got a bad byte at offset {exc.start}", file=FILE, line=line
         ) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark: read past, as the CLI's YAML does
     if media_type in YAML_TYPES:
         return text
     data = strict_json(text)

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=0)  # worker processes; 0 queues jobs without running them
     token: str | None = None  # VERIFIER_API_TOKEN: when set, every route but /healthz needs it
     max_body_bytes: int = Field(256_000, ge=1)  # request body; larger bodies get 413
+    body_idle_s: float = Field(10.0, gt=0)  # a body with no byte for this long gets 408
     max_queued: int = Field(256, ge=1)  # queued jobs; beyond this POST gets 429
     retry_after_s: int = Field(5, ge=1)  # Retry-After sent with 429
     job_timeout_s: float = Field(3600.0, gt=0)  # wall clock per job, then it is stopped

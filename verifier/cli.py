@@ -27,6 +27,7 @@ from verifier import __version__
 from verifier.engine.baseline import compare, counts, load_reports, markdown
 from verifier.engine.executors import ExecutorName
 from verifier.engine.report import ClaimResult, Report, fmt, key_measures
+from verifier.engine.runner import OUT_OF_MEMORY
 from verifier.engine.session import (
     DEFAULT_CACHE_DIR,
     RunOptions,
@@ -175,6 +176,12 @@ def _fail(exc: VerifierError) -> typer.Exit:
     return typer.Exit(EXIT_BAD_SPEC)
 
 
+def _out_of_memory() -> typer.Exit:
+    """Print an allocation failure outside any claim (a claim's own is its error verdict)."""
+    err_console.print(f"[red]error:[/] {OUT_OF_MEMORY}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_SPEC)
+
+
 @app.command(
     help="Verify every claim of every spec under PATHS. Exit 0 when every claim passed, 1 when "
     "one did not, 2 for a bad spec, a limit or bad usage."
@@ -237,6 +244,8 @@ def check(
         reports = run_checks(specs, limits, options, err_console)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
+    except MemoryError:
+        raise _out_of_memory() from None
     console.print(render_table(reports))
     results = [r for report in reports for r in report.results]
     for r in results:
@@ -290,6 +299,8 @@ def run(
         [report] = run_checks([spec], limits, options, err_console)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
+    except MemoryError:
+        raise _out_of_memory() from None
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:

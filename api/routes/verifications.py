@@ -31,14 +31,28 @@ MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors above it do not exist
 EVENT_ID = r"^[0-9]{1,18}$"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def read_body(request: Request, limit: int, idle_s: float = 10.0) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes, and with 408
+    when no byte of it comes for ``idle_s`` seconds (a body that never finishes)."""
     declared = request.headers.get("content-length", "")
     too_big = f"expected a body of at most {limit:,} bytes (max_body_bytes)"
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "body_too_large", f"{too_big}, got {int(declared):,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), idle_s)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "body_timeout",
+                f"expected the rest of the body within {idle_s:g} s (body_idle_s), got "
+                f"{size:,} bytes and then nothing",
+                headers={"Connection": "close"},
+            ) from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, "body_too_large", f"{too_big}, got more")
@@ -54,6 +68,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         200: {"model": Verification, "description": "answered from a stored report (reuse)"},
         401: AUTH_ERROR,
         413: documented("the body is over max_body_bytes"),
+        408: documented("the body stopped arriving for body_idle_s"),
         415: documented("neither YAML nor JSON"),
         422: documented("a bad spec, or a spec over a limit"),
         429: documented("the queue is full; retry after Retry-After s"),
@@ -100,7 +115,7 @@ async def submit(
             "unsupported_media_type",
             f"expected Content-Type application/yaml or application/json, got {media_type!r}",
         )
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_idle_s)
     spec = await validators.prepare(body, media_type)  # a validator process: off the loop
     try:
         job, how = await run_in_threadpool(

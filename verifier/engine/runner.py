@@ -118,6 +118,23 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     return points
 
 
+OUT_OF_MEMORY = (
+    "out of memory: the claim needs more memory than this machine has; lower its sizes "
+    "(N, widths, replicates, sweep points) or the max_job_memory limit"
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's or numpy's MemoryError, or torch's
+    allocator refusing (a RuntimeError saying so)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
@@ -535,6 +552,9 @@ class SpecRunner:
             message = f"{type(exc).__name__}: {text}"
             return self._finish(base, start, status="error", message=message)
         except Exception as exc:  # a bug: report it as an error, keep the traceback in the log
+            if out_of_memory(exc):  # not a bug: the machine's memory, said without a traceback
+                log.warning("claim %s ran out of memory: %s", point.key, exc)
+                return self._finish(base, start, status="error", message=OUT_OF_MEMORY)
             log.exception("internal error in claim %s", point.key)
             return self._finish(
                 base, start, status="error", message=f"internal error: {type(exc).__name__}: {exc}"
