@@ -183,8 +183,15 @@ class Health(BaseModel):
         }
     )
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: no worker alive (of some configured), or the store cannot write"
+    )
     verifier_version: str
     workers: int = Field(description="configured worker processes")
     workers_alive: int
-    jobs: dict[str, int] = Field(description="job count per status")
+    jobs: dict[str, int] = Field(description="job count per status (empty if unreadable)")
+    reasons: list[str] = Field(default_factory=list, description="why it is degraded")
+    validators: int = Field(0, description="configured validator processes")
+    validators_ready: int = Field(
+        0, description="validator processes ready; a POST before the first waits for it"
+    )

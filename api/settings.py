@@ -31,11 +31,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(2, ge=1)  # runs per job; past this a crashed run is `interrupted`
     poll_s: float = Field(0.1, gt=0)  # queue and event polling interval
     stream_max_s: float = Field(7200.0, gt=0)  # longest an event stream stays open
+    max_streams: int = Field(64, ge=1)  # event streams open at once; beyond this 503
     executor: Literal["local", "ray"] = "local"  # where claim points run (ray: extra [ray])
     ray_address: str = "auto"  # ray.init address; "auto" joins the cluster started on this node
     ray_task_retries: int = Field(2, ge=0)  # re-runs of a task whose Ray worker died
     cache_dir: Path | None = None  # training checkpoints; None: no cache. On ray: a shared folder
-    validators: int = Field(1, ge=0)  # spec-validating processes; 0 validates in-process
+    validators: int = Field(2, ge=0)  # spec-validating processes; 0 validates in-process
+    validator_ready_wait_s: float = Field(60.0, gt=0)  # a POST before one is ready waits, then 503
     validate_timeout_s: float = Field(10.0, gt=0)  # one spec's parse and preflight, then refused
 
     @property

@@ -451,6 +451,33 @@ def serve(
             "(pip install 'verifier[ray]'), got none"
         )
         raise typer.Exit(EXIT_BAD_SPEC)
+    from api import lock
+    from api.ray_runner import probe_cluster
+    from api.store import STORE_ERRORS, Store, store_error_reason
+
+    if settings.executor == "ray" and (why := probe_cluster(settings.ray_address)) is not None:
+        err_console.print(  # never accept jobs that would wait queued for a cluster forever
+            f"[red]error:[/] --executor ray: no Ray cluster answers at "
+            f"{settings.ray_address!r} ({escape(why)}); start one with 'ray start --head' "
+            "(then --ray-address auto), or give a running cluster's --ray-address host:port",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BAD_SPEC)
+
+    try:  # held for the process's life: a second server on this folder refuses, naming this one
+        lock.acquire(settings.data_dir, serving=f"{host}:{port}")
+        Store(settings.db_path)  # a read-only or broken folder: one line here, not a traceback
+    except (lock.DataDirBusy, lock.DataDirUnusable) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_SPEC) from None
+    except STORE_ERRORS as exc:
+        err_console.print(
+            f"[red]error:[/] {escape(store_error_reason(exc))} ({settings.db_path})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BAD_SPEC) from None
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

@@ -21,7 +21,7 @@ from api.models import (
     VerificationPage,
     VerificationSummary,
 )
-from api.store import TERMINAL, JobStatus, QueueFull
+from api.store import TERMINAL, Event, JobStatus, QueueFull
 from verifier import __version__
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"], dependencies=[Auth])
@@ -209,9 +209,11 @@ _SSE_EXAMPLE = (
             "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         },
         **JOB_ERRORS,
+        503: documented("max_streams event streams are open; retry after Retry-After s"),
     },
 )
 async def stream_events(
+    request: Request,
     job: JobDep,
     store: StoreDep,
     settings: SettingsDep,
@@ -224,27 +226,54 @@ async def stream_events(
         ),
     ] = "0",
 ) -> StreamingResponse:
-    """Stream a job's progress as server-sent events, ending with its verdict."""
+    """Stream a job's progress as server-sent events, ending with its verdict.
+
+    A stream resumed after the verdict (``Last-Event-ID`` at or past it, as a browser sends on
+    reconnect) replays what it missed and closes once the job is final. At most
+    ``max_streams`` streams are open at once; past that: 503 with Retry-After.
+    """
     job_id, start_after = job.id, int(last_event_id)
+    state = request.app.state
+    open_now = getattr(state, "open_streams", 0)
+    if open_now >= settings.max_streams:
+        raise ApiError(
+            503,
+            "too_many_streams",
+            f"{open_now} event streams are open, the limit max_streams is "
+            f"{settings.max_streams}; retry later or poll the job",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    def line(event: Event) -> str:
+        return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.data)}\n\n"
 
     async def events() -> AsyncIterator[str]:
-        after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0
-        while time.monotonic() < deadline:
-            batch = await run_in_threadpool(store.events_after, job_id, after)
-            for event in batch:
-                after = event.id
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.data)}\n\n"
-                if event.type == "verdict":
+        state.open_streams = getattr(state, "open_streams", 0) + 1  # counted once it runs
+        try:
+            after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0
+            while time.monotonic() < deadline:
+                batch = await run_in_threadpool(store.events_after, job_id, after)
+                for event in batch:
+                    after = event.id
+                    yield line(event)
+                    if event.type == "verdict":
+                        return
+                if batch:
+                    quiet = 0.0
+                    continue
+                current = await run_in_threadpool(store.get, job_id)
+                if current is None or current.status in TERMINAL:  # final: nothing more comes
+                    for event in await run_in_threadpool(store.events_after, job_id, after):
+                        yield line(event)  # written between the two reads
                     return
-            if batch:
-                quiet = 0.0
-                continue
-            quiet += settings.poll_s
-            if quiet >= 15.0:  # a comment line keeps proxies from closing an idle stream
-                quiet = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(settings.poll_s)
-        yield 'event: timeout\ndata: {"message": "stream_max_s reached; reconnect"}\n\n'
+                quiet += settings.poll_s
+                if quiet >= 15.0:  # a comment line keeps proxies from closing an idle stream
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(settings.poll_s)
+            yield 'event: timeout\ndata: {"message": "stream_max_s reached; reconnect"}\n\n'
+        finally:
+            state.open_streams -= 1
 
     return StreamingResponse(
         events(),
