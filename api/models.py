@@ -166,6 +166,23 @@ class ErrorOut(BaseModel):
     limit: str | None = Field(None, description="the limit's name, for limit errors")
 
 
+class ClaimEstimate(BaseModel):
+    """One claim's estimated work, before anything runs (verifier/engine/cost.py)."""
+
+    claim: str
+    flops: float = Field(description="floating-point operations over its points and replicates")
+    memory_bytes: float = Field(description="peak memory of its largest point")
+
+
+class DryRun(BaseModel):
+    """A spec validated and preflighted, with its cost estimate; nothing was queued."""
+
+    dry_run: Literal[True] = True
+    spec_name: str
+    spec_hash: str
+    claims: list[ClaimEstimate]
+
+
 class Health(BaseModel):
     """Liveness and queue state."""
 

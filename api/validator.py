@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0  # a cold process imports torch and cvxpy; a loaded 2-core box is slow
 
-# ("ok", name, hash, text) | ("spec", message, file, line, key) | ("limit", exc) | ("bug", text)
+# ("ok", name, hash, text, estimate) | ("spec", message, file, line, key) | ("limit", exc)
+# | ("bug", text)
 Answer = tuple[Any, ...]
 
 
@@ -64,13 +65,13 @@ def _answer(body: bytes, media_type: str, limits: Limits) -> Answer:
     except Exception as exc:  # a bug: the API answers 500; the traceback is in this log
         log.exception("internal error validating a spec")
         return ("bug", f"{type(exc).__name__}: {exc}")
-    return ("ok", spec.name, spec.spec_hash, spec.text)
+    return ("ok", spec.name, spec.spec_hash, spec.text, spec.estimate)
 
 
 def _result(answer: Answer) -> Prepared:
     kind = answer[0]
     if kind == "ok":
-        return Prepared(name=answer[1], spec_hash=answer[2], text=answer[3])
+        return Prepared(name=answer[1], spec_hash=answer[2], text=answer[3], estimate=answer[4])
     if kind == "spec":
         raise SpecError(answer[1], file=answer[2], line=answer[3], key=answer[4])
     if kind == "limit":

@@ -176,6 +176,37 @@ def _fail(exc: VerifierError) -> typer.Exit:
     return typer.Exit(EXIT_BAD_SPEC)
 
 
+def _dry_run(paths: list[Path], limits: Limits, include_full: bool) -> typer.Exit:
+    """Print every claim's estimated work (verifier/engine/cost.py); the exit to raise: 0, 2
+    for a bad spec or one over a limit (max_job_flops, max_job_memory), 5 for no spec."""
+    from verifier.engine.runner import SpecRunner
+
+    try:
+        specs = load_specs(paths, limits, include_full)
+        estimates = []
+        for spec in specs:
+            runner = SpecRunner(spec, limits)
+            runner.preflight()
+            estimates.append((spec.name, runner.estimate()))
+    except (SpecError, LimitExceeded, VerifierError) as exc:
+        return _fail(exc)
+    for name, costs in estimates:
+        for claim_id, cost in costs.items():
+            console.print(
+                f"{name}::{claim_id}: {cost.flops:.3g} flops, peak {cost.memory / 2**20:,.1f} MiB",
+                highlight=False,
+                markup=False,
+            )
+    total = sum(c.flops for _, costs in estimates for c in costs.values())
+    console.print(
+        f"{len(estimates)} specs: {total:.3g} flops in all (limits: max_job_flops = "
+        f"{limits.max_job_flops:.3g}, max_job_memory = {limits.max_job_memory / 2**30:g} GiB "
+        "per claim); nothing was run",
+        highlight=False,
+    )
+    return typer.Exit(EXIT_OK if estimates else EXIT_NOTHING)
+
+
 def _out_of_memory() -> typer.Exit:
     """Print an allocation failure outside any claim (a claim's own is its error verdict)."""
     err_console.print(f"[red]error:[/] {OUT_OF_MEMORY}", highlight=False, soft_wrap=True)
@@ -225,9 +256,19 @@ def check(
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
     no_reuse: NoReuseOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="validate and preflight only: print each claim's estimated flops and peak "
+            "memory, run nothing",
+        ),
+    ] = False,
 ) -> None:
     """Verify every claim of every spec."""
     limits = Limits()
+    if dry_run:
+        raise _dry_run(paths, limits, include_full)
     options = RunOptions(
         select=select,
         include_full=include_full,

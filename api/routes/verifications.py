@@ -17,6 +17,8 @@ from api.errors import AUTH_ERROR, JOB_ERRORS, ApiError, documented
 from api.intake import JSON_TYPES, YAML_TYPES
 from api.models import (
     SPEC_JSON_EXAMPLE,
+    ClaimEstimate,
+    DryRun,
     Verification,
     VerificationPage,
     VerificationSummary,
@@ -63,9 +65,12 @@ async def read_body(request: Request, limit: int, idle_s: float = 10.0) -> bytes
 @router.post(
     "",
     status_code=202,
-    response_model=Verification,
+    response_model=Verification | DryRun,
     responses={
-        200: {"model": Verification, "description": "answered from a stored report (reuse)"},
+        200: {
+            "model": Verification | DryRun,
+            "description": "answered from a stored report (reuse), or the estimate (dry_run)",
+        },
         401: AUTH_ERROR,
         413: documented("the body is over max_body_bytes"),
         408: documented("the body stopped arriving for body_idle_s"),
@@ -105,9 +110,17 @@ async def submit(
             "the same spec's job already queued or running"
         ),
     ] = True,
-) -> Verification:
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="validate and preflight only: 200 with each claim's estimated flops "
+            "and peak memory; nothing is queued"
+        ),
+    ] = False,
+) -> Verification | DryRun:
     """Submit a spec (YAML or JSON): 202 with a new job, or with the job of the same spec
-    already queued or running (joined, with ``reuse``); 200 with a reused report."""
+    already queued or running (joined, with ``reuse``); 200 with a reused report, or with the
+    cost estimate (``dry_run``)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in YAML_TYPES | JSON_TYPES:
         raise ApiError(
@@ -117,6 +130,13 @@ async def submit(
         )
     body = await read_body(request, settings.max_body_bytes, settings.body_idle_s)
     spec = await validators.prepare(body, media_type)  # a validator process: off the loop
+    if dry_run:
+        response.status_code = 200
+        return DryRun(
+            spec_name=spec.name,
+            spec_hash=spec.spec_hash,
+            claims=[ClaimEstimate(claim=k, flops=f, memory_bytes=m) for k, f, m in spec.estimate],
+        )
     try:
         job, how = await run_in_threadpool(
             store.submit,

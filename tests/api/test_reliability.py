@@ -91,7 +91,9 @@ def test_open_streams_are_capped_with_503_and_retry_after(one_worker: Server) ->
         url = f"/v1/verifications/{job['id']}/events"
         try:
             with c2.stream("GET", url) as first, c3.stream("GET", url) as second:
-                next(first.iter_text()), next(second.iter_text())  # both streams running
+                chunks = first.iter_text(), second.iter_text()  # kept: dropped, they close
+                for chunk in chunks:
+                    next(chunk)  # both streams running
                 third = c.get(url, timeout=10)
                 assert third.status_code == 503, third.text
                 assert "max_streams" in third.json()["message"]

@@ -1061,6 +1061,39 @@ def _round_three() -> list[Case]:
             media="application/json",
         )
     )
+    # item 4: valid specs that would run for hours, refused by their estimated work
+    huge = replaced(
+        TRAINING, "entities: 32, relations: 2", "entities: 100000, relations: 1"
+    ).decode()
+    huge = huge.replace("d_mlp: 64", "d_mlp: 16384").replace("steps: 10", "steps: 100000")
+    add(Case("r3-cost-huge-training", _b(huge), "over the limit max_job_flops", defect=4))
+    many = replaced(TRAINING, "entities: 32, relations: 2", "entities: 4096, relations: 1").decode()
+    many = many.replace("steps: 10", "steps: 100000").replace(
+        "    expect:", f"    seeds: {list(range(16))}\n    expect:"
+    )
+    add(Case("r3-cost-16-replicates", _b(many), "max_job_flops", defect=4))
+    add(
+        Case(
+            "r3-dry-run",
+            _b(TRAINING),
+            "flops",
+            cli=0,
+            http=200,
+            cli_args=("--dry-run", "{file}"),
+            path="/v1/verifications?dry_run=true",
+            http_phrase='"dry_run":true',
+            defect=4,
+        )
+    )
+    add(
+        Case(
+            "r3-dry-run-over-limit",
+            _b(huge),
+            "over the limit max_job_flops",
+            cli_args=("--dry-run", "{file}"),
+            path="/v1/verifications?dry_run=true",
+        )
+    )
     job = "/v1/verifications/" + "0" * 32
     add(get("r3-id-trailing-newline", job + "%0A", 400, "32 lowercase hex digits", defect=10))
     add(get("r3-id-trailing-cr", job + "%0D", 400, "32 lowercase hex digits"))

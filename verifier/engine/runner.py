@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.checks.base import AnyKind, Method
+from verifier.engine.cost import Cost, claim_cost, search_values
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, Report
@@ -218,6 +219,15 @@ class SpecRunner:
                     raise exc.in_claim(point.key) from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
+        for claim_id, cost in self.estimate().items():
+            what = f"the estimated work of claim {claim_id!r} over its points and replicates"
+            require("max_job_flops", int(cost.flops), self.limits.max_job_flops, f"{what} (flops)")
+            require(
+                "max_job_memory",
+                int(cost.memory),
+                self.limits.max_job_memory,
+                f"the estimated peak memory of claim {claim_id!r} (bytes)",
+            )
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
         for i, claim in enumerate(self.spec.claims):
             if not claim.expect and claim.search_spec() is None and claim.id not in needed:
@@ -228,6 +238,24 @@ class SpecRunner:
                     line=self.spec.source.claim_lines.get(claim.id),
                     key=f"claims.{i}.expect",
                 )
+
+    def estimate(self) -> dict[str, Cost]:
+        """Each claim's estimated work (:mod:`verifier.engine.cost`): the sum over its points
+        not answered by a stored verdict, a search's point once per value it may try."""
+        costs: dict[str, Cost] = {}
+        for claim in self.spec.claims:
+            search = claim.search_spec()
+            points: list[tuple[Any, Any]] = []
+            for point in self.points[claim.id]:
+                if self._lookup(point) is not None:
+                    continue
+                if search is None:
+                    points.append((point.instance, point.claim))
+                else:  # the widest value, the costliest
+                    points.append(substitute(point.instance, point.claim, search.field, search.max))
+            tries = 1 if search is None else search_values(search.start, search.max)
+            costs[claim.id] = claim_cost(points, tries)
+        return costs
 
     def _preflight_sources(self, kind: AnyKind, point: ClaimPoint) -> None:
         """The limits of ``point`` that depend on the claims it reads, at the same point."""
