@@ -113,9 +113,11 @@ def install(app: FastAPI) -> None:
         body = ErrorOut(error="limit_exceeded", message=str(exc), limit=exc.name)
         return error_response(422, body)
 
-    async def storage_error(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("storage error: %s", exc)  # the reason, once per request, no traceback
-        body = ErrorOut(error="storage_unavailable", message=f"{store_error_reason(exc)}; retry")
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        store = getattr(request.app.state, "store", None)
+        reason = store_error_reason(exc, store.path if store is not None else None)
+        log.warning("storage error: %s", reason)  # once per request, no traceback
+        body = ErrorOut(error="storage_unavailable", message=f"{reason}; retry")
         return error_response(503, body, {"Retry-After": str(STORAGE_RETRY_AFTER_S)})
 
     app.add_exception_handler(sqlite3.Error, storage_error)

@@ -141,13 +141,27 @@ class StoreUnavailable(Exception):
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable, OSError)
 
 
-def store_error_reason(exc: BaseException) -> str:
-    """A storage error in words, for a 503 and ``/healthz``."""
+def store_error_reason(exc: BaseException, path: Path | None = None) -> str:
+    """A storage error in words, for a 503 and ``/healthz``; with the store's ``path``, a full
+    disk under it is named (SQLite may call it a "disk I/O error")."""
     if isinstance(exc, StoreUnavailable):
         return str(exc)
     if isinstance(exc, OSError):
-        return f"the job store cannot be used: {exc.strerror or exc}"
-    return f"the job store cannot be read or written: {exc}"
+        reason = f"the job store cannot be used: {exc.strerror or exc}"
+    else:
+        reason = f"the job store cannot be read or written: {exc}"
+    if path is not None:
+        try:
+            st = os.statvfs(path.parent)
+        except OSError:
+            return reason
+        free = st.f_bavail * st.f_frsize
+        if free < FULL_BELOW_BYTES:
+            reason += f" (the disk holding {path.parent} is full: {free:,} bytes free)"
+    return reason
+
+
+FULL_BELOW_BYTES = 1 << 20  # free space under which a failing store's disk is called full
 
 
 class Store:
@@ -189,7 +203,7 @@ class Store:
                 finally:
                     conn.execute("ROLLBACK")
         except STORE_ERRORS as exc:
-            return store_error_reason(exc)
+            return store_error_reason(exc, self.path)
         return None
 
     @contextmanager
