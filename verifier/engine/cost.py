@@ -12,7 +12,9 @@ An estimate is an upper-bound style count of the dominant arithmetic, not a meas
 - feasibility: each LP of ``rows x cols`` costs ``50 rows cols min(rows, cols)`` (iterations
   of the solver, each factorising its normal equations), one per subject for P2; memory its
   matrix three times over and the normal equations, in float64.
-- bound, budget: closed forms and small sums: a constant.
+- bound, budget: closed forms and small sums: a constant; a ``limit:`` or ``order:`` is
+  sympy's work, a larger constant.
+- every point: a fixed overhead (set-up that is not arithmetic), as flop-equivalents.
 - transfer: its reading of the trained model (a forward and, for ``lp``, a P2 per subject).
 
 A claim's cost is the sum over its sweep points; a search multiplies its point by the
@@ -32,6 +34,10 @@ from verifier.spec import BijectionInstance, MultiHopInstance
 FLOAT32, FLOAT64 = 4, 8
 LP_ITERATIONS = 50  # interior-point / simplex passes over the matrix, a rough constant
 SMALL = 1e6  # flops of a closed form or a small sum
+# Fixed costs that are not arithmetic (Python, solver and sympy set-up), as flop-equivalents at
+# the ~3.5e9 flops/s of one core of the reference machine (bench/cost_bench.py measures it):
+POINT_OVERHEAD = 1e9  # any claim point: about 0.3 s
+ASYMPTOTIC = 2e10  # a bound claim's sympy limit or order: about 6 s
 
 
 @dataclass(frozen=True)
@@ -54,17 +60,21 @@ ZERO = Cost(0.0, 0.0)
 
 
 def point_cost(instance: Any, claim: Any) -> Cost:
-    """The estimated work of one claim point (see the module for the model of each kind)."""
+    """The estimated work of one claim point (see the module for the model of each kind),
+    with its fixed overhead."""
     kind = str(getattr(claim, "check", ""))
     if kind == "training":
-        return _training(instance, claim)
-    if kind == "construction":
-        return _construction(instance, claim)
-    if kind == "feasibility":
-        return _feasibility(instance, claim)
-    if kind == "transfer":
-        return _transfer(instance, claim)
-    return Cost(SMALL, 64e6)  # bound, budget: closed forms
+        cost = _training(instance, claim)
+    elif kind == "construction":
+        cost = _construction(instance, claim)
+    elif kind == "feasibility":
+        cost = _feasibility(instance, claim)
+    elif kind == "transfer":
+        cost = _transfer(instance, claim)
+    else:  # bound, budget: closed forms; a limit or an order is sympy's work
+        asymptotic = getattr(claim, "limit", None) or getattr(claim, "order", None)
+        cost = Cost(ASYMPTOTIC if asymptotic else SMALL, 64e6)
+    return Cost(cost.flops + POINT_OVERHEAD, cost.memory)
 
 
 def claim_cost(points: list[tuple[Any, Any]], search_values: int = 1) -> Cost:
