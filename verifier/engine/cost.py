@@ -36,8 +36,8 @@ LP_ITERATIONS = 50  # interior-point / simplex passes over the matrix, a rough c
 SMALL = 1e6  # flops of a closed form or a small sum
 # Fixed costs that are not arithmetic (Python, solver and sympy set-up), as flop-equivalents at
 # the ~3.5e9 flops/s of one core of the reference machine (bench/cost_bench.py measures it):
-POINT_OVERHEAD = 1e9  # any claim point: about 0.3 s
-ASYMPTOTIC = 2e10  # a bound claim's sympy limit or order: about 6 s
+POINT_OVERHEAD = 1e8  # any claim point: about 0.03 s
+ASYMPTOTIC = 1e10  # a bound claim's sympy limit or order: about 3 s
 
 
 @dataclass(frozen=True)
