@@ -123,7 +123,7 @@ def job_id(
     ],
 ) -> str:
     """Validate a job id before it is used anywhere (it never becomes a path)."""
-    if not ID_PATTERN.match(verification_id):
+    if not ID_PATTERN.fullmatch(verification_id):  # `$` alone lets a trailing newline by
         shown = repr(verification_id[:40]) + ("..." if len(verification_id) > 40 else "")
         raise ApiError(
             400, "bad_id", f"expected a verification id of 32 lowercase hex digits, got {shown}"

@@ -3,13 +3,15 @@
 An exception no handler knows is answered by :class:`CatchAll` (500, JSON) without re-raising
 it, so the server keeps the connection open as HTTP/1.1 promises; Starlette's own last-resort
 handler re-raises, and uvicorn then drops a keep-alive connection without ``Connection: close``.
-A 405 names every method the path has (``Allow``), not only the first route's.
+A 405 names every method the path has (``Allow``), not only the first route's. A storage fault
+(a full disk, a removed data folder) is a 503 with its reason and ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.models import ErrorOut
+from api.store import StoreUnavailable, store_error_reason
 from verifier.errors import LimitExceeded, SpecError
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ _HTTP_CODES = {
     429: "queue_full",
     503: "unavailable",
 }
+STORAGE_RETRY_AFTER_S = 5  # Retry-After of a 503 for a storage fault
 _INTERNAL = ErrorOut(error="internal", message="internal error; the server log has details")
 
 
@@ -108,6 +112,16 @@ def install(app: FastAPI) -> None:
     async def limit_error(_: Request, exc: LimitExceeded) -> JSONResponse:
         body = ErrorOut(error="limit_exceeded", message=str(exc), limit=exc.name)
         return error_response(422, body)
+
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        store = getattr(request.app.state, "store", None)
+        reason = store_error_reason(exc, store.path if store is not None else None)
+        log.warning("storage error: %s", reason)  # once per request, no traceback
+        body = ErrorOut(error="storage_unavailable", message=f"{reason}; retry")
+        return error_response(503, body, {"Retry-After": str(STORAGE_RETRY_AFTER_S)})
+
+    app.add_exception_handler(sqlite3.Error, storage_error)
+    app.add_exception_handler(StoreUnavailable, storage_error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,6 +37,8 @@ class Prepared:
     name: str
     spec_hash: str
     text: str  # as it will be stored and re-read by the worker (YAML, or JSON that is YAML)
+    # claim id -> (estimated flops, estimated peak bytes), verifier/engine/cost.py
+    estimate: tuple[tuple[str, float, float], ...] = ()
 
 
 def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
@@ -51,10 +53,12 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
     text = spec_text_of(body, media_type)
     try:
         spec = load_spec_text(text, file=FILE, max_bytes=limits.max_spec_bytes)
-        SpecRunner(spec, limits).preflight()
+        runner = SpecRunner(spec, limits)
+        runner.preflight()
     except RecursionError:
         raise SpecError("expected a spec, got nesting too deep to read", file=FILE) from None
-    return Prepared(name=spec.name, spec_hash=spec.content_hash(), text=text)
+    estimate = tuple((k, c.flops, c.memory) for k, c in runner.estimate().items())
+    return Prepared(spec.name, spec.content_hash(), text, estimate)
 
 
 def spec_text_of(body: bytes, media_type: str) -> str:
@@ -66,6 +70,7 @@ def spec_text_of(body: bytes, media_type: str) -> str:
         raise SpecError(
             f"expected UTF-8 text, got a bad byte at offset {exc.start}", file=FILE, line=line
         ) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark: read past, as the CLI's YAML does
     if media_type in YAML_TYPES:
         return text
     data = strict_json(text)

@@ -1,9 +1,11 @@
 """The app factory: routers, error handlers, and the store and worker pool's lifetime.
 
-``create_app(settings)`` opens the SQLite store, recovers jobs a dead server left running
+``create_app(settings)`` locks the data folder (one server per folder, :mod:`api.lock`), opens
+the SQLite store, recovers jobs a dead server left running
 (re-queued, or ``interrupted`` with a reason), starts the worker processes (with
 ``executor: ray`` they drive Ray tasks, :mod:`api.ray_runner`), and starts the validator
-processes (:mod:`api.validator`); the server answers once they have imported the engine. With a
+processes (:mod:`api.validator`), which import the engine behind the server: ``/healthz``
+answers at once, and a POST waits for the first validator that is ready. With a
 token set, the OpenAPI document and ``/docs`` need it too.
 """
 
@@ -15,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, lock
 from api.ray_runner import RayConfig
 from api.routes import docs, meta, reports, verifications
 from api.settings import Settings
@@ -44,33 +46,12 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.db_path)
-        recovered = store.recover(settings.max_attempts, RESTART_REASON)
-        for job_id, status in recovered.items():
-            log.warning("job %s was running when the server stopped: now %s", job_id, status)
-        pool = None
-        if settings.workers > 0:
-            pool = WorkerPool(
-                store,
-                limits,
-                settings.workers,
-                settings.job_timeout_s,
-                settings.kill_grace_s,
-                settings.max_attempts,
-                settings.poll_s,
-                ray_config(settings),
-                str(settings.cache_dir.resolve()) if settings.cache_dir is not None else None,
-            )
-            pool.start()
-        validators = Validators(settings.validators, limits, settings.validate_timeout_s)
-        await validators.start()
-        app.state.store, app.state.pool, app.state.validators = store, pool, validators
+        folder = lock.acquire(settings.data_dir)  # one server per data folder (api/lock.py)
         try:
-            yield
+            async with _serving(app, settings, limits):
+                yield
         finally:
-            await validators.stop()
-            if pool is not None:
-                pool.stop()
+            lock.release(folder)
 
     app = FastAPI(
         title="verifier",
@@ -90,3 +71,40 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     app.include_router(meta.router)
     app.include_router(docs.router)
     return app
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, settings: Settings, limits: Limits) -> AsyncIterator[None]:
+    """Open the store, recover what a dead server left running, start workers and validators."""
+    store = Store(settings.db_path)
+    recovered = store.recover(settings.max_attempts, RESTART_REASON)
+    for job_id, status in recovered.items():
+        log.warning("job %s was running when the server stopped: now %s", job_id, status)
+    pool = None
+    if settings.workers > 0:
+        pool = WorkerPool(
+            store,
+            limits,
+            settings.workers,
+            settings.job_timeout_s,
+            settings.kill_grace_s,
+            settings.max_attempts,
+            settings.poll_s,
+            ray_config(settings),
+            str(settings.cache_dir.resolve()) if settings.cache_dir is not None else None,
+        )
+        pool.start()
+    validators = Validators(
+        settings.validators,
+        limits,
+        settings.validate_timeout_s,
+        settings.validator_ready_wait_s,
+    )
+    await validators.start()
+    app.state.store, app.state.pool, app.state.validators = store, pool, validators
+    try:
+        yield
+    finally:
+        await validators.stop()
+        if pool is not None:
+            pool.stop()

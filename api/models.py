@@ -166,6 +166,23 @@ class ErrorOut(BaseModel):
     limit: str | None = Field(None, description="the limit's name, for limit errors")
 
 
+class ClaimEstimate(BaseModel):
+    """One claim's estimated work, before anything runs (verifier/engine/cost.py)."""
+
+    claim: str
+    flops: float = Field(description="floating-point operations over its points and replicates")
+    memory_bytes: float = Field(description="peak memory of its largest point")
+
+
+class DryRun(BaseModel):
+    """A spec validated and preflighted, with its cost estimate; nothing was queued."""
+
+    dry_run: Literal[True] = True
+    spec_name: str
+    spec_hash: str
+    claims: list[ClaimEstimate]
+
+
 class Health(BaseModel):
     """Liveness and queue state."""
 
@@ -183,8 +200,15 @@ class Health(BaseModel):
         }
     )
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: no worker alive (of some configured), or the store cannot write"
+    )
     verifier_version: str
     workers: int = Field(description="configured worker processes")
     workers_alive: int
-    jobs: dict[str, int] = Field(description="job count per status")
+    jobs: dict[str, int] = Field(description="job count per status (empty if unreadable)")
+    reasons: list[str] = Field(default_factory=list, description="why it is degraded")
+    validators: int = Field(0, description="configured validator processes")
+    validators_ready: int = Field(
+        0, description="validator processes ready; a POST before the first waits for it"
+    )

@@ -29,6 +29,8 @@ the one source of truth for jobs, progress and reports: nothing on the cluster t
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +49,35 @@ log = logging.getLogger(__name__)
 SEND_EVERY_S = 0.25  # a task sends at most one progress message per this interval
 WRITE_EVERY_S = 0.25  # the driver writes at most one progress row per interval (plus points)
 JobProgress = Callable[[float, str, str], None]  # (overall fraction, key, message)
+
+
+_PROBE = (
+    "import logging, sys, ray\n"
+    "ray.init(address=sys.argv[1], log_to_driver=False, logging_level=logging.ERROR)\n"
+    "ray.shutdown()\n"
+)
+
+
+def probe_cluster(address: str, timeout_s: float = 120.0) -> str | None:
+    """Why no Ray cluster answers at ``address``, or None when one does.
+
+    It joins from a child process (``ray.init``, then leaves), so the server that asks never
+    becomes a Ray driver itself and never imports ray.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, address],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout_s:g} s"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {done.returncode}"
 
 
 @dataclass(frozen=True)

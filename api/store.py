@@ -16,6 +16,7 @@ submissions run once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -66,6 +67,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, id);
+CREATE TABLE IF NOT EXISTS probe (x BLOB);
 CREATE TABLE IF NOT EXISTS reports (
     spec_hash TEXT NOT NULL,
     verifier_version TEXT NOT NULL,
@@ -132,20 +134,93 @@ class Event:
     data: dict[str, Any]
 
 
-class Store:
-    """Jobs, events and reports in SQLite; safe to use from several threads and processes."""
+class StoreUnavailable(Exception):
+    """The store's file cannot be used: removed, replaced, unreadable, or the disk is full."""
 
-    def __init__(self, path: str | Path) -> None:
+
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable, OSError)
+
+
+def store_error_reason(exc: BaseException, path: Path | None = None) -> str:
+    """A storage error in words, for a 503 and ``/healthz``; with the store's ``path``, a full
+    disk under it is named (SQLite may call it a "disk I/O error")."""
+    if isinstance(exc, StoreUnavailable):
+        return str(exc)
+    if isinstance(exc, OSError):
+        reason = f"the job store cannot be used: {exc.strerror or exc}"
+    else:
+        reason = f"the job store cannot be read or written: {exc}"
+    if path is not None:
+        try:
+            st = os.statvfs(path.parent)
+        except OSError:
+            return reason
+        free = st.f_bavail * st.f_frsize
+        if free < FULL_BELOW_BYTES:
+            reason += f" (the disk holding {path.parent} is full: {free:,} bytes free)"
+    return reason
+
+
+FULL_BELOW_BYTES = 1 << 20  # free space under which a failing store's disk is called full
+
+
+class Store:
+    """Jobs, events and reports in SQLite; safe to use from several threads and processes.
+
+    Only the opening that creates it (``create=True``, the server's) may create the file;
+    every later connection opens it read-write without creating, and checks it is the same
+    file, so a removed data folder is an error (``StoreUnavailable``), never an empty new store
+    that silently lost the accepted jobs.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(self.path).close()  # the one place the file may be created
+        self._identity = self._stat()
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
 
+    def _stat(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreUnavailable(
+                f"the job store {self.path} is gone (its data folder was removed?); the jobs "
+                "it held cannot be read until it is restored"
+            ) from None
+        return st.st_dev, st.st_ino
+
+    def health(self) -> str | None:
+        """Why the store cannot take a write now, or None: a write of one page, rolled back."""
+        try:
+            with self.connect() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("INSERT INTO probe (x) VALUES (randomblob(8192))")
+                finally:
+                    conn.execute("ROLLBACK")
+        except STORE_ERRORS as exc:
+            return store_error_reason(exc, self.path)
+        return None
+
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived autocommit connection (one per operation, any thread)."""
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        """A short-lived autocommit connection (one per operation, any thread).
+
+        Raises:
+            StoreUnavailable: the file was removed or replaced since the store opened it.
+        """
+        if self._stat() != self._identity:
+            raise StoreUnavailable(
+                f"the job store {self.path} was replaced by another file; restore the "
+                "original or restart the server"
+            )
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=rw", timeout=30.0, isolation_level=None, uri=True
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA synchronous=NORMAL")

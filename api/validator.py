@@ -1,10 +1,11 @@
 """Validator processes: submitted specs are parsed and preflighted here, never on the event loop.
 
 Each :class:`Validator` is one spawned process that imports the engine (torch, cvxpy: the
-check kinds' preflights live beside their runs) once, at server start, and then answers one
-body at a time over a pipe with what :func:`api.intake.prepare` made of it. So the API process
-imports neither torch nor cvxpy, the first POST on a fresh server costs no import, the event
-loop and its GIL stay free while a hostile spec is being refused, and a validation that
+check kinds' preflights live beside their runs) once, at server start and behind it (the
+server answers ``/healthz`` at once), and then answers one body at a time over a pipe with what
+:func:`api.intake.prepare` made of it. So the API process imports neither torch nor cvxpy,
+several bodies are validated at once (one per process), the event loop and its GIL stay free
+while a hostile spec is being refused, and a validation that
 overruns ``validate_timeout_s`` costs its process (killed and restarted), not the server.
 With ``validators: 0`` bodies are validated in the API's thread pool instead (in-process tests).
 """
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 300.0  # a cold process imports torch and cvxpy; a loaded 2-core box is slow
 
-# ("ok", name, hash, text) | ("spec", message, file, line, key) | ("limit", exc) | ("bug", text)
+# ("ok", name, hash, text, estimate) | ("spec", message, file, line, key) | ("limit", exc)
+# | ("bug", text)
 Answer = tuple[Any, ...]
 
 
@@ -63,13 +65,13 @@ def _answer(body: bytes, media_type: str, limits: Limits) -> Answer:
     except Exception as exc:  # a bug: the API answers 500; the traceback is in this log
         log.exception("internal error validating a spec")
         return ("bug", f"{type(exc).__name__}: {exc}")
-    return ("ok", spec.name, spec.spec_hash, spec.text)
+    return ("ok", spec.name, spec.spec_hash, spec.text, spec.estimate)
 
 
 def _result(answer: Answer) -> Prepared:
     kind = answer[0]
     if kind == "ok":
-        return Prepared(name=answer[1], spec_hash=answer[2], text=answer[3])
+        return Prepared(name=answer[1], spec_hash=answer[2], text=answer[3], estimate=answer[4])
     if kind == "spec":
         raise SpecError(answer[1], file=answer[2], line=answer[3], key=answer[4])
     if kind == "limit":
@@ -164,29 +166,63 @@ class Validator:
 
 
 class Validators:
-    """``size`` validator processes shared by the requests (or the thread pool when 0)."""
+    """``size`` validator processes shared by the requests (or the thread pool when 0).
 
-    def __init__(self, size: int, limits: Limits, timeout_s: float) -> None:
+    They start behind the server: :meth:`start` returns at once, so ``/healthz`` answers
+    while they import the engine; each joins the pool as soon as it is ready, and a body that
+    arrives before any is ready waits up to ``ready_wait_s``, then gets 503 with Retry-After.
+    """
+
+    def __init__(
+        self, size: int, limits: Limits, timeout_s: float, ready_wait_s: float = 60.0
+    ) -> None:
         self.size = size
         self.limits = limits
+        self.ready_wait_s = ready_wait_s
         self._all = [Validator(limits, timeout_s) for _ in range(size)]
         self._idle: asyncio.Queue[Validator] | None = None
+        self._starting: list[asyncio.Future[None]] = []
 
     async def start(self) -> None:
-        """Start every process (concurrently) and wait until all are ready."""
+        """Start every process in the background; each serves once it has imported the engine."""
         if not self._all:
             return  # size 0: validate in the thread pool
-        await asyncio.gather(*(run_in_threadpool(v.start) for v in self._all))
-        self._idle = asyncio.Queue()
-        for v in self._all:
-            self._idle.put_nowait(v)
+        idle: asyncio.Queue[Validator] = asyncio.Queue()
+        self._idle = idle
+
+        async def one(v: Validator) -> None:
+            try:
+                await run_in_threadpool(v.start)
+            except RuntimeError as exc:  # it starts again on its first body (Validator.validate)
+                log.error("%s", exc)
+            idle.put_nowait(v)
+
+        self._starting = [asyncio.ensure_future(one(v)) for v in self._all]
+
+    @property
+    def ready(self) -> int:
+        """Validator processes that have started."""
+        return sum(f.done() for f in self._starting) if self._all else 0
 
     async def prepare(self, body: bytes, media_type: str) -> Prepared:
-        """Validate and preflight a body off the event loop (see :func:`api.intake.prepare`)."""
+        """Validate and preflight a body off the event loop (see :func:`api.intake.prepare`).
+
+        Raises:
+            ApiError: 503 when no validator got ready within ``ready_wait_s``.
+        """
         if self._idle is None:
             return await run_in_threadpool(prepare, body, media_type, self.limits)
         idle = self._idle
-        validator = await idle.get()
+        try:
+            validator = await asyncio.wait_for(idle.get(), self.ready_wait_s)
+        except TimeoutError:
+            what = "busy" if self.ready else "still starting (importing the engine)"
+            raise ApiError(
+                503,
+                "validator_unavailable",
+                f"every validator process is {what} after {self.ready_wait_s:g} s; retry",
+                headers={"Retry-After": "5"},
+            ) from None
         loop = asyncio.get_running_loop()
 
         def run() -> Prepared:
@@ -198,5 +234,6 @@ class Validators:
         return await run_in_threadpool(run)
 
     async def stop(self) -> None:
-        """Stop every process."""
+        """Stop every process (one still starting is stopped once its start returns)."""
+        await asyncio.gather(*self._starting, return_exceptions=True)
         await asyncio.gather(*(run_in_threadpool(v.stop) for v in self._all))

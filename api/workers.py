@@ -26,7 +26,7 @@ from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any
 
 from api.ray_runner import RayConfig, RayJobRunner, TaskLost
-from api.store import Job, JobStatus, Store
+from api.store import STORE_ERRORS, Job, JobStatus, Store, store_error_reason
 from verifier.engine.report import Report
 from verifier.errors import Cancelled, LimitExceeded, SpecError, VerifierError
 from verifier.limits import Limits
@@ -82,8 +82,11 @@ def execute_job(
             stop_reason.append("timeout")
         elif t - last_poll[0] >= poll_s:
             last_poll[0] = t
-            if store.should_stop(job.id, token):
-                stop_reason.append("cancel")
+            try:
+                if store.should_stop(job.id, token):
+                    stop_reason.append("cancel")
+            except STORE_ERRORS:  # the store is away: keep working, ask again next poll
+                pass
         return bool(stop_reason)
 
     try:
@@ -95,7 +98,7 @@ def execute_job(
         else:
 
             def progress(fraction: float, key: str, message: str) -> None:
-                store.progress(job.id, token, fraction, key, message)
+                _progress(store, job.id, token, fraction, key, message)
 
             report = ray.run(runner, is_cancelled, progress)
     except TaskLost as exc:
@@ -133,10 +136,18 @@ def _run_here(store: Store, job_id: str, token: str, runner: SpecRunner) -> Repo
             return
         last_at[0], last_key[0] = t, key
         overall = (index.get(key, 0) + fraction) / max(len(index), 1)
-        store.progress(job_id, token, overall, key, message)
+        _progress(store, job_id, token, overall, key, message)
 
     runner.progress = progress
     return runner.run()
+
+
+def _progress(store: Store, job_id: str, token: str, fraction: float, key: str, msg: str) -> None:
+    """Record progress; progress is advisory, so a store that cannot take it is skipped."""
+    try:
+        store.progress(job_id, token, fraction, key, msg)
+    except STORE_ERRORS as exc:
+        log.warning("job %s: progress not recorded (%s)", job_id, store_error_reason(exc))
 
 
 def _finish(
@@ -186,15 +197,62 @@ def worker_main(
     set_threads(threads)
     REGISTRY["construction"]  # load the engine and torch before the first job
 
-    store = Store(db_path)
     engine_limits = Limits(**limits)
     driver = None if ray is None else _join_cluster(ray, stop, parent_alive)
+    store: Store | None = None
+    faults = _Faults()
     while not stop.is_set() and parent_alive():
-        job = store.claim(os.getpid())
-        if job is None:
-            stop.wait(poll_s)
-            continue
-        execute_job(store, job, engine_limits, timeout_s, poll_s, parent_alive, driver, cache_dir)
+        job = None
+        try:
+            store = store or Store(db_path, create=False)  # never re-creates a removed store
+            job = store.claim(os.getpid())
+            if job is None:
+                faults.cleared()
+                stop.wait(poll_s)
+                continue
+            execute_job(
+                store, job, engine_limits, timeout_s, poll_s, parent_alive, driver, cache_dir
+            )
+            faults.cleared()
+        except STORE_ERRORS as exc:  # a full disk, a removed folder: wait for it, stay alive
+            faults.seen(exc)
+            if job is not None and store is not None:
+                _give_back(store, job, stop, parent_alive, store_error_reason(exc))
+            stop.wait(STORE_RETRY_S)
+
+
+STORE_RETRY_S = 1.0  # a worker's wait before it tries a failing store again
+
+
+class _Faults:
+    """Logs a storage fault when it starts and when it changes, not twice a second."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def seen(self, exc: BaseException) -> None:
+        reason = store_error_reason(exc)
+        if reason != self.last:
+            log.warning("%s; waiting for it", reason)
+        self.last = reason
+
+    def cleared(self) -> None:
+        if self.last is not None:
+            log.warning("the job store works again")
+        self.last = None
+
+
+def _give_back(
+    store: Store, job: Job, stop: EventType, parent_alive: Callable[[], bool], reason: str
+) -> None:
+    """Re-queue a job whose verdict could not be written (its attempt given back: the store
+    failed, not the job), retrying until the store takes it; never left ``running``."""
+    while not stop.is_set() and parent_alive():
+        try:
+            store.requeue(job.id, job.run_token, f"the store failed during the run ({reason})")
+            return
+        except STORE_ERRORS:
+            stop.wait(STORE_RETRY_S)
 
 
 def _join_cluster(
@@ -241,6 +299,8 @@ class WorkerPool:
         self._halt = threading.Event()
         self._procs: dict[int, BaseProcess] = {}
         self._cancel_seen: dict[str, float] = {}
+        self._orphans: dict[int, int | None] = {}  # dead worker -> exit code, job not released
+        self._faults = _Faults()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -290,6 +350,8 @@ class WorkerPool:
         while not self._halt.wait(0.5):
             try:
                 self._check()
+            except STORE_ERRORS as exc:  # a storage fault: said once, retried next round
+                self._faults.seen(exc)
             except Exception:  # keep supervising; a failed round is retried
                 log.exception("worker supervisor")
         self._shutdown()
@@ -299,22 +361,31 @@ class WorkerPool:
             dead = {pid: p for pid, p in self._procs.items() if not p.is_alive()}
             for pid in dead:
                 del self._procs[pid]
-        running = self.store.running()
-        for pid, proc in dead.items():
+        for pid, proc in dead.items():  # respawn first: it needs no store
+            self._orphans[pid] = proc.exitcode
+            log.warning("worker %s died (exit code %s); starting another", pid, proc.exitcode)
+            self._spawn()
+        try:
+            running = self.store.running()
+        except STORE_ERRORS as exc:  # retried next round; the orphans' jobs wait for it
+            self._faults.seen(exc)
+            return
+        self._faults.cleared()
+        for pid, code in list(self._orphans.items()):
             for job in running:
                 if job.worker_pid == pid:
                     status = self.store.release(
                         job.id,
                         job.run_token,
                         self.max_attempts,
-                        f"worker process {pid} died (exit code {proc.exitcode})",
+                        f"worker process {pid} died (exit code {code})",
                     )
                     log.warning("job %s: worker %s died; now %s", job.id, pid, status)
-        for _ in dead:
-            self._spawn()
+            del self._orphans[pid]
+        dead_pids = set(dead) | set(self._orphans)
         now = time.time()
         for job in running:
-            if job.worker_pid in dead or job.claimed_epoch is None:
+            if job.worker_pid in dead_pids or job.claimed_epoch is None:
                 continue
             if job.cancel_requested:
                 first = self._cancel_seen.setdefault(job.id, now)

@@ -29,6 +29,7 @@ from verifier.engine.baseline import compare, counts, load_reports, markdown
 from verifier.engine.executors import ExecutorName
 from verifier.engine.provenance import HOST_VAR
 from verifier.engine.report import Report
+from verifier.engine.runner import OUT_OF_MEMORY
 from verifier.engine.session import (
     DEFAULT_CACHE_DIR,
     RunOptions,
@@ -175,6 +176,43 @@ def _fail(exc: VerifierError) -> typer.Exit:
     return typer.Exit(EXIT_BAD_SPEC)
 
 
+def _dry_run(paths: list[Path], limits: Limits, include_full: bool) -> typer.Exit:
+    """Print every claim's estimated work (verifier/engine/cost.py); the exit to raise: 0, 2
+    for a bad spec or one over a limit (max_job_flops, max_job_memory), 5 for no spec."""
+    from verifier.engine.runner import SpecRunner
+
+    try:
+        specs = load_specs(paths, limits, include_full)
+        estimates = []
+        for spec in specs:
+            runner = SpecRunner(spec, limits)
+            runner.preflight()
+            estimates.append((spec.name, runner.estimate()))
+    except (SpecError, LimitExceeded, VerifierError) as exc:
+        return _fail(exc)
+    for name, costs in estimates:
+        for claim_id, cost in costs.items():
+            console.print(
+                f"{name}::{claim_id}: {cost.flops:.3g} flops, peak {cost.memory / 2**20:,.1f} MiB",
+                highlight=False,
+                markup=False,
+            )
+    total = sum(c.flops for _, costs in estimates for c in costs.values())
+    console.print(
+        f"{len(estimates)} specs: {total:.3g} flops in all (limits: max_job_flops = "
+        f"{limits.max_job_flops:.3g}, max_job_memory = {limits.max_job_memory / 2**30:g} GiB "
+        "per claim); nothing was run",
+        highlight=False,
+    )
+    return typer.Exit(EXIT_OK if estimates else EXIT_NOTHING)
+
+
+def _out_of_memory() -> typer.Exit:
+    """Print an allocation failure outside any claim (a claim's own is its error verdict)."""
+    err_console.print(f"[red]error:[/] {OUT_OF_MEMORY}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_SPEC)
+
+
 @app.command(
     help="Verify every claim of every spec under PATHS. Exit 0 when every claim passed, 1 when "
     "one did not, 2 for a bad spec, a limit or bad usage."
@@ -219,11 +257,21 @@ def check(
     no_cache: NoCacheOption = False,
     no_reuse: NoReuseOption = False,
     provenance_host: ProvenanceHostOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="validate and preflight only: print each claim's estimated flops and peak "
+            "memory, run nothing",
+        ),
+    ] = False,
 ) -> None:
     """Verify every claim of every spec."""
     if provenance_host:
         os.environ[HOST_VAR] = "1"  # worker processes inherit it
     limits = Limits()
+    if dry_run:
+        raise _dry_run(paths, limits, include_full)
     options = RunOptions(
         select=select,
         include_full=include_full,
@@ -240,6 +288,8 @@ def check(
         reports = run_checks(specs, limits, options, err_console, _spec_done, _point_done)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
+    except MemoryError:
+        raise _out_of_memory() from None
     _print_reports(reports)
     results = [r for report in reports for r in report.results]
     for r in results:
@@ -297,6 +347,8 @@ def run(
         [report] = run_checks([spec], limits, options, err_console)
     except (SpecError, LimitExceeded, VerifierError) as exc:
         raise _fail(exc) from None
+    except MemoryError:
+        raise _out_of_memory() from None
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -443,6 +495,33 @@ def serve(
             "(pip install 'verifier[ray]'), got none"
         )
         raise typer.Exit(EXIT_BAD_SPEC)
+    from api import lock
+    from api.ray_runner import probe_cluster
+    from api.store import STORE_ERRORS, Store, store_error_reason
+
+    if settings.executor == "ray" and (why := probe_cluster(settings.ray_address)) is not None:
+        err_console.print(  # never accept jobs that would wait queued for a cluster forever
+            f"[red]error:[/] --executor ray: no Ray cluster answers at "
+            f"{settings.ray_address!r} ({escape(why)}); start one with 'ray start --head' "
+            "(then --ray-address auto), or give a running cluster's --ray-address host:port",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BAD_SPEC)
+
+    try:  # held for the process's life: a second server on this folder refuses, naming this one
+        lock.acquire(settings.data_dir, serving=f"{host}:{port}")
+        Store(settings.db_path)  # a read-only or broken folder: one line here, not a traceback
+    except (lock.DataDirBusy, lock.DataDirUnusable) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_SPEC) from None
+    except STORE_ERRORS as exc:
+        err_console.print(
+            f"[red]error:[/] {escape(store_error_reason(exc))} ({settings.db_path})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BAD_SPEC) from None
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     err_console.print(
         f"verifier serve: listening on http://{netloc}/",

@@ -30,6 +30,8 @@ class Limits(BaseSettings):
     max_sweep_points: int = 256  # points in one sweep grid
     max_lp_entries: int = 50_000_000  # rows x columns of one convex program (P1-P3)
     solver_time_limit_s: float = 60.0  # wall-clock limit of one LP solve
+    max_job_flops: int = 2 * 10**15  # estimated flops of one claim over its points and replicates
+    max_job_memory: int = 16 * 2**30  # estimated peak bytes of one claim point
 
 
 def require(name: str, value: int, limit: int, what: str) -> None:

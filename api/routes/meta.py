@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import Auth, PoolDep, SettingsDep, StoreDep
+from api.deps import Auth, PoolDep, SettingsDep, StoreDep, ValidatorsDep
 from api.errors import AUTH_ERROR
 from api.models import Health
+from api.store import STORE_ERRORS
 from verifier import __version__
 from verifier.spec import spec_schema
 from verifier.theory import registry_json
@@ -17,14 +18,30 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(settings: SettingsDep, store: StoreDep, pool: PoolDep) -> Health:
-    """Liveness, worker count and queue state (the one route open without the token)."""
+def healthz(
+    settings: SettingsDep, store: StoreDep, pool: PoolDep, validators: ValidatorsDep
+) -> Health:
+    """Liveness, worker count and queue state (the one route open without the token):
+    ``degraded``, with the reasons, when no worker is alive or the store cannot take a write."""
+    alive = pool.alive() if pool is not None else 0
+    reasons = []
+    if settings.workers > 0 and alive == 0:
+        reasons.append(f"no worker process is alive (of {settings.workers}): jobs wait queued")
+    if (why := store.health()) is not None:
+        reasons.append(why)
+    try:
+        jobs = store.counts()
+    except STORE_ERRORS:
+        jobs = {}
     return Health(
-        status="ok",
+        status="degraded" if reasons else "ok",
         verifier_version=__version__,
         workers=settings.workers,
-        workers_alive=pool.alive() if pool is not None else 0,
-        jobs=store.counts(),
+        workers_alive=alive,
+        jobs=jobs,
+        reasons=reasons,
+        validators=validators.size,
+        validators_ready=validators.ready,
     )
 
 

@@ -17,11 +17,13 @@ from api.errors import AUTH_ERROR, JOB_ERRORS, ApiError, documented
 from api.intake import JSON_TYPES, YAML_TYPES
 from api.models import (
     SPEC_JSON_EXAMPLE,
+    ClaimEstimate,
+    DryRun,
     Verification,
     VerificationPage,
     VerificationSummary,
 )
-from api.store import TERMINAL, JobStatus, QueueFull
+from api.store import TERMINAL, Event, JobStatus, QueueFull
 from verifier import __version__
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"], dependencies=[Auth])
@@ -31,14 +33,28 @@ MAX_ID = 2**63 - 1  # SQLite's INTEGER: cursors above it do not exist
 EVENT_ID = r"^[0-9]{1,18}$"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def read_body(request: Request, limit: int, idle_s: float = 10.0) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes, and with 408
+    when no byte of it comes for ``idle_s`` seconds (a body that never finishes)."""
     declared = request.headers.get("content-length", "")
     too_big = f"expected a body of at most {limit:,} bytes (max_body_bytes)"
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "body_too_large", f"{too_big}, got {int(declared):,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), idle_s)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "body_timeout",
+                f"expected the rest of the body within {idle_s:g} s (body_idle_s), got "
+                f"{size:,} bytes and then nothing",
+                headers={"Connection": "close"},
+            ) from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, "body_too_large", f"{too_big}, got more")
@@ -49,11 +65,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 @router.post(
     "",
     status_code=202,
-    response_model=Verification,
+    response_model=Verification | DryRun,
     responses={
-        200: {"model": Verification, "description": "answered from a stored report (reuse)"},
+        200: {
+            "model": Verification | DryRun,
+            "description": "answered from a stored report (reuse), or the estimate (dry_run)",
+        },
         401: AUTH_ERROR,
         413: documented("the body is over max_body_bytes"),
+        408: documented("the body stopped arriving for body_idle_s"),
         415: documented("neither YAML nor JSON"),
         422: documented("a bad spec, or a spec over a limit"),
         429: documented("the queue is full; retry after Retry-After s"),
@@ -90,9 +110,17 @@ async def submit(
             "the same spec's job already queued or running"
         ),
     ] = True,
-) -> Verification:
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="validate and preflight only: 200 with each claim's estimated flops "
+            "and peak memory; nothing is queued"
+        ),
+    ] = False,
+) -> Verification | DryRun:
     """Submit a spec (YAML or JSON): 202 with a new job, or with the job of the same spec
-    already queued or running (joined, with ``reuse``); 200 with a reused report."""
+    already queued or running (joined, with ``reuse``); 200 with a reused report, or with the
+    cost estimate (``dry_run``)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in YAML_TYPES | JSON_TYPES:
         raise ApiError(
@@ -100,8 +128,15 @@ async def submit(
             "unsupported_media_type",
             f"expected Content-Type application/yaml or application/json, got {media_type!r}",
         )
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, settings.body_idle_s)
     spec = await validators.prepare(body, media_type)  # a validator process: off the loop
+    if dry_run:
+        response.status_code = 200
+        return DryRun(
+            spec_name=spec.name,
+            spec_hash=spec.spec_hash,
+            claims=[ClaimEstimate(claim=k, flops=f, memory_bytes=m) for k, f, m in spec.estimate],
+        )
     try:
         job, how = await run_in_threadpool(
             store.submit,
@@ -194,9 +229,11 @@ _SSE_EXAMPLE = (
             "content": {"text/event-stream": {"schema": _SSE_EVENT, "example": _SSE_EXAMPLE}},
         },
         **JOB_ERRORS,
+        503: documented("max_streams event streams are open; retry after Retry-After s"),
     },
 )
 async def stream_events(
+    request: Request,
     job: JobDep,
     store: StoreDep,
     settings: SettingsDep,
@@ -209,27 +246,54 @@ async def stream_events(
         ),
     ] = "0",
 ) -> StreamingResponse:
-    """Stream a job's progress as server-sent events, ending with its verdict."""
+    """Stream a job's progress as server-sent events, ending with its verdict.
+
+    A stream resumed after the verdict (``Last-Event-ID`` at or past it, as a browser sends on
+    reconnect) replays what it missed and closes once the job is final. At most
+    ``max_streams`` streams are open at once; past that: 503 with Retry-After.
+    """
     job_id, start_after = job.id, int(last_event_id)
+    state = request.app.state
+    open_now = getattr(state, "open_streams", 0)
+    if open_now >= settings.max_streams:
+        raise ApiError(
+            503,
+            "too_many_streams",
+            f"{open_now} event streams are open, the limit max_streams is "
+            f"{settings.max_streams}; retry later or poll the job",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    def line(event: Event) -> str:
+        return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.data)}\n\n"
 
     async def events() -> AsyncIterator[str]:
-        after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0
-        while time.monotonic() < deadline:
-            batch = await run_in_threadpool(store.events_after, job_id, after)
-            for event in batch:
-                after = event.id
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.data)}\n\n"
-                if event.type == "verdict":
+        state.open_streams = getattr(state, "open_streams", 0) + 1  # counted once it runs
+        try:
+            after, deadline, quiet = start_after, time.monotonic() + settings.stream_max_s, 0.0
+            while time.monotonic() < deadline:
+                batch = await run_in_threadpool(store.events_after, job_id, after)
+                for event in batch:
+                    after = event.id
+                    yield line(event)
+                    if event.type == "verdict":
+                        return
+                if batch:
+                    quiet = 0.0
+                    continue
+                current = await run_in_threadpool(store.get, job_id)
+                if current is None or current.status in TERMINAL:  # final: nothing more comes
+                    for event in await run_in_threadpool(store.events_after, job_id, after):
+                        yield line(event)  # written between the two reads
                     return
-            if batch:
-                quiet = 0.0
-                continue
-            quiet += settings.poll_s
-            if quiet >= 15.0:  # a comment line keeps proxies from closing an idle stream
-                quiet = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(settings.poll_s)
-        yield 'event: timeout\ndata: {"message": "stream_max_s reached; reconnect"}\n\n'
+                quiet += settings.poll_s
+                if quiet >= 15.0:  # a comment line keeps proxies from closing an idle stream
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(settings.poll_s)
+            yield 'event: timeout\ndata: {"message": "stream_max_s reached; reconnect"}\n\n'
+        finally:
+            state.open_streams -= 1
 
     return StreamingResponse(
         events(),

@@ -118,8 +118,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+            try:  # answered, and warm: every validator has imported the engine
+                r = httpx.get(f"{self.url}/healthz", timeout=2)
+                if r.status_code == 200 and r.json()["validators_ready"] == r.json()["validators"]:
                     return self
             except httpx.HTTPError:
                 pass

@@ -38,6 +38,9 @@ def test_healthz(app_client: TestClient) -> None:
         "workers": 0,
         "workers_alive": 0,
         "jobs": {},
+        "reasons": [],
+        "validators": 0,
+        "validators_ready": 0,
     }
 
 

@@ -71,6 +71,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile
         env={
             "VERIFIER_API_TOKEN": TOKEN,
             "VERIFIER_API_MAX_BODY_BYTES": "65536",
+            "VERIFIER_API_BODY_IDLE_S": "2",  # test_round_three's body that never finishes
             "HOME": str(root / "home"),
             "TMPDIR": str(root / "tmp"),
             "MPLCONFIGDIR": str(root / "home" / "mpl"),

@@ -591,9 +591,7 @@ def _cases() -> list[Case]:
         Case(
             "binary-tag",
             replaced(GOOD, "name: hostile", "name: !!binary aGVsbG8="),
-            "passed",
-            cli=0,
-            http=202,
+            "name: Input should be a valid string",  # bytes are not text (strict types)
         )
     )
     add(Case("merge-key", _b("base: &b {x: 1}\n" + GOOD), "unknown key 'base'"))
@@ -892,6 +890,214 @@ def _cases() -> list[Case]:
             defect=4,
         )
     )
+    cases.extend(_round_three())
+    return cases
+
+
+MULTI_HOP = """\
+name: hostile-multihop
+instance: {kind: multi_hop, entities: 16, relations: 2, hops: 2, seed: 0}
+claims:
+  - id: m
+    check: construction
+    construction: {name: geometric, codebook: rademacher, code_dim: auto, margin: 0.5}
+    expect: {accuracy: 1.0}
+"""
+
+# Round three: (id, body, phrase, item) -- refused by both doors (exit 2, HTTP 422) unless noted.
+_ROUND_THREE_FORMULAS = [
+    # item 1: a negative base to a fractional power crashed validation
+    ("neg-base-half", ">= (-1)**0.5", "a constant is complex", 1),
+    ("neg-base-third", ">= (-8)**(1/3)", "a constant is complex", 1),
+    # item 3: logs of negative values, bad bases, and NFKC-folded identifiers
+    ("log-of-minus-n", ">= log(-N)", "the log of -N, which is not positive", 3),
+    ("log-base-zero", ">= log(N, 0)", "the log base 0 is undefined", 3),
+    ("double-struck-n", ">= \u2115", "U+2115 DOUBLE-STRUCK CAPITAL N", 3),
+    # new: the same holes, found elsewhere
+    ("neg-symbolic-base-to-p", ">= (-N)**p", "a negative base to a power", None),
+    ("neg-base-to-one-over-n", ">= (-2)**(1/N)", "a negative base to a power", None),
+    ("log-one-minus-n", ">= log(1-N)", "the log of 1 - N, which is not positive", None),
+    ("log2-of-minus-r", ">= log2(-R)", "the log of -R, which is not positive", None),
+    ("ln-half-minus-n", ">= ln(0.5-N)", "which is not positive", None),
+    ("log-negative-base", ">= log(N, -2)", "the log base -2 is undefined", None),
+    ("log-base-computed-zero", ">= log(N, 1-1)", "the log base 0 is undefined", None),
+    ("sqrt-minus-n-r", ">= sqrt(-N*R)", "is complex", None),
+    ("fullwidth-digit", ">= N*\uff12", "U+FF12 FULLWIDTH DIGIT TWO", None),
+    ("greek-capital-nu", ">= \u039d", "U+039D GREEK CAPITAL LETTER NU", None),
+    ("zero-width-in-formula", ">= N\u200b*R", "U+200B ZERO WIDTH SPACE", None),
+    ("mathematical-italic-n", ">= \U0001d441", "is not allowed; expected ASCII", None),
+]
+
+
+def _round_three() -> list[Case]:
+    """Round three of the hostile review: the items it found, and more of each kind."""
+    cases: list[Case] = []
+    add = cases.append
+    for name, formula, phrase, item in _ROUND_THREE_FORMULAS:
+        add(Case(f"r3-formula-{name}", margin(formula), phrase, defect=item))
+    add(
+        Case(
+            "r3-given-neg-base-half",
+            replaced(BOUND, "code_dim: 8", 'code_dim: "(-2)**0.5"'),
+            "given.code_dim: formula '(-2)**0.5': a constant is complex",
+            defect=1,
+        )
+    )
+    # item 2: sweeping what names the claim
+    sweep = "    sweep: {%s}\n    expect:"
+    for name, values in (
+        ("id", "[a, b]"),
+        ("check", "[construction, bound]"),
+        ("expect.accuracy", "[1.0, 0.5]"),
+        ("sweep", "[x]"),
+        ("xfail", "[a, b]"),
+    ):
+        add(
+            Case(
+                f"r3-sweep-{name.replace('.', '-')}",
+                replaced(GOOD, "    expect:", sweep % f"{name}: {values}"),
+                f"{name}: cannot be swept",
+                defect=2 if name == "id" else None,
+            )
+        )
+    add(
+        Case(
+            "r3-sweep-string-for-integer",
+            replaced(GOOD, "    expect:", sweep % 'N: ["32", "64"]'),
+            "Input should be a valid integer",
+        )
+    )
+    # item 3: finite numbers that overflow the arithmetic
+    for name, base, old, new, phrase in (
+        ("lr", TRAINING, "lr: 3e-3", "lr: 1e308", "optim.lr: Input should be less than or equal"),
+        ("weight-decay", TRAINING, "weight_decay: 0.0", "weight_decay: 1e308", "weight_decay"),
+        ("init-scale", TRAINING, "init_scale: 1.0", "init_scale: 1e308", "model.init_scale"),
+        ("init-w-e", TRAINING, "init_scale: 1.0", "init: {W_E: 1e308}", "model.init.W_E"),
+        ("box", FEASIBILITY, "min_margin: 0.001", "box: 1e308", "claims.0.box: Input should be"),
+        ("given", BOUND, "code_dim: 8", "code_dim: 1e308", "given.code_dim: expected a number"),
+        # new: one step past each bound, and the places the issue did not list
+        ("init-w-u-1e4", TRAINING, "init_scale: 1.0", "init: {W_U: 1e4}", "model.init.W_U"),
+        ("box-1e7", FEASIBILITY, "min_margin: 0.001", "box: 1e7", "claims.0.box"),
+        ("given-negative", BOUND, "code_dim: 8", "code_dim: -1e300", "given.code_dim"),
+        ("given-formula-huge", BOUND, "code_dim: 8", 'code_dim: "10**20"', "at the instance"),
+        (
+            "group-lr",
+            TRAINING,
+            "weight_decay: 0.0}",
+            "weight_decay: 0.0, groups: {W_E: {lr: 1e308}}}",
+            "groups.W_E.lr",
+        ),
+        (
+            "lr-ladder",
+            TRAINING,
+            "    expect:",
+            "    minimize: {field: d_model, until: {accuracy: 1.0}, lr_ladder: [1e308]}\n"
+            "    expect:",
+            "lr_ladder",
+        ),
+    ):
+        add(Case(f"r3-overflow-{name}", replaced(base, old, new), phrase, defect=3))
+    # item 10: integers are integers, in YAML and JSON alike
+    for name, text, phrase in (
+        ("string", 'entities: "32"', "instance.entities: Input should be a valid integer"),
+        ("float", "entities: 32.0", "instance.entities: Input should be a valid integer"),
+        ("underscore", "entities: 1_000", "expected a decimal integer such as 1000"),
+        ("bool", "entities: true", "instance.entities: Input should be a valid integer"),
+        ("hex", "entities: 0x20", "expected a decimal integer such as 32"),
+        ("octal", "entities: 040", "expected a decimal integer such as 32"),
+        ("sexagesimal", "entities: 1:30", "expected a decimal integer such as 90"),
+        ("exponent", "entities: 3.2e1", "instance.entities: Input should be a valid integer"),
+    ):
+        add(Case(f"r3-int-{name}", replaced(GOOD, "entities: 32", text), phrase, defect=10))
+    add(
+        Case(
+            "r3-int-hops-float",
+            replaced(MULTI_HOP, "hops: 2", "hops: 2.0"),
+            "instance.hops: Input should be a valid integer",
+        )
+    )
+    add(
+        Case(
+            "r3-int-code-dim-string",
+            replaced(GOOD, "code_dim: auto", 'code_dim: "8"'),
+            "code_dim",
+        )
+    )
+    add(
+        Case(
+            "r3-int-steps-exponent",
+            replaced(TRAINING, "steps: 10", "steps: 1e3"),
+            "optim.steps: Input should be a valid integer",
+        )
+    )
+    for name, value in (("string", '"32"'), ("float", "32.0"), ("bool", "true")):
+        body = as_json(JSON_GOOD).replace(b'"entities": 32', f'"entities": {value}'.encode())
+        add(
+            Case(
+                f"r3-json-int-{name}",
+                body,
+                "instance.entities: Input should be a valid integer",
+                media="application/json",
+                defect=10,
+            )
+        )
+    bom = b"\xef\xbb\xbf"
+    add(
+        Case(
+            "r3-json-bom",
+            bom + as_json(JSON_GOOD),
+            "passed",
+            cli=0,
+            http=202,
+            media="application/json",
+            defect=10,
+        )
+    )
+    add(
+        Case(
+            "r3-json-bom-misspelt-key",
+            bom + as_json(JSON_GOOD).replace(b'"entities"', b'"entites"'),
+            "unknown key 'entites' (did you mean 'entities'?)",
+            media="application/json",
+        )
+    )
+    # item 4: valid specs that would run for hours, refused by their estimated work
+    huge = replaced(
+        TRAINING, "entities: 32, relations: 2", "entities: 100000, relations: 1"
+    ).decode()
+    huge = huge.replace("d_mlp: 64", "d_mlp: 16384").replace("steps: 10", "steps: 100000")
+    add(Case("r3-cost-huge-training", _b(huge), "over the limit max_job_flops", defect=4))
+    many = replaced(TRAINING, "entities: 32, relations: 2", "entities: 4096, relations: 1").decode()
+    many = many.replace("steps: 10", "steps: 100000").replace(
+        "    expect:", f"    seeds: {list(range(16))}\n    expect:"
+    )
+    add(Case("r3-cost-16-replicates", _b(many), "max_job_flops", defect=4))
+    add(
+        Case(
+            "r3-dry-run",
+            _b(TRAINING),
+            "flops",
+            cli=0,
+            http=200,
+            cli_args=("--dry-run", "{file}"),
+            path="/v1/verifications?dry_run=true",
+            http_phrase='"dry_run":true',
+            defect=4,
+        )
+    )
+    add(
+        Case(
+            "r3-dry-run-over-limit",
+            _b(huge),
+            "over the limit max_job_flops",
+            cli_args=("--dry-run", "{file}"),
+            path="/v1/verifications?dry_run=true",
+        )
+    )
+    job = "/v1/verifications/" + "0" * 32
+    add(get("r3-id-trailing-newline", job + "%0A", 400, "32 lowercase hex digits", defect=10))
+    add(get("r3-id-trailing-cr", job + "%0D", 400, "32 lowercase hex digits"))
+    add(get("r3-id-report-trailing-newline", job + "%0A/report", 400, "32 lowercase hex digits"))
     return cases
 
 

@@ -21,6 +21,7 @@ from verifier.limits import Limits
 from verifier.spec import BijectionInstance, BoundClaim, MultiHopInstance, _claim_measures
 from verifier.spec.formulas import SYMBOLS, parse_formula
 from verifier.theory import (
+    MAX_GIVEN,
     MEASURED_PREFIX,
     LimitResult,
     Theorem,
@@ -51,7 +52,32 @@ class BoundCheck(CheckKind[BijectionInstance | MultiHopInstance, BoundClaim]):
     def preflight(
         self, instance: BijectionInstance | MultiHopInstance, claim: BoundClaim, limits: Limits
     ) -> None:
-        """No work grows with N: closed forms are evaluated through lgamma."""
+        """No work grows with N (closed forms are evaluated through lgamma); a given formula
+        must evaluate at the instance to a number within ``MAX_GIVEN`` in magnitude.
+
+        Raises:
+            SpecError: a given formula that cannot be evaluated or is too large, naming its key.
+        """
+        values: dict[str, Number] = dict(instance_values(instance))
+        for key, raw in claim.given.items():
+            if isinstance(raw, str):
+                value = self._given_formula(key, raw, values)
+                if abs(value) > MAX_GIVEN:
+                    raise SpecError(
+                        f"{raw!r} is {value:g} at the instance; expected at most "
+                        f"{MAX_GIVEN:g} in magnitude: the theorems' closed forms overflow "
+                        "float64 beyond it",
+                        key=f"given.{key}",
+                    )
+
+    @staticmethod
+    def _given_formula(key: str, raw: str, values: dict[str, Number]) -> Number:
+        """A given formula over N, R, k, A at the instance's ``values``."""
+        table = {
+            n: SYMBOLS.get(n, sp.Symbol(n, positive=True, integer=True))
+            for n in ("N", "R", "k", "A")
+        }
+        return evaluate_expression(parse_formula(raw, table).expr, values, f"given.{key}")
 
     def run(self, ctx: BoundContext) -> Measurement:
         claim = ctx.claim
@@ -61,11 +87,7 @@ class BoundCheck(CheckKind[BijectionInstance | MultiHopInstance, BoundClaim]):
         for key, raw in claim.given.items():
             param = vocab.givens[key]
             if isinstance(raw, str):
-                table = {
-                    n: SYMBOLS.get(n, sp.Symbol(n, positive=True, integer=True))
-                    for n in ("N", "R", "k", "A")
-                }
-                raw = evaluate_expression(parse_formula(raw, table).expr, values, f"given.{key}")
+                raw = self._given_formula(key, raw, values)
             values[param.name] = raw
         for t in vocab.theorems:  # params set by the against claim's measurement (LB1's P)
             for p in t.params:

@@ -42,6 +42,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
+import torch
+
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
 from verifier.checks.multihop import multi_hop_facts
@@ -403,8 +405,13 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
         functions = mech.MEASURES if ctx.claim.mechanism else {}
+        diverged = not all(bool(torch.isfinite(w).all()) for w in model64.parameters())
         for i, (name, fn) in enumerate(functions.items()):
             at((i + 1) / (len(functions) + 1), name)
+            if diverged:  # an SVD or a fit of inf/nan weights has no answer
+                values[name] = None
+                underdetermined[name] = "the trained weights are not finite (training diverged)"
+                continue
             measured = fn(model64, facts)
             values[name] = measured.value
             if measured.underdetermined is not None:

@@ -252,7 +252,13 @@ def _ray(tasks: Sequence[Task], address: str | None) -> Iterable[tuple[Task, lis
     started = not ray.is_initialized()
     if started:
         # None: a new local instance, never a cluster that happens to run on this machine
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise VerifierError(
+                f"executor ray: no Ray cluster answers at {address!r} ({exc}); start one with "
+                "'ray start --head', or leave --ray-address out to start a local instance"
+            ) from None
     try:
         remote = ray.remote(num_cpus=1)(run_task)
         refs = {remote.remote(t, 1): t for t in tasks}

@@ -28,6 +28,7 @@ from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
 from verifier.checks.base import AnyKind, Method
 from verifier.engine import provenance
+from verifier.engine.cost import Cost, claim_cost, search_values
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, ReplicateHistory, Report
@@ -119,6 +120,23 @@ def expand(spec: Spec, claim: ClaimBase, limits: Limits) -> list[ClaimPoint]:
     return points
 
 
+OUT_OF_MEMORY = (
+    "out of memory: the claim needs more memory than this machine has; lower its sizes "
+    "(N, widths, replicates, sweep points) or the max_job_memory limit"
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's or numpy's MemoryError, or torch's
+    allocator refusing (a RuntimeError saying so)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
@@ -202,6 +220,15 @@ class SpecRunner:
                     raise exc.in_claim(point.key) from None
                 except SpecError as exc:
                     raise exc.located(self.spec.source.file, point.line) from None
+        for claim_id, cost in self.estimate().items():
+            what = f"the estimated work of claim {claim_id!r} over its points and replicates"
+            require("max_job_flops", int(cost.flops), self.limits.max_job_flops, f"{what} (flops)")
+            require(
+                "max_job_memory",
+                int(cost.memory),
+                self.limits.max_job_memory,
+                f"the estimated peak memory of claim {claim_id!r} (bytes)",
+            )
         needed = {dep for claim in self.spec.claims for dep in claim.depends_on()}
         for i, claim in enumerate(self.spec.claims):
             if not claim.expect and claim.search_spec() is None and claim.id not in needed:
@@ -212,6 +239,24 @@ class SpecRunner:
                     line=self.spec.source.claim_lines.get(claim.id),
                     key=f"claims.{i}.expect",
                 )
+
+    def estimate(self) -> dict[str, Cost]:
+        """Each claim's estimated work (:mod:`verifier.engine.cost`): the sum over its points
+        not answered by a stored verdict, a search's point once per value it may try."""
+        costs: dict[str, Cost] = {}
+        for claim in self.spec.claims:
+            search = claim.search_spec()
+            points: list[tuple[Any, Any]] = []
+            for point in self.points[claim.id]:
+                if self._lookup(point) is not None:
+                    continue
+                if search is None:
+                    points.append((point.instance, point.claim))
+                else:  # the widest value, the costliest
+                    points.append(substitute(point.instance, point.claim, search.field, search.max))
+            tries = 1 if search is None else search_values(search.start, search.max)
+            costs[claim.id] = claim_cost(points, tries)
+        return costs
 
     def _preflight_sources(self, kind: AnyKind, point: ClaimPoint) -> None:
         """The limits of ``point`` that depend on the claims it reads, at the same point."""
@@ -537,6 +582,9 @@ class SpecRunner:
             message = f"{type(exc).__name__}: {text}"
             return self._finish(base, start, status="error", message=message)
         except Exception as exc:  # a bug: report it as an error, keep the traceback in the log
+            if out_of_memory(exc):  # not a bug: the machine's memory, said without a traceback
+                log.warning("claim %s ran out of memory: %s", point.key, exc)
+                return self._finish(base, start, status="error", message=OUT_OF_MEMORY)
             log.exception("internal error in claim %s", point.key)
             return self._finish(
                 base, start, status="error", message=f"internal error: {type(exc).__name__}: {exc}"

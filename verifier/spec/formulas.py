@@ -11,7 +11,9 @@ it: a constant above ``MAX_CONSTANT`` in magnitude, a constant exponent above
 ``MAX_EXPONENT``, and an exact numerator or denominator above ``MAX_EXACT_DIGITS`` digits are
 refused, so ``10**10**10`` or ``(2/3)**(10**8)`` costs microseconds to refuse instead of
 gigabytes to compute. A formula that sympy folds to an undefined or complex value
-(``log(0*N)``, ``sqrt(-N)``) is refused too.
+(``log(0*N)``, ``sqrt(-N)``, ``(-1)**0.5``), a log or root of a value sympy knows is negative
+(``log(-N)``, ``log(1-N)``), a log base that is not positive or is 1 (``log(N, 0)``), and any
+character outside ASCII (Python would read ``ℕ`` as ``N``) are refused too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import ast
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -183,6 +186,13 @@ def parse_formula(
         raise FormulaError(
             f"formula is {len(text)} characters; expected at most {MAX_FORMULA_CHARS}"
         )
+    for char in text:
+        if not char.isascii():
+            raise FormulaError(
+                f"formula {text!r}: the character U+{ord(char):04X} "
+                f"{unicodedata.name(char, 'UNNAMED')} is not allowed; expected ASCII "
+                "(numbers, symbols, + - * / ** and function names)"
+            )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -265,6 +275,7 @@ class _Builder:
                 if rv is None and lv is not None and abs(lv) > 1e6:
                     raise self.reject("a huge base raised to a symbolic power")
                 self._check_power(left, rv)
+                self._check_real_power(left, right)
             return _BINOPS[type(node.op)](left, right), value
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -288,6 +299,7 @@ class _Builder:
                 f"argument(s), got {len(node.args)}"
             )
         built = [self.build(a) for a in node.args]
+        self._check_domain(name, [e for e, _ in built])
         values = [v for _, v in built]
         value: float | None = None
         if all(v is not None for v in values):
@@ -304,15 +316,49 @@ class _Builder:
         if lv is None or rv is None:
             return None
         try:
-            value = float(_BINOPS[type(op)](lv, rv))
+            raw = _BINOPS[type(op)](lv, rv)
         except ZeroDivisionError:
             raise FormulaError(f"formula {self.text!r}: division by zero") from None
         except OverflowError:
             raise FormulaError(f"formula {self.text!r}: a constant overflows") from None
-        if isinstance(value, complex):
-            raise FormulaError(f"formula {self.text!r}: a constant is complex")
+        if isinstance(raw, complex):  # (-1)**0.5: Python's float power gives a complex
+            raise FormulaError(
+                f"formula {self.text!r}: a constant is complex (a negative base to a "
+                "fractional power); expected a real formula"
+            )
+        value = float(raw)
         self._check_constant(value)
         return value
+
+    def _check_real_power(self, base: sp.Expr, exponent: sp.Expr) -> None:
+        """Refuse ``base**exponent`` with a base sympy knows is negative and an exponent not
+        known to be an integer: ``(-2)**(1/N)`` or ``(-N)**p`` is complex."""
+        if base.is_extended_negative and exponent.is_integer is not True:
+            raise FormulaError(
+                f"formula {self.text!r} is complex (a negative base to a power that may be "
+                "fractional); expected a real formula"
+            )
+
+    def _check_domain(self, name: str, args: list[sp.Expr]) -> None:
+        """Refuse a log of a value sympy knows is not positive, a log base that is not positive
+        or is 1 (``log(N, 0)`` would fold to 0), and a root of a known negative value."""
+        if name in ("log", "ln", "log2") and args[0].is_extended_nonpositive:
+            raise FormulaError(
+                f"formula {self.text!r}: the log of {args[0]}, which is not positive, is "
+                "undefined; expected a positive argument"
+            )
+        if name == "log" and len(args) == 2:
+            base = args[1]
+            if base.is_extended_nonpositive or base == 1:
+                raise FormulaError(
+                    f"formula {self.text!r}: the log base {base} is undefined; expected a "
+                    "positive base other than 1"
+                )
+        if name == "sqrt" and args[0].is_extended_negative:
+            raise FormulaError(
+                f"formula {self.text!r} is complex: the root of {args[0]}, which is negative, "
+                "is undefined over the reals; expected a real formula"
+            )
 
     def _check_constant(self, value: float) -> None:
         if not math.isfinite(value) or abs(value) > MAX_CONSTANT:

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from verifier.spec.base import StrictModel
+from verifier.spec.base import MAX_SCALE, StrictModel
 
 # Sweep (and search) names of instance fields: the formula symbols.
 SWEEP_ALIASES: dict[str, str] = {"N": "entities", "R": "relations", "k": "hops"}
 LearningRates = Annotated[
-    list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1, max_length=8)
+    list[Annotated[float, Field(gt=0, le=MAX_SCALE, allow_inf_nan=False)]],
+    Field(min_length=1, max_length=8),
 ]
 
 

@@ -4,7 +4,8 @@ Mappings load as :class:`LineDict`, a ``dict`` that also records the 1-based lin
 its keys, so that a validation error deep in a spec can name ``file:line``. Duplicate keys are
 errors (PyYAML silently keeps the last one), and alias expansion is bounded, so a "billion
 laughs" document is refused instead of exhausting memory. Nesting is bounded (flow ``[``/``{``
-by a pre-scan, block indentation after composing), integers are bounded to 64 bits, and
+by a pre-scan, block indentation after composing), integers are bounded to 64 bits and
+written in decimal (YAML 1.1's ``1_000``, ``0x20`` and ``1:30`` are refused, as in JSON), and
 ``1e-3`` is a float as in YAML 1.2 and JSON (PyYAML's YAML 1.1 reads it as a string).
 Every refusal is a :class:`~verifier.errors.SpecError` with a line, never a traceback.
 """
@@ -24,6 +25,7 @@ MAX_EXPANDED_NODES = 100_000  # nodes after alias expansion; a YAML bomb is far 
 MAX_FLOW_DEPTH = 64  # nesting of [ and { before parsing (PyYAML is slow on deep nesting)
 MAX_DEPTH = 64  # nesting of mappings and sequences of any style, after composing
 MAX_INT = 2**63 - 1  # |integer| in a spec: seeds and sizes are 64-bit everywhere downstream
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # the integers JSON has (YAML 1.1 has more)
 _FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
@@ -73,6 +75,11 @@ def _construct_int(loader: _LineLoader, node: ScalarNode) -> int:
     value: int = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
     if abs(value) > MAX_INT:
         raise SpecError(int_out_of_range(len(str(abs(value)))), line=node.start_mark.line + 1)
+    if not _DECIMAL_INT.fullmatch(str(node.value)):  # 1_000, 0x20, 0o17, 1:30: not JSON's
+        raise SpecError(
+            f"expected a decimal integer such as {value}, got {node.value!r}",
+            line=node.start_mark.line + 1,
+        )
     return value
 
 

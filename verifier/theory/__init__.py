@@ -62,6 +62,7 @@ from verifier.theory.symbols import (
 )
 from verifier.theory.vocabulary import (
     BOUND_MEASURE_NAMES,
+    MAX_GIVEN,
     MEASURED_PREFIX,
     STANDARD_PARAMS,
     Vocabulary,
@@ -76,6 +77,7 @@ __all__ = [
     "COMPACT",
     "G1",
     "INSTANCE_PARAMS",
+    "MAX_GIVEN",
     "MEASURED_PREFIX",
     "ORDER_CLASSES",
     "STANDARD_PARAMS",

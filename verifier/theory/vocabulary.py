@@ -32,6 +32,9 @@ STANDARD_PARAMS: tuple[Param, ...] = (
     CODE_DIM,
     PARAM_COUNT,
 )
+# The largest magnitude of a given number (or a given formula at the instance): far above
+# any real code width or parameter count, far below where the closed forms overflow float64.
+MAX_GIVEN = 1e12
 MEASURED_PREFIX = "measured_"
 
 
@@ -101,6 +104,11 @@ def claim_vocabulary(claim: Any, claim_measures: set[str]) -> Vocabulary:
             raise SpecError(f"given.{key}: expected a number or a formula, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(f"given.{key}: expected a finite number, got {value!r}")
+        if isinstance(value, int | float) and abs(value) > MAX_GIVEN:
+            raise SpecError(
+                f"given.{key}: expected a number at most {MAX_GIVEN:g} in magnitude, got "
+                f"{value:g}: the theorems' closed forms overflow float64 beyond it"
+            )
         if isinstance(value, str):
             instance_table = {p.name: p.symbol for p in INSTANCE_PARAMS}
             try:

@@ -15,6 +15,25 @@ from verifier.spec.instances import BijectionInstance, MultiHopInstance
 from verifier.spec.sweeps import SWEEP_ALIASES, Maximize, Minimize
 from verifier.spec.symbols import SYMBOL_NAMES
 
+# Fields a sweep may not vary: what names a claim or its results, its structure, and its
+# references to other claims (a point must stay the claim it expands).
+UNSWEPT_FIELDS = frozenset(
+    {
+        "id",
+        "check",
+        "description",
+        "xfail",
+        "expect",
+        "sweep",
+        "minimize",
+        "maximize",
+        "from",
+        "against",
+        "control_from",
+        "kind",
+    }
+)
+
 
 class ClaimBase(StrictModel):
     """Fields every claim has."""
@@ -52,6 +71,12 @@ class ClaimBase(StrictModel):
         if not value:
             raise ValueError("expected at least one field to sweep, got {}: it checks nothing")
         for name, values in value.items():
+            if name.split(".")[0] in UNSWEPT_FIELDS:
+                raise ValueError(
+                    f"{name}: cannot be swept (it names the claim, its structure or another "
+                    "claim); expected an instance field (N, R, k, seed) or a claim field "
+                    "(code_dim, d_model, optim.lr)"
+                )
             if not values:
                 raise ValueError(f"{name}: expected at least one value, got []: it checks nothing")
         return value

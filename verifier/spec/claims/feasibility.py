@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from verifier.spec.base import MAX_BOX
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.claims.construction import GeometricConstruction
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
@@ -31,7 +32,10 @@ class FeasibilityClaim(ClaimBase):
         1e-6, gt=0, description="status is feasible when the certified margin is at least this"
     )
     box: float | None = Field(
-        None, gt=0, description="P1: |v|_inf <= box (default max |a_ji|); P3: |W_out|_inf (1)"
+        None,
+        gt=0,
+        le=MAX_BOX,
+        description="P1: |v|_inf <= box (default max |a_ji|); P3: |W_out|_inf (1)",
     )
     embed_dim: int = Field(8, ge=1, description="P3: width d of the frozen random embeddings")
     width: int | Literal["auto"] = Field("auto", description="P3: MLP width w, or auto: minimal")

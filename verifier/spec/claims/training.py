@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from verifier.spec.base import StrictModel
+from verifier.spec.base import MAX_SCALE, StrictModel
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
 
@@ -30,7 +30,7 @@ MECHANISM_MEASURES: tuple[str, ...] = (
 InitName = Literal[
     "W_E", "W_E_relations", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U"
 ]
-Multiplier = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Multiplier = Annotated[float, Field(ge=0, le=MAX_SCALE, allow_inf_nan=False)]
 RequireRule = Literal["all", "majority", "median"]
 MAX_REPLICATES = 32  # seeds per claim; the work is also bounded by max_replicates (limits)
 
@@ -43,7 +43,11 @@ class TrainingModel(StrictModel):
     heads: int = Field(1, ge=1, description="attention heads H")
     d_head: int | None = Field(None, ge=1, description="default d_model // heads")
     init_scale: float = Field(
-        1.0, gt=0, allow_inf_nan=False, description="multiplies the fan-in scaled init"
+        1.0,
+        gt=0,
+        le=MAX_SCALE,
+        allow_inf_nan=False,
+        description="multiplies the fan-in scaled init",
     )
     attention: Literal["learned", "uniform", "none"] = Field(
         "learned",
@@ -66,9 +70,11 @@ class OptimGroup(StrictModel):
     """Optimiser settings for one weight; each unset field is taken from ``optim``."""
 
     optimizer: Literal["adam", "adamw", "sgd"] | None = None
-    lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="learning rate")
+    lr: float | None = Field(
+        None, gt=0, allow_inf_nan=False, le=MAX_SCALE, description="learning rate"
+    )
     momentum: float | None = Field(None, ge=0, lt=1, description="sgd only")
-    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False)
+    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False, le=MAX_SCALE)
     per_subject: bool = Field(
         False,
         description="W_E only: each subject row steps on its own mean loss (its gradient times "
@@ -80,11 +86,11 @@ class TrainingOptim(StrictModel):
     """Optimiser settings; training stops early at exact recall with loss <= stop_loss."""
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(gt=0, allow_inf_nan=False, description="learning rate")
+    lr: float = Field(gt=0, allow_inf_nan=False, le=MAX_SCALE, description="learning rate")
     steps: int = Field(ge=1, description="the most optimiser steps")
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup: int = Field(0, ge=0, description="linear warmup steps")
-    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, le=MAX_SCALE)
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     batch_size: int | None = Field(None, ge=1, description="None: full batch (all facts)")
     stop_loss: float = Field(

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from verifier.spec.base import IDENT, StrictModel
+from verifier.spec.base import IDENT, MAX_SCALE, StrictModel
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.claims.training import RequireRule, TrainingClaim
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
@@ -17,9 +17,9 @@ class RelearnOptim(StrictModel):
     """How ``relearn`` trains the subject table (the rest of the network stays frozen)."""
 
     optimizer: Literal["adam", "adamw", "sgd"] | None = None
-    lr: float | None = Field(None, gt=0, allow_inf_nan=False)
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False, le=MAX_SCALE)
     momentum: float | None = Field(None, ge=0, lt=1)
-    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False)
+    weight_decay: float | None = Field(None, ge=0, allow_inf_nan=False, le=MAX_SCALE)
     per_subject: bool | None = None
     steps: int = Field(500, ge=1, description="the most relearning steps")
 
