@@ -41,32 +41,20 @@ EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
 
 @dataclass
 class _Kind:
-    """One optimiser kind's flat buffers: parameters, gradients, state, per-tensor settings.
+    """The trained tensors sharing one optimiser setting, as flat buffers (each tensor a view).
 
-    ``lr``, ``momentum`` and ``decay`` are floats when every tensor of the kind shares them,
-    else per-element vectors (the tensors' values repeated over their elements).
+    ``state``: Adam's first and second moments, or SGD's momentum buffer (none at momentum 0).
     """
 
     kind: str
+    lr: float
+    momentum: float
+    decay: float
     param: torch.Tensor
     grad: torch.Tensor
-    lr: float | torch.Tensor
-    momentum: float | torch.Tensor
-    decay: float | torch.Tensor
-    state: list[torch.Tensor] = field(default_factory=list)  # adam: m, v; sgd: momentum buffer
+    state: list[torch.Tensor] = field(default_factory=list)
     step: int = 0
-
-
-def _setting(values: list[float], sizes: list[int], like: torch.Tensor) -> float | torch.Tensor:
-    """One float when the values agree, else the per-element vector."""
-    if len(set(values)) == 1:
-        return float(values[0])
-    return torch.cat(
-        [
-            torch.full((k,), v, dtype=like.dtype, device=like.device)
-            for v, k in zip(values, sizes, strict=True)
-        ]
-    )
+    count: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # step, for the kernel
 
 
 class FusedStep:
@@ -111,33 +99,40 @@ class FusedStep:
         self._h0: torch.Tensor | None = None
         self._front: tuple[torch.Tensor, ...] | None = None
         self._saved: dict[str, torch.Tensor] = {}
+        self._h1_out: torch.Tensor | None = None  # h1 + b_out when both are fixed
+        self._neg: torch.Tensor | None = None
+        self._out = torch.empty(2, len(weights["W_U"]), dtype=self.dtype, device=self.device)
+        self._logits = self._target = torch.empty(0)
+        self._rows_per_replicate = 0
+        w = self.w  # views made once: they follow the in-place updates of the buffers
+        self._views = {
+            "b_in": w["b_in"][:, None],
+            "b_out": w["b_out"][:, None],
+            "W_U_T": w["W_U"].transpose(1, 2),
+            "W_out_T": w["W_out"].transpose(1, 2),
+            "W_in_T": w["W_in"].transpose(1, 2),
+        }
 
     def _build_kinds(self) -> None:
-        by_kind: dict[str, list[str]] = {}
+        """One flat buffer per distinct (optimizer, lr, momentum, weight_decay)."""
+        by_setting: dict[tuple[str, float, float, float], list[str]] = {}
         for name in self.trained:
-            by_kind.setdefault(self.cfg.group(name)[0], []).append(name)
-        for kind, names in by_kind.items():
-            sizes = [self.w[n].numel() for n in names]
+            kind, lr, momentum, decay, _ = self.cfg.group(name)
+            key = (kind, float(lr), float(momentum), float(decay))
+            by_setting.setdefault(key, []).append(name)
+        for (kind, lr, momentum, decay), names in by_setting.items():
             param = torch.cat([self.w[n].detach().reshape(-1) for n in names]).to(self.dtype)
-            grad = torch.zeros_like(param)
-            settings = [self.cfg.group(n) for n in names]
-            entry = _Kind(
-                kind,
-                param,
-                grad,
-                _setting([s[1] for s in settings], sizes, param),
-                _setting([s[2] for s in settings], sizes, param),
-                _setting([s[3] for s in settings], sizes, param),
-            )
+            entry = _Kind(kind, lr, momentum, decay, param, torch.zeros_like(param))
+            entry.count = torch.zeros((), dtype=self.dtype, device=self.device)
             if kind in ("adam", "adamw"):
                 entry.state = [torch.zeros_like(param), torch.zeros_like(param)]
-            elif not (isinstance(entry.momentum, float) and entry.momentum == 0.0):
+            elif momentum != 0.0:
                 entry.state = [torch.zeros_like(param)]
             offset = 0
-            for name, size in zip(names, sizes, strict=True):
-                shape = self.w[name].shape
+            for name in names:
+                shape, size = self.w[name].shape, self.w[name].numel()
                 self.w[name] = param[offset : offset + size].view(shape)
-                self.grads[name] = grad[offset : offset + size].view(shape)
+                self.grads[name] = entry.grad[offset : offset + size].view(shape)
                 offset += size
             self.kinds.append(entry)
 
@@ -158,55 +153,91 @@ class FusedStep:
             for t in (k.param, *k.state):
                 t.copy_(next(it))
             k.step = steps
+            k.count.fill_(steps)
 
     # --- forward and backward ---------------------------------------------------------------
 
-    def forward_backward(
-        self, tokens: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_backward(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Loss and gradient of ``(S, n, L)`` tokens against ``(S, n, T)`` targets.
 
-        Returns the per-replicate mean cross-entropy ``(S,)`` and the number of rows whose
-        every target is the strict argmax ``(S,)``; leaves the gradients in :attr:`grads`.
+        Returns ``(2, S)``: the summed cross-entropy ``-sum log p_t`` over the ``n T`` targets
+        (divide by ``n T`` for the mean; ``inf`` where a ``p_t`` underflowed to 0, which
+        :meth:`exact_loss` then recomputes), and an upper bound on the rows whose every target
+        is the strict argmax: rows whose targets all have ``p_t >= (1 - margin) / n_out`` (a
+        strict argmax has ``p_t > 1/n_out``; the margin covers the rounding of the softmax's
+        sum). Leaves the gradients in :attr:`grads` and the logits for :meth:`exact_correct`.
         """
         s, n, _ = tokens.shape
         h1 = self._front_forward(tokens)  # (S, n Q, d)
-        w = self.w
-        pre = torch.baddbmm(w["b_in"][:, None], h1, w["W_in"])  # (S, rows, m)
+        w, v = self.w, self._views
+        pre = torch.baddbmm(v["b_in"], h1, w["W_in"])  # (S, rows, m)
         act = torch.relu(pre)
-        h2 = h1 + torch.baddbmm(w["b_out"][:, None], act, w["W_out"])
+        if self._h1_out is not None and self._cache_key is tokens:  # h1 + b_out, both fixed
+            h2 = torch.baddbmm(self._h1_out, act, w["W_out"])
+        else:
+            h2 = h1 + torch.baddbmm(v["b_out"], act, w["W_out"])
         logits = torch.bmm(h2, w["W_U"])  # (S, rows, n_out)
-        rows = logits.shape[1]
+        rows, n_out = logits.shape[1:]
         target = targets.reshape(s, rows, 1)
-        logp = torch.log_softmax(logits, dim=-1)
-        loss = logp.gather(2, target).sum(dim=(1, 2)).mul_(-1.0 / rows)
-        top = logits.gather(2, target)  # strict argmax: above every other logit
-        runner_up = logits.scatter(2, target, -math.inf).amax(dim=2, keepdim=True)
-        ok = (top > runner_up).reshape(s, n, -1).all(dim=2).sum(dim=1)
-        g = logp.exp_()
-        g.scatter_add_(2, target, torch.full_like(top, -1.0)).mul_(1.0 / rows)  # dL/dlogits
+        probs = torch.softmax(logits, dim=-1)  # one exp pass serves the loss and the gradient
+        picked = probs.gather(2, target)  # (S, rows, 1)
+        out = self._out
+        self._rows_per_replicate = n
+        torch.sum(picked.log(), dim=(1, 2), out=out[0]).neg_()  # inf if a p_t underflows to 0
+        bound = picked >= (1.0 - 1e-3 - 1e-6 * n_out) / n_out
+        if rows != n:  # several targets per row: a row counts when all of them do
+            bound = bound.reshape(s, n, -1).all(dim=2)
+        torch.sum(bound.reshape(s, -1), dim=1, dtype=self.dtype, out=out[1])
+        self._logits, self._target = logits, target
+        g = probs.mul_(1.0 / rows)
+        g.scatter_add_(2, target, self._minus(picked, 1.0 / rows))  # dL/dlogits
         grads = self.grads
         if "W_U" in grads:
             torch.bmm(h2.transpose(1, 2), g, out=grads["W_U"])
-        dh2 = torch.bmm(g, w["W_U"].transpose(1, 2))  # (S, rows, d)
+        dh2 = torch.bmm(g, v["W_U_T"])  # (S, rows, d)
         if "b_out" in grads:
             torch.sum(dh2, dim=1, out=grads["b_out"])
         if "W_out" in grads:
             torch.bmm(act.transpose(1, 2), dh2, out=grads["W_out"])
-        needs_pre = any(k in grads for k in ("W_in", "b_in")) or self.front_trained
-        if not needs_pre:
-            return loss, ok
-        dpre = torch.ops.aten.threshold_backward(torch.bmm(dh2, w["W_out"].transpose(1, 2)), act, 0)
+        if not (self.front_trained or "W_in" in grads or "b_in" in grads):
+            return out
+        dpre = torch.ops.aten.threshold_backward(torch.bmm(dh2, v["W_out_T"]), act, 0)
         if "W_in" in grads:
             torch.bmm(h1.transpose(1, 2), dpre, out=grads["W_in"])
         if "b_in" in grads:
             torch.sum(dpre, dim=1, out=grads["b_in"])
         if self.front_trained:
-            dh1 = torch.baddbmm(dh2, dpre, w["W_in"].transpose(1, 2))
+            dh1 = torch.baddbmm(dh2, dpre, v["W_in_T"])
             self._front_backward(tokens, dh1)
         if self.per_subject:
             grads["W_E"].mul_(self.n_entities)  # each subject row: its own mean loss
-        return loss, ok
+        return out
+
+    def exact_loss(self) -> torch.Tensor:
+        """``(S,)`` summed cross-entropy of the last :meth:`forward_backward` by
+        ``log_softmax`` (finite where a probability underflowed)."""
+        logp = torch.log_softmax(self._logits, dim=-1)
+        return -logp.gather(2, self._target).sum(dim=(1, 2))
+
+    def exact_correct(self) -> torch.Tensor:
+        """``(S,)`` rows of the last :meth:`forward_backward` whose every target is the strict
+        argmax of the logits (above every other logit: a tie or a NaN is wrong), as
+        :func:`~verifier.train.loop._loss_and_correct` counts them."""
+        logits, target = self._logits, self._target
+        s = logits.shape[0]
+        top = logits.gather(2, target)
+        runner_up = logits.scatter(2, target, -math.inf).amax(dim=2, keepdim=True)
+        ok = top > runner_up  # (S, rows, 1)
+        n = self._rows_per_replicate
+        if ok.shape[1] != n:
+            ok = ok.reshape(s, n, -1).all(dim=2)
+        return ok.reshape(s, -1).sum(dim=1)
+
+    def _minus(self, like: torch.Tensor, value: float) -> torch.Tensor:
+        """A cached tensor of ``-value`` shaped like ``like``."""
+        if self._neg is None or self._neg.shape != like.shape:
+            self._neg = torch.full_like(like, -value)
+        return self._neg
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(S, n, L')`` tokens -> ``(S, n, L', d)`` rows of the stacked ``W_E`` table."""
@@ -227,7 +258,7 @@ class FusedStep:
             h0 = self._embed(tokens[:, :, self.positions]) + w["W_pos"][:, None, self.positions]
             h1 = h0.reshape(s, -1, d)
             if not self.front_trained:
-                self._cache_key, self._front = tokens, (h1,)
+                self._fix_front(tokens, h1)
             return h1
         if self._h0 is not None and self._cache_key is tokens:
             h0 = self._h0
@@ -258,8 +289,14 @@ class FusedStep:
         saved.update(zc=zc, wo=wo)
         self._saved = saved
         if not self.front_trained:
-            self._cache_key, self._front = tokens, (h1,)
+            self._fix_front(tokens, h1)
         return h1
+
+    def _fix_front(self, tokens: torch.Tensor, h1: torch.Tensor) -> None:
+        """Keep h1 (and h1 + b_out when b_out is frozen) for the later steps on ``tokens``."""
+        self._cache_key, self._front = tokens, (h1,)
+        if "b_out" not in self.grads:
+            self._h1_out = h1 + self._views["b_out"]
 
     def _front_backward(self, tokens: torch.Tensor, dh1: torch.Tensor) -> None:
         """Gradients of the attention and embedding weights from ``dh1`` ``(S, n Q, d)``."""
@@ -333,56 +370,31 @@ class FusedStep:
     # --- update -----------------------------------------------------------------------------
 
     def update(self, factor: float) -> None:
-        """One optimiser step of every kind at learning rate ``lr * factor``."""
+        """One optimiser step of every setting at learning rate ``lr * factor``: torch's own
+        fused kernels (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``), which implement
+        the formulas of ``torch.optim.Adam``, ``AdamW`` and ``SGD``."""
         for k in self.kinds:
             k.step += 1
+            lr = k.lr * factor
             if k.kind == "sgd":
-                _sgd(k, factor)
-            else:
-                _adam(k, factor)
+                torch.ops.aten._fused_sgd_(
+                    [k.param], [k.grad], k.state, weight_decay=k.decay, momentum=k.momentum,
+                    lr=lr, dampening=0.0, nesterov=False, maximize=False,
+                    is_first_step=k.step == 1,
+                )  # fmt: skip
+                continue
+            k.count.add_(1)
+            fused = (
+                torch.ops.aten._fused_adam_ if k.kind == "adam" else torch.ops.aten._fused_adamw_
+            )
+            fused(
+                [k.param], [k.grad], [k.state[0]], [k.state[1]], [], [k.count], lr=lr,
+                beta1=BETAS[0], beta2=BETAS[1], weight_decay=k.decay, eps=EPS, amsgrad=False,
+                maximize=False,
+            )  # fmt: skip
 
 
 def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:
     """``(S, d, H dh)`` -> the ``(S, H, d, dh)`` layout of ``W_Q, W_K, W_V``."""
     s, d = grad.shape[:2]
     return grad.reshape(s, d, h, dh).permute(0, 2, 1, 3)
-
-
-def _adam(k: _Kind, factor: float) -> None:
-    """torch.optim.Adam (L2 decay in the gradient) or AdamW (decoupled decay) on a flat buffer."""
-    p, g = k.param, k.grad
-    m, v = k.state
-    decay = k.decay
-    has_decay = not (isinstance(decay, float) and decay == 0.0)
-    if has_decay and k.kind == "adam":
-        g = g.add(p, alpha=decay) if isinstance(decay, float) else g.addcmul(p, decay)
-    if has_decay and k.kind == "adamw":  # decoupled: p *= 1 - lr decay
-        if isinstance(decay, float) and isinstance(k.lr, float):
-            p.mul_(1 - k.lr * factor * decay)
-        else:
-            lr_decay = torch.as_tensor(k.lr, dtype=p.dtype, device=p.device) * decay
-            p.addcmul_(p, lr_decay, value=-factor)
-    b1, b2 = BETAS
-    m.lerp_(g, 1 - b1)
-    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-    bias1 = 1 - b1**k.step
-    denom = v.sqrt().div_(math.sqrt(1 - b2**k.step)).add_(EPS)
-    if isinstance(k.lr, float):
-        p.addcdiv_(m, denom, value=-k.lr * factor / bias1)
-    else:
-        p.addcdiv_(m * k.lr, denom, value=-factor / bias1)
-
-
-def _sgd(k: _Kind, factor: float) -> None:
-    """torch.optim.SGD (momentum, L2 decay, no dampening or Nesterov) on a flat buffer."""
-    p, g = k.param, k.grad
-    decay = k.decay
-    if not (isinstance(decay, float) and decay == 0.0):
-        g = g.add(p, alpha=decay) if isinstance(decay, float) else g.addcmul(p, decay)
-    if k.state:  # buf = momentum buf + d_p (buf starts at 0, so the first step is d_p)
-        (buf,) = k.state
-        g = buf.mul_(k.momentum).add_(g)
-    if isinstance(k.lr, float):
-        p.add_(g, alpha=-k.lr * factor)
-    else:
-        p.addcmul_(g, k.lr, value=-factor)

@@ -365,20 +365,36 @@ def _examples(
 
 
 def _observe(
-    reps: _Replicates, step: int, losses: list[float], accs: list[float], cfg: TrainConfig
+    reps: _Replicates,
+    step: int,
+    losses: list[float],
+    accs: list[float],
+    cfg: TrainConfig,
+    record: bool = True,
 ) -> list[int]:
-    """Record one evaluation of every running replicate; the replicates it stops."""
+    """One evaluation of every running replicate (a history row when ``record``, or when it
+    stops); the replicates it stops."""
     stopped = []
+    _peak(reps, losses)
     for i in reps.running:
         if accs[i] == 1.0 and reps.steps_to_perfect[i] is None:
             reps.steps_to_perfect[i] = step
-        reps.history[i].append((step, losses[i], accs[i]))
-        reps.peak[i] = max(reps.peak[i], losses[i] if math.isfinite(losses[i]) else math.inf)
-        if accs[i] >= cfg.stop_accuracy and losses[i] <= cfg.stop_loss and step >= cfg.min_steps:
+        stops = (
+            accs[i] >= cfg.stop_accuracy and losses[i] <= cfg.stop_loss and step >= cfg.min_steps
+        )
+        if record or stops:
+            reps.history[i].append((step, losses[i], accs[i]))
+        if stops:
             reps.stopped_at[i] = step
             reps.final[i] = (losses[i], accs[i])
             stopped.append(i)
     return stopped
+
+
+def _peak(reps: _Replicates, losses: list[float]) -> None:
+    """The largest loss so far of each running replicate (inf once one was not finite)."""
+    for i in reps.running:
+        reps.peak[i] = max(reps.peak[i], losses[i] if math.isfinite(losses[i]) else math.inf)
 
 
 def _snapshot(reps: _Replicates, stopped: list[int], weights: dict[str, torch.Tensor]) -> None:
@@ -424,10 +440,9 @@ def _train_fused(
     return _results(task, cfg, reps, weights, step, losses, accs)
 
 
-def _metrics(loss: torch.Tensor, ok: torch.Tensor, n: int) -> tuple[list[float], list[float]]:
-    """Host lists of the per-replicate loss and strict accuracy (float32 share, as the
-    reference's mean)."""
-    return loss.tolist(), (ok.to(torch.float32) / n).tolist()
+def _share(count: float, n: int) -> float:
+    """``count / n`` rounded to float32, as the reference's float32 mean of 0/1 rows."""
+    return float(np.float32(count) / np.float32(n))
 
 
 def _full_batch(
@@ -439,19 +454,54 @@ def _full_batch(
     progress: TrainProgress | None,
     window: int,
 ) -> tuple[int, list[float], list[float]]:
-    """Every step: forward and backward, read loss and accuracy, observe, update."""
+    """Every step: forward and backward, read the loss and the screen, observe, update.
+
+    The exact strict-argmax count runs on the history's cadence (about 200 rows), at each
+    progress report, and whenever the screen (an upper bound on the rows right) allows the
+    first perfect step or the stopping rule: a step where the bound rules both out cannot be
+    either, so ``steps_to_perfect`` and the stop are those of an exact check at every step.
+    """
     del window
-    n, report_every = tokens.shape[1], max(1, cfg.steps // 100)
+    n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
+    report_every = max(1, cfg.steps // 100)
+    record_every = max(1, math.ceil((cfg.steps + 1) / 200))
     step = 0
+    accs: list[float] = []
     while True:
-        losses, accs = _metrics(*fused.forward_backward(tokens, targets), n)
-        _snapshot(reps, _observe(reps, step, losses, accs, cfg), fused.w)
-        if step % report_every == 0 or step == cfg.steps:
-            _report(progress, reps, step, losses, accs)
+        summed, bound = fused.forward_backward(tokens, targets).tolist()
+        if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
+            summed = fused.exact_loss().tolist()
+        losses = [x / targets_per_replicate for x in summed]
+        record = step % record_every == 0 or step == cfg.steps
+        report = step % report_every == 0 or step == cfg.steps
+        if record or report or _may_count(reps, step, losses, bound, n, cfg):
+            accs = [_share(c, n) for c in fused.exact_correct().tolist()]
+            _snapshot(reps, _observe(reps, step, losses, accs, cfg, record), fused.w)
+            if report:
+                _report(progress, reps, step, losses, accs)
+        else:
+            _peak(reps, losses)
         if not reps.running or step == cfg.steps:
             return step, losses, accs
         fused.update(lr_factor(step, cfg))
         step += 1
+
+
+def _may_count(
+    reps: _Replicates, step: int, losses: list[float], bound: list[float], n: int, cfg: TrainConfig
+) -> bool:
+    """Whether a running replicate's bound on rows right allows its first perfect step or its
+    stop (the float32 share is monotone in the count, so a bound below rules the count out)."""
+    for i in reps.running:
+        if bound[i] >= n and reps.steps_to_perfect[i] is None:
+            return True
+        if (
+            _share(bound[i], n) >= cfg.stop_accuracy
+            and losses[i] <= cfg.stop_loss
+            and step >= cfg.min_steps
+        ):
+            return True
+    return False
 
 
 def _full_batch_windowed(
@@ -463,39 +513,46 @@ def _full_batch_windowed(
     progress: TrainProgress | None,
     window: int,
 ) -> tuple[int, list[float], list[float]]:
-    """``window`` steps between reads of the accuracy, with a back-off to the exact step.
+    """``window`` steps between reads, with a back-off to the exact step.
 
-    Each step's loss and strict-argmax count stay on the device; after ``window`` steps they
-    are read in order, so ``steps_to_perfect`` and the history are those of :func:`_full_batch`.
-    When a replicate meets the stopping rule at step t inside the window, the state saved at
-    the window's start is restored and steps are replayed up to t (the same kernels on the
-    same inputs), where the replicate is snapshotted; training goes on from t.
+    Each step's loss and exact strict-argmax count stay on the device; after ``window`` steps
+    they are read in order, so ``steps_to_perfect`` and the stop are those of
+    :func:`_full_batch`. When a replicate meets the stopping rule at step t inside the
+    window, the state saved at the window's start is restored and the steps up to t are
+    replayed (the same kernels on the same inputs), where the replicate is snapshotted;
+    training goes on from t.
     """
-    n, report_every = tokens.shape[1], max(1, cfg.steps // 100)
+    n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
+    report_every = max(1, cfg.steps // 100)
+    record_every = max(1, math.ceil((cfg.steps + 1) / 200))
     step, seen = 0, -1  # seen: the last step observed
+    dtype = fused.dtype
     losses: list[float] = []
     accs: list[float] = []
     while True:
         base, saved = step, fused.state()
         rows = []
         for _ in range(window):
-            rows.append(fused.forward_backward(tokens, targets))
+            fused.forward_backward(tokens, targets)
+            rows.append(torch.stack([fused.exact_loss(), fused.exact_correct().to(dtype)]))
             if step == cfg.steps:
                 break
             fused.update(lr_factor(step, cfg))
             step += 1
-        all_losses = torch.stack([r[0] for r in rows]).tolist()
-        all_accs = (torch.stack([r[1] for r in rows]).to(torch.float32) / n).tolist()
-        for j, (losses, accs) in enumerate(zip(all_losses, all_accs, strict=True)):
+        read = torch.stack(rows).tolist()  # (steps, 2, S)
+        for j, (summed, counts) in enumerate(read):
             t = base + j
             if t <= seen:
                 continue
             seen = t
-            stopped = _observe(reps, t, losses, accs, cfg)
+            losses = [x / targets_per_replicate for x in summed]
+            accs = [_share(c, n) for c in counts]
+            record = t % record_every == 0 or t == cfg.steps
+            stopped = _observe(reps, t, losses, accs, cfg, record)
             if t % report_every == 0 or t == cfg.steps:
                 _report(progress, reps, t, losses, accs)
             if stopped:
-                if t < base + len(rows) - 1 or t < step:  # the weights moved on: replay to t
+                if t < step:  # the weights moved on: replay from the window's start to t
                     fused.restore(saved, base)
                     for u in range(base, t):
                         fused.forward_backward(tokens, targets)
