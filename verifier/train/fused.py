@@ -117,8 +117,8 @@ class FusedStep:
         """One flat buffer per distinct (optimizer, lr, momentum, weight_decay)."""
         by_setting: dict[tuple[str, float, float, float], list[str]] = {}
         for name in self.trained:
-            kind, lr, momentum, decay, _ = self.cfg.group(name)
-            key = (kind, float(lr), float(momentum), float(decay))
+            group = self.cfg.group(name)
+            key = (str(group[0]), float(group[1]), float(group[2]), float(group[3]))
             by_setting.setdefault(key, []).append(name)
         for (kind, lr, momentum, decay), names in by_setting.items():
             param = torch.cat([self.w[n].detach().reshape(-1) for n in names]).to(self.dtype)
