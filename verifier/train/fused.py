@@ -101,7 +101,6 @@ class FusedStep:
         self._saved: dict[str, torch.Tensor] = {}
         self._h1_out: torch.Tensor | None = None  # h1 + b_out when both are fixed
         self._neg: torch.Tensor | None = None
-        self._out = torch.empty(2, len(weights["W_U"]), dtype=self.dtype, device=self.device)
         self._logits = self._target = torch.empty(0)
         self._rows_per_replicate = 0
         w = self.w  # views made once: they follow the in-place updates of the buffers
@@ -157,12 +156,14 @@ class FusedStep:
 
     # --- forward and backward ---------------------------------------------------------------
 
-    def forward_backward(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward_backward(
+        self, tokens: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and gradient of ``(S, n, L)`` tokens against ``(S, n, T)`` targets.
 
-        Returns ``(2, S)``: the summed cross-entropy ``-sum log p_t`` over the ``n T`` targets
-        (divide by ``n T`` for the mean; ``inf`` where a ``p_t`` underflowed to 0, which
-        :meth:`exact_loss` then recomputes), and an upper bound on the rows whose every target
+        Returns ``(S,)`` each: ``sum log p_t`` over the ``n T`` targets (minus the summed
+        cross-entropy; ``-inf`` where a ``p_t`` underflowed to 0, which :meth:`exact_loss`
+        then recomputes), and an upper bound on the rows whose every target
         is the strict argmax: rows whose targets all have ``p_t >= (1 - margin) / n_out`` (a
         strict argmax has ``p_t > 1/n_out``; the margin covers the rounding of the softmax's
         sum). Leaves the gradients in :attr:`grads` and the logits for :meth:`exact_correct`.
@@ -181,13 +182,12 @@ class FusedStep:
         target = targets.reshape(s, rows, 1)
         probs = torch.softmax(logits, dim=-1)  # one exp pass serves the loss and the gradient
         picked = probs.gather(2, target)  # (S, rows, 1)
-        out = self._out
         self._rows_per_replicate = n
-        torch.sum(picked.log(), dim=(1, 2), out=out[0]).neg_()  # inf if a p_t underflows to 0
-        bound = picked >= (1.0 - 1e-3 - 1e-6 * n_out) / n_out
+        log_sum = picked.log().sum(dim=(1, 2))  # -inf where a p_t underflowed to 0
+        right = picked >= (1.0 - 1e-3 - 1e-6 * n_out) / n_out
         if rows != n:  # several targets per row: a row counts when all of them do
-            bound = bound.reshape(s, n, -1).all(dim=2)
-        torch.sum(bound.reshape(s, -1), dim=1, dtype=self.dtype, out=out[1])
+            right = right.reshape(s, n, -1).all(dim=2, keepdim=True)
+        bound = right.sum(dim=(1, 2))
         self._logits, self._target = logits, target
         g = probs.mul_(1.0 / rows)
         g.scatter_add_(2, target, self._minus(picked, 1.0 / rows))  # dL/dlogits
@@ -200,7 +200,7 @@ class FusedStep:
         if "W_out" in grads:
             torch.bmm(act.transpose(1, 2), dh2, out=grads["W_out"])
         if not (self.front_trained or "W_in" in grads or "b_in" in grads):
-            return out
+            return log_sum, bound
         dpre = torch.ops.aten.threshold_backward(torch.bmm(dh2, v["W_out_T"]), act, 0)
         if "W_in" in grads:
             torch.bmm(h1.transpose(1, 2), dpre, out=grads["W_in"])
@@ -211,7 +211,7 @@ class FusedStep:
             self._front_backward(tokens, dh1)
         if self.per_subject:
             grads["W_E"].mul_(self.n_entities)  # each subject row: its own mean loss
-        return out
+        return log_sum, bound
 
     def exact_loss(self) -> torch.Tensor:
         """``(S,)`` summed cross-entropy of the last :meth:`forward_backward` by

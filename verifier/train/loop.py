@@ -468,10 +468,11 @@ def _full_batch(
     step = 0
     accs: list[float] = []
     while True:
-        summed, bound = fused.forward_backward(tokens, targets).tolist()
+        log_sum, right = fused.forward_backward(tokens, targets)
+        summed, bound = log_sum.tolist(), right.tolist()
         if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
-            summed = fused.exact_loss().tolist()
-        losses = [x / targets_per_replicate for x in summed]
+            summed = [-x for x in fused.exact_loss().tolist()]
+        losses = [-x / targets_per_replicate for x in summed]
         record = step % record_every == 0 or step == cfg.steps
         report = step % report_every == 0 or step == cfg.steps
         if record or report or _may_count(reps, step, losses, bound, n, cfg):
