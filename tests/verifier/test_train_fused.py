@@ -3,6 +3,7 @@ and the accuracy read on a cadence (window with back-off) against every step."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -235,3 +236,16 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch: pytest.Monk
         train(FACTS[0], replace(WHOLE, steps=2))
     monkeypatch.setenv("VERIFIER_DEVICE", "cpu")
     assert train(FACTS[0], replace(WHOLE, steps=2)).steps <= 2
+
+
+def test_an_underflowing_probability_still_gives_the_finite_loss() -> None:
+    """A huge W_U puts some p_t at exactly 0 in float32: the loss read then comes from
+    log_softmax, as the reference's cross-entropy, not inf."""
+    cfg = replace(WHOLE, steps=1, init=(("W_U", 3e3),))
+    fused = _train_stacked(FACTS, cfg, [0, 1], None, None)
+    ref = _train_stacked(FACTS, cfg, [0, 1], None, None, engine="reference")
+    for a, b in zip(fused, ref, strict=True):
+        loss, expected = a.history[0][1], b.history[0][1]
+        assert math.isfinite(loss) and expected > 100  # far past exp's float32 range
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert a.peak_loss == pytest.approx(b.peak_loss, rel=1e-5)

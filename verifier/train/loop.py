@@ -734,8 +734,9 @@ def train(
 ) -> TrainResult:
     """Train a fresh model on every example of ``data`` (single-hop facts, or a task).
 
-    Full batch: each step's forward pass gives the loss and accuracy of the current weights,
-    so the stopping rule is checked at every step at no extra cost. Mini-batch: a seeded
+    Full batch: each step's forward pass gives the loss of the current weights and a bound on
+    its accuracy, so the stopping rule is checked at every step (the exact count runs when the
+    bound allows a stop or the first perfect step). Mini-batch: a seeded
     permutation per epoch, a full evaluation every ``eval_every`` steps. The one-replicate case
     of :func:`train_replicates`, seeded by ``cfg.seed``.
 
