@@ -3,25 +3,27 @@ replicates, without autograd or ``torch.optim`` (docs/theory.md section 2's mode
 
 Per step the work is a fixed list of batched matmuls and element-wise kernels:
 
-- forward as :class:`~verifier.train.loop.StackedForward` (the same ops, so the logits agree
-  to the last bit), keeping what the backward reads;
+- forward as :class:`~verifier.train.loop.StackedForward` (the same products, so the logits
+  agree with it to float32 rounding), keeping what the backward reads;
 - the loss ``sum_S mean_rows CE`` and its logit gradient ``G = (softmax(z) - onehot) / rows``
-  per replicate, and the strict-argmax count (target logit above every other logit);
+  per replicate from one softmax, and a bound on the rows right (:meth:`FusedStep.exact_correct`
+  counts them exactly: the target logit above every other logit);
 - the backward, written out: ``dW_U = h2^T G``, ``dh2 = G W_U^T``, ``dW_out = relu(pre)^T dh2``,
   ``dpre = (dh2 W_out^T) * [pre > 0]``, ``dW_in = h1^T dpre``, ``dh1 = dh2 + dpre W_in^T``, then
   through ``W_O``, the attention (``dS = A * (dA - rowsum(dA * A))`` for a learned pattern, the
   constant pattern's transpose for a uniform one) and ``W_V, W_Q, W_K`` to ``h0``, and by
   ``index_add`` to the rows of ``W_E`` and ``W_pos``. Frozen weights get no gradient and a part of
   the graph that reaches only frozen weights is not differentiated;
-- the update, on one flat buffer per optimiser kind (every trained tensor of that kind is a view
-  of it), so a step costs a handful of kernels whatever the number of tensors. The formulas are
-  ``torch.optim``'s (Adam with L2 decay, AdamW with decoupled decay, SGD with momentum and L2
-  decay; betas 0.9, 0.999, eps 1e-8), with each tensor's own learning rate, momentum and decay.
+- the update, on one flat buffer per optimiser setting (optimizer, lr, momentum, decay; every
+  trained tensor with that setting is a view of it), by torch's fused kernels
+  (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``: the formulas of ``torch.optim``'s
+  Adam with L2 decay, AdamW with decoupled decay, SGD with momentum and L2 decay; betas 0.9,
+  0.999, eps 1e-8), so a step's update is one kernel per setting.
 
 When the embeddings (and the attention, or all of it frozen) take no gradient, ``h0`` (and
 ``h1``) are the same every full-batch step and are computed once. Every tensor lives on the
-weights' device and dtype: the same code runs float64 on the CPU in the tests and float32 on
-CUDA.
+weights' device and dtype: the same code runs float64 on the CPU in the tests, and float32 on
+the CPU or CUDA in training.
 """
 
 from __future__ import annotations
@@ -140,10 +142,6 @@ class FusedStep:
     def state(self) -> list[torch.Tensor]:
         """Clones of every buffer that a step changes (parameters and optimiser state)."""
         return [t.clone() for k in self.kinds for t in (k.param, *k.state)]
-
-    def steps_taken(self) -> int:
-        """Optimiser steps taken so far."""
-        return self.kinds[0].step if self.kinds else 0
 
     def restore(self, saved: list[torch.Tensor], steps: int) -> None:
         """Put back a :meth:`state` taken after ``steps`` optimiser steps."""
