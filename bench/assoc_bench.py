@@ -15,7 +15,7 @@ time of a step. Measured here, same process, CPU time of this process:
   each probe trains to 0.99 or to 2^15 steps (``--full``), or, by default, the holding probes
   are trained and each failing probe is costed at 2^15 steps times the measured ms per step.
 
-Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full]``.
+Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full] [--replicates 3]``.
 """
 
 from __future__ import annotations
@@ -82,15 +82,19 @@ def plain_ms_per_step(n: int, steps: int) -> float:
     return 1000 * (time.process_time() - start) / steps
 
 
-def bisection_seconds(ms_step: float, full: bool) -> list[tuple[int, int, float, float]]:
+def bisection_seconds(
+    ms_step: float, full: bool, replicates: int = 1
+) -> list[tuple[int, int, float, float]]:
     """Per peer probe: (N, steps, accuracy, CPU s); failing probes costed at the budget unless
-    ``full`` trains them."""
+    ``full`` trains them. With ``replicates`` > 1 the probe trains that many seeds stacked and
+    reports the first replicate's steps and accuracy."""
     rows = []
     for n in PEER_PROBES:
-        task = fact_task(BijectionFacts(n, 1, seed=0))
+        seeds = list(range(replicates))
+        tasks = [fact_task(BijectionFacts(n, 1, seed=s)) for s in seeds]
         cap = BUDGET if full else 4096  # a probe still short of 0.99 at 4096 steps fails
         start = time.process_time()
-        [res] = train_replicates([task], peer_config(cap), [0])
+        res = train_replicates(tasks, peer_config(cap), seeds)[0]
         seconds = time.process_time() - start
         if not res.stopped_early and not full:
             seconds = BUDGET * ms_step / 1000  # costed: 2^15 steps at the measured rate
@@ -102,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps per ms/step measurement")
     parser.add_argument("--full", action="store_true", help="train failing probes to 2^15 steps")
+    parser.add_argument("--replicates", type=int, default=1, help="seeds stacked per probe")
     args = parser.parse_args()
     torch.set_num_threads(1)
     n = 181
@@ -113,13 +118,14 @@ def main() -> None:
         f"(ratio {one / plain:.2f}), ours with 3 replicates stacked {three:.3f} ms/step "
         f"({three / 3:.3f} per replicate)"
     )
-    rows = bisection_seconds(one, args.full)
+    rows = bisection_seconds(one, args.full, args.replicates)
     total = sum(r[3] for r in rows)
     for n_, steps, acc, seconds in rows:
         print(f"  probe N = {n_}: {steps} steps, accuracy {acc:.4f}, {seconds:.1f} s")
     costed = "" if args.full else " (failing probes costed at 2^15 steps)"
     print(
-        f"peer's 7-probe bisection at d = {D}: ours {total:.1f} s{costed}, "
+        f"peer's 7-probe bisection at d = {D}, {args.replicates} replicate(s) a probe: "
+        f"ours {total:.1f} s{costed}, "
         f"{total / len(rows):.1f} s per probe; the peer's JAX {PEER_SECONDS:.0f} s "
         f"({PEER_SECONDS / len(rows):.1f} s per probe); ratio {total / PEER_SECONDS:.2f}"
     )

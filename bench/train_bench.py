@@ -14,6 +14,17 @@ other load on the machine inflates both sides alike):
 - ``--threads-check``: ms per step at 1 and 2 intra-op threads on a small and a large task, and
   whether the weights agree bitwise (the evidence for ``training_threads`` and the thread count
   in the checkpoint key).
+- ``--must-show``: the three figures of the fused trainer, each a ratio from this process:
+  (1) at the capacity protocol's shape (N = 181, R = 1, d = m = 16, frozen unit-norm W_E and
+  W_U, attention none, full-batch Adam on W_in, b_in, W_out) the trainer's time per step over
+  a hand-written eager step of the same model (forward, backward, Adam, no autograd:
+  :func:`hand_step_ms`); (2) at N = 1024, R = 4, d = 96, d_mlp = 768, uniform attention, the
+  step's matmul FLOP/s over measured float32 matmul FLOP/s at the step's largest product
+  (the logits, ``(N R) x d`` by ``d x N``); (3) five replicates stacked over five serial runs
+  at the capacity shape and at ``regime``. Also the fused step over the autograd reference
+  loop (``engine="reference"``) at the capacity shape.
+- ``--compile-check``: the hand-written step as one function under
+  ``torch.compile(fullgraph=True)``: its compile time and ms per step, against eager.
 
 Tasks: ``regime`` (specs/training/gd_geometric.spec.yaml: N = 512, R = 2, d = d_mlp = 64,
 uniform attention, per-subject SGD on W_E, AdamW elsewhere), ``default`` (N = 512, R = 4,
@@ -38,11 +49,24 @@ from verifier.train import (
     TrainTask,
     build_model,
     fact_task,
+    initial_weights,
     query_task,
     train,
     train_replicates,
 )
 from verifier.train.loop import _train_stacked
+
+CAPACITY = TrainConfig(  # the peer's protocol (bench/assoc_bench.py's peer_config)
+    d_model=16,
+    d_mlp=16,
+    optimizer="adam",
+    lr=3e-2,
+    attention="none",
+    unit_norm=("W_E", "W_U"),
+    freeze=("W_E", "W_U", "W_pos", "b_out"),
+    init=(("W_pos", 0.0),),
+    stop_loss=-1.0,  # every step runs
+)
 
 REGIME = TrainConfig(
     d_model=64,
@@ -145,6 +169,142 @@ def threads_check(steps: int = 40) -> None:
         print(f"{name}: weights after {steps} steps bitwise equal across threads: {same}")
 
 
+def ours_ms(tasks: list[TrainTask], cfg: TrainConfig, engine: str = "fused") -> float:
+    """CPU ms per step of the stacked trainer on ``tasks`` (every step run)."""
+    seeds = list(range(len(tasks)))
+    _train_stacked(tasks, replace(cfg, steps=3), seeds, None, None, engine=engine)  # type: ignore[arg-type]
+    start = time.process_time()
+    _train_stacked(tasks, cfg, seeds, None, None, engine=engine)  # type: ignore[arg-type]
+    return 1000 * (time.process_time() - start) / cfg.steps
+
+
+def hand_step_ms(task: TrainTask, cfg: TrainConfig) -> float:
+    """CPU ms per step of a hand-written eager step of the capacity model: the fixed input
+    ``x = W_E[s] + W_pos``, ``z = (x + relu(x W_in + b_in) W_out) W_U``, the mean cross-entropy
+    (computed, as a training step reports it), its gradient by hand, and Adam (lr, betas 0.9,
+    0.999, eps 1e-8) on W_in, b_in, W_out, one tensor at a time."""
+    w = initial_weights(task, cfg, 0)
+    table = torch.cat([w["W_E"], w["W_E_relations"]])
+    x = table[task.tokens[:, -1]] + w["W_pos"][-1]
+    u = w["W_U"]
+    params = [w["W_in"].clone(), w["b_in"].clone(), w["W_out"].clone()]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    y = task.targets
+    n = len(y)
+    rows = torch.arange(n)
+    start = time.process_time()
+    for t in range(1, cfg.steps + 1):
+        w_in, b_in, w_out = params
+        pre = x @ w_in + b_in
+        a = torch.relu(pre)
+        p = torch.softmax((x + a @ w_out) @ u, dim=1)
+        loss = -torch.log(p[rows, y]).mean()
+        p[rows, y] -= 1
+        p /= n
+        dh = p @ u.T
+        da = dh @ w_out.T
+        da[pre <= 0] = 0
+        grads = (x.T @ da, da.sum(0), a.T @ dh)
+        for q, g, (m, v) in zip(params, grads, moments, strict=True):
+            m.mul_(0.9).add_(g, alpha=0.1)
+            v.mul_(0.999).addcmul_(g, g, value=0.001)
+            denom = (v / (1 - 0.999**t)).sqrt_().add_(1e-8)
+            q.addcdiv_(m, denom, value=-cfg.lr / (1 - 0.9**t))
+    del loss
+    return 1000 * (time.process_time() - start) / cfg.steps
+
+
+def step_flops(task: TrainTask, cfg: TrainConfig) -> int:
+    """Matmul FLOPs (2 per multiply-add) of one fused step with uniform attention, every weight
+    but W_Q, W_K trained: the forward's W_V, W_O, W_in, W_out, W_U products, each weight's
+    gradient, and the input gradients down to h0."""
+    n, length, d, m, v = task.n_examples, task.n_ctx, cfg.d_model, cfg.d_mlp, task.n_out
+    forward = 2 * n * (length * d * d + d * d + d * m + m * d + d * v)
+    weight_grads = 2 * n * (length * d * d + d * d + d * m + m * d + d * v)
+    input_grads = 2 * n * (v * d + m * d + d * m + d * d + length * d * d)
+    return forward + weight_grads + input_grads
+
+
+def matmul_flops_per_s(rows: int, inner: int, cols: int, repeats: int = 20) -> float:
+    """Measured float32 FLOP/s of ``(rows x inner) @ (inner x cols)`` (CPU time)."""
+    a, b = torch.randn(1, rows, inner), torch.randn(1, inner, cols)
+    torch.bmm(a, b)
+    start = time.process_time()
+    for _ in range(repeats):
+        torch.bmm(a, b)
+    return 2 * rows * inner * cols * repeats / (time.process_time() - start)
+
+
+def must_show(steps: int) -> None:
+    """The three figures (module docstring), each from this process."""
+    task = fact_task(BijectionFacts(181, 1, seed=0))
+    cfg = replace(CAPACITY, steps=steps)
+    ratios = []
+    for _ in range(3):  # alternate, so load on the machine falls on both sides
+        ours, hand = ours_ms([task], cfg), hand_step_ms(task, cfg)
+        ratios.append(ours / hand)
+        print(f"capacity shape: ours {ours:.3f} ms/step, hand-written eager {hand:.3f}, "
+              f"ratio {ours / hand:.3f} (target <= 0.6)")  # fmt: skip
+    ref = ours_ms([task], replace(cfg, steps=max(50, steps // 4)), "reference")
+    print(f"capacity shape: autograd reference loop {ref:.3f} ms/step, fused/reference "
+          f"{ours / ref:.3f}")  # fmt: skip
+    big = fact_task(BijectionFacts(1024, 4, seed=0))
+    big_cfg = replace(REGIME, d_model=96, d_mlp=768, steps=max(5, steps // 100), stop_loss=-1.0)
+    ms = ours_ms([big], big_cfg)
+    flops = step_flops(big, big_cfg)
+    peak = matmul_flops_per_s(big.n_examples, big_cfg.d_model, big.n_out)
+    print(f"N = 1024, R = 4, d = 96, d_mlp = 768, uniform: {ms:.1f} ms/step, "
+          f"{flops / ms / 1e6:.2f} GFLOP/s; matmul (4096 x 96) @ (96 x 1024) {peak / 1e9:.2f} "
+          f"GFLOP/s; ratio {flops / ms * 1e3 / peak:.3f} (target >= 0.5)")  # fmt: skip
+    for name, tasks, tcfg in (
+        ("capacity", [fact_task(BijectionFacts(181, 1, seed=s)) for s in range(5)], cfg),
+        ("regime", [task_of("regime", s)[0] for s in range(5)], replace(REGIME, steps=100)),
+    ):
+        tcfg = replace(tcfg, stop_loss=-1.0)
+        stacked = ours_ms(tasks, tcfg) * tcfg.steps
+        serial = sum(ours_ms([t], tcfg) for t in tasks) * tcfg.steps
+        print(f"{name}: 5 replicates stacked {stacked / 1e3:.2f} s, 5 serial "
+              f"{serial / 1e3:.2f} s, ratio {stacked / serial:.3f} (target <= 0.5)")  # fmt: skip
+
+
+def compile_check(steps: int) -> None:
+    """The capacity step as one pure function under ``torch.compile``: compile s, ms/step."""
+    task = fact_task(BijectionFacts(181, 1, seed=0))
+    cfg = replace(CAPACITY, steps=steps)
+    w = initial_weights(task, cfg, 0)
+    x = torch.cat([w["W_E"], w["W_E_relations"]])[task.tokens[:, -1]] + w["W_pos"][-1]
+    u, y = w["W_U"], task.targets
+
+    def step(
+        params: list[torch.Tensor], ms: list[torch.Tensor], vs: list[torch.Tensor], t: torch.Tensor
+    ) -> torch.Tensor:
+        w_in, b_in, w_out = params
+        pre = x @ w_in + b_in
+        a = torch.relu(pre)
+        p = torch.softmax((x + a @ w_out) @ u, dim=1)
+        loss = -torch.log(p.gather(1, y[:, None])).mean()
+        g = (p - torch.nn.functional.one_hot(y, p.shape[1])) / len(y)
+        dh = g @ u.T
+        da = (dh @ w_out.T) * (pre > 0)
+        for q, grad, m, v in zip(params, (x.T @ da, da.sum(0), a.T @ dh), ms, vs, strict=True):
+            m.mul_(0.9).add_(grad, alpha=0.1)
+            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+            q.sub_(cfg.lr / (1 - 0.9**t) * m / ((v / (1 - 0.999**t)).sqrt() + 1e-8))
+        return loss
+
+    for label, fn in (("eager", step), ("compiled", torch.compile(step, fullgraph=True))):
+        params = [w[k].clone() for k in ("W_in", "b_in", "W_out")]
+        ms, vs = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+        start = time.perf_counter()
+        fn(params, ms, vs, torch.tensor(1.0))
+        first = time.perf_counter() - start
+        start = time.process_time()
+        for t in range(2, steps + 2):
+            fn(params, ms, vs, torch.tensor(float(t)))
+        per = 1000 * (time.process_time() - start) / steps
+        print(f"{label}: first call {first:.2f} s, then {per:.3f} ms/step")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -154,11 +314,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--replicates", type=int, default=0, help="stacked vs serial, S replicates")
     parser.add_argument("--threads-check", action="store_true", help="see the module docstring")
+    parser.add_argument("--must-show", action="store_true", help="see the module docstring")
+    parser.add_argument("--compile-check", action="store_true", help="see the module docstring")
     args = parser.parse_args()
     if args.threads_check:
         threads_check()
         return
     torch.set_num_threads(1)
+    if args.must_show:
+        must_show(args.steps)
+        return
+    if args.compile_check:
+        compile_check(args.steps)
+        return
     if args.replicates:
         stacked(args.task, args.steps, args.replicates)
     else:

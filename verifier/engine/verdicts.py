@@ -7,6 +7,8 @@
 - the keys of the claim points it depends on, so a changed dependency changes its dependents;
 - the engine key of its check kind (:func:`verifier.codekey.engine_key`: the source its
   verdict can reach, and the versions of Python and the numeric libraries);
+- the device type (:func:`verifier.device.device_type`: ``VERIFIER_DEVICE=auto`` resolves per
+  machine, and float results differ between a CPU and a GPU);
 - the limits, and every ``VERIFIER_*`` environment variable but the HTTP service's own
   (``VERIFIER_API_*``): the solver time limit and so on. The trainer's settings
   (``VERIFIER_TRAIN_*``: thread count, example order) count only for the kinds whose import
@@ -37,6 +39,7 @@ from pydantic import ValidationError
 
 from verifier.cache_folder import ignore_in_git
 from verifier.codekey import KEY_FORMAT, engine_key, kind_modules
+from verifier.device import device_type
 from verifier.engine.report import ClaimResult
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ def point_key(
         "dependencies": dict(sorted(dependencies.items())),
         "limits": limits,
         "environment": environment(kind),
+        "device": device_type(),
         "engine": engine,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

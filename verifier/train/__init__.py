@@ -33,11 +33,16 @@ alone (the peer's MLP-only memory), and ``unit_norm`` draws unit-norm embedding 
 columns. A progress callback sees ``(step, loss, accuracy)``; it may raise (for example
 :class:`~verifier.errors.Cancelled`) to stop the run. Checkpoints live in
 ``<cache_dir>/training/<key>.pt``; :func:`run_key` hashes everything that determines the trained
-weights (instance, settings, replicate seeds, thread count, the trainer's source, torch's version),
-so a repeated claim reuses its trained models and a changed one never does.
+weights (instance, settings, replicate seeds, thread count, device type, the trainer's source,
+torch's version), so a repeated claim reuses its trained models and a changed one never does.
+
+Each step is fused (:mod:`~verifier.train.fused`: hand-derived gradients and a flat-buffer
+optimiser update, no autograd) and runs on :func:`verifier.device.resolve_device`
+(``VERIFIER_DEVICE``); the autograd loop stays as the reference the tests compare it with.
 
 The package: :mod:`~verifier.train.config` (settings and results), :mod:`~verifier.train.tasks`
-(examples), :mod:`~verifier.train.weights` (initial weights), :mod:`~verifier.train.loop` (the
+(examples), :mod:`~verifier.train.weights` (initial weights), :mod:`~verifier.train.fused` (the
+fused step), :mod:`~verifier.train.loop` (the
 stacked loop), :mod:`~verifier.train.relearn` (re-learning a subject table); this module holds
 the checkpoint cache and re-exports the rest.
 """
@@ -60,6 +65,7 @@ import torch
 import verifier
 from verifier import codekey
 from verifier.cache_folder import ignore_in_git
+from verifier.device import device_type
 from verifier.facts.bijections import BijectionFacts
 from verifier.train.config import (
     ATTENTION_WEIGHTS,
@@ -140,7 +146,7 @@ __all__ = [
     "train_replicates_cached",
     "training_threads",
 ]
-TRAINER_VERSION = 3  # bump when a change alters what a seed trains (invalidates checkpoints)
+TRAINER_VERSION = 4  # bump when a change alters what a seed trains (invalidates checkpoints)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -172,15 +178,17 @@ def run_key(
     and its groups, lr, schedule, batch, stopping rule, init and batch seed, frozen weights),
     the replicate seeds of a stacked run (``seeds``; each replicate's instance is redrawn from
     its seed), the intra-op thread count (``threads``, :func:`training_threads`; None: torch's
-    setting), the example order (:func:`example_order`), :data:`TRAINER_VERSION` and
-    :func:`code_fingerprint`. A claim's id, description and expectations are not in it: claims
-    that train the same model share one checkpoint.
+    setting), the example order (:func:`example_order`), the device type
+    (:func:`verifier.device.device_type`: float32 sums differ between CPU and GPU),
+    :data:`TRAINER_VERSION` and :func:`code_fingerprint`. A claim's id, description and
+    expectations are not in it: claims that train the same model share one checkpoint.
     """
     payload = {
         "trainer": TRAINER_VERSION,
         "code": code_fingerprint(),
         "threads": torch.get_num_threads() if threads is None else threads,
         "order": example_order(),
+        "device": device_type(),
         "instance": instance,
         "config": asdict(cfg),
         "seeds": None if seeds is None else list(seeds),

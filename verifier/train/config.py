@@ -152,7 +152,8 @@ class TrainResult:
         final_loss: mean cross-entropy over every fact after the last step (float32).
         final_accuracy: share of facts recalled after the last step (float32).
         stopped_early: the stopping rule (accuracy, loss, min_steps) was met.
-        history: ``(step, loss, accuracy)`` at each evaluation, thinned to at most 200 rows.
+        history: ``(step, loss, accuracy)`` at evaluations (full batch: about 200 evenly
+            spaced steps, and the stop), thinned to at most about 200 rows.
         from_cache: loaded from a checkpoint rather than trained.
         seed: the replicate's seed (initialisation and batch order).
         peak_loss: the largest loss at any evaluation (inf once one was not finite): a run

@@ -8,11 +8,12 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from verifier.device import resolve_device
 from verifier.errors import VerifierError
 from verifier.facts.bijections import BijectionFacts
 from verifier.seeds import Stream, rng
@@ -24,12 +25,15 @@ from verifier.train.config import (
     TrainProgress,
     TrainResult,
 )
+from verifier.train.fused import FusedStep
 from verifier.train.tasks import TrainTask, as_task
 from verifier.train.weights import initial_weights, to_model
 
 SMALL_TASK_FLOATS = 1 << 18  # activations below which a run trains on one thread
 TRAIN_THREADS_VAR = "VERIFIER_TRAIN_THREADS"  # intra-op threads of larger runs (default 1)
 TRAIN_ORDER_VAR = "VERIFIER_TRAIN_ORDER"  # 0: examples in canonical order; else a permutation seed
+DEVICE_WINDOW = 32  # fused steps between reads of the accuracy on a GPU (see _full_batch_windowed)
+Engine = Literal["fused", "reference"]
 
 
 class StackedForward:
@@ -42,16 +46,18 @@ class StackedForward:
     replicate.
     """
 
-    def __init__(self, task: TrainTask, cfg: TrainConfig) -> None:
+    def __init__(
+        self, task: TrainTask, cfg: TrainConfig, device: torch.device | None = None
+    ) -> None:
         length = task.n_ctx
         self.positions = list(task.positions) if task.positions is not None else [length - 1]
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
         self.uniform = cfg.attention == "uniform"
         self.attention_free = cfg.attention == "none"  # W_V = W_O = 0: the attention adds 0
-        keys = torch.arange(length)
-        query = torch.tensor(self.positions)
+        keys = torch.arange(length, device=device)
+        query = torch.tensor(self.positions, device=device)
         self.mask = keys[None, :] > query[:, None]  # (Q, L): key after query
-        allowed = (~self.mask).float()
+        allowed = (~self.mask).double()  # cast to the weights' dtype where used
         self.pattern = allowed / allowed.sum(dim=1, keepdim=True)  # uniform causal average
 
     def __call__(self, w: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
@@ -60,7 +66,9 @@ class StackedForward:
         h, dh = self.n_heads, self.d_head
         table = torch.cat([w["W_E"], w[RELATION_ROWS]], dim=1)  # (S, vocab, d)
         vocab, d = table.shape[1:]
-        offset = (torch.arange(s) * vocab)[:, None, None]  # replicate i's rows in the flat table
+        offset = (torch.arange(s, device=tokens.device) * vocab)[
+            :, None, None
+        ]  # replicate i's rows
         if self.attention_free:  # only the target positions reach the MLP
             tokens = tokens[:, :, self.positions]
         h0 = torch.nn.functional.embedding(tokens + offset, table.reshape(s * vocab, d))
@@ -74,7 +82,7 @@ class StackedForward:
         hq = h0[:, :, self.positions]  # (S, n, Q, d)
         n_q = len(self.positions)
         if self.uniform:
-            z = torch.matmul(self.pattern, v)  # (S, n, H, Q, dh)
+            z = torch.matmul(self.pattern.to(v.dtype), v)  # (S, n, H, Q, dh)
         else:
             q = (
                 torch.bmm(
@@ -218,14 +226,17 @@ def _stack(
     cfg: TrainConfig,
     seeds: Sequence[int],
     start: Sequence[dict[str, torch.Tensor]] | None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
     """The stacked trainer tensors ``(S, ...)``: seeded init, or ``start`` when given."""
     per = (
-        [{k: v.detach().float() for k, v in w.items()} for w in start]
+        [{k: v.detach().to(dtype) for k, v in w.items()} for w in start]
         if start is not None
         else [initial_weights(t, cfg, seed) for t, seed in zip(tasks, seeds, strict=True)]
     )
-    weights = {name: torch.stack([w[name] for w in per]).contiguous() for name in PARAM_NAMES}
+    weights = {
+        name: torch.stack([w[name] for w in per]).to(dtype).contiguous() for name in PARAM_NAMES
+    }
     for name, tensor in weights.items():
         tensor.requires_grad_(not cfg.frozen(name))
     return weights
@@ -271,8 +282,8 @@ def _evaluate_all(
 ) -> tuple[list[float], list[float]]:
     """Per replicate: mean loss over every target and strict accuracy over every row."""
     s, n = tokens.shape[:2]
-    loss_sum = torch.zeros(s, dtype=torch.float64)
-    correct = torch.zeros(s, dtype=torch.int64)
+    loss_sum = torch.zeros(s, dtype=torch.float64, device=tokens.device)
+    correct = torch.zeros(s, dtype=torch.int64, device=tokens.device)
     with torch.no_grad():
         for lo in range(0, n, 8192):
             logits = forward(weights, tokens[:, lo : lo + 8192])
@@ -296,7 +307,8 @@ def train_replicates(
     so each replicate follows its own trajectory (up to float32 summation order). A replicate
     that meets the stopping rule (a share ``stop_accuracy`` of the examples right, loss <=
     ``stop_loss``, at least ``min_steps`` steps) is snapshotted there and its later steps are
-    discarded. Runs on :func:`training_threads` threads.
+    discarded. Runs the fused step (:mod:`verifier.train.fused`) on :func:`resolve_device`,
+    on :func:`training_threads` threads.
 
     Args:
         tasks: one task per replicate, all of one shape (the instance redrawn per seed).
@@ -313,7 +325,7 @@ def train_replicates(
         )
     _check_alike(tasks)
     with _intra_op_threads(training_threads(tasks[0], cfg, len(tasks))):
-        return _train_stacked(tasks, cfg, seeds, progress, start)
+        return _train_stacked(tasks, cfg, seeds, progress, start, device=resolve_device())
 
 
 def _train_stacked(
@@ -322,16 +334,354 @@ def _train_stacked(
     seeds: Sequence[int],
     progress: TrainProgress | None,
     start: Sequence[dict[str, torch.Tensor]] | None,
+    *,
+    engine: Engine = "fused",
+    device: torch.device | None = None,
+    window: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[TrainResult]:
+    """The stacked run on ``engine``: ``fused`` (the trainer) or ``reference`` (autograd and
+    ``torch.optim`` on the CPU, kept to check the fused step against). ``window``: fused
+    full-batch steps between reads of the accuracy (None: 1 on the CPU, where a read costs
+    nothing, :data:`DEVICE_WINDOW` on a GPU). ``dtype``: float32 (the trainer); the tests run
+    float64 to compare the two engines."""
+    if engine == "reference":
+        return _train_reference(tasks, cfg, seeds, progress, start, dtype)
+    device = device or torch.device("cpu")
+    window = window or (1 if device.type == "cpu" else DEVICE_WINDOW)
+    return _train_fused(tasks, cfg, seeds, progress, start, device, window, dtype)
+
+
+def _examples(
+    tasks: Sequence[TrainTask], device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked tokens ``(S, n, L)`` and targets ``(S, n, T)``, in :func:`example_order`."""
+    tokens = torch.stack([t.tokens for t in tasks])
+    targets = torch.stack([t.targets.reshape(t.n_examples, -1) for t in tasks])
+    if order := example_order():  # the same sums in another float32 order
+        permutation = torch.from_numpy(rng(order, Stream.ORDER).permutation(tasks[0].n_examples))
+        tokens, targets = tokens[:, permutation], targets[:, permutation]
+    return tokens.to(device), targets.to(device)
+
+
+def _observe(
+    reps: _Replicates,
+    step: int,
+    losses: list[float],
+    accs: list[float],
+    cfg: TrainConfig,
+    record: bool = True,
+) -> list[int]:
+    """One evaluation of every running replicate (a history row when ``record``, or when it
+    stops); the replicates it stops."""
+    stopped = []
+    _peak(reps, losses)
+    for i in reps.running:
+        if accs[i] == 1.0 and reps.steps_to_perfect[i] is None:
+            reps.steps_to_perfect[i] = step
+        stops = (
+            accs[i] >= cfg.stop_accuracy and losses[i] <= cfg.stop_loss and step >= cfg.min_steps
+        )
+        if record or stops:
+            reps.history[i].append((step, losses[i], accs[i]))
+        if stops:
+            reps.stopped_at[i] = step
+            reps.final[i] = (losses[i], accs[i])
+            stopped.append(i)
+    return stopped
+
+
+def _peak(reps: _Replicates, losses: list[float]) -> None:
+    """The largest loss so far of each running replicate (inf once one was not finite)."""
+    for i in reps.running:
+        reps.peak[i] = max(reps.peak[i], losses[i] if math.isfinite(losses[i]) else math.inf)
+
+
+def _snapshot(reps: _Replicates, stopped: list[int], weights: dict[str, torch.Tensor]) -> None:
+    for i in stopped:
+        reps.snapshots[i] = {k: v[i].detach().clone() for k, v in weights.items()}
+
+
+def _report(
+    progress: TrainProgress | None,
+    reps: _Replicates,
+    step: int,
+    losses: list[float],
+    accs: list[float],
+) -> None:
+    if progress is not None:
+        shown = reps.running or list(range(len(reps.seeds)))
+        progress(step, float(np.mean([losses[i] for i in shown])), min(accs[i] for i in shown))
+
+
+def _train_fused(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    progress: TrainProgress | None,
+    start: Sequence[dict[str, torch.Tensor]] | None,
+    device: torch.device,
+    window: int,
+    dtype: torch.dtype,
 ) -> list[TrainResult]:
     task = tasks[0]
-    weights = _stack(tasks, cfg, seeds, start)
+    stacked = _stack(tasks, cfg, seeds, start, dtype)
+    weights = {k: v.detach().to(device) for k, v in stacked.items()}
+    tokens, targets = _examples(tasks, device)
+    per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
+    fused = FusedStep(task, cfg, weights, per_subject)
+    reps = _Replicates.empty(seeds)
+    n = task.n_examples
+    if cfg.batch_size is None or cfg.batch_size >= n:
+        run = _full_batch_windowed if window > 1 else _full_batch
+        step, losses, accs = run(fused, tokens, targets, cfg, reps, progress, window)
+    else:
+        step, losses, accs = _mini_batch(fused, tokens, targets, cfg, reps, progress, task)
+    return _results(task, cfg, reps, weights, step, losses, accs)
+
+
+def _share(count: float, n: int) -> float:
+    """``count / n`` rounded to float32, as the reference's float32 mean of 0/1 rows."""
+    return float(np.float32(count) / np.float32(n))
+
+
+def _full_batch(
+    fused: FusedStep,
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: TrainConfig,
+    reps: _Replicates,
+    progress: TrainProgress | None,
+    window: int,
+) -> tuple[int, list[float], list[float]]:
+    """Every step: forward and backward, read the loss and the screen, observe, update.
+
+    The exact strict-argmax count runs on the history's cadence (about 200 rows), at each
+    progress report, and whenever the screen (an upper bound on the rows right) allows the
+    first perfect step or the stopping rule: a step where the bound rules both out cannot be
+    either, so ``steps_to_perfect`` and the stop are those of an exact check at every step.
+    """
+    del window
+    n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
+    report_every = max(1, cfg.steps // 100)
+    record_every = max(1, math.ceil((cfg.steps + 1) / 200))
+    step = 0
+    accs: list[float] = []
+    while True:
+        log_sum, right = fused.forward_backward(tokens, targets)
+        summed, bound = log_sum.tolist(), right.tolist()
+        if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
+            summed = [-x for x in fused.exact_loss().tolist()]
+        losses = [-x / targets_per_replicate for x in summed]
+        record = step % record_every == 0 or step == cfg.steps
+        report = step % report_every == 0 or step == cfg.steps
+        if record or report or _may_count(reps, step, losses, bound, n, cfg):
+            accs = [_share(c, n) for c in fused.exact_correct().tolist()]
+            _snapshot(reps, _observe(reps, step, losses, accs, cfg, record), fused.w)
+            if report:
+                _report(progress, reps, step, losses, accs)
+        else:
+            _peak(reps, losses)
+        if not reps.running or step == cfg.steps:
+            return step, losses, accs
+        fused.update(lr_factor(step, cfg))
+        step += 1
+
+
+def _may_count(
+    reps: _Replicates, step: int, losses: list[float], bound: list[float], n: int, cfg: TrainConfig
+) -> bool:
+    """Whether a running replicate's bound on rows right allows its first perfect step or its
+    stop (the float32 share is monotone in the count, so a bound below rules the count out)."""
+    for i in reps.running:
+        if bound[i] >= n and reps.steps_to_perfect[i] is None:
+            return True
+        if (
+            _share(bound[i], n) >= cfg.stop_accuracy
+            and losses[i] <= cfg.stop_loss
+            and step >= cfg.min_steps
+        ):
+            return True
+    return False
+
+
+def _full_batch_windowed(
+    fused: FusedStep,
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: TrainConfig,
+    reps: _Replicates,
+    progress: TrainProgress | None,
+    window: int,
+) -> tuple[int, list[float], list[float]]:
+    """``window`` steps between reads, with a back-off to the exact step.
+
+    Each step's loss and exact strict-argmax count stay on the device; after ``window`` steps
+    they are read in order, so ``steps_to_perfect`` and the stop are those of
+    :func:`_full_batch`. When a replicate meets the stopping rule at step t inside the
+    window, the state saved at the window's start is restored and the steps up to t are
+    replayed (the same kernels on the same inputs), where the replicate is snapshotted;
+    training goes on from t.
+    """
+    n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
+    report_every = max(1, cfg.steps // 100)
+    record_every = max(1, math.ceil((cfg.steps + 1) / 200))
+    step, seen = 0, -1  # seen: the last step observed
+    dtype = fused.dtype
+    losses: list[float] = []
+    accs: list[float] = []
+    while True:
+        base, saved = step, fused.state()
+        rows = []
+        for _ in range(window):
+            fused.forward_backward(tokens, targets)
+            rows.append(torch.stack([fused.exact_loss(), fused.exact_correct().to(dtype)]))
+            if step == cfg.steps:
+                break
+            fused.update(lr_factor(step, cfg))
+            step += 1
+        read = torch.stack(rows).tolist()  # (steps, 2, S)
+        for j, (summed, counts) in enumerate(read):
+            t = base + j
+            if t <= seen:
+                continue
+            seen = t
+            losses = [x / targets_per_replicate for x in summed]
+            accs = [_share(c, n) for c in counts]
+            record = t % record_every == 0 or t == cfg.steps
+            stopped = _observe(reps, t, losses, accs, cfg, record)
+            if t % report_every == 0 or t == cfg.steps:
+                _report(progress, reps, t, losses, accs)
+            if stopped:
+                if t < step:  # the weights moved on: replay from the window's start to t
+                    fused.restore(saved, base)
+                    for u in range(base, t):
+                        fused.forward_backward(tokens, targets)
+                        fused.update(lr_factor(u, cfg))
+                    step = t
+                _snapshot(reps, stopped, fused.w)
+                break
+        if not reps.running or seen == cfg.steps:
+            return seen, losses, accs
+
+
+def _mini_batch(
+    fused: FusedStep,
+    tokens: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: TrainConfig,
+    reps: _Replicates,
+    progress: TrainProgress | None,
+    task: TrainTask,
+) -> tuple[int, list[float], list[float]]:
+    """A seeded permutation per epoch and replicate; a full evaluation every ``eval_every``."""
+    n, n_rep = task.n_examples, len(reps.seeds)
+    eval_every = max(1, cfg.eval_every)
+    report_every = max(eval_every, cfg.steps // 100 // eval_every * eval_every)
+    forward = StackedForward(task, cfg, tokens.device)
+    orders = [np.arange(n) for _ in range(n_rep)]
+    cursor, epoch, step = n, 0, 0
+    replica = torch.arange(n_rep, device=tokens.device)[:, None]
+    losses: list[float] = []
+    accs: list[float] = []
+    while True:
+        if step % eval_every == 0 or step == cfg.steps:
+            losses, accs = _evaluate_all(forward, fused.w, tokens, targets)
+            _snapshot(reps, _observe(reps, step, losses, accs, cfg), fused.w)
+            if step % report_every == 0 or step == cfg.steps:
+                _report(progress, reps, step, losses, accs)
+            if not reps.running:
+                return step, losses, accs
+        if step == cfg.steps:
+            return step, losses, accs
+        if cursor >= n:
+            orders = [rng(seed, Stream.BATCH, epoch).permutation(n) for seed in reps.seeds]
+            cursor, epoch = 0, epoch + 1
+        idx = torch.from_numpy(
+            np.stack([o[cursor : cursor + int(cfg.batch_size or n)] for o in orders])
+        ).to(tokens.device)
+        cursor += idx.shape[1]
+        fused.forward_backward(tokens[replica, idx], targets[replica, idx])
+        fused.update(lr_factor(step, cfg))
+        step += 1
+
+
+def _results(
+    task: TrainTask,
+    cfg: TrainConfig,
+    reps: _Replicates,
+    weights: dict[str, torch.Tensor],
+    step: int,
+    losses: list[float],
+    accs: list[float],
+) -> list[TrainResult]:
+    """One :class:`TrainResult` per replicate: its snapshot (or last weights), thinned history."""
+    results = []
+    for i, seed in enumerate(reps.seeds):
+        snap = reps.snapshots[i]
+        if snap is None:  # ran to the step budget
+            snap = {k: v[i].detach().clone() for k, v in weights.items()}
+            final, steps, stopped = (losses[i], accs[i]), step, False
+        else:
+            final, steps, stopped = reps.final[i], int(reps.stopped_at[i] or 0), True
+        history = reps.history[i]
+        stride = max(1, math.ceil(len(history) / 200))
+        thinned = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
+        model = to_model(task, cfg, {k: v.detach().cpu().float() for k, v in snap.items()})
+        for name in WEIGHT_NAMES:
+            if cfg.frozen(name):
+                getattr(model, name).requires_grad_(False)
+        results.append(
+            TrainResult(
+                model=model,
+                steps=steps,
+                steps_to_perfect=reps.steps_to_perfect[i],
+                final_loss=final[0],
+                final_accuracy=final[1],
+                stopped_early=stopped,
+                history=thinned,
+                seed=seed,
+                peak_loss=reps.peak[i],
+            )
+        )
+    return results
+
+
+def reference_step(
+    optimizers: list[torch.optim.Optimizer],
+    weights: dict[str, torch.Tensor],
+    total: torch.Tensor,
+    factor: float,
+    subject_scale: int | None,
+) -> None:
+    """One autograd step: the gradient of ``total``, ``W_E``'s times ``subject_scale`` when
+    per-subject, then every optimiser at ``base_lr * factor``. Leaves the gradients in
+    ``.grad``."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        opt.zero_grad(set_to_none=True)
+    total.backward()  # type: ignore[no-untyped-call]
+    if subject_scale is not None and weights["W_E"].grad is not None:
+        weights["W_E"].grad.mul_(subject_scale)  # each subject row: its own mean loss
+    for opt in optimizers:
+        opt.step()
+
+
+def _train_reference(
+    tasks: Sequence[TrainTask],
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    progress: TrainProgress | None,
+    start: Sequence[dict[str, torch.Tensor]] | None,
+    dtype: torch.dtype = torch.float32,
+) -> list[TrainResult]:
+    """The reference: autograd through :class:`StackedForward` and ``torch.optim``, CPU."""
+    task = tasks[0]
+    weights = _stack(tasks, cfg, seeds, start, dtype)
     optimizers = _optimizers(weights, cfg)
     forward = StackedForward(task, cfg)
-    tokens = torch.stack([t.tokens for t in tasks])  # (S, n, L)
-    targets = torch.stack([t.targets.reshape(t.n_examples, -1) for t in tasks])  # (S, n, T)
-    if order := example_order():  # the same sums in another float32 order
-        permutation = torch.from_numpy(rng(order, Stream.ORDER).permutation(task.n_examples))
-        tokens, targets = tokens[:, permutation], targets[:, permutation]
+    tokens, targets = _examples(tasks)
     per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
     n_rep, n = len(tasks), task.n_examples
     full = cfg.batch_size is None or cfg.batch_size >= n
@@ -354,37 +704,13 @@ def _train_stacked(
         elif evaluate_now:
             losses, accs = _evaluate_all(forward, weights, tokens, targets)
         if evaluate_now:
-            for i in reps.running:
-                if accs[i] == 1.0 and reps.steps_to_perfect[i] is None:
-                    reps.steps_to_perfect[i] = step
-                reps.history[i].append((step, losses[i], accs[i]))
-                reps.peak[i] = max(
-                    reps.peak[i], losses[i] if math.isfinite(losses[i]) else math.inf
-                )
-                if (
-                    accs[i] >= cfg.stop_accuracy
-                    and losses[i] <= cfg.stop_loss
-                    and step >= cfg.min_steps
-                ):
-                    reps.stopped_at[i] = step
-                    reps.final[i] = (losses[i], accs[i])
-                    reps.snapshots[i] = {k: v[i].detach().clone() for k, v in weights.items()}
-            running = reps.running
-            if progress is not None and (step % report_every == 0 or step == cfg.steps):
-                shown = running or list(range(n_rep))
-                progress(
-                    step,
-                    float(np.mean([losses[i] for i in shown])),
-                    min(accs[i] for i in shown),
-                )
-            if not running:
+            _snapshot(reps, _observe(reps, step, losses, accs, cfg), weights)
+            if step % report_every == 0 or step == cfg.steps:
+                _report(progress, reps, step, losses, accs)
+            if not reps.running:
                 break
         if step == cfg.steps:
             break
-        factor = lr_factor(step, cfg)
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * factor
         if not full:
             if cursor >= n:
                 orders = [rng(seed, Stream.BATCH, epoch).permutation(n) for seed in seeds]
@@ -397,43 +723,10 @@ def _train_stacked(
                 forward(weights, tokens[replica, idx]), targets[replica, idx]
             )
             total = per_loss.sum()
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        total.backward()  # type: ignore[no-untyped-call]
-        if per_subject and weights["W_E"].grad is not None:
-            weights["W_E"].grad.mul_(task.n_entities)  # each subject row: its own mean loss
-        for opt in optimizers:
-            opt.step()
+        scale = task.n_entities if per_subject else None
+        reference_step(optimizers, weights, total, lr_factor(step, cfg), scale)
         step += 1
-    results = []
-    for i, seed in enumerate(seeds):
-        snap = reps.snapshots[i]
-        if snap is None:  # ran to the step budget
-            snap = {k: v[i].detach().clone() for k, v in weights.items()}
-            final, steps, stopped = (losses[i], accs[i]), step, False
-        else:
-            final, steps, stopped = reps.final[i], int(reps.stopped_at[i] or 0), True
-        history = reps.history[i]
-        stride = max(1, math.ceil(len(history) / 200))
-        thinned = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
-        model = to_model(task, cfg, snap)
-        for name in WEIGHT_NAMES:
-            if cfg.frozen(name):
-                getattr(model, name).requires_grad_(False)
-        results.append(
-            TrainResult(
-                model=model,
-                steps=steps,
-                steps_to_perfect=reps.steps_to_perfect[i],
-                final_loss=final[0],
-                final_accuracy=final[1],
-                stopped_early=stopped,
-                history=thinned,
-                seed=seed,
-                peak_loss=reps.peak[i],
-            )
-        )
-    return results
+    return _results(task, cfg, reps, weights, step, losses, accs)
 
 
 def train(
@@ -441,8 +734,9 @@ def train(
 ) -> TrainResult:
     """Train a fresh model on every example of ``data`` (single-hop facts, or a task).
 
-    Full batch: each step's forward pass gives the loss and accuracy of the current weights,
-    so the stopping rule is checked at every step at no extra cost. Mini-batch: a seeded
+    Full batch: each step's forward pass gives the loss of the current weights and a bound on
+    its accuracy, so the stopping rule is checked at every step (the exact count runs when the
+    bound allows a stop or the first perfect step). Mini-batch: a seeded
     permutation per epoch, a full evaluation every ``eval_every`` steps. The one-replicate case
     of :func:`train_replicates`, seeded by ``cfg.seed``.
 

@@ -1,0 +1,251 @@
+"""The fused training step (verifier/train/fused.py) against the autograd reference, in float64,
+and the accuracy read on a cadence (window with back-off) against every step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import ChainFacts
+from verifier.train import (
+    OptimGroup,
+    StackedForward,
+    TrainConfig,
+    TrainResult,
+    TrainTask,
+    fact_task,
+    query_task,
+)
+from verifier.train.fused import FusedStep
+from verifier.train.loop import (
+    _examples,
+    _loss_and_correct,
+    _optimizers,
+    _stack,
+    _train_stacked,
+    lr_factor,
+    reference_step,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
+
+FACTS = [fact_task(BijectionFacts(24, 3, seed=s)) for s in (0, 1)]
+COT = [query_task(ChainFacts(12, 2, 2, seed=s), cot=True) for s in (0, 1)]
+BASE = TrainConfig(d_model=8, d_mlp=16, n_heads=2, optimizer="adam", lr=1e-2, steps=10)
+PEER = TrainConfig(
+    d_model=8,
+    d_mlp=8,
+    lr=3e-2,
+    attention="none",
+    unit_norm=("W_E", "W_U"),
+    freeze=("W_E", "W_U", "W_pos", "b_out"),
+    init=(("W_pos", 0.0),),
+)
+OPTIONS: dict[str, tuple[TrainConfig, list[TrainTask]]] = {
+    "learned-adam": (BASE, FACTS),
+    "learned-adam-l2": (replace(BASE, weight_decay=0.05), FACTS),
+    "adamw-decay": (replace(BASE, optimizer="adamw", weight_decay=0.1), FACTS),
+    "sgd-momentum-decay": (
+        replace(BASE, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=3e-3),
+        FACTS,
+    ),
+    "sgd-no-momentum": (replace(BASE, optimizer="sgd", lr=0.1, momentum=0.0), FACTS),
+    "uniform-groups-per-subject": (
+        replace(
+            BASE,
+            optimizer="adamw",
+            weight_decay=0.1,
+            attention="uniform",
+            init=(("W_E", 0.01),),
+            groups=(("W_E", OptimGroup("sgd", 0.1, 0.9, 3e-3, True)),),
+        ),
+        FACTS,
+    ),
+    "mixed-lrs-in-one-kind": (
+        replace(
+            BASE,
+            optimizer="adamw",
+            weight_decay=0.01,
+            groups=(
+                ("W_in", OptimGroup(lr=3e-2, weight_decay=0.2)),
+                ("W_U", OptimGroup(lr=1e-3)),
+                ("W_O", OptimGroup("sgd", 0.05, 0.5, 0.0)),
+                ("W_V", OptimGroup("sgd", 0.02, 0.8, 1e-2)),
+            ),
+        ),
+        FACTS,
+    ),
+    "attention-none-peer": (PEER, FACTS),
+    "freeze-unit-norm-learned": (
+        replace(BASE, unit_norm=("W_U",), freeze=("W_U", "W_E", "b_in")),
+        FACTS,
+    ),
+    "freeze-attention-only": (replace(BASE, freeze=("W_Q", "W_K", "W_V", "W_O")), FACTS),
+    "warmup-cosine": (replace(BASE, warmup=2, schedule="cosine", steps=6), FACTS),
+    "linear-schedule": (replace(BASE, schedule="linear", steps=5), FACTS),
+    "cot-learned": (replace(BASE, n_heads=1), COT),
+    "cot-uniform": (replace(BASE, attention="uniform"), COT),
+    "cot-none": (replace(BASE, attention="none"), COT),
+    "one-replicate": (replace(BASE, d_head=3), FACTS[:1]),
+}
+
+
+def _tight(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    """Equal to 1e-10 of the larger tensor's scale (float64: the two differ by rounding)."""
+    scale = max(float(a.abs().max()), float(b.abs().max()), 1e-30)
+    gap = float((a - b).abs().max())
+    assert gap <= 1e-10 * scale, f"{what}: max gap {gap:.3g} at scale {scale:.3g}"
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("batch", [None, 20], ids=["full", "minibatch"])
+def test_fused_steps_equal_the_autograd_reference_in_float64(
+    option: str, batch: int | None
+) -> None:
+    cfg, tasks = OPTIONS[option]
+    seeds = list(range(len(tasks)))
+    ref = _stack(tasks, cfg, seeds, None, torch.float64)
+    mine = {k: v.detach().clone() for k, v in ref.items()}
+    per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
+    optimizers = _optimizers(ref, cfg)
+    forward = StackedForward(tasks[0], cfg)
+    fused = FusedStep(tasks[0], cfg, mine, per_subject)
+    tokens, targets = _examples(tasks)
+    trained = [name for name, w in ref.items() if w.requires_grad]
+    assert trained and set(trained) == set(fused.grads)
+    for step in range(4):
+        if batch is not None:  # a different subset of rows each step
+            rows = torch.arange(step, step + batch) % tokens.shape[1]
+            tok, tgt = tokens[:, rows], targets[:, rows]
+        else:
+            tok, tgt = tokens, targets
+        loss_ref, ok_ref = _loss_and_correct(forward(ref, tok), tgt)
+        log_sum, bound = fused.forward_backward(tok, tgt)
+        _tight(-log_sum / tgt[0].numel(), loss_ref.detach(), f"{option} step {step} loss")
+        _tight(fused.exact_loss() / tgt[0].numel(), loss_ref.detach(), f"{option} exact loss")
+        right = ok_ref.sum(dim=1)
+        assert torch.equal(fused.exact_correct(), right)
+        assert bool((bound >= right).all())  # the screen bounds the rows right from above
+        factor = lr_factor(step, cfg)
+        scale = tasks[0].n_entities if per_subject else None
+        reference_step(optimizers, ref, loss_ref.sum(), factor, scale)
+        for name in trained:
+            grad = ref[name].grad
+            assert grad is not None
+            _tight(fused.grads[name], grad, f"{option} step {step} d{name}")
+        fused.update(factor)
+        for name, w in ref.items():
+            _tight(mine[name], w.detach(), f"{option} step {step} {name}")
+    moved = [n for n in trained if not torch.equal(mine[n], _stack(tasks, cfg, seeds, None)[n])]
+    assert moved, "no trained weight moved"
+
+
+def _same_runs(a: list[TrainResult], b: list[TrainResult], exact: bool) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert (x.steps_to_perfect, x.steps, x.stopped_early) == (
+            y.steps_to_perfect,
+            y.steps,
+            y.stopped_early,
+        )
+        rows = {step: acc for step, _, acc in y.history}
+        assert x.history[-1][0] == y.history[-1][0] == x.steps
+        assert all(rows[step] == acc for step, _, acc in x.history)  # on y's rows
+        for p, q in zip(x.model.parameters(), y.model.parameters(), strict=True):
+            if exact:
+                assert torch.equal(p, q)
+            else:
+                torch.testing.assert_close(p, q, rtol=0, atol=1e-4)
+
+
+WHOLE = replace(BASE, d_model=16, d_mlp=32, optimizer="adamw", lr=3e-2, steps=400, stop_loss=0.5)
+
+
+@pytest.mark.parametrize("batch", [None, 24], ids=["full", "minibatch"])
+def test_fused_and_reference_runs_reach_perfect_at_the_same_step(batch: int | None) -> None:
+    """Whole runs in float64: the first perfect step, the stop and the history agree."""
+    cfg = replace(WHOLE, batch_size=batch, eval_every=5)
+    seeds = [0, 1]
+    fused = _train_stacked(FACTS, cfg, seeds, None, None, dtype=torch.float64)
+    ref = _train_stacked(FACTS, cfg, seeds, None, None, engine="reference", dtype=torch.float64)
+    assert all(r.steps_to_perfect is not None and r.stopped_early for r in fused)
+    _same_runs(fused, ref, exact=False)
+
+
+@pytest.mark.parametrize("window", [5, 16, 64])
+def test_a_sparse_accuracy_read_backs_off_to_the_first_perfect_step(window: int) -> None:
+    """Reading the accuracy every ``window`` steps (the GPU cadence) gives every-step results:
+    the replicates stop at different steps, each inside a window, and the replay restores
+    their weights at that step bitwise (the CPU runs the same kernels again). The third
+    replicate runs to the step budget."""
+    tasks = [fact_task(BijectionFacts(24, 3, seed=s)) for s in (0, 1, 2)]
+    every = _train_stacked(tasks, WHOLE, [0, 1, 2], None, None, window=1)
+    sparse = _train_stacked(tasks, WHOLE, [0, 1, 2], None, None, window=window)
+    stops = {r.steps for r in every if r.stopped_early}
+    assert len(stops) == 2 and not every[2].stopped_early  # two stops, at different steps
+    assert any((s + 1) % window for s in stops)  # at least one inside a window
+    _same_runs(every, sparse, exact=True)
+
+
+def test_a_run_to_the_budget_reads_the_last_step_on_any_cadence() -> None:
+    cfg = replace(WHOLE, steps=23, stop_loss=-1.0)
+    every = _train_stacked(FACTS, cfg, [0, 1], None, None, window=1)
+    sparse = _train_stacked(FACTS, cfg, [0, 1], None, None, window=5)
+    assert all(r.steps == 23 and not r.stopped_early for r in every)
+    _same_runs(every, sparse, exact=True)
+
+
+def test_the_example_order_reaches_the_fused_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = replace(WHOLE, steps=30, stop_loss=-1.0)
+    canonical = _train_stacked(FACTS, cfg, [0, 1], None, None, dtype=torch.float64)
+    monkeypatch.setenv("VERIFIER_TRAIN_ORDER", "3")
+    permuted = _train_stacked(FACTS, cfg, [0, 1], None, None, dtype=torch.float64)
+    for a, b in zip(canonical, permuted, strict=True):  # the same sums in another order
+        for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
+
+
+def test_the_device_type_enters_the_checkpoint_and_verdict_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verifier.engine import verdicts
+    from verifier.train import run_key
+
+    def keys() -> tuple[str, str]:
+        point = verdicts.point_key("training", {"id": "c"}, {"kind": "bijections"}, {}, {}, "e")
+        return run_key({"kind": "bijections"}, WHOLE, 1), point
+
+    monkeypatch.setenv("VERIFIER_DEVICE", "cpu")
+    on_cpu = keys()
+    monkeypatch.setattr("verifier.train.device_type", lambda: "cuda")
+    monkeypatch.setattr("verifier.engine.verdicts.device_type", lambda: "cuda")
+    on_gpu = keys()
+    assert on_cpu[0] != on_gpu[0] and on_cpu[1] != on_gpu[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verifier.errors import VerifierError
+    from verifier.train import train
+
+    monkeypatch.setenv("VERIFIER_DEVICE", "cuda")
+    with pytest.raises(VerifierError, match="VERIFIER_DEVICE=cuda"):
+        train(FACTS[0], replace(WHOLE, steps=2))
+    monkeypatch.setenv("VERIFIER_DEVICE", "cpu")
+    assert train(FACTS[0], replace(WHOLE, steps=2)).steps <= 2
+
+
+def test_an_underflowing_probability_still_gives_the_finite_loss() -> None:
+    """A huge W_U puts some p_t at exactly 0 in float32: the loss read then comes from
+    log_softmax, as the reference's cross-entropy, not inf."""
+    cfg = replace(WHOLE, steps=1, init=(("W_U", 3e3),))
+    fused = _train_stacked(FACTS, cfg, [0, 1], None, None)
+    ref = _train_stacked(FACTS, cfg, [0, 1], None, None, engine="reference")
+    for a, b in zip(fused, ref, strict=True):
+        loss, expected = a.history[0][1], b.history[0][1]
+        assert math.isfinite(loss) and expected > 100  # far past exp's float32 range
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert a.peak_loss == pytest.approx(b.peak_loss, rel=1e-5)

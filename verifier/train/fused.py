@@ -1,0 +1,398 @@
+"""The fused training step: forward, hand-derived backward and optimiser update of the stacked
+replicates, without autograd or ``torch.optim`` (docs/theory.md section 2's model).
+
+Per step the work is a fixed list of batched matmuls and element-wise kernels:
+
+- forward as :class:`~verifier.train.loop.StackedForward` (the same products, so the logits
+  agree with it to float32 rounding), keeping what the backward reads;
+- the loss ``sum_S mean_rows CE`` and its logit gradient ``G = (softmax(z) - onehot) / rows``
+  per replicate from one softmax, and a bound on the rows right (:meth:`FusedStep.exact_correct`
+  counts them exactly: the target logit above every other logit);
+- the backward, written out: ``dW_U = h2^T G``, ``dh2 = G W_U^T``, ``dW_out = relu(pre)^T dh2``,
+  ``dpre = (dh2 W_out^T) * [pre > 0]``, ``dW_in = h1^T dpre``, ``dh1 = dh2 + dpre W_in^T``, then
+  through ``W_O``, the attention (``dS = A * (dA - rowsum(dA * A))`` for a learned pattern, the
+  constant pattern's transpose for a uniform one) and ``W_V, W_Q, W_K`` to ``h0``, and by
+  ``index_add`` to the rows of ``W_E`` and ``W_pos``. Frozen weights get no gradient and a part of
+  the graph that reaches only frozen weights is not differentiated;
+- the update, on one flat buffer per optimiser setting (optimizer, lr, momentum, decay; every
+  trained tensor with that setting is a view of it), by torch's fused kernels
+  (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``: the formulas of ``torch.optim``'s
+  Adam with L2 decay, AdamW with decoupled decay, SGD with momentum and L2 decay; betas 0.9,
+  0.999, eps 1e-8), so a step's update is one kernel per setting.
+
+When the embeddings (and the attention, or all of it frozen) take no gradient, ``h0`` (and
+``h1``) are the same every full-batch step and are computed once. Every tensor lives on the
+weights' device and dtype: the same code runs float64 on the CPU in the tests, and float32 on
+the CPU or CUDA in training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from verifier.train.config import ATTENTION_WEIGHTS, PARAM_NAMES, RELATION_ROWS, TrainConfig
+from verifier.train.tasks import TrainTask
+
+BETAS = (0.9, 0.999)  # torch.optim.Adam / AdamW defaults
+EPS = 1e-8
+EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
+
+
+@dataclass
+class _Kind:
+    """The trained tensors sharing one optimiser setting, as flat buffers (each tensor a view).
+
+    ``state``: Adam's first and second moments, or SGD's momentum buffer (none at momentum 0).
+    """
+
+    kind: str
+    lr: float
+    momentum: float
+    decay: float
+    param: torch.Tensor
+    grad: torch.Tensor
+    state: list[torch.Tensor] = field(default_factory=list)
+    step: int = 0
+    count: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # step, for the kernel
+
+
+class FusedStep:
+    """Forward, backward and update of stacked weights ``(S, ...)`` for one task's geometry.
+
+    On construction the trained tensors of ``weights`` are replaced (in the dict) by views of
+    flat per-kind buffers holding the same values, so the caller's dict always shows the
+    current weights. Call :meth:`forward_backward`, read its loss and count, then :meth:`update`.
+    """
+
+    def __init__(
+        self,
+        task: TrainTask,
+        cfg: TrainConfig,
+        weights: dict[str, torch.Tensor],
+        per_subject: bool = False,
+    ) -> None:
+        self.w = weights
+        self.cfg = cfg
+        self.trained = [name for name in PARAM_NAMES if not cfg.frozen(name)]
+        self.n_entities = task.n_entities
+        self.per_subject = per_subject and "W_E" in self.trained
+        length = task.n_ctx
+        ref = weights["W_U"]
+        self.device, self.dtype = ref.device, ref.dtype
+        self.positions = list(task.positions) if task.positions is not None else [length - 1]
+        self.pos_index = torch.tensor(self.positions, device=self.device)
+        self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
+        self.uniform = cfg.attention == "uniform"
+        self.attention_free = cfg.attention == "none"
+        keys = torch.arange(length, device=self.device)
+        self.mask = keys[None, :] > self.pos_index[:, None]  # (Q, L): key after query
+        allowed = (~self.mask).double()
+        self.pattern = (allowed / allowed.sum(dim=1, keepdim=True)).to(self.dtype)  # (Q, L)
+        self.embed_trained = any(n in self.trained for n in EMBEDDINGS)
+        attention_trained = any(n in self.trained for n in ATTENTION_WEIGHTS)
+        self.front_trained = self.embed_trained or (not self.attention_free and attention_trained)
+        self.kinds: list[_Kind] = []
+        self.grads: dict[str, torch.Tensor] = {}
+        self._build_kinds()
+        self._cache_key: torch.Tensor | None = None
+        self._h0: torch.Tensor | None = None
+        self._front: tuple[torch.Tensor, ...] | None = None
+        self._saved: dict[str, torch.Tensor] = {}
+        self._h1_out: torch.Tensor | None = None  # h1 + b_out when both are fixed
+        self._neg: torch.Tensor | None = None
+        self._logits = self._target = torch.empty(0)
+        self._rows_per_replicate = 0
+        w = self.w  # views made once: they follow the in-place updates of the buffers
+        self._views = {
+            "b_in": w["b_in"][:, None],
+            "b_out": w["b_out"][:, None],
+            "W_U_T": w["W_U"].transpose(1, 2),
+            "W_out_T": w["W_out"].transpose(1, 2),
+            "W_in_T": w["W_in"].transpose(1, 2),
+        }
+
+    def _build_kinds(self) -> None:
+        """One flat buffer per distinct (optimizer, lr, momentum, weight_decay)."""
+        by_setting: dict[tuple[str, float, float, float], list[str]] = {}
+        for name in self.trained:
+            group = self.cfg.group(name)
+            key = (str(group[0]), float(group[1]), float(group[2]), float(group[3]))
+            by_setting.setdefault(key, []).append(name)
+        for (kind, lr, momentum, decay), names in by_setting.items():
+            param = torch.cat([self.w[n].detach().reshape(-1) for n in names]).to(self.dtype)
+            entry = _Kind(kind, lr, momentum, decay, param, torch.zeros_like(param))
+            entry.count = torch.zeros((), dtype=self.dtype, device=self.device)
+            if kind in ("adam", "adamw"):
+                entry.state = [torch.zeros_like(param), torch.zeros_like(param)]
+            elif momentum != 0.0:
+                entry.state = [torch.zeros_like(param)]
+            offset = 0
+            for name in names:
+                shape, size = self.w[name].shape, self.w[name].numel()
+                self.w[name] = param[offset : offset + size].view(shape)
+                self.grads[name] = entry.grad[offset : offset + size].view(shape)
+                offset += size
+            self.kinds.append(entry)
+
+    # --- state (for the back-off replay) ---------------------------------------------------
+
+    def state(self) -> list[torch.Tensor]:
+        """Clones of every buffer that a step changes (parameters and optimiser state)."""
+        return [t.clone() for k in self.kinds for t in (k.param, *k.state)]
+
+    def restore(self, saved: list[torch.Tensor], steps: int) -> None:
+        """Put back a :meth:`state` taken after ``steps`` optimiser steps."""
+        it = iter(saved)
+        for k in self.kinds:
+            for t in (k.param, *k.state):
+                t.copy_(next(it))
+            k.step = steps
+            k.count.fill_(steps)
+
+    # --- forward and backward ---------------------------------------------------------------
+
+    def forward_backward(
+        self, tokens: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and gradient of ``(S, n, L)`` tokens against ``(S, n, T)`` targets.
+
+        Returns ``(S,)`` each: ``sum log p_t`` over the ``n T`` targets (minus the summed
+        cross-entropy; ``-inf`` where a ``p_t`` underflowed to 0, which :meth:`exact_loss`
+        then recomputes), and an upper bound on the rows whose every target
+        is the strict argmax: rows whose targets all have ``p_t >= (1 - margin) / n_out`` (a
+        strict argmax has ``p_t > 1/n_out``; the margin covers the rounding of the softmax's
+        sum). Leaves the gradients in :attr:`grads` and the logits for :meth:`exact_correct`.
+        """
+        s, n, _ = tokens.shape
+        h1 = self._front_forward(tokens)  # (S, n Q, d)
+        w, v = self.w, self._views
+        pre = torch.baddbmm(v["b_in"], h1, w["W_in"])  # (S, rows, m)
+        act = torch.relu(pre)
+        if self._h1_out is not None and self._cache_key is tokens:  # h1 + b_out, both fixed
+            h2 = torch.baddbmm(self._h1_out, act, w["W_out"])
+        else:
+            h2 = h1 + torch.baddbmm(v["b_out"], act, w["W_out"])
+        logits = torch.bmm(h2, w["W_U"])  # (S, rows, n_out)
+        rows, n_out = logits.shape[1:]
+        target = targets.reshape(s, rows, 1)
+        probs = torch.softmax(logits, dim=-1)  # one exp pass serves the loss and the gradient
+        picked = probs.gather(2, target)  # (S, rows, 1)
+        self._rows_per_replicate = n
+        log_sum = picked.log().sum(dim=(1, 2))  # -inf where a p_t underflowed to 0
+        right = picked >= (1.0 - 1e-3 - 1e-6 * n_out) / n_out
+        if rows != n:  # several targets per row: a row counts when all of them do
+            right = right.reshape(s, n, -1).all(dim=2, keepdim=True)
+        bound = right.sum(dim=(1, 2))
+        self._logits, self._target = logits, target
+        g = probs.mul_(1.0 / rows)
+        g.scatter_add_(2, target, self._minus(picked, 1.0 / rows))  # dL/dlogits
+        grads = self.grads
+        if "W_U" in grads:
+            torch.bmm(h2.transpose(1, 2), g, out=grads["W_U"])
+        dh2 = torch.bmm(g, v["W_U_T"])  # (S, rows, d)
+        if "b_out" in grads:
+            torch.sum(dh2, dim=1, out=grads["b_out"])
+        if "W_out" in grads:
+            torch.bmm(act.transpose(1, 2), dh2, out=grads["W_out"])
+        if not (self.front_trained or "W_in" in grads or "b_in" in grads):
+            return log_sum, bound
+        dpre = torch.ops.aten.threshold_backward(torch.bmm(dh2, v["W_out_T"]), act, 0)
+        if "W_in" in grads:
+            torch.bmm(h1.transpose(1, 2), dpre, out=grads["W_in"])
+        if "b_in" in grads:
+            torch.sum(dpre, dim=1, out=grads["b_in"])
+        if self.front_trained:
+            dh1 = torch.baddbmm(dh2, dpre, v["W_in_T"])
+            self._front_backward(tokens, dh1)
+        if self.per_subject:
+            grads["W_E"].mul_(self.n_entities)  # each subject row: its own mean loss
+        return log_sum, bound
+
+    def exact_loss(self) -> torch.Tensor:
+        """``(S,)`` summed cross-entropy of the last :meth:`forward_backward` by
+        ``log_softmax`` (finite where a probability underflowed)."""
+        logp = torch.log_softmax(self._logits, dim=-1)
+        return -logp.gather(2, self._target).sum(dim=(1, 2))
+
+    def exact_correct(self) -> torch.Tensor:
+        """``(S,)`` rows of the last :meth:`forward_backward` whose every target is the strict
+        argmax of the logits (above every other logit: a tie or a NaN is wrong), as
+        :func:`~verifier.train.loop._loss_and_correct` counts them."""
+        logits, target = self._logits, self._target
+        s = logits.shape[0]
+        top = logits.gather(2, target)
+        runner_up = logits.scatter(2, target, -math.inf).amax(dim=2, keepdim=True)
+        ok = top > runner_up  # (S, rows, 1)
+        n = self._rows_per_replicate
+        if ok.shape[1] != n:
+            ok = ok.reshape(s, n, -1).all(dim=2)
+        return ok.reshape(s, -1).sum(dim=1)
+
+    def _minus(self, like: torch.Tensor, value: float) -> torch.Tensor:
+        """A cached tensor of ``-value`` shaped like ``like``."""
+        if self._neg is None or self._neg.shape != like.shape:
+            self._neg = torch.full_like(like, -value)
+        return self._neg
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(S, n, L')`` tokens -> ``(S, n, L', d)`` rows of the stacked ``W_E`` table."""
+        s = tokens.shape[0]
+        table = torch.cat([self.w["W_E"], self.w[RELATION_ROWS]], dim=1)  # (S, V, d)
+        vocab, d = table.shape[1:]
+        offset = (torch.arange(s, device=tokens.device) * vocab)[:, None, None]
+        return torch.nn.functional.embedding(tokens + offset, table.reshape(s * vocab, d))
+
+    def _front_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """h1 ``(S, n Q, d)``: embeddings and attention, saving what the backward reads."""
+        if self._front is not None and self._cache_key is tokens:
+            return self._front[0]
+        s, n, length = tokens.shape
+        w, h, dh = self.w, self.n_heads, self.d_head
+        d = w["W_U"].shape[1]
+        if self.attention_free:
+            h0 = self._embed(tokens[:, :, self.positions]) + w["W_pos"][:, None, self.positions]
+            h1 = h0.reshape(s, -1, d)
+            if not self.front_trained:
+                self._fix_front(tokens, h1)
+            return h1
+        if self._h0 is not None and self._cache_key is tokens:
+            h0 = self._h0
+        else:
+            h0 = self._embed(tokens) + w["W_pos"][:, None, :length]  # (S, n, L, d)
+            if not self.embed_trained:
+                self._cache_key, self._h0 = tokens, h0
+        flat = h0.reshape(s, n * length, d)
+        wv = w["W_V"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
+        v = torch.bmm(flat, wv).reshape(s, n, length, h, dh).transpose(2, 3)  # (S,n,H,L,dh)
+        hq = h0[:, :, self.positions]  # (S, n, Q, d)
+        n_q = len(self.positions)
+        saved = {"flat": flat, "wv": wv, "v": v, "hq": hq}
+        if self.uniform:
+            z = torch.matmul(self.pattern, v)  # (S, n, H, Q, dh)
+        else:
+            wq = w["W_Q"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
+            wk = w["W_K"].permute(0, 2, 1, 3).reshape(s, d, h * dh)
+            q = torch.bmm(hq.reshape(s, n * n_q, d), wq).reshape(s, n, n_q, h, dh).transpose(2, 3)
+            k = torch.bmm(flat, wk).reshape(s, n, length, h, dh).transpose(2, 3)
+            scores = q @ k.transpose(-1, -2) / dh**0.5  # (S, n, H, Q, L)
+            pattern = scores.masked_fill(self.mask, float("-inf")).softmax(dim=-1)
+            z = pattern @ v
+            saved.update(wq=wq, wk=wk, q=q, k=k, pattern=pattern)
+        zc = z.transpose(2, 3).reshape(s, n * n_q, h * dh)  # heads concatenated
+        wo = w["W_O"].reshape(s, h * dh, d)
+        h1 = hq.reshape(s, n * n_q, d) + torch.bmm(zc, wo)
+        saved.update(zc=zc, wo=wo)
+        self._saved = saved
+        if not self.front_trained:
+            self._fix_front(tokens, h1)
+        return h1
+
+    def _fix_front(self, tokens: torch.Tensor, h1: torch.Tensor) -> None:
+        """Keep h1 (and h1 + b_out when b_out is frozen) for the later steps on ``tokens``."""
+        self._cache_key, self._front = tokens, (h1,)
+        if "b_out" not in self.grads:
+            self._h1_out = h1 + self._views["b_out"]
+
+    def _front_backward(self, tokens: torch.Tensor, dh1: torch.Tensor) -> None:
+        """Gradients of the attention and embedding weights from ``dh1`` ``(S, n Q, d)``."""
+        s, n, length = tokens.shape
+        grads, n_q, d = self.grads, len(self.positions), dh1.shape[2]
+        if self.attention_free:
+            dhq = dh1.reshape(s, n, n_q, d)
+            if "W_pos" in grads:
+                grads["W_pos"].zero_().index_add_(1, self.pos_index, dhq.sum(dim=1))
+            self._table_backward(tokens[:, :, self.positions], dhq)
+            return
+        h, dh, sv = self.n_heads, self.d_head, self._saved
+        if "W_O" in grads:
+            torch.bmm(sv["zc"].transpose(1, 2), dh1, out=grads["W_O"].view(s, h * dh, d))
+        dzc = torch.bmm(dh1, sv["wo"].transpose(1, 2))  # (S, n Q, H dh)
+        dz = dzc.reshape(s, n, n_q, h, dh).transpose(2, 3)  # (S, n, H, Q, dh)
+        dhq = dh1
+        dflat: torch.Tensor | None = None
+        if self.uniform:
+            dv = torch.matmul(self.pattern.transpose(0, 1), dz)  # (S, n, H, L, dh)
+        else:
+            pattern = sv["pattern"]
+            da = dz @ sv["v"].transpose(-1, -2)  # (S, n, H, Q, L)
+            dv = pattern.transpose(-1, -2) @ dz
+            ds = pattern * (da - (da * pattern).sum(dim=-1, keepdim=True))
+            ds = ds / dh**0.5
+            dq = (ds @ sv["k"]).transpose(2, 3).reshape(s, n * n_q, h * dh)
+            dk = (ds.transpose(-1, -2) @ sv["q"]).transpose(2, 3).reshape(s, n * length, h * dh)
+            hq_flat = sv["hq"].reshape(s, n * n_q, d)
+            if "W_Q" in grads:
+                grads["W_Q"].copy_(_per_head(torch.bmm(hq_flat.transpose(1, 2), dq), h, dh))
+            if "W_K" in grads:
+                grads["W_K"].copy_(_per_head(torch.bmm(sv["flat"].transpose(1, 2), dk), h, dh))
+            if self.embed_trained:
+                dhq = torch.baddbmm(dh1, dq, sv["wq"].transpose(1, 2))
+                dflat = torch.bmm(dk, sv["wk"].transpose(1, 2))
+        dv_flat = dv.transpose(2, 3).reshape(s, n * length, h * dh)
+        if "W_V" in grads:
+            grads["W_V"].copy_(_per_head(torch.bmm(sv["flat"].transpose(1, 2), dv_flat), h, dh))
+        if not self.embed_trained:
+            return
+        dflat = (
+            torch.bmm(dv_flat, sv["wv"].transpose(1, 2))
+            if dflat is None
+            else torch.baddbmm(dflat, dv_flat, sv["wv"].transpose(1, 2))
+        )
+        dh0 = dflat.reshape(s, n, length, d).index_add_(
+            2, self.pos_index, dhq.reshape(s, n, n_q, d)
+        )
+        if "W_pos" in grads:
+            torch.sum(dh0, dim=1, out=grads["W_pos"])
+        self._table_backward(tokens, dh0)
+
+    def _table_backward(self, tokens: torch.Tensor, dh0: torch.Tensor) -> None:
+        """Scatter ``(S, n, L', d)`` row gradients into the ``W_E`` rows that ``tokens`` read."""
+        grads = self.grads
+        if "W_E" not in grads and RELATION_ROWS not in grads:
+            return
+        s, d = tokens.shape[0], dh0.shape[-1]
+        n_sub = self.w["W_E"].shape[1]
+        vocab = n_sub + self.w[RELATION_ROWS].shape[1]
+        offset = (torch.arange(s, device=tokens.device) * vocab)[:, None, None]
+        table = torch.zeros(s * vocab, d, dtype=dh0.dtype, device=dh0.device)
+        table.index_add_(0, (tokens + offset).reshape(-1), dh0.reshape(-1, d))
+        table = table.reshape(s, vocab, d)
+        if "W_E" in grads:
+            grads["W_E"].copy_(table[:, :n_sub])
+        if RELATION_ROWS in grads:
+            grads[RELATION_ROWS].copy_(table[:, n_sub:])
+
+    # --- update -----------------------------------------------------------------------------
+
+    def update(self, factor: float) -> None:
+        """One optimiser step of every setting at learning rate ``lr * factor``: torch's own
+        fused kernels (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``), which implement
+        the formulas of ``torch.optim.Adam``, ``AdamW`` and ``SGD``."""
+        for k in self.kinds:
+            k.step += 1
+            lr = k.lr * factor
+            if k.kind == "sgd":
+                torch.ops.aten._fused_sgd_(
+                    [k.param], [k.grad], k.state, weight_decay=k.decay, momentum=k.momentum,
+                    lr=lr, dampening=0.0, nesterov=False, maximize=False,
+                    is_first_step=k.step == 1,
+                )  # fmt: skip
+                continue
+            k.count.add_(1)
+            fused = (
+                torch.ops.aten._fused_adam_ if k.kind == "adam" else torch.ops.aten._fused_adamw_
+            )
+            fused(
+                [k.param], [k.grad], [k.state[0]], [k.state[1]], [], [k.count], lr=lr,
+                beta1=BETAS[0], beta2=BETAS[1], weight_decay=k.decay, eps=EPS, amsgrad=False,
+                maximize=False,
+            )  # fmt: skip
+
+
+def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:
+    """``(S, d, H dh)`` -> the ``(S, H, d, dh)`` layout of ``W_Q, W_K, W_V``."""
+    s, d = grad.shape[:2]
+    return grad.reshape(s, d, h, dh).permute(0, 2, 1, 3)
