@@ -173,12 +173,14 @@ class CertifiedRecall:
         full_logits: facts run through the full float64 logits (undecided ones, and those
             resolving the minimum margin).
         margin_exact: the margin is the brute force's minimum, not a bound.
+        coherence: ``max_t top[t]``, the codebook's signed coherence from the Gram pass.
     """
 
     result: RecallResult
     certified: int
     full_logits: int
     margin_exact: bool
+    coherence: float
 
 
 def final_residual(model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
@@ -206,6 +208,7 @@ def certified_recall(
     total: int,
     progress: ProgressFn | None = None,
     device: torch.device | None = None,
+    resolve_cap: int | None = RESOLVE_CAP,
 ) -> CertifiedRecall | None:
     """Every fact's recall, certified where the bound decides it, else by the full logits.
 
@@ -217,6 +220,8 @@ def certified_recall(
         total: number of facts.
         progress: ``(done, total)`` callback.
         device: where the Gram pass and the full logits run (default ``VERIFIER_DEVICE``).
+        resolve_cap: most facts run through the full logits to make the margin exact (None:
+            no cap, the margin is always exact); past it the margin is a lower bound.
 
     Returns:
         The result, or None when the certificate does not apply (``W_U`` is not the readout,
@@ -279,7 +284,7 @@ def certified_recall(
             progress(seen, total)
     if seen != total:
         raise ValueError(f"certified recall: expected {total} facts, got {seen}")
-    margin_exact, extra = _resolve_margin(model, lower, exact, tokens_of, w_u)
+    margin_exact, extra = _resolve_margin(model, lower, exact, tokens_of, w_u, resolve_cap)
     known = exact[~exact.isnan()]
     unresolved = lower[~lower.isnan() & exact.isnan()]
     margin = min(
@@ -298,6 +303,7 @@ def certified_recall(
         certified=seen - full,
         full_logits=full + extra,
         margin_exact=margin_exact,
+        coherence=float(gram.top.max()),
     )
 
 
@@ -307,14 +313,16 @@ def _resolve_margin(
     exact: torch.Tensor,
     tokens_of: TokensFn,
     w_u: torch.Tensor,
+    cap: int | None,
 ) -> tuple[bool, int]:
     """Run certified facts through the full logits, smallest bound first, until every
     unresolved bound exceeds the smallest exact margin (then that minimum, and its first
     index, are the brute force's). Fills ``exact`` in place.
 
     Returns:
-        (whether the minimum was resolved within :data:`RESOLVE_CAP` facts, facts run).
+        (whether the minimum was resolved within ``cap`` facts, facts run).
     """
+    limit = len(lower) if cap is None else cap
     pending = (~lower.isnan()).nonzero().squeeze(1)
     order = pending[lower[pending].argsort(stable=True)]
     done = 0
@@ -324,12 +332,12 @@ def _resolve_margin(
         best = float(known.min()) if len(known) else math.inf
         if float(lower[order[done]]) > best:
             return True, done
-        if done >= RESOLVE_CAP:
+        if done >= limit:
             return False, done
-        stop = min(len(order), done + chunk, RESOLVE_CAP)
+        stop = min(len(order), done + chunk, limit)
         if math.isfinite(best):  # everything with a bound at or below best, in one go
             below = int(torch.searchsorted(lower[order], best, right=True))
-            stop = max(stop, min(RESOLVE_CAP, below))
+            stop = max(stop, min(limit, below))
         idx = order[done:stop]
         for start in range(0, len(idx), 512):
             part = idx[start : start + 512]
