@@ -174,6 +174,7 @@ class CertifiedRecall:
             resolving the minimum margin).
         margin_exact: the margin is the brute force's minimum, not a bound.
         coherence: ``max_t top[t]``, the codebook's signed coherence from the Gram pass.
+        failures: enumeration indices of every failing fact (not margin > 0), ascending.
     """
 
     result: RecallResult
@@ -181,6 +182,7 @@ class CertifiedRecall:
     full_logits: int
     margin_exact: bool
     coherence: float
+    failures: np.ndarray
 
 
 def final_residual(model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
@@ -248,6 +250,7 @@ def certified_recall(
     correct, seen, full = 0, 0, 0
     first_fail: int | None = None
     first_fail_pred: int | None = None
+    failed: list[np.ndarray] = []
     for tokens, targets in batches:
         o = final_residual(model, tokens)  # (b, d)
         z = o[:, readout.blocks[0]].clone()
@@ -272,7 +275,8 @@ def certified_recall(
             margins, rival = _full_margins(o[undecided], targets[undecided], w_u)
             exact[rows[undecided]] = margins
             full += len(undecided)
-            bad = (margins <= 0).nonzero().squeeze(1)
+            bad = (~(margins > 0)).nonzero().squeeze(1)  # nan fails, as in the brute force
+            failed.append(rows[undecided[bad]].numpy())
             if first_fail is None and len(bad):
                 first_fail = int(rows[undecided[bad[0]]])
                 first_fail_pred = int(rival[bad[0]])
@@ -304,6 +308,7 @@ def certified_recall(
         full_logits=full + extra,
         margin_exact=margin_exact,
         coherence=float(gram.top.max()),
+        failures=np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64),
     )
 
 
