@@ -27,7 +27,12 @@ from verifier.constructions.registry import construction
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
-from verifier.measure.certified import RESOLVE_CAP, Readout, certified_recall
+from verifier.measure.certified import (
+    RESOLVE_CAP,
+    Readout,
+    certified_recall,
+    sign_gram_extremes,
+)
 from verifier.measure.recall import RecallResult, exact_recall
 from verifier.spec import BijectionInstance, ConstructionClaim, MultiHopInstance
 
@@ -156,6 +161,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         label = construction(name).label
         facts = bijection_facts(instance)
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
+        extremes: tuple[np.ndarray, np.ndarray] | None = None  # the search's Gram extremes
         ctx.report(0.0, "codebook")
         if spec.codebook == "onehot":
             m = facts.n_attributes
@@ -169,7 +175,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
                 instance.seed,
                 auto_max_code_dim(instance, ctx.limits),
             )
-            m = search.m
+            m, extremes = search.m, search.sign_extremes
             evidence["code_search"] = {
                 "target_coherence": 1 - spec.margin,
                 "found": search.m,
@@ -195,6 +201,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
             facts.n_facts,
             progress,
             resolve_cap=None if margin_judged(ctx.claim) else RESOLVE_CAP,
+            gram=None if extremes is None else sign_gram_extremes(codes, *extremes),
         )
         if cert is None:  # W_U is not the codebook readout: every fact through the logits
             result, mu = exact_recall(model, facts.batches(BATCH), facts.n_facts, progress), None

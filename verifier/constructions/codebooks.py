@@ -73,6 +73,8 @@ class CodeSearch:
     m: int  # smallest code width reaching the coherence target
     coherence: float  # its coherence
     evaluated: int  # how many widths had their coherence computed (or scanned for a violation)
+    # rademacher: each code's (max, min) integer inner product with the others at width m
+    sign_extremes: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def smallest_code_dim(
@@ -150,7 +152,9 @@ def smallest_sign_code_dim(
     trajectory ``P_ij(1..m)`` (a cumulative sum) proves every other width where they exceed it
     failing without a scan. A width no witness rules out is scanned over the pairs ``i < j`` in
     row blocks: the first block with a violation adds its worst pairs as witnesses and ends the
-    scan; a scan with none is the answer. The result equals the width-by-width scan's.
+    scan; a scan with none is the answer, and gives each row's extreme inner products with
+    the others (``sign_extremes``, what a recall certificate needs). The result equals the
+    width-by-width scan's.
 
     Raises:
         LimitExceeded: no width up to ``max_m`` reaches the target.
@@ -181,32 +185,41 @@ def smallest_sign_code_dim(
                 break
         evaluated += 1
         found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows, tri)
-        if isinstance(found, float):
-            return CodeSearch(m=m, coherence=found / m, evaluated=evaluated)
+        if isinstance(found, tuple):
+            mu = int(found[0].max())
+            return CodeSearch(m=m, coherence=mu / m, evaluated=evaluated, sign_extremes=found)
         wit = np.concatenate([wit, found])
     raise _exhausted("rademacher", n, max_coherence, max_m)
 
 
-def _scan(signs: torch.Tensor, threshold: int, rows: int, tri: torch.Tensor) -> float | np.ndarray:
+def _scan(
+    signs: torch.Tensor, threshold: int, rows: int, tri: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
     """Scan pairs ``i < j`` of ``signs`` (``(n, m)`` float32) in row blocks.
 
     Returns:
-        The largest ``P_ij`` when no pair reaches ``threshold``; else up to
-        :data:`_WITNESSES` pairs ``(k, 2)`` of the first block that has one (each row's
-        largest, the largest rows first).
+        When no pair reaches ``threshold``: every row's ``(max_{j != i} P_ij, min_{j != i}
+        P_ij)``, int64 ``(n,)`` each. Else up to :data:`_WITNESSES` pairs ``(k, 2)`` of the
+        first block that has one (each row's largest, the largest rows first).
     """
     n = signs.shape[0]
-    best = -math.inf
+    top = torch.full((n,), -math.inf, device=signs.device)
+    bottom = torch.full((n,), math.inf, device=signs.device)
     for start in range(0, n - 1, rows):
         stop = min(n, start + rows)
         block = signs[start:stop] @ signs[start:].T  # (rows, n - start): pairs i < j
-        block[:, : stop - start].masked_fill_(tri[: stop - start, : stop - start], -math.inf)
+        below = tri[: stop - start, : stop - start]
+        block[:, : stop - start].masked_fill_(below, -math.inf)
         row_max, row_arg = block.max(dim=1)
-        top = float(row_max.max())
-        if top >= threshold:  # the rows' worst pairs, worst rows first
+        if float(row_max.max()) >= threshold:  # the rows' worst pairs, worst rows first
             count = min(_WITNESSES, int((row_max >= threshold).sum()))
             i = row_max.topk(count).indices
             j = row_arg[i] + start
             return torch.stack([i + start, j], dim=1).cpu().numpy().astype(np.int64)
-        best = max(best, top)
-    return best
+        # P is symmetric: the block's rows give rows start..stop, its columns rows start..n
+        top[start:stop] = torch.maximum(top[start:stop], row_max)
+        top[start:] = torch.maximum(top[start:], block.max(dim=0).values)
+        block[:, : stop - start].masked_fill_(below, math.inf)
+        bottom[start:stop] = torch.minimum(bottom[start:stop], block.min(dim=1).values)
+        bottom[start:] = torch.minimum(bottom[start:], block.min(dim=0).values)
+    return top.cpu().numpy().astype(np.int64), bottom.cpu().numpy().astype(np.int64)

@@ -87,6 +87,23 @@ def _sign_scale(codes: np.ndarray) -> float | None:
     return None
 
 
+def sign_gram_extremes(codes: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> GramExtremes:
+    """:class:`GramExtremes` of sign codes ``codes = c S`` from the integer row extremes of
+    ``S S^T`` (``top``, ``bottom``: ``(A,)`` each, as a code search found them).
+
+    Raises:
+        ValueError: ``codes`` are not sign codes, or the extremes do not fit them.
+    """
+    a, m = codes.shape
+    scale = _sign_scale(codes)
+    if scale is None or top.shape != (a,) or bottom.shape != (a,):
+        raise ValueError("sign_gram_extremes: expected sign codes and (A,) extremes")
+    c2 = scale * scale
+    norm2 = np.full(a, float(m)) * c2
+    kmax = math.sqrt(c2 * m) * (1 + 4 * UNIT)
+    return GramExtremes(top * c2, bottom * c2, norm2, 3 * UNIT * c2 * m, kmax)
+
+
 @torch.inference_mode()
 def gram_extremes(codes: np.ndarray, device: torch.device | None = None) -> GramExtremes:
     """Row extremes of the codebook's Gram matrix, in row blocks on ``device``.
@@ -123,10 +140,7 @@ def gram_extremes(codes: np.ndarray, device: torch.device | None = None) -> Gram
         bottom[start:stop] = block.min(dim=1).values
     top_np, bottom_np, diag_np = (t.double().cpu().numpy() for t in (top, bottom, diag))
     if scale is not None:
-        c2 = scale * scale
-        error = 3 * UNIT * c2 * m
-        kmax = math.sqrt(c2 * m) * (1 + 4 * UNIT)
-        return GramExtremes(top_np * c2, bottom_np * c2, diag_np * c2, error, kmax)
+        return sign_gram_extremes(codes, top_np, bottom_np)
     row_max = float(np.sqrt((codes * codes).sum(axis=1)).max())
     kmax_bound = row_max * (1 + (m + 4) * UNIT) * 1.01
     error = 2 * m * UNIT / (1 - m * UNIT) * kmax_bound**2
@@ -211,6 +225,7 @@ def certified_recall(
     progress: ProgressFn | None = None,
     device: torch.device | None = None,
     resolve_cap: int | None = RESOLVE_CAP,
+    gram: GramExtremes | None = None,
 ) -> CertifiedRecall | None:
     """Every fact's recall, certified where the bound decides it, else by the full logits.
 
@@ -224,6 +239,8 @@ def certified_recall(
         device: where the Gram pass and the full logits run (default ``VERIFIER_DEVICE``).
         resolve_cap: most facts run through the full logits to make the margin exact (None:
             no cap, the margin is always exact); past it the margin is a lower bound.
+        gram: the codebook's Gram extremes when already known (a code search's final scan
+            computes them), else one pass computes them.
 
     Returns:
         The result, or None when the certificate does not apply (``W_U`` is not the readout,
@@ -239,7 +256,7 @@ def certified_recall(
     ):
         return None
     dev = resolve_device() if device is None else device
-    gram = gram_extremes(codes, dev)
+    gram = gram_extremes(codes, dev) if gram is None else gram
     m, d, n_blocks = codes.shape[1], model.cfg.d_model, len(readout.blocks)
     k_all = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float64))
     top, bottom = torch.from_numpy(gram.top), torch.from_numpy(gram.bottom)
@@ -253,11 +270,13 @@ def certified_recall(
     failed: list[np.ndarray] = []
     for tokens, targets in batches:
         o = final_residual(model, tokens)  # (b, d)
-        z = o[:, readout.blocks[0]].clone()
-        w = z.abs()
-        for block in readout.blocks[1:]:
-            z += o[:, block]
-            w += o[:, block].abs()
+        z = o[:, readout.blocks[0]]
+        w = z  # only its norm is used: |sum_b |o_b|| (= |z| for one block)
+        if n_blocks > 1:
+            z, w = z.clone(), z.abs()
+            for block in readout.blocks[1:]:
+                z += o[:, block]
+                w += o[:, block].abs()
         kt = k_all[targets]  # (b, m)
         p = (z * kt).sum(dim=1)
         beta = p / norm2[targets]
