@@ -25,7 +25,13 @@ from verifier.engine.runner import expand, run_spec
 from verifier.errors import LimitExceeded
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits
-from verifier.measure.certified import CertifiedRecall, Readout, certified_recall, gram_extremes
+from verifier.measure.certified import (
+    CertifiedRecall,
+    Readout,
+    certified_recall,
+    gram_extremes,
+    sign_gram_extremes,
+)
 from verifier.measure.recall import exact_recall, margins_of
 from verifier.model import OneLayerTransformer
 from verifier.spec import BijectionInstance, load_spec_file, load_spec_text
@@ -290,3 +296,19 @@ def test_construction_claims_report_the_certified_method() -> None:
     result = run_spec(spec).results[0]
     assert result.status == "passed" and result.method == "certified"
     assert result.evidence["certificate"]["margin"] == "exact"
+
+
+def test_the_search_gives_the_gram_extremes_of_its_code() -> None:
+    found = smallest_code_dim("rademacher", 900, 0.5, 3, 400)
+    assert found.sign_extremes is not None
+    codes = codebook("rademacher", 900, found.m, 3)
+    signs = np.sign(codes)
+    full = signs @ signs.T
+    np.fill_diagonal(full, -np.inf)
+    np.testing.assert_array_equal(found.sign_extremes[0], full.max(axis=1))
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_array_equal(found.sign_extremes[1], full.min(axis=1))
+    direct = gram_extremes(codes, torch.device("cpu"))
+    given = sign_gram_extremes(codes, *found.sign_extremes)
+    np.testing.assert_array_equal(direct.top, given.top)
+    np.testing.assert_array_equal(direct.bottom, given.bottom)
