@@ -123,7 +123,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         if spec.codebook != "onehot" and spec.code_dim == "auto":
-            # the exact search computes an (n_attr x n_attr) Gram matrix per width it tries
+            # the exact search's last scan computes every pair's product: O(n_attr^2 m)
             require(
                 "max_auto_attributes",
                 n_attr,

@@ -51,19 +51,27 @@ class Readout:
     blocks: tuple[slice, ...]
 
     def matches(self, w_u: torch.Tensor) -> bool:
-        """Whether ``w_u`` (``(d_model, A)``) is exactly this readout (bitwise, no tolerance)."""
+        """Whether ``w_u`` (``(d_model, A)``) is exactly this readout (bitwise, no tolerance),
+        compared a block of rows at a time."""
         a, m = self.codes.shape
         if w_u.shape[1] != a or not self.blocks:
             return False
-        expected = torch.zeros_like(w_u)
-        codes_t = torch.from_numpy(np.ascontiguousarray(self.codes.T)).to(w_u)
-        for block in self.blocks:
+        owner = np.full(w_u.shape[0], -1)
+        for b, block in enumerate(self.blocks):
             if block.stop - block.start != m or block.stop > w_u.shape[0]:
                 return False
-            if bool((expected[block] != 0).any()):
+            if (owner[block] >= 0).any():
                 return False  # overlapping blocks
-            expected[block] = codes_t
-        return bool(torch.equal(expected, w_u))
+            owner[block] = b
+        codes_t = torch.from_numpy(np.ascontiguousarray(self.codes.T)).to(w_u)
+        for block in self.blocks:
+            if not torch.equal(w_u[block], codes_t):
+                return False
+        rest = np.flatnonzero(owner < 0)
+        for start in range(0, len(rest), 64):
+            if bool(w_u[torch.from_numpy(rest[start : start + 64])].any()):
+                return False
+        return True
 
 
 @dataclass(frozen=True)
