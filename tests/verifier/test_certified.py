@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from verifier.checks.construction import BATCH, auto_max_code_dim, bijection_facts, fact_tokens
+from verifier.constructions.chain import build_chain
 from verifier.constructions.codebooks import (
     codebook,
     coherence,
@@ -24,6 +25,7 @@ from verifier.constructions.registry import construction
 from verifier.engine.runner import expand, run_spec
 from verifier.errors import LimitExceeded
 from verifier.facts.bijections import BijectionFacts
+from verifier.facts.chains import chain_facts
 from verifier.limits import Limits
 from verifier.measure.certified import (
     CertifiedRecall,
@@ -32,6 +34,7 @@ from verifier.measure.certified import (
     gram_extremes,
     sign_gram_extremes,
 )
+from verifier.measure.queries import evaluate_queries, query_tokens
 from verifier.measure.recall import exact_recall, margins_of
 from verifier.model import OneLayerTransformer
 from verifier.spec import BijectionInstance, load_spec_file, load_spec_text
@@ -312,3 +315,30 @@ def test_the_search_gives_the_gram_extremes_of_its_code() -> None:
     given = sign_gram_extremes(codes, *found.sign_extremes)
     np.testing.assert_array_equal(direct.top, given.top)
     np.testing.assert_array_equal(direct.bottom, given.bottom)
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_gk_queries_agree_with_the_brute_force(corrupt: bool) -> None:
+    facts = chain_facts(96, 2, 3, 4, "all")
+    codes = codebook("rademacher", 96, 40, 4)
+    model, layout = build_chain(facts, codes)
+    if corrupt:
+        with torch.no_grad():
+            model.W_E[5, layout.slot(0)] *= -1.0  # subject 5 on chain 0: answer negated
+    cert = certified_recall(
+        model,
+        Readout(codes, (layout.answer,)),
+        facts.batches(256),
+        lambda idx: query_tokens(facts, idx),
+        facts.n_queries,
+        resolve_cap=None,
+    )
+    assert cert is not None
+    with torch.inference_mode():
+        pairs = [margins_of(model(t), y) for t, y in facts.batches(256)]
+    margins = torch.cat([p[0] for p in pairs])
+    np.testing.assert_array_equal(cert.failures, np.flatnonzero(~(margins > 0).numpy()))
+    assert cert.result.margin == pytest.approx(float(margins.min()), abs=1e-12)
+    assert bool(corrupt) == bool(len(cert.failures))
+    brute = exact_recall(model, facts.batches(256), facts.n_queries)
+    assert evaluate_queries(model, facts, False).correct == brute.correct
