@@ -118,6 +118,7 @@ def compare_certified(n: int, r: int, brute_force: bool) -> None:
     t = time.perf_counter()
     m_scan = scan_search(n, 0.5, seed, MAX_M)
     search_brute = time.perf_counter() - t
+    print(f"brute force search: {search_brute:.1f} s (m = {m_scan})", flush=True)
     t = time.perf_counter()
     brute = exact_recall(model, facts.batches(BATCH), facts.n_facts)
     recall_brute = time.perf_counter() - t
