@@ -45,7 +45,8 @@ from verifier.spec.discover import SPEC_SUFFIX
 APP_HELP = (
     "Verify claims about factual recall in transformers, written as YAML specs. "
     "Each claim is checked by the strongest method that fits it (symbolic, convex certificate, "
-    "exact enumeration through the forward pass, or training) and gets one verdict."
+    "exact enumeration through the forward pass, certified or exhaustive, or training) and gets "
+    "one verdict."
     "\n\n"
     "verifier check PATH... verifies every spec under the paths and exits 0 when every claim "
     "passed, 1 when one did not, 2 for a bad spec, a limit or bad usage, 5 when nothing was "

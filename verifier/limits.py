@@ -22,7 +22,10 @@ class Limits(BaseSettings):
     max_facts: int = 4_000_000  # N * R
     max_queries: int = 4_000_000  # N * R**k (multi-hop)
     max_code_dim: int = 4096  # m, including code_dim: auto's search
-    max_auto_attributes: int = 65_536  # code_dim auto's exact search is O(attributes^2 * m)
+    # code_dim auto: its last scan is A^2 m / 2 float32 products (A attributes; 7.8e11 at
+    # A = 10^5, m = 156), early-exit scans before it cost less. N = 10^5, R = 4 end to end
+    # took 461 s on 2 shared cores (bench/README.md); A = 10^6 is ~100x the search (hours)
+    max_auto_attributes: int = 1_000_000
     max_width: int = 16_384  # d_model and d_mlp of any model built or trained
     max_weights: int = 400_000_000  # parameters of any one model
     max_steps: int = 100_000  # training steps

@@ -31,7 +31,7 @@ ClaimT = TypeVar("ClaimT")  # the claim model of a kind
 NarrowT = TypeVar("NarrowT")
 KindT = TypeVar("KindT", bound="CheckKind[Any, Any]")
 
-Method = Literal["symbolic", "certificate", "exact", "empirical"]
+Method = Literal["symbolic", "certificate", "exact", "certified", "empirical"]
 ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], message)
 
 

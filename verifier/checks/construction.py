@@ -3,14 +3,21 @@ run every fact exactly.
 
 Measures ``accuracy`` and ``margin`` over all N*R facts through the float64 forward pass, and
 the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``, ``params`` and
-``fact_params`` (the subject table, ``N d``). A failure's evidence names a failing fact. On a
-``multi_hop`` instance the claim builds Gk or Ck instead (:mod:`verifier.checks.multihop`).
+``fact_params`` (the subject table, ``N d``). A failure's evidence names a failing fact. Where
+``W_U`` is the codebook readout (both constructions) the method is ``certified``
+(:mod:`verifier.measure.certified`): a sound margin bound decides most facts and the rest, and
+the facts of smallest bound, go through the full float64 logits, so accuracy, failures and
+(within a cap) the margin are the brute force's. On a ``multi_hop`` instance the claim builds
+Gk or Ck instead (:mod:`verifier.checks.multihop`).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
+import torch
 
 from verifier.checks import multihop
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
@@ -20,6 +27,12 @@ from verifier.constructions.registry import construction
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
+from verifier.measure.certified import (
+    RESOLVE_CAP,
+    Readout,
+    certified_recall,
+    sign_gram_extremes,
+)
 from verifier.measure.recall import RecallResult, exact_recall
 from verifier.spec import BijectionInstance, ConstructionClaim, MultiHopInstance
 
@@ -52,6 +65,20 @@ def construction_size(instance: BijectionInstance, name: str, m: int) -> tuple[i
     formulas, evaluated exactly."""
     sizes = construction(name).size(size_params(instance, m))
     return sizes.d_model, sizes.d_mlp, sizes.params
+
+
+def margin_judged(claim: ConstructionClaim) -> bool:
+    """Whether an expectation or a search's ``until`` reads the margin (then it must be the
+    exact minimum, never a lower bound)."""
+    searches = [s.until for s in (claim.minimize, claim.maximize) if s is not None]
+    return any("margin" in repr(part) for part in (claim.expect, *searches))
+
+
+def fact_tokens(facts: BijectionFacts, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens ``(len(index), 2)`` and answers of the facts at enumeration ``index``
+    (``s = index mod N``, ``r = index div N``, as :meth:`BijectionFacts.batches` orders them)."""
+    s, r = index % facts.n_entities, index // facts.n_entities
+    return facts.tokens(s, r), torch.from_numpy(np.asarray(facts.answers(s, r), dtype=np.int64))
 
 
 def fact_counterexample(
@@ -96,7 +123,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         if spec.codebook != "onehot" and spec.code_dim == "auto":
-            # the exact search computes an (n_attr x n_attr) Gram matrix per width it tries
+            # the exact search's last scan computes every pair's product: O(n_attr^2 m)
             require(
                 "max_auto_attributes",
                 n_attr,
@@ -134,6 +161,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         label = construction(name).label
         facts = bijection_facts(instance)
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
+        extremes: tuple[np.ndarray, np.ndarray] | None = None  # the search's Gram extremes
         ctx.report(0.0, "codebook")
         if spec.codebook == "onehot":
             m = facts.n_attributes
@@ -147,7 +175,7 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
                 instance.seed,
                 auto_max_code_dim(instance, ctx.limits),
             )
-            m = search.m
+            m, extremes = search.m, search.sign_extremes
             evidence["code_search"] = {
                 "target_coherence": 1 - spec.margin,
                 "found": search.m,
@@ -158,7 +186,6 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         params = construction_size(instance, name, m)[2]
         require("max_weights", params, ctx.limits.max_weights, f"{label}'s parameter count")
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
-        mu = coherence(codes)
         ctx.report(0.05, f"building {label}")
         model, layout = construction(name).build(facts, codes)
         ctx.report(0.1, "forward pass over every fact")
@@ -166,7 +193,27 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         def progress(done: int, total: int) -> None:
             ctx.report(0.1 + 0.9 * done / total, f"{done}/{total} facts")
 
-        result = exact_recall(model, facts.batches(BATCH), facts.n_facts, progress)
+        cert = certified_recall(
+            model,
+            Readout(codes, layout.readout),
+            facts.batches(BATCH),
+            lambda idx: fact_tokens(facts, idx),
+            facts.n_facts,
+            progress,
+            resolve_cap=None if margin_judged(ctx.claim) else RESOLVE_CAP,
+            gram=None if extremes is None else sign_gram_extremes(codes, *extremes),
+        )
+        if cert is None:  # W_U is not the codebook readout: every fact through the logits
+            result, mu = exact_recall(model, facts.batches(BATCH), facts.n_facts, progress), None
+        else:
+            result, mu = cert.result, cert.coherence
+            evidence["certificate"] = {
+                "facts_certified": cert.certified,
+                "facts_full_logits": cert.full_logits,
+                "margin": "exact" if cert.margin_exact else "lower bound",
+            }
+        if mu is None:
+            mu = coherence(codes)
         n = facts.n_entities
         values = {
             "accuracy": result.accuracy,
@@ -188,13 +235,14 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
             ws, wr = result.worst_index % n, result.worst_index // n
             evidence["tightest_fact"] = {"subject": int(ws), "relation": int(wr)}
         evidence["margin_vs_coherence"] = {"margin": result.margin, "one_minus_mu": 1 - mu}
+        at_least = "at least " if cert is not None and not cert.margin_exact else ""
         return Measurement(
-            method="exact",
+            method="exact" if cert is None else "certified",
             values=values,
             evidence=evidence,
             symbols={"m": m, "d": layout.d_model},
             artifacts={"model": model, "facts": facts, "codes": codes, "layout": layout},
-            message=f"{result.correct}/{result.total} facts, margin {result.margin:.4g}"
+            message=f"{result.correct}/{result.total} facts, margin {at_least}{result.margin:.4g}"
             if math.isfinite(result.margin)
             else "",
         )

@@ -25,6 +25,7 @@ from verifier.constructions.registry import construction
 from verifier.errors import LimitExceeded, SpecError
 from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits, require
+from verifier.measure.certified import Readout
 from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import ProgressFn
 from verifier.model import OneLayerTransformer
@@ -117,6 +118,7 @@ class Verified:
     decode_steps: int
     counterexample: dict[str, Any] | None
     attention_off_target: float
+    certified: int | None = None  # queries the certificate decided (None: not certified)
 
     @property
     def accuracy(self) -> float:
@@ -148,7 +150,8 @@ def verify(
     else:
         target = torch.eye(k + 1, dtype=pattern.dtype)[:k]
         off = float((pattern[:, -1] - target).abs().max())
-    res = evaluate_queries(model, facts, cot, progress)
+    readout = None if cot else Readout(codes, (layout.answer,))
+    res = evaluate_queries(model, facts, cot, progress, readout)
     return Verified(
         model,
         layout,
@@ -159,6 +162,7 @@ def verify(
         res.decode_steps,
         res.counterexample,
         off,
+        res.certified,
     )
 
 
@@ -248,8 +252,10 @@ def run_construction(ctx: CheckContext[MultiHopInstance, ConstructionClaim]) -> 
     )
     if res.counterexample is not None:
         evidence["counterexample"] = res.counterexample
+    if res.certified is not None:
+        evidence["certificate"] = {"queries_certified": res.certified, "margin": "exact"}
     return Measurement(
-        method="exact",
+        method="exact" if res.certified is None else "certified",
         values=values,
         evidence=evidence,
         symbols={"m": m, "d": d},

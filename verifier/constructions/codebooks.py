@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
 
+from verifier.device import resolve_device
 from verifier.errors import LimitExceeded
 from verifier.seeds import Stream, rng
 
 CodebookKind = Literal["rademacher", "gaussian", "onehot"]
 _BLOCK = 64
 _GRAM_ROWS = 2048  # row block of the Gram matrix; bounds memory at 2048 x n floats
+_SCAN_FLOATS = 1 << 24  # entries of one row block of the code search's scan (64 MB of float32)
+_WITNESSES = 256  # pairs kept from a failing scan, to rule out other widths
 
 
 def raw_columns(kind: CodebookKind, n: int, m: int, seed: int) -> np.ndarray:
@@ -68,7 +72,9 @@ class CodeSearch:
 
     m: int  # smallest code width reaching the coherence target
     coherence: float  # its coherence
-    evaluated: int  # how many widths had their coherence computed
+    evaluated: int  # how many widths had their coherence computed (or scanned for a violation)
+    # rademacher: each code's (max, min) integer inner product with the others at width m
+    sign_extremes: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def smallest_code_dim(
@@ -76,39 +82,144 @@ def smallest_code_dim(
 ) -> CodeSearch:
     """The smallest m with ``coherence(codebook(kind, n, m, seed)) <= max_coherence``.
 
-    Exact for rademacher: with integer inner products ``P_ij(m)`` of the sign columns and
-    ``f(m) = max P(m) - max_coherence * m``, each column changes ``P`` by at most 1, so
-    ``f(m+t) >= f(m) - t (1 + max_coherence)``; a width with ``f(m) > 0`` therefore rules out
-    the next ``ceil(f(m) / (1 + max_coherence)) - 1`` widths, and the scan skips them. Gaussian
-    codes are scanned width by width from the Welch bound ``sqrt((n-m)/(m(n-1)))``.
+    Rademacher codes go to :func:`smallest_sign_code_dim`. Gaussian codes are scanned width
+    by width from the Welch bound ``sqrt((n-m)/(m(n-1)))``.
 
     Raises:
         LimitExceeded: no width up to ``max_m`` reaches the target.
     """
     if kind == "onehot":
         return CodeSearch(m=n, coherence=0.0, evaluated=1)
+    if kind == "rademacher":
+        return smallest_sign_code_dim(n, max_coherence, seed, max_m)
     m, evaluated = 1, 0
-    if kind == "gaussian":
-        while m < n and math.sqrt((n - m) / (m * (n - 1))) > max_coherence:
-            m += 1
-    signs = raw_columns(kind, n, max_m, seed) if kind == "rademacher" else None
+    while m < n and math.sqrt((n - m) / (m * (n - 1))) > max_coherence:
+        m += 1
     while m <= max_m:
         evaluated += 1
-        if signs is not None:
-            # float32 is exact here: inner products of sign vectors are integers below 2**24
-            mu_int = round(coherence(np.ascontiguousarray(signs[:, :m], dtype=np.float32)))
-            excess = mu_int - max_coherence * m
-            if excess <= 1e-9:
-                return CodeSearch(m=m, coherence=mu_int / m, evaluated=evaluated)
-            m += max(1, math.ceil(excess / (1 + max_coherence) - 1e-12))
-            continue
         mu = coherence(codebook(kind, n, m, seed))
         if mu <= max_coherence:
             return CodeSearch(m=m, coherence=mu, evaluated=evaluated)
         m += 1
-    raise LimitExceeded.search_exhausted(
+    raise _exhausted(kind, n, max_coherence, max_m)
+
+
+def _exhausted(kind: str, n: int, max_coherence: float, max_m: int) -> LimitExceeded:
+    return LimitExceeded.search_exhausted(
         "code_dim auto",
         ("max_code_dim", "max_width"),
         max_m,
         f"reaches {kind} coherence <= {max_coherence:g} for {n} attributes",
     )
+
+
+def violation_threshold(max_coherence: float, m: int) -> int:
+    """The smallest integer P with ``P - max_coherence * m > 1e-9`` (in float64): sign inner
+    products at width m at or above it break the target, below it they meet it."""
+    p = math.floor(max_coherence * m) - 1
+    while not p - max_coherence * m > 1e-9:
+        p += 1
+    return p
+
+
+class _SignColumns:
+    """The nested rademacher columns as float32 on a device, drawn block by block on demand."""
+
+    def __init__(self, n: int, seed: int, device: torch.device) -> None:
+        self.n, self.seed, self.device = n, seed, device
+        self.mat = torch.empty(n, 0, dtype=torch.float32, device=device)
+
+    def upto(self, m: int) -> torch.Tensor:
+        """``(n, m')`` float32 signs, ``m' >= m`` a multiple of the block."""
+        blocks = [self.mat]
+        for b in range(self.mat.shape[1] // _BLOCK, math.ceil(m / _BLOCK)):
+            g = rng(self.seed, Stream.CODEBOOK, b)
+            signs = g.integers(0, 2, size=(self.n, _BLOCK)).astype(np.float32) * 2 - 1
+            blocks.append(torch.from_numpy(signs).to(self.device))
+        if len(blocks) > 1:
+            self.mat = torch.cat(blocks, dim=1)
+        return self.mat
+
+
+def smallest_sign_code_dim(
+    n: int, max_coherence: float, seed: int, max_m: int, device: torch.device | None = None
+) -> CodeSearch:
+    """The smallest m whose rademacher code meets ``max P_ij(m) - max_coherence m <= 1e-9``.
+
+    ``P_ij(m)``, the inner product of sign rows i and j over the first m columns, is an integer
+    that float32 holds exactly (m < 2^24). Widths are tried in increasing order. Each failing
+    width leaves witnesses, pairs (i, j) with ``P_ij`` over the threshold, whose whole
+    trajectory ``P_ij(1..m)`` (a cumulative sum) proves every other width where they exceed it
+    failing without a scan. A width no witness rules out is scanned over the pairs ``i < j`` in
+    row blocks: the first block with a violation adds its worst pairs as witnesses and ends the
+    scan; a scan with none is the answer, and gives each row's extreme inner products with
+    the others (``sign_extremes``, what a recall certificate needs). The result equals the
+    width-by-width scan's.
+
+    Raises:
+        LimitExceeded: no width up to ``max_m`` reaches the target.
+    """
+    if n < 2:
+        return CodeSearch(m=1, coherence=-1.0, evaluated=1)
+    dev = resolve_device() if device is None else device
+    columns = _SignColumns(n, seed, dev)
+    rows = min(n, max(64, _SCAN_FLOATS // n))
+    tri = torch.ones(rows, rows, dtype=torch.bool, device=dev).tril()  # j <= i: not a pair
+    wit = np.zeros((0, 2), dtype=np.int64)
+    traj = np.zeros((0, 0))  # (witnesses, width) P_ij(1..width)
+    m, evaluated = 1, 0
+    while m <= max_m:
+        mat = columns.upto(m)
+        width = mat.shape[1]
+        if traj.shape[1] != width or len(traj) != len(wit):
+            prods = mat[wit[:, 0]] * mat[wit[:, 1]]  # (witnesses, width)
+            traj = prods.cumsum(dim=1).double().cpu().numpy()
+        if len(wit):
+            widths = np.arange(1, width + 1)
+            ruled_out = traj.max(axis=0) - max_coherence * widths > 1e-9
+            while m <= min(width, max_m) and ruled_out[m - 1]:
+                m += 1
+            if m > width:
+                continue
+            if m > max_m:
+                break
+        evaluated += 1
+        found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows, tri)
+        if isinstance(found, tuple):
+            mu = int(found[0].max())
+            return CodeSearch(m=m, coherence=mu / m, evaluated=evaluated, sign_extremes=found)
+        wit = np.concatenate([wit, found])
+    raise _exhausted("rademacher", n, max_coherence, max_m)
+
+
+def _scan(
+    signs: torch.Tensor, threshold: int, rows: int, tri: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+    """Scan pairs ``i < j`` of ``signs`` (``(n, m)`` float32) in row blocks.
+
+    Returns:
+        When no pair reaches ``threshold``: every row's ``(max_{j != i} P_ij, min_{j != i}
+        P_ij)``, int64 ``(n,)`` each. Else up to :data:`_WITNESSES` pairs ``(k, 2)`` of the
+        first block that has one (each row's largest, the largest rows first).
+    """
+    n = signs.shape[0]
+    top = torch.full((n,), -math.inf, device=signs.device)
+    bottom = torch.full((n,), math.inf, device=signs.device)
+    for start in range(0, n - 1, rows):
+        stop = min(n, start + rows)
+        block = signs[start:stop] @ signs[start:].T  # (rows, n - start): pairs i < j
+        below = tri[: stop - start, : stop - start]
+        block[:, : stop - start].masked_fill_(below, -math.inf)
+        row_max, row_arg = block.max(dim=1)
+        if float(row_max.max()) >= threshold:  # the rows' worst pairs, worst rows first
+            count = min(_WITNESSES, int((row_max >= threshold).sum()))
+            i = row_max.topk(count).indices
+            j = row_arg[i] + start
+            return torch.stack([i + start, j], dim=1).cpu().numpy().astype(np.int64)
+        # P is symmetric: the block's rows give rows start..stop, its columns rows start..n
+        top[start:stop] = torch.maximum(top[start:stop], row_max)
+        top[start:] = torch.maximum(top[start:], block.max(dim=0).values)
+        block[:, : stop - start].masked_fill_(below, math.inf)
+        bottom[start:stop] = torch.minimum(bottom[start:stop], block.min(dim=1).values)
+        bottom[start:] = torch.minimum(bottom[start:], block.min(dim=0).values)
+    return top.cpu().numpy().astype(np.int64), bottom.cpu().numpy().astype(np.int64)

@@ -56,6 +56,12 @@ class SlotLayout:
         """``2*R*m``."""
         return 2 * self.n_relations * self.code_dim
 
+    @property
+    def readout(self) -> tuple[slice, ...]:
+        """The blocks ``W_U`` reads the codes from (each ``W_U[block] = codes.T``): every
+        subject slot (the compact model)."""
+        return tuple(self.slot(r) for r in range(self.n_relations))
+
 
 @dataclass(frozen=True)
 class GeometricLayout(SlotLayout):
@@ -67,6 +73,11 @@ class GeometricLayout(SlotLayout):
         """The answer slot (width m)."""
         start = self.n_relations * self.code_dim + self.n_relations
         return slice(start, start + self.code_dim)
+
+    @property
+    def readout(self) -> tuple[slice, ...]:
+        """The blocks ``W_U`` reads the codes from: the answer slot alone."""
+        return (self.answer,)
 
     @property
     def d_model(self) -> int:

@@ -13,9 +13,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
 from verifier.constructions.cot import first_failure, greedy_decode
 from verifier.facts.chains import ChainFacts
-from verifier.measure.recall import ProgressFn, exact_recall
+from verifier.measure.certified import Readout, certified_recall
+from verifier.measure.recall import ProgressFn, RecallResult, exact_recall
 from verifier.model import OneLayerTransformer
 
 QUERY_FLOATS = 4_000_000  # floats per forward batch: bounds memory at ~32 MB of activations
@@ -39,6 +43,8 @@ class QueryRecall:
             step given the model's own earlier emissions.
         final_correct: queries whose last emitted token is the answer, however it got there.
         counterexample: the first failing query, or None.
+        certified: queries decided by the certificate alone (None: every query through the
+            full logits).
     """
 
     total: int
@@ -48,6 +54,7 @@ class QueryRecall:
     margin: float
     final_correct: int
     counterexample: dict[str, Any] | None
+    certified: int | None = None
 
     @property
     def accuracy(self) -> float:
@@ -59,19 +66,49 @@ class QueryRecall:
         return self.step_correct / steps if steps else 0.0
 
 
+def query_tokens(facts: ChainFacts, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """No-CoT tokens and answers of the queries at enumeration ``index`` (subject
+    ``index mod N``, chain ``index div N``, as :meth:`ChainFacts.query_arrays` orders them)."""
+    subjects, chains = index % facts.n_entities, facts.chains(index // facts.n_entities)
+    answers = np.asarray(facts.answers(subjects, chains), dtype=np.int64)
+    return facts.tokens(subjects, chains), torch.from_numpy(answers)
+
+
 def evaluate_queries(
-    model: OneLayerTransformer, facts: ChainFacts, cot: bool, progress: ProgressFn | None = None
+    model: OneLayerTransformer,
+    facts: ChainFacts,
+    cot: bool,
+    progress: ProgressFn | None = None,
+    readout: Readout | None = None,
 ) -> QueryRecall:
     """Every query of ``facts`` through ``model``'s forward pass, exactly, in bounded batches.
 
-    Without chain-of-thought: one pass on ``[r_1..r_k, x]``, judged against ``pi_c(x)``. With it:
-    greedy decoding of ``y_1..y_k``, each step judged against the *true* ``y_i`` (a query is right
+    Without chain-of-thought: one pass on ``[r_1..r_k, x]``, judged against ``pi_c(x)``; with
+    ``readout`` (``W_U`` as a codebook readout, checked bitwise) the queries are certified
+    (:mod:`verifier.measure.certified`, the margin always resolved exactly). With
+    chain-of-thought: greedy
+    decoding of ``y_1..y_k``, each step judged against the *true* ``y_i`` (a query is right
     only when every step is). ``progress``: optional ``(done, total)`` callback.
     """
     cfg = model.cfg
     size = batch_size(cfg.d_model, cfg.d_mlp, cfg.n_out, cfg.n_ctx)
     if not cot:
-        res = exact_recall(model, facts.batches(size), facts.n_queries, progress)
+        cert = None
+        if readout is not None:
+            cert = certified_recall(
+                model,
+                readout,
+                facts.batches(size),
+                lambda idx: query_tokens(facts, idx),
+                facts.n_queries,
+                progress,
+                resolve_cap=None,
+            )
+        res: RecallResult = (
+            exact_recall(model, facts.batches(size), facts.n_queries, progress)
+            if cert is None
+            else cert.result
+        )
         cex = None
         if res.first_failure is not None:
             subjects, chains = facts.query_arrays(res.first_failure, res.first_failure + 1)
@@ -81,7 +118,16 @@ def evaluate_queries(
                 "expected": int(facts.answers(subjects, chains)[0]),
                 "got": res.first_failure_prediction,
             }
-        return QueryRecall(res.total, res.correct, res.correct, 1, res.margin, res.correct, cex)
+        return QueryRecall(
+            res.total,
+            res.correct,
+            res.correct,
+            1,
+            res.margin,
+            res.correct,
+            cex,
+            None if cert is None else cert.certified,
+        )
     correct = step_correct = final_correct = seen = 0
     margin = math.inf
     cex = None
