@@ -9,11 +9,12 @@ between devices.
 from __future__ import annotations
 
 import os
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from verifier.errors import VerifierError
+
+if TYPE_CHECKING:  # torch is imported when a device is resolved, not with this module:
+    import torch  # the CLI and the API process read the variable without paying for torch
 
 DEVICE_VAR = "VERIFIER_DEVICE"
 DeviceChoice = Literal["auto", "cpu", "cuda"]
@@ -40,6 +41,8 @@ def resolve_device() -> torch.device:
         VerifierError: ``VERIFIER_DEVICE`` is invalid, or ``cuda`` was asked for and torch sees
             no GPU.
     """
+    import torch
+
     choice = device_choice()
     if choice == "cpu":
         return torch.device("cpu")
