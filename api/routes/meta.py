@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import subprocess
+import sys
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,7 +15,6 @@ from api.errors import AUTH_ERROR
 from api.models import Health
 from api.store import STORE_ERRORS
 from verifier import __version__
-from verifier.spec import spec_schema
 from verifier.theory import registry_json
 
 router = APIRouter(tags=["meta"])
@@ -50,7 +53,19 @@ def healthz(
 )
 def schema() -> dict[str, Any]:
     """JSON Schema of the spec language (the same as ``verifier schema``)."""
-    return spec_schema()
+    return json.loads(_schema_text())
+
+
+@functools.cache
+def _schema_text() -> str:
+    """``verifier schema``, written once by a child process and kept.
+
+    The schema's enums are read from the construction registry, whose builders import torch;
+    the API process imports none of the engine's numeric libraries, so a child writes it.
+    """
+    command = [sys.executable, "-m", "verifier.cli", "schema"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    return done.stdout
 
 
 @router.get(

@@ -25,6 +25,7 @@ run one after another in one process).
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -102,12 +103,24 @@ def _examples(instance: BijectionInstance | MultiHopInstance) -> tuple[int, int,
     return instance.entities * instance.relations, 2, n_out
 
 
+def _kind_module(kind: str) -> Any:
+    """``verifier.checks.<kind>``, imported by name when its claims are estimated.
+
+    By name, not by an import statement: a verdict's key covers the modules its kind's import
+    graph reaches (:mod:`verifier.codekey`), and the runner imports this module for every kind.
+    An estimate only admits or refuses work and never enters a verdict, so a bound claim's key
+    must not cover the trainer because training claims are estimated here.
+    """
+    return importlib.import_module(f"verifier.checks.{kind}")
+
+
 def _forward_flops(n_ctx: int, d: int, d_mlp: int, n_out: int) -> float:
     return 2.0 * (n_ctx * (4 * d * d + 2 * d * d_mlp) + d * n_out)
 
 
 def _training(instance: Any, claim: Any) -> Cost:
-    from verifier.checks.training import model_params, train_config
+    training = _kind_module("training")
+    model_params, train_config = training.model_params, training.train_config
 
     cfg = train_config(instance, claim)
     examples, n_ctx, n_out = _examples(instance)
@@ -123,7 +136,9 @@ def _training(instance: Any, claim: Any) -> Cost:
 
 
 def _construction(instance: Any, claim: Any) -> Cost:
-    from verifier.checks.construction import attribute_count, construction_size
+    construction = _kind_module("construction")
+    attribute_count = construction.attribute_count
+    construction_size = construction.construction_size
 
     spec = claim.construction
     examples, n_ctx, n_out = _examples(instance)
@@ -152,7 +167,8 @@ def _auto_width(n_attr: int) -> int:
 
 
 def _feasibility(instance: Any, claim: Any) -> Cost:
-    from verifier.checks.construction import attribute_count, geometric_size
+    construction = _kind_module("construction")
+    attribute_count, geometric_size = construction.attribute_count, construction.geometric_size
 
     n_attr = attribute_count(instance)
     spec = claim.construction
