@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from verifier.checks.base import METHOD_MEANINGS
 from verifier.engine.report import ClaimResult, ExpectationResult, Report, fmt
 
 # Below this console width the table's seven columns fold into unreadable slivers: one block
@@ -30,12 +31,7 @@ STATUS_STYLE = {
     "undecided": "yellow",
 }
 
-METHODS = {
-    "symbolic": "formulas, exactly",
-    "certificate": "a convex program's certificate, re-checked in float64",
-    "exact": "every fact through the float64 forward pass",
-    "empirical": "trained, then measured in float64",
-}
+METHODS = METHOD_MEANINGS
 STATUSES = {
     "passed": "every expectation held",
     "failed": "one did not",

@@ -53,7 +53,8 @@ def healthz(
 )
 def schema() -> dict[str, Any]:
     """JSON Schema of the spec language (the same as ``verifier schema``)."""
-    return json.loads(_schema_text())
+    schema: dict[str, Any] = json.loads(_schema_text())
+    return schema
 
 
 @functools.cache

@@ -32,6 +32,16 @@ NarrowT = TypeVar("NarrowT")
 KindT = TypeVar("KindT", bound="CheckKind[Any, Any]")
 
 Method = Literal["symbolic", "certificate", "exact", "certified", "empirical"]
+METHOD_MEANINGS: dict[str, str] = {  # every Method, strongest first: the legends and docs read it
+    "symbolic": "proved from the formulas (sympy), for every value of the symbols",
+    "certificate": "a convex program's solution, re-checked in float64 (a feasible point or a "
+    "dual certificate of infeasibility)",
+    "exact": "every fact enumerated through the real forward pass, in float64",
+    "certified": "every fact through the real forward pass; a sound float64 bound on the "
+    "codebook decides most facts, the full logits the rest",
+    "empirical": "measured on trained models (one per seed); float32 training differs between "
+    "CPUs and thread counts",
+}
 ProgressFn = Callable[[float, str], None]  # (fraction done in [0, 1], message)
 
 

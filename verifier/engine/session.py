@@ -130,7 +130,12 @@ def _in_process(
             task = progress.add_task(escape(runner.spec.name), total=1.0)
 
             def on_progress(key: str, fraction: float, message: str, task: TaskID = task) -> None:
-                progress.update(task, completed=fraction, description=escape(f"{key}: {message}"))
+                progress.update(  # drawn now: a claim shorter than a refresh still shows its label
+                    task,
+                    completed=fraction,
+                    description=escape(f"{key}: {message}"),
+                    refresh=True,
+                )
 
             runner.progress = on_progress
             name = runner.spec.name

@@ -14,6 +14,7 @@ import re
 from html import escape
 from typing import TYPE_CHECKING
 
+from verifier.checks.base import METHOD_MEANINGS
 from verifier.engine.report import Provenance, Report, fmt
 
 if TYPE_CHECKING:  # matplotlib is imported only when plots are drawn (the API stays light)
@@ -38,14 +39,7 @@ STATUSES: dict[str, str] = {  # the legend: what each claim status means
     "xfailed": "failed as its xfail: reason says it would (counts as ok)",
     "xpassed": "marked xfail but passed: the spec's statement is out of date (counts as a failure)",
 }
-METHODS: dict[str, str] = {  # the legend: how a verdict was reached, strongest first
-    "symbolic": "proved from the formulas (sympy), for every value of the symbols",
-    "certificate": "a convex program's solution, re-checked in float64 (a feasible point or a "
-    "dual certificate of infeasibility)",
-    "exact": "every fact enumerated through the real forward pass, in float64",
-    "empirical": "measured on trained models (one per seed); float32 training differs between "
-    "CPUs and thread counts",
-}
+METHODS = METHOD_MEANINGS  # the legend: how a verdict was reached, strongest first
 REUSED = "reused: the verdict was taken from the cache, verified earlier (its date is shown)"
 
 
