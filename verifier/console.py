@@ -16,7 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from verifier.checks.base import METHOD_MEANINGS
-from verifier.engine.report import ClaimResult, ExpectationResult, Report, fmt
+from verifier.engine.report import (
+    REUSED_MEANING,
+    STATUS_MEANINGS,
+    ClaimResult,
+    ExpectationResult,
+    Report,
+    fmt,
+)
 
 # Below this console width the table's seven columns fold into unreadable slivers: one block
 # per claim instead.
@@ -32,15 +39,7 @@ STATUS_STYLE = {
 }
 
 METHODS = METHOD_MEANINGS
-STATUSES = {
-    "passed": "every expectation held",
-    "failed": "one did not",
-    "undecided": "none failed, one could not be decided",
-    "xfailed": "failed as xfail expected",
-    "xpassed": "passed despite xfail (a failure)",
-    "error": "the check could not run",
-    "reused": "a stored verdict",
-}
+STATUSES = {**STATUS_MEANINGS, "reused": REUSED_MEANING}
 LEGEND = (
     "methods: "
     + "; ".join(f"{k} = {v}" for k, v in METHODS.items())

@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
 Status = Literal["passed", "failed", "error", "undecided", "xfailed", "xpassed"]
 OK_STATUSES: frozenset[str] = frozenset({"passed", "xfailed"})
+STATUS_MEANINGS: dict[str, str] = {  # every Status: the legends and docs/verdicts.md read it
+    "passed": "every expectation held, by the method named",
+    "failed": "an expectation did not hold (whatever else could not be measured)",
+    "undecided": "nothing failed, but some expectation could not be decided or measured",
+    "error": "the claim could not be run (a bad spec value, a limit, a solver or internal error)",
+    "xfailed": "failed as its xfail: reason says it would (counts as ok)",
+    "xpassed": "marked xfail but passed: the spec's statement is out of date (counts as a failure)",
+}
+REUSED_MEANING = "the verdict was taken from the cache, verified earlier (its date is shown)"
 
 
 class ExpectationResult(BaseModel):

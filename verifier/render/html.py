@@ -15,7 +15,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from verifier.checks.base import METHOD_MEANINGS
-from verifier.engine.report import Provenance, Report, fmt
+from verifier.engine.report import REUSED_MEANING, STATUS_MEANINGS, Provenance, Report, fmt
 
 if TYPE_CHECKING:  # matplotlib is imported only when plots are drawn (the API stays light)
     from verifier.render.plots import Plot
@@ -31,16 +31,9 @@ _FRAGMENT_STYLE = (
     ".verifier-report dl{font-size:12px}.verifier-report dt{font-weight:bold}"
 )
 
-STATUSES: dict[str, str] = {  # the legend: what each claim status means
-    "passed": "every expectation held, by the method named",
-    "failed": "an expectation did not hold (whatever else could not be measured)",
-    "undecided": "nothing failed, but some expectation could not be decided or measured",
-    "error": "the claim could not be run (a bad spec value, a limit, a solver or internal error)",
-    "xfailed": "failed as its xfail: reason says it would (counts as ok)",
-    "xpassed": "marked xfail but passed: the spec's statement is out of date (counts as a failure)",
-}
+STATUSES = STATUS_MEANINGS  # the legend: what each claim status means
 METHODS = METHOD_MEANINGS  # the legend: how a verdict was reached, strongest first
-REUSED = "reused: the verdict was taken from the cache, verified earlier (its date is shown)"
+REUSED = f"reused: {REUSED_MEANING}"
 
 
 def anchor(text: str) -> str:
