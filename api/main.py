@@ -39,10 +39,17 @@ def ray_config(settings: Settings) -> RayConfig | None:
     return RayConfig(settings.ray_address, settings.ray_task_retries, settings.poll_s)
 
 
+def served_limits(limits: Limits, settings: Settings) -> Limits:
+    """The engine's limits as this server applies them: a claim's model path must resolve
+    inside ``models_dir``, and with none configured every model path is refused."""
+    folder = None if settings.models_dir is None else str(settings.models_dir.resolve())
+    return limits.model_copy(update={"models_dir": folder, "models_dir_required": True})
+
+
 def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
     """Build the app; the store opens and the workers start when it starts serving."""
     settings = settings or Settings()
-    limits = limits or Limits()
+    limits = served_limits(limits or Limits(), settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     ray_address: str = "auto"  # ray.init address; "auto" joins the cluster started on this node
     ray_task_retries: int = Field(2, ge=0)  # re-runs of a task whose Ray worker died
     cache_dir: Path | None = None  # training checkpoints; None: no cache. On ray: a shared folder
+    models_dir: Path | None = None  # model files claims may read (inside it only); None: none
     validators: int = Field(2, ge=0)  # spec-validating processes; 0 validates in-process
     validator_ready_wait_s: float = Field(60.0, gt=0)  # a POST before one is ready waits, then 503
     validate_timeout_s: float = Field(10.0, gt=0)  # one spec's parse and preflight, then refused

@@ -456,6 +456,8 @@ _SERVE_HELP = {
     "executor": "local (worker processes) or ray: claim points as Ray tasks",
     "ray_address": "Ray cluster to join (default auto: this node's)",
     "cache_dir": "training checkpoints; with ray a folder on a shared filesystem",
+    "models_dir": "model files that model_file claims may read, inside this folder only "
+    "(default VERIFIER_API_MODELS_DIR; none: every model path is refused)",
 }
 
 
@@ -468,6 +470,7 @@ def serve(
     executor: Annotated[str | None, typer.Option(help=_SERVE_HELP["executor"])] = None,
     ray_address: Annotated[str | None, typer.Option(help=_SERVE_HELP["ray_address"])] = None,
     cache_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["cache_dir"])] = None,
+    models_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["models_dir"])] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, run by worker
     processes, or with --executor ray as Ray tasks on a cluster ('ray start --head' first,
@@ -488,6 +491,7 @@ def serve(
         "executor": executor,
         "ray_address": ray_address,
         "cache_dir": cache_dir,
+        "models_dir": models_dir,
     }
     settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if settings.executor == "ray" and importlib.util.find_spec("ray") is None:

@@ -35,6 +35,12 @@ class Limits(BaseSettings):
     solver_time_limit_s: float = 60.0  # wall-clock limit of one LP solve
     max_job_flops: int = 2 * 10**15  # estimated flops of one claim over its points and replicates
     max_job_memory: int = 16 * 2**30  # estimated peak bytes of one claim point
+    # Model files a claim reads (verifier/models/paths.py). max_model_bytes: a file, or a model
+    # folder's files together; models_dir: every model path must resolve inside it;
+    # models_dir_required: refuse every model path while models_dir is unset (the HTTP API).
+    max_model_bytes: int = 4 * 2**30
+    models_dir: str | None = None
+    models_dir_required: bool = False
 
 
 def require(name: str, value: int, limit: int, what: str) -> None:

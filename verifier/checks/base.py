@@ -198,6 +198,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "budget": "verifier.checks.budget",
     "construction": "verifier.checks.construction",
     "feasibility": "verifier.checks.feasibility",
+    "model_file": "verifier.checks.model_file",
     "training": "verifier.checks.training",
     "transfer": "verifier.checks.transfer",
 }

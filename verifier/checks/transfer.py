@@ -22,12 +22,18 @@ from verifier.checks.construction import attribute_count
 from verifier.checks.training import train_config
 from verifier.convex.solver import SolverSettings
 from verifier.engine.replicates import aggregate
-from verifier.errors import VerifierError
+from verifier.errors import SpecError, VerifierError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
 from verifier.model import OneLayerTransformer
-from verifier.spec import BijectionInstance, ClaimBase, TrainingClaim, TransferClaim
+from verifier.spec import (
+    BijectionInstance,
+    ClaimBase,
+    ModelFileClaim,
+    TrainingClaim,
+    TransferClaim,
+)
 from verifier.train import OptimGroup, TrainConfig
 from verifier.train.relearn import RelearnResult, relearn
 
@@ -91,12 +97,39 @@ class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
         """``lp``: each subject's P2 program over the ``from`` claim's model fits
         ``max_lp_entries`` (refused before that model trains)."""
         trained = sources.get(claim.from_)
+        if isinstance(trained, ModelFileClaim):
+            self._preflight_model_file(instance, claim, trained, limits)
         if claim.method == "lp" and isinstance(trained, TrainingClaim):
             require(
                 "max_lp_entries",
                 p2_entries(instance, trained),
                 limits.max_lp_entries,
                 "each P2 program (rows x columns)",
+            )
+
+    def _preflight_model_file(
+        self,
+        instance: BijectionInstance,
+        claim: TransferClaim,
+        source: ModelFileClaim,
+        limits: Limits,
+    ) -> None:
+        """From a model file: the probe determined and P2 within the limits, at the widths the
+        file's shapes give (read without its weights)."""
+        from verifier.checks.model_file import inspect_model
+
+        _, info = inspect_model(instance, source, limits)
+        n, r, d = instance.entities, instance.relations, info.d_model
+        if claim.method == "probe" and n <= r * d + 1:
+            raise SpecError(
+                f"method: probe is underdetermined: its fit needs N > R*d + 1 = {r * d + 1} "
+                f"subjects (d = d_model of {source.id!r}'s file), got N = {n}",
+                key=f"{claim.id}.method",
+            )
+        if claim.method == "lp" and info.d_mlp is not None:
+            entries = r * (attribute_count(instance) - 1 + info.d_mlp) * (d + 1)
+            require(
+                "max_lp_entries", entries, limits.max_lp_entries, "each P2 program (rows x columns)"
             )
 
     def run(self, ctx: TransferContext) -> Measurement:

@@ -346,8 +346,9 @@ class SpecRunner:
     def key_of(self, point: ClaimPoint) -> str | None:
         """The verdict key of a point (:func:`verifier.engine.verdicts.point_key`), or None.
 
-        None when there is no store, or the point's kind or one of its dependencies' has no
-        engine key: such a point is never reused.
+        None when there is no store, the point's kind or one of its dependencies' has no
+        engine key, or what it reads beyond the spec cannot be read now: such a point is never
+        reused.
         """
         if self.verdicts is None:
             return None
@@ -355,11 +356,13 @@ class SpecRunner:
             claim = point.claim
             engine = self.verdicts.engine(claim.check_kind())
             deps = {dep: self.key_of(p) for dep, p in self._dependency_points(claim, point.point)}
+            inputs = claim.external_inputs(self.limits)  # a model file's digest
             key = None
-            if engine is not None and None not in deps.values():
+            if engine is not None and inputs is not None and None not in deps.values():
+                dumped = claim.model_dump(mode="json", by_alias=True)
                 key = point_key(
                     claim.check_kind(),
-                    claim.model_dump(mode="json", by_alias=True),
+                    {**dumped, "inputs": inputs} if inputs else dumped,
                     point.instance.model_dump(mode="json"),
                     {k: v for k, v in deps.items() if v is not None},
                     self.limits.model_dump(mode="json"),

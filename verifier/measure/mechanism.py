@@ -47,7 +47,7 @@ import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -69,6 +69,17 @@ BATCH = 4096
 TransferMethod = Literal["probe", "lp", "random"]
 LP_MARGIN = 1.0  # logit margin each P2 program asks for
 LP_ROUNDS = 2  # P2 re-linearisations per subject (gd_geometric: 0.131 at 2, 0.134 at 4, 2x time)
+
+
+class Embedded(Protocol):
+    """What the embedding-level measures read: ``W_E`` ``(n_vocab, d)``, subject rows first, and
+    ``W_U`` ``(d, n_out)`` (a one-layer model, or another architecture read from a file)."""
+
+    @property
+    def W_E(self) -> torch.Tensor: ...
+
+    @property
+    def W_U(self) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,7 @@ def fit_requirement(measure: str, n: int, n_rel: int, d: int) -> str | None:
     return None
 
 
-def unembedding_rank(model: OneLayerTransformer) -> int:
+def unembedding_rank(model: Embedded) -> int:
     """Numerical rank of ``W_U`` (float64 SVD, numpy's default tolerance)."""
     return int(np.linalg.matrix_rank(model.W_U.detach().double().numpy()))
 
@@ -181,12 +192,12 @@ def as_float64(model: OneLayerTransformer) -> OneLayerTransformer:
     return copy.deepcopy(model).double()
 
 
-def subject_table(model: OneLayerTransformer, facts: BijectionFacts) -> np.ndarray:
+def subject_table(model: Embedded, facts: BijectionFacts) -> np.ndarray:
     """``(N, d)`` float64 subject rows ``e_s``."""
     return model.W_E.detach()[: facts.n_entities].double().numpy().copy()
 
 
-def unembedding(model: OneLayerTransformer) -> np.ndarray:
+def unembedding(model: Embedded) -> np.ndarray:
     """``(n_out, d)`` float64 rows ``u_j`` (columns of ``W_U``)."""
     return model.W_U.detach().double().numpy().T.copy()
 
@@ -241,7 +252,7 @@ def adjusted_r2(value: float, n: int, regressors: int) -> float:
 
 
 def superposition_design(
-    model: OneLayerTransformer, facts: BijectionFacts, perms: np.ndarray | None = None
+    model: Embedded, facts: BijectionFacts, perms: np.ndarray | None = None
 ) -> np.ndarray:
     """``(N, 1 + R d)`` rows ``[1, u_{pi_0(s)}, .., u_{pi_{R-1}(s)}]`` (``perms`` overrides pi)."""
     u = unembedding(model)
@@ -268,7 +279,7 @@ def superposition_fit(
 
 
 def fold_fits(
-    model: OneLayerTransformer, facts: BijectionFacts
+    model: Embedded, facts: BijectionFacts
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per fold: (held-out subjects, b, M) with ``(b, M)`` fit on the other folds."""
     x, e = superposition_design(model, facts), subject_table(model, facts)
@@ -331,13 +342,13 @@ def mlp_at_queries(
 # --- the measures --------------------------------------------------------------------------------
 
 
-def _requirement(measure: str, model: OneLayerTransformer, facts: BijectionFacts) -> str | None:
+def _requirement(measure: str, model: Embedded, facts: BijectionFacts) -> str | None:
     d = unembedding_rank(model)
     return fit_requirement(measure, facts.n_entities, facts.n_relations, d)
 
 
 @one_blas_thread
-def superposition_r2(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
+def superposition_r2(model: Embedded, facts: BijectionFacts) -> MeasureResult:
     """Cross-validated R^2 of ``e_s ~ b + sum_r M_r u_{pi_r(s)}`` (K = 8 folds over subjects).
 
     The evidence adds the half-split figure (fit on half, scored on the rest), the in-sample
@@ -369,7 +380,7 @@ def superposition_r2(model: OneLayerTransformer, facts: BijectionFacts) -> Measu
 
 
 @one_blas_thread
-def probe_accuracy(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
+def probe_accuracy(model: Embedded, facts: BijectionFacts) -> MeasureResult:
     """Component decoding: relation r's answer is ``argmin_j |e_s - b - M_r u_j|`` (held out)."""
     if why := _requirement("probe_accuracy", model, facts):
         return MeasureResult.too_few(why)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from verifier.model import OneLayerTransformer
-
 ProgressFn = Callable[[int, int], None]  # (done, total)
+# A model as recall reads it: (batch, pos) tokens -> (batch, n_out) logits at the last position
+# (verifier.model.OneLayerTransformer, or a model read from a file, verifier.models).
+Logits = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def margins_of(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tenso
 
 @torch.inference_mode()
 def exact_recall(
-    model: OneLayerTransformer,
+    model: Logits,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     total: int,
     progress: ProgressFn | None = None,

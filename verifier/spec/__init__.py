@@ -24,6 +24,7 @@ from verifier.spec.claims.construction import (
     GeometricConstruction,
 )
 from verifier.spec.claims.feasibility import _STATUS_WORDS, FeasibilityClaim
+from verifier.spec.claims.model_file import ModelFileClaim
 from verifier.spec.claims.training import (
     MAX_REPLICATES,
     MECHANISM_MEASURES,
@@ -71,6 +72,7 @@ __all__ = [
     "Instance",
     "Maximize",
     "Minimize",
+    "ModelFileClaim",
     "MultiHopInstance",
     "Multiplier",
     "OptimGroup",

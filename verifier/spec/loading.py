@@ -95,6 +95,7 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
             raise refuse(i, f"duplicate claim id {claim.id!r} ({first})", f"claims.{i}.id")
         seen[claim.id] = i
     for i, claim in enumerate(spec.claims):
+        claim.written_in(file)
         for dep in claim.depends_on():
             if dep not in seen or seen[dep] >= i:
                 raise refuse(

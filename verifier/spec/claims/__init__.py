@@ -1,4 +1,4 @@
-"""The six claim kinds, one module each (as verifier/checks/ has one check each), and their union.
+"""The seven claim kinds, one module each (as verifier/checks/ has one check each), and their union.
 
 Each kind is a model discriminated on ``check`` with ``extra="forbid"``;
 :class:`~verifier.spec.claims.base.ClaimBase` holds the fields and rules they share.
@@ -14,10 +14,17 @@ from verifier.spec.claims.bound import BoundClaim
 from verifier.spec.claims.budget import BudgetClaim
 from verifier.spec.claims.construction import ConstructionClaim
 from verifier.spec.claims.feasibility import FeasibilityClaim
+from verifier.spec.claims.model_file import ModelFileClaim
 from verifier.spec.claims.training import TrainingClaim
 from verifier.spec.claims.transfer import TransferClaim
 
 Claim = Annotated[
-    ConstructionClaim | BudgetClaim | FeasibilityClaim | TrainingClaim | TransferClaim | BoundClaim,
+    ConstructionClaim
+    | BudgetClaim
+    | FeasibilityClaim
+    | TrainingClaim
+    | TransferClaim
+    | BoundClaim
+    | ModelFileClaim,
     Field(discriminator="check"),
 ]

@@ -190,3 +190,13 @@ class ClaimBase(StrictModel):
     def follows_sweep_of(self) -> str | None:
         """The claim whose sweep points this claim runs at, one result each (kinds override)."""
         return None
+
+    def written_in(self, file: str) -> None:
+        """Note the spec file this claim was read from (a kind that names files resolves them
+        against its folder; none by default)."""
+
+    def external_inputs(self, limits: Any) -> dict[str, Any] | None:
+        """What its verdict reads beyond the spec, the code and the limits (a model file's
+        digest), for the verdict key; None: unreadable now, so never reused. Nothing by
+        default."""
+        return {}

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from verifier.spec.base import IDENT, MAX_SCALE, StrictModel
 from verifier.spec.claims.base import ClaimBase
+from verifier.spec.claims.model_file import ONE_LAYER, ModelFileClaim
 from verifier.spec.claims.training import RequireRule, TrainingClaim
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
 
@@ -37,7 +38,11 @@ class TransferClaim(ClaimBase):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     check: Literal["transfer"]
-    from_: str = Field(alias="from", pattern=IDENT, description="id of an earlier training claim")
+    from_: str = Field(
+        alias="from",
+        pattern=IDENT,
+        description="id of an earlier training claim (or model_file claim, adapter one_layer)",
+    )
     method: Literal["probe", "lp", "random", "relearn"] = Field(
         "probe",
         description="probe: b + sum_r M_r u_(pi'_r(s)); lp: P2; random: the control; relearn: "
@@ -110,10 +115,22 @@ class TransferClaim(ClaimBase):
         """``from`` must name a training claim without minimize (a sweep is followed point by
         point; ``control_from`` must have the same sweep), and the probe must be determined."""
         field = "from" if dep.id == self.from_ else "control_from"
+        if isinstance(dep, ModelFileClaim):  # its d_model is read in preflight_sources
+            if self.method == "relearn":
+                return (
+                    f"{field}: method relearn takes a training claim's optimiser settings; "
+                    f"{dep.id!r} is a model_file claim (expected method probe, lp or random)"
+                )
+            if dep.adapter != ONE_LAYER:
+                return (
+                    f"{field}: transfer re-initialises the one-layer model's subject rows; "
+                    f"expected a model_file claim with adapter one_layer, got {dep.adapter!r}"
+                )
+            return None
         if not isinstance(dep, TrainingClaim):
             return (
                 f"{field}: expected the id of a training claim, got {dep.id!r}, "
-                f"a {dep.check_kind()} claim"
+                f"a {dep.check_kind()} claim (a model_file claim serves too)"
             )
         if dep.search_spec():
             return f"{field}: expected a training claim without a search, got {dep.id!r}"

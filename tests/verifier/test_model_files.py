@@ -1,0 +1,213 @@
+"""model_file claims: a one-layer model trained here, saved as safetensors (and as a torch state
+dict), verified from a spec exactly as a trained model is measured; what is refused, and where."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from verifier.checks.construction import bijection_facts
+from verifier.checks.training import train_config
+from verifier.cli import app
+from verifier.engine.runner import SpecRunner
+from verifier.engine.verdicts import VerdictStore
+from verifier.errors import LimitExceeded, SpecError
+from verifier.facts.bijections import BijectionFacts
+from verifier.limits import Limits
+from verifier.measure import mechanism as mech
+from verifier.measure.recall import exact_recall
+from verifier.model import OneLayerTransformer
+from verifier.spec import BijectionInstance, TrainingClaim, load_spec_file, load_spec_text
+from verifier.train import train
+
+INSTANCE = "instance: {kind: bijection, entities: 48, relations: 2, seed: 0}\n"
+TRAINING = (
+    "name: t\n" + INSTANCE + "claims:\n  - id: gd\n    check: training\n"
+    "    model: {d_model: 8, d_mlp: 32, attention: uniform, init: {W_E: 0.01}}\n"
+    "    optim: {optimizer: adamw, lr: 1e-2, steps: 400,\n"
+    "            groups: {W_E: {optimizer: sgd, lr: 0.1, momentum: 0.9, per_subject: true}}}\n"
+    "    expect: {accuracy: 1.0}\n"
+)
+
+
+def model_spec(file: str, extra: str = "", expect: str = 'accuracy: ">= 0.9"') -> str:
+    return (
+        "name: mine\n" + INSTANCE + "claims:\n  - id: mine\n    check: model_file\n"
+        f"    file: {file}\n{extra}    expect: {{{expect}}}\n"
+    )
+
+
+TRANSFER = "  - id: probe\n    check: transfer\n    from: mine\n    expect: {accuracy: '>= 0'}\n"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, OneLayerTransformer]:
+    """A folder with the trained model as model.safetensors and model.pt, and the model."""
+    spec = load_spec_text(TRAINING)
+    instance, claim = spec.instance, spec.claims[0]
+    assert isinstance(instance, BijectionInstance) and isinstance(claim, TrainingClaim)
+    result = train(bijection_facts(instance), train_config(instance, claim))
+    folder = tmp_path_factory.mktemp("models")
+    state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    torch.save(state, folder / "model.pt")
+    return folder, result.model
+
+
+def _facts() -> BijectionFacts:
+    return BijectionFacts(n_entities=48, n_relations=2, seed=0)
+
+
+def _run(text: str, file: Path, limits: Limits | None = None) -> dict[str, dict]:  # type: ignore[type-arg]
+    file.write_text(text)
+    runner = SpecRunner(load_spec_file(file), limits or Limits())
+    runner.preflight()
+    return {
+        r.key: {"status": r.status, **r.measured, "message": r.message}
+        for r in runner.run().results
+    }
+
+
+def test_safetensors_model_is_measured_as_the_trained_model(
+    trained: tuple[Path, OneLayerTransformer],
+) -> None:
+    """Recall, every mechanism measure and probe transfer equal what the training claim's own
+    code computes on the same float32 weights, widened to float64."""
+    folder, model = trained
+    results = _run(model_spec("model.safetensors") + TRANSFER, folder / "a.spec.yaml")
+    mine, probe = results["mine"], results["probe"]
+    assert mine["status"] == "passed", mine["message"]
+    facts, m64 = _facts(), mech.as_float64(model)
+    recall = exact_recall(m64, facts.batches(4096), facts.n_facts)
+    assert (mine["accuracy"], mine["margin"]) == (recall.accuracy, recall.margin)
+    assert mine["accuracy"] >= 0.9
+    for name in ("superposition_r2", "probe_accuracy", "functional_superposition"):
+        assert mine[name] == mech.MEASURES[name](m64, facts).value, name
+    assert isinstance(mine["superposition_r2"], float) and mine["superposition_r2"] <= 1.0
+    assert "relation_gating_init" not in mine  # no untrained model in a file
+    assert (mine["params"], mine["embedding_dim"], mine["mlp_width"]) == (m64.n_params(), 8, 32)
+    new = mech.new_bijections(facts, 1)
+    expected = mech.transfer_accuracy(m64, facts, new, "probe", 1).value
+    assert probe["status"] == "passed" and probe["accuracy"] == expected
+
+
+def test_state_dict_reads_the_same_as_safetensors(
+    trained: tuple[Path, OneLayerTransformer],
+) -> None:
+    folder, _ = trained
+    a = _run(model_spec("model.safetensors", "    mechanism: false\n"), folder / "b.spec.yaml")
+    b = _run(model_spec("model.pt", "    mechanism: false\n"), folder / "c.spec.yaml")
+    assert a["mine"]["status"] == b["mine"]["status"] == "passed"
+    assert {k: v for k, v in a["mine"].items() if k != "message"} == {
+        k: v for k, v in b["mine"].items() if k != "message"
+    }
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.getcwd, ())  # harmless, but not a tensor: the restricted unpickler refuses
+
+
+def _refused(spec_file: Path, text: str, limits: Limits | None = None) -> SpecError | LimitExceeded:
+    spec_file.write_text(text)
+    runner = SpecRunner(load_spec_file(spec_file), limits or Limits())
+    with pytest.raises((SpecError, LimitExceeded)) as info:
+        runner.preflight()
+    assert isinstance(info.value, SpecError | LimitExceeded)
+    return info.value
+
+
+def test_refusals_name_the_key(tmp_path: Path, trained: tuple[Path, OneLayerTransformer]) -> None:
+    folder, _ = trained
+    with (tmp_path / "evil.pt").open("wb") as f:
+        pickle.dump({"W_E": _Evil()}, f)
+    torch.save({"W_E": torch.zeros(3, 3), "extra": {"x": _Evil()}}, tmp_path / "evil2.pt")
+    for name in ("evil.pt", "evil2.pt"):
+        exc = _refused(tmp_path / "e.spec.yaml", model_spec(name))
+        assert isinstance(exc, SpecError) and exc.key == "mine.file", exc
+        assert "weights-only" in exc.message or "torch.save" in exc.message, exc.message
+    exc = _refused(
+        tmp_path / "s.spec.yaml",
+        model_spec(str(folder / "model.safetensors")),
+        Limits(max_model_bytes=1000),
+    )
+    assert isinstance(exc, LimitExceeded) and exc.name == "max_model_bytes"
+    outside = Limits(models_dir=str(tmp_path / "jail"))
+    (tmp_path / "jail").mkdir()
+    (tmp_path / "jail" / "link.safetensors").symlink_to(folder / "model.safetensors")
+    for path in (
+        str(folder / "model.safetensors"),
+        "jail/../model.safetensors",
+        "jail/link.safetensors",
+    ):
+        exc = _refused(tmp_path / "o.spec.yaml", model_spec(path), outside)
+        assert isinstance(exc, SpecError) and exc.key == "mine.file"
+        assert "outside" in exc.message
+    exc = _refused(
+        tmp_path / "n.spec.yaml", model_spec("model.safetensors"), Limits(models_dir_required=True)
+    )
+    assert isinstance(exc, SpecError) and "--models-dir" in exc.message
+
+
+def test_shapes_are_checked_against_the_instance(
+    tmp_path: Path, trained: tuple[Path, OneLayerTransformer]
+) -> None:
+    folder, _ = trained
+    other = load_spec_text(model_spec(str(folder / "model.safetensors")).replace("48", "40"))
+    with pytest.raises(SpecError, match=r"W_E: expected 42 rows .* got 50") as info:
+        SpecRunner(other, Limits()).preflight()
+    assert info.value.key == "mine.file"
+    state = {k: v.detach().clone() for k, v in _load(folder).items()}
+    state["W_K"] = torch.zeros(1, 8, 4)
+    save_file(state, str(tmp_path / "bad.safetensors"))
+    exc = _refused(tmp_path / "k.spec.yaml", model_spec("bad.safetensors"))
+    assert isinstance(exc, SpecError) and "W_K: expected shape (1, 8, 8)" in exc.message
+    exc = _refused(
+        tmp_path / "w.spec.yaml", model_spec(str(folder / "model.safetensors")), Limits(max_width=4)
+    )
+    assert isinstance(exc, LimitExceeded) and exc.name == "max_width"
+
+
+def _load(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
+    with (tmp_path / "evil.pt").open("wb") as f:
+        pickle.dump(_Evil(), f)
+    spec = tmp_path / "evil.spec.yaml"
+    spec.write_text(model_spec("evil.pt"))
+    result = CliRunner().invoke(app, ["check", str(spec), "--no-cache"])
+    assert result.exit_code == 2, result.output
+    assert "mine.file" in result.output and "weights-only" in result.output
+
+
+def test_verdict_key_covers_the_file_bytes(
+    tmp_path: Path, trained: tuple[Path, OneLayerTransformer]
+) -> None:
+    """A changed model file is verified again: its sha256 is part of the verdict key."""
+    folder, _ = trained
+    state = _load(folder)
+    save_file(state, str(tmp_path / "m.safetensors"))
+    (tmp_path / "k.spec.yaml").write_text(model_spec("m.safetensors", "    mechanism: false\n"))
+    store = VerdictStore(str(tmp_path / "cache"))
+
+    def key() -> str | None:
+        runner = SpecRunner(load_spec_file(tmp_path / "k.spec.yaml"), Limits(), verdicts=store)
+        return runner.key_of(runner.points["mine"][0])
+
+    first = key()
+    state["W_U"] = state["W_U"] + torch.from_numpy(np.full((8, 48), 1e-3, dtype=np.float32))
+    save_file(state, str(tmp_path / "m.safetensors"))
+    assert first is not None and key() not in (None, first)
+    (tmp_path / "m.safetensors").unlink()
+    assert key() is None  # unreadable now: never reused
