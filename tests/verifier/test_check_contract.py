@@ -7,12 +7,16 @@ the names its claim model says it produces there (``claim.measures(instance)``),
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import get_args
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from verifier.checks.base import BUILTIN_KINDS, REGISTRY, declared_types
 from verifier.engine.runner import SpecRunner
+from verifier.model import ModelConfig, OneLayerTransformer
 from verifier.spec import load_spec_text
 
 BIJECTION = "{kind: bijection, entities: 32, relations: 2, seed: 3}"
@@ -58,6 +62,9 @@ def _transfer(method: str, extra: str = "") -> str:
     )
 
 
+MODEL_FILE = (
+    "  - id: mine\n    check: model_file\n    file: {MODEL}\n    expect: {accuracy: '>= 0'}\n"
+)
 BUDGET = "construction: {name: geometric, codebook: onehot}\n    budget: {params: 100000}"
 # (kind, instance, claims): each case one small claim of the kind (with what it depends on)
 CASES: list[tuple[str, str, str]] = [
@@ -81,10 +88,27 @@ CASES: list[tuple[str, str, str]] = [
     ("transfer", BIJECTION, _transfer("relearn", "    relearn: {steps: 5}\n")),
     ("bound", BIJECTION, BOUND),
     ("bound", CHAINS, BOUND),
+    ("model_file", BIJECTION, MODEL_FILE),
+    (
+        "transfer",
+        BIJECTION,
+        MODEL_FILE + _transfer("probe").replace(TRAINING, "").replace("gd", "mine"),
+    ),
 ]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random one-layer model of BIJECTION's vocabulary, as safetensors (model_file cases)."""
+    model = OneLayerTransformer(ModelConfig(34, 2, 8, 8, 1, 32, 32), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=generator) for k, v in model.state_dict().items()}
+    path = tmp_path_factory.mktemp("contract") / "model.safetensors"
+    save_file(state, str(path))
+    return path
 
 
 def test_every_kind_is_covered_on_every_instance_kind_it_declares() -> None:
@@ -103,7 +127,10 @@ def test_every_kind_is_covered_on_every_instance_kind_it_declares() -> None:
 @pytest.mark.parametrize(
     ("kind", "instance", "claims"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 )
-def test_a_kind_measures_what_its_claim_declares(kind: str, instance: str, claims: str) -> None:
+def test_a_kind_measures_what_its_claim_declares(
+    kind: str, instance: str, claims: str, model_path: Path
+) -> None:
+    claims = claims.replace("{MODEL}", str(model_path))
     spec = load_spec_text(f"name: contract\ninstance: {instance}\nclaims:\n{claims}")
     runner = SpecRunner(spec)
     runner.preflight()
