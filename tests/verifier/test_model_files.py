@@ -47,18 +47,24 @@ def model_spec(file: str, extra: str = "", expect: str = 'accuracy: ">= 0.9"') -
 TRANSFER = "  - id: probe\n    check: transfer\n    from: mine\n    expect: {accuracy: '>= 0'}\n"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, OneLayerTransformer]:
-    """A folder with the trained model as model.safetensors and model.pt, and the model."""
+def save_trained(folder: Path) -> OneLayerTransformer:
+    """Train TRAINING's model (under a second) and save it in ``folder`` as model.safetensors
+    and model.pt (a torch.save state dict)."""
     spec = load_spec_text(TRAINING)
     instance, claim = spec.instance, spec.claims[0]
     assert isinstance(instance, BijectionInstance) and isinstance(claim, TrainingClaim)
     result = train(bijection_facts(instance), train_config(instance, claim))
-    folder = tmp_path_factory.mktemp("models")
     state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     torch.save(state, folder / "model.pt")
-    return folder, result.model
+    return result.model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, OneLayerTransformer]:
+    """A folder with the trained model as model.safetensors and model.pt, and the model."""
+    folder = tmp_path_factory.mktemp("models")
+    return folder, save_trained(folder)
 
 
 def _facts() -> BijectionFacts:
@@ -110,7 +116,7 @@ def test_state_dict_reads_the_same_as_safetensors(
     }
 
 
-class _Evil:
+class Evil:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.getcwd, ())  # harmless, but not a tensor: the restricted unpickler refuses
 
@@ -127,8 +133,8 @@ def _refused(spec_file: Path, text: str, limits: Limits | None = None) -> SpecEr
 def test_refusals_name_the_key(tmp_path: Path, trained: tuple[Path, OneLayerTransformer]) -> None:
     folder, _ = trained
     with (tmp_path / "evil.pt").open("wb") as f:
-        pickle.dump({"W_E": _Evil()}, f)
-    torch.save({"W_E": torch.zeros(3, 3), "extra": {"x": _Evil()}}, tmp_path / "evil2.pt")
+        pickle.dump({"W_E": Evil()}, f)
+    torch.save({"W_E": torch.zeros(3, 3), "extra": {"x": Evil()}}, tmp_path / "evil2.pt")
     for name in ("evil.pt", "evil2.pt"):
         exc = _refused(tmp_path / "e.spec.yaml", model_spec(name))
         assert isinstance(exc, SpecError) and exc.key == "mine.file", exc
@@ -183,7 +189,7 @@ def _load(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
     with (tmp_path / "evil.pt").open("wb") as f:
-        pickle.dump(_Evil(), f)
+        pickle.dump(Evil(), f)
     spec = tmp_path / "evil.spec.yaml"
     spec.write_text(model_spec("evil.pt"))
     result = CliRunner().invoke(app, ["check", str(spec), "--no-cache"])
