@@ -33,3 +33,27 @@ def test_ray_settings_come_from_the_environment(
     monkeypatch.setenv("VERIFIER_API_EXECUTOR", "spark")
     with pytest.raises(ValueError, match="executor"):
         Settings()
+
+
+def test_models_dir_reaches_the_engine_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--models-dir (or VERIFIER_API_MODELS_DIR) confines model paths; without it the server
+    refuses every model path (models_dir_required)."""
+    import uvicorn
+
+    from api.main import served_limits
+    from verifier.limits import Limits
+
+    served: list[Limits] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app.state.limits))
+    models = tmp_path / "models"
+    models.mkdir()
+    args = ["serve", "--data-dir", str(tmp_path / "data"), "--models-dir", str(models)]
+    proc = CliRunner().invoke(app, args)
+    assert proc.exit_code == 0, proc.output
+    assert (served[0].models_dir, served[0].models_dir_required) == (str(models.resolve()), True)
+    monkeypatch.setenv("VERIFIER_API_MODELS_DIR", str(models))
+    assert Settings().models_dir == models
+    unset = served_limits(Limits(), Settings(models_dir=None))
+    assert (unset.models_dir, unset.models_dir_required) == (None, True)
