@@ -36,6 +36,8 @@ TRAINING = (
     "    expect: {accuracy: 1.0}\n"
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/verifier/conftest.py
+
 
 def model_spec(file: str, extra: str = "", expect: str = 'accuracy: ">= 0.9"') -> str:
     return (
