@@ -219,3 +219,19 @@ def test_verdict_key_covers_the_file_bytes(
     assert first is not None and key() not in (None, first)
     (tmp_path / "m.safetensors").unlink()
     assert key() is None  # unreadable now: never reused
+
+
+def test_cli_and_python_doors_resolve_against_the_spec_folder(
+    tmp_path: Path, trained: tuple[Path, OneLayerTransformer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another working directory: the relative path is the spec folder's."""
+    import verifier
+
+    folder, _ = trained
+    spec = folder / "doors.spec.yaml"
+    spec.write_text(model_spec("model.safetensors", "    mechanism: false\n"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", str(spec), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    (report,) = verifier.check(spec, cache=False)
+    assert report.results[0].status == "passed" and report.results[0].measured["accuracy"] >= 0.9

@@ -87,8 +87,10 @@ class HFAdapter:
             if not f.is_file():
                 why = " (a pytorch_model.bin is a pickle and is not read)" if f == weights else ""
                 raise SpecError(f"adapter hf: expected {f.name} in the model folder{why}")
+        files = sorted(f for f in path.iterdir() if f.is_file())  # what transformers may read
+        for f in files:
             check_inside(f, limits)
-        size = config.stat().st_size + weights.stat().st_size
+        size = sum(f.stat().st_size for f in files)
         require("max_model_bytes", size, limits.max_model_bytes, "the model folder's bytes")
         if config.stat().st_size > MAX_CONFIG_BYTES:
             raise SpecError(f"{CONFIG}: expected at most {MAX_CONFIG_BYTES:,} bytes")
@@ -116,7 +118,7 @@ class HFAdapter:
         entries = safetensors_header(weights)
         params = sum(prod(e.shape) for e in entries.values())
         require("max_weights", params, limits.max_weights, "the model's parameter count")
-        return ModelInfo(cfg["model_type"], d, None, params, (config, weights), size)
+        return ModelInfo(cfg["model_type"], d, None, params, tuple(files), size)
 
     def load(self, path: Path, expected: Expected, limits: Limits) -> CausalLM:
         """The model in float64, in eval mode (after :meth:`inspect`)."""
