@@ -235,3 +235,45 @@ def test_cli_and_python_doors_resolve_against_the_spec_folder(
     assert result.exit_code == 0, result.output
     (report,) = verifier.check(spec, cache=False)
     assert report.results[0].status == "passed" and report.results[0].measured["accuracy"] >= 0.9
+
+
+def _header_file(path: Path, header: bytes, data: bytes = b"") -> None:
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "extra", "expected"),
+    [
+        ("empty.safetensors", lambda p: p.write_bytes(b""), "", "got 0 bytes"),
+        ("huge.safetensors", lambda p: p.write_bytes(b"\xff" * 16), "", "length field"),
+        ("text.safetensors", lambda p: _header_file(p, b"{not json"), "", "not JSON"),
+        (
+            "ints.safetensors",
+            lambda p: _header_file(
+                p, b'{"W_E": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}', b"\0" * 8
+            ),
+            "",
+            "expected a floating type",
+        ),
+        ("absent.safetensors", lambda p: None, "", "got nothing at"),
+        ("sub", lambda p: p.mkdir(), "", "got a folder"),
+        ("any.safetensors", lambda p: None, "    adapter: onnx\n", "expected a model adapter"),
+    ],
+)
+def test_bad_files_get_one_line_errors(
+    tmp_path: Path, name: str, write: object, extra: str, expected: str
+) -> None:
+    assert callable(write)
+    write(tmp_path / name)
+    exc = _refused(tmp_path / "bad.spec.yaml", model_spec(name, extra))
+    assert isinstance(exc, SpecError) and expected in exc.message, exc.message
+    assert exc.key == ("mine.adapter" if "adapter" in extra else "mine.file")
+    assert exc.line == 4 and exc.file == str(tmp_path / "bad.spec.yaml")
+
+
+def test_transfer_from_a_model_file_is_refused_where_it_cannot_run() -> None:
+    relearn = TRANSFER.replace("from: mine", "from: mine\n    method: relearn")
+    with pytest.raises(SpecError, match="relearn takes a training claim's optimiser settings"):
+        load_spec_text(model_spec("m.safetensors") + relearn)
+    with pytest.raises(SpecError, match="expected a model_file claim with adapter one_layer"):
+        load_spec_text(model_spec("m", "    adapter: hf\n") + TRANSFER)
