@@ -102,10 +102,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecError(
             "expected a weights-only state dict (tensors by name); torch.load(weights_only=True) "
-            f"refused this pickle: {first[:300]}"
+            f"refused this pickle: {_reason(str(exc))}; it was not run"
         ) from None
     except (RuntimeError, OSError, ValueError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -120,6 +119,14 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"expected a flat mapping of weight names to tensors, got {type(data).__name__}"
         )
     return data
+
+
+def _reason(message: str) -> str:
+    """The line of torch's refusal that names what the pickle asked for (its first line is
+    advice to load with ``weights_only=False``, which is not ours to give)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (named or ["it builds objects other than tensors"])[0][:300].rstrip(".")
 
 
 def entries_of(state: dict[str, torch.Tensor]) -> dict[str, TensorEntry]:
