@@ -277,3 +277,20 @@ def test_transfer_from_a_model_file_is_refused_where_it_cannot_run() -> None:
         load_spec_text(model_spec("m.safetensors") + relearn)
     with pytest.raises(SpecError, match="expected a model_file claim with adapter one_layer"):
         load_spec_text(model_spec("m", "    adapter: hf\n") + TRANSFER)
+
+
+def test_hf_without_transformers_is_refused_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transformers" else real(name, *a),
+    )
+    (tmp_path / "m").mkdir()
+    exc = _refused(tmp_path / "hf.spec.yaml", model_spec("m", "    adapter: hf\n"))
+    assert isinstance(exc, SpecError) and exc.key == "mine.file"
+    assert "pip install 'verifier[hf]'" in exc.message
