@@ -294,3 +294,24 @@ def test_hf_without_transformers_is_refused_naming_the_extra(
     exc = _refused(tmp_path / "hf.spec.yaml", model_spec("m", "    adapter: hf\n"))
     assert isinstance(exc, SpecError) and exc.key == "mine.file"
     assert "pip install 'verifier[hf]'" in exc.message
+
+
+def test_the_report_draws_a_read_models_gating(tmp_path: Path) -> None:
+    """The HTML report's gating heatmap is drawn for a model_file claim as for a training one
+    (N = 100: gated_fraction's 1% rule needs N >= 100); a random model, nothing trained."""
+    from verifier.model import ModelConfig
+    from verifier.render.plots import gating_plots
+
+    model = OneLayerTransformer(ModelConfig(102, 2, 8, 8, 1, 32, 100), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=generator) for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "m.safetensors"))
+    text = model_spec("m.safetensors", expect="accuracy: '>= 0'").replace("48", "100")
+    (tmp_path / "g.spec.yaml").write_text(text)
+    runner = SpecRunner(load_spec_file(tmp_path / "g.spec.yaml"), Limits())
+    runner.preflight()
+    report = runner.run()
+    assert report.results[0].status == "passed", report.results[0].message
+    assert [p.title for p in gating_plots(report)] == [
+        "mine: MLP gating (activation rate of each unit per relation)"
+    ]

@@ -312,13 +312,17 @@ def grid_plots(claim_id: str, results: list[ClaimResult]) -> list[Plot]:
     return plots
 
 
+GATED_KINDS = ("training", "model_file")  # kinds whose evidence holds MLP activation rates
+
+
 def gating_plots(report: Report) -> list[Plot]:
-    """One gating heatmap (unit activation rate per relation) per trained model, drawn once."""
+    """One gating heatmap (unit activation rate per relation) per trained (or read) model,
+    drawn once."""
     from verifier.render.heatmaps import activation_rates, gating_png
 
     plots, seen = [], set()
     for r in report.results:
-        if r.check != "training" or r.point or activation_rates(r) is None:
+        if r.check not in GATED_KINDS or r.point or activation_rates(r) is None:
             continue
         model = str(r.evidence.get("checkpoint", r.key))
         if model in seen:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -14,6 +14,9 @@ from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
 from verifier.spec.sweeps import SWEEP_ALIASES, Maximize, Minimize
 from verifier.spec.symbols import SYMBOL_NAMES
+
+if TYPE_CHECKING:
+    from verifier.limits import Limits
 
 # Fields a sweep may not vary: what names a claim or its results, its structure, and its
 # references to other claims (a point must stay the claim it expands).
@@ -195,7 +198,7 @@ class ClaimBase(StrictModel):
         """Note the spec file this claim was read from (a kind that names files resolves them
         against its folder; none by default)."""
 
-    def external_inputs(self, limits: Any) -> dict[str, Any] | None:
+    def external_inputs(self, limits: Limits) -> dict[str, Any] | None:
         """What its verdict reads beyond the spec, the code and the limits (a model file's
         digest), for the verdict key; None: unreadable now, so never reused. Nothing by
         default."""

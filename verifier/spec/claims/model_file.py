@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from verifier.limits import Limits
 from verifier.spec.base import IDENT
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.claims.training import MECHANISM_MEASURES
@@ -19,6 +18,9 @@ FILE_MECHANISM_MEASURES = tuple(m for m in MECHANISM_MEASURES if not m.endswith(
 # adapter other than one_layer (another architecture) gives.
 EMBEDDING_MEASURES = ("superposition_r2", "probe_accuracy")
 ONE_LAYER = "one_layer"
+
+if TYPE_CHECKING:
+    from verifier.limits import Limits
 
 
 class ModelFileClaim(ClaimBase):
