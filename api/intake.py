@@ -9,6 +9,7 @@ in the validator process (:mod:`api.validator`), never on the event loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 
 from verifier.errors import SpecError
 from verifier.limits import Limits
-from verifier.spec import load_spec_text
+from verifier.spec import Spec, load_spec_text
 from verifier.spec.yaml_lines import (
     MAX_FLOW_DEPTH,
     flow_depth,
@@ -58,7 +59,17 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
     except RecursionError:
         raise SpecError("expected a spec, got nesting too deep to read", file=FILE) from None
     estimate = tuple((k, c.flops, c.memory) for k, c in runner.estimate().items())
-    return Prepared(spec.name, spec.content_hash(), text, estimate)
+    return Prepared(spec.name, request_hash(spec, limits), text, estimate)
+
+
+def request_hash(spec: Spec, limits: Limits) -> str:
+    """What a stored report is reused by: the spec's content hash, and where its claims read
+    files (a model file), the sha256 of their bytes, so a changed file is verified again."""
+    inputs = {c.id: c.external_inputs(limits) for c in spec.claims}
+    if not any(inputs.values()):
+        return spec.content_hash()
+    text = json.dumps([spec.content_hash(), inputs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def spec_text_of(body: bytes, media_type: str) -> str:

@@ -72,3 +72,7 @@ def test_models_folder_confines_paths_and_runs_what_is_inside(tmp_path: Path) ->
         done = c.get(f"/v1/verifications/{job['id']}").json()
         measured = done["report"]["results"][0]["measured"]
         assert measured["accuracy"] >= 0.9 and measured["superposition_r2"] <= 1.0
+        # the stored report is keyed by the spec alone: a spec that reads a file is verified
+        # again, never answered with a report of other bytes
+        again = c.post("/v1/verifications", content=text, headers=YAML)
+        assert again.status_code == 202 and again.json()["id"] != job["id"]
