@@ -189,14 +189,35 @@ def _load(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
+def test_cli_exits_2_naming_the_key(
+    tmp_path: Path, trained: tuple[Path, OneLayerTransformer]
+) -> None:
+    """A pickle that is not weights-only, a path outside VERIFIER_MODELS_DIR and a file over
+    VERIFIER_MAX_MODEL_BYTES: exit 2, one line naming the key (or the limit)."""
+    folder, _ = trained
     with (tmp_path / "evil.pt").open("wb") as f:
         pickle.dump(Evil(), f)
-    spec = tmp_path / "evil.spec.yaml"
-    spec.write_text(model_spec("evil.pt"))
-    result = CliRunner().invoke(app, ["check", str(spec), "--no-cache"])
-    assert result.exit_code == 2, result.output
-    assert "mine.file" in result.output and "weights-only" in result.output
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    cases = [
+        ("evil.pt", {}, ["mine.file", "weights-only"]),
+        (
+            str(folder / "model.safetensors"),
+            {"VERIFIER_MODELS_DIR": str(jail)},
+            ["mine.file", "outside"],
+        ),
+        (
+            str(folder / "model.safetensors"),
+            {"VERIFIER_MAX_MODEL_BYTES": "1000"},
+            ["max_model_bytes"],
+        ),
+    ]
+    for path, env, words in cases:
+        spec = tmp_path / "cli.spec.yaml"
+        spec.write_text(model_spec(path))
+        result = CliRunner().invoke(app, ["check", str(spec), "--no-cache"], env=env)
+        assert result.exit_code == 2, result.output
+        assert all(w in result.output for w in words), result.output
 
 
 def test_verdict_key_covers_the_file_bytes(
