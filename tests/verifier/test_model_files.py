@@ -336,3 +336,14 @@ def test_the_report_draws_a_read_models_gating(tmp_path: Path) -> None:
     assert [p.title for p in gating_plots(report)] == [
         "mine: MLP gating (activation rate of each unit per relation)"
     ]
+
+
+def test_a_model_file_claim_is_one_model() -> None:
+    with pytest.raises(SpecError, match="take no sweep, minimize or maximize"):
+        load_spec_text(model_spec("m.safetensors", "    sweep: {seed: [0, 1]}\n"))
+    with pytest.raises(SpecError, match="mechanism: false skips the mechanism measures"):
+        load_spec_text(
+            model_spec("m.safetensors", "    mechanism: false\n", "superposition_r2: '>= 0.5'")
+        )
+    with pytest.raises(SpecError, match="relu_necessity is undefined"):
+        load_spec_text(model_spec("m", "    adapter: hf\n", "relu_necessity: '>= 0'"))
