@@ -110,7 +110,10 @@ class ModelFileCheck(CheckKind[BijectionInstance, ModelFileClaim]):
         claim, instance = ctx.claim, ctx.instance
         path, info = inspect_model(instance, claim, ctx.limits)  # the file may have changed
         ctx.report(0.0, f"reading {claim.file} ({claim.adapter})")
-        model = adapter_of(claim).load(path, expected_of(instance), ctx.limits)
+        try:
+            model = adapter_of(claim).load(path, expected_of(instance), ctx.limits)
+        except SpecError as exc:  # the bytes behind a good header did not read
+            raise SpecError(exc.message, key=f"{claim.id}.file") from None
         facts = bijection_facts(instance)
         ctx.report(0.1, "exact recall in float64")
         recall = exact_recall(model, facts.batches(BATCH), facts.n_facts)

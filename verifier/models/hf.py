@@ -125,9 +125,15 @@ class HFAdapter:
         self.inspect(path, expected, limits)
         from transformers import AutoModelForCausalLM
 
-        lm: torch.nn.Module = AutoModelForCausalLM.from_pretrained(
-            str(path), local_files_only=True, use_safetensors=True, trust_remote_code=False
-        )
+        try:
+            lm: torch.nn.Module = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, use_safetensors=True, trust_remote_code=False
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:  # its refusals, one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise SpecError(
+                f"adapter hf: transformers could not build the model: {first}"
+            ) from None
         return CausalLM(lm.double().eval(), expected.n_vocab, expected.n_out).eval()
 
 

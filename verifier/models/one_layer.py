@@ -44,9 +44,13 @@ class OneLayerAdapter:
         """The model in float64, every weight as stored (widened, never rounded)."""
         cfg, _ = self._config(path, expected, limits)
         if path.suffix == SUFFIX:
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            state = load_file(str(path), device="cpu")
+            try:
+                state = load_file(str(path), device="cpu")
+            except (SafetensorError, OSError) as exc:
+                raise SpecError(f"expected a readable safetensors file: {exc}") from None
         else:
             state = load_state_dict(path)
         model = OneLayerTransformer(cfg, dtype=torch.float64)
