@@ -278,6 +278,7 @@ def _header_file(path: Path, header: bytes, data: bytes = b"") -> None:
         ),
         ("absent.safetensors", lambda p: None, "", "got nothing at"),
         ("sub", lambda p: p.mkdir(), "", "got a folder"),
+        ("/dev/null", lambda p: None, "", "not a regular file"),
         ("any.safetensors", lambda p: None, "    adapter: onnx\n", "expected a model adapter"),
     ],
 )

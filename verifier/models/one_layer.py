@@ -61,9 +61,10 @@ class OneLayerAdapter:
 
     def _config(self, path: Path, expected: Expected, limits: Limits) -> tuple[ModelConfig, int]:
         if not path.is_file():
+            what = "a folder (adapter hf reads a Hugging Face model folder)"
             raise SpecError(
-                "adapter one_layer: expected a .safetensors or torch.save file, got a folder "
-                "(adapter hf reads a Hugging Face model folder)"
+                "adapter one_layer: expected a .safetensors or torch.save file, got "
+                + (what if path.is_dir() else "something that is not a regular file")
             )
         check_inside(path, limits)
         size = path.stat().st_size
