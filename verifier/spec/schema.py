@@ -110,7 +110,7 @@ def editor_schema() -> dict[str, Any]:
         if name in defs and cls.MEASURES:
             kind = defs[name]["properties"]["check"].get("const", name)
             defs[name]["properties"]["expect"] = _expect_schema(
-                kind, cls.MEASURES, cls.LABEL_MEASURES
+                kind, cls.schema_measures(), cls.LABEL_MEASURES
             )
     if "Construction" in defs:
         _enum(defs["Construction"]["properties"]["name"], construction_names())

@@ -217,6 +217,11 @@ class TrainingClaim(ClaimBase):
         built_in = tuple(m for m in self.MEASURES if mechanism or m not in MECHANISM_MEASURES)
         return (*built_in, *plugin_measure_names()) if mechanism else built_in
 
+    @classmethod
+    def schema_measures(cls) -> tuple[str, ...]:
+        """The kind's measures and the installed plugins' mechanism measures."""
+        return (*cls.MEASURES, *plugin_measure_names())
+
     def known_measures(self) -> tuple[str, ...]:
         """The kind's measures and the installed plugins' mechanism measures
         (:mod:`verifier.measure.registry`)."""
