@@ -56,7 +56,7 @@ from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
 from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import exact_recall
-from verifier.measure.registry import plugin_measure, plugin_measure_names
+from verifier.measure.registry import plugin_measure
 from verifier.spec import (
     MECHANISM_MEASURES,
     SWEEP_ALIASES,
@@ -268,17 +268,6 @@ def _preflight_reachable(
     )
 
 
-def plugin_measures_named(claim: TrainingClaim) -> list[str]:
-    """The plugin mechanism measures (:mod:`verifier.measure.registry`) the claim's ``expect``
-    or search names: only those run, so a plugin leaves every other claim's results as they
-    were."""
-    search = claim.search_spec()
-    named = [e.measure for e in claim.expectations]
-    named += list(search.until) if search is not None else []
-    installed = plugin_measure_names()
-    return sorted({m for m in named if m in installed})
-
-
 @register("training")
 class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClaim]):
     """Train, evaluate exactly, measure the mechanism."""
@@ -294,7 +283,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         _require_shapes(cfg, model_params(n + r, n_out, cfg), limits, claim)
-        for name in plugin_measures_named(claim):
+        for name in claim.plugin_measures():
             try:
                 plugin_measure(name)
             except KeyError as exc:
@@ -422,7 +411,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
         functions = (
-            {**mech.MEASURES, **{m: plugin_measure(m) for m in plugin_measures_named(ctx.claim)}}
+            {**mech.MEASURES, **{m: plugin_measure(m) for m in ctx.claim.plugin_measures()}}
             if ctx.claim.mechanism
             else {}
         )

@@ -208,14 +208,24 @@ class TrainingClaim(ClaimBase):
         return self
 
     def produced_measures(self, instance: BijectionInstance | MultiHopInstance) -> Iterable[str]:
-        """Every measure, but the mechanism measures (the plugins' too) only on a bijection
-        instance (they are defined on single-hop facts, docs/theory.md section 7) with
+        """Every measure, but the mechanism measures (and the plugins' the claim names) only on a
+        bijection instance (they are defined on single-hop facts, docs/theory.md section 7) with
         ``mechanism`` on."""
         mechanism = isinstance(instance, BijectionInstance) and any(
             self.field_values("mechanism", self.mechanism)
         )
         built_in = tuple(m for m in self.MEASURES if mechanism or m not in MECHANISM_MEASURES)
-        return (*built_in, *plugin_measure_names()) if mechanism else built_in
+        return (*built_in, *self.plugin_measures()) if mechanism else built_in
+
+    def plugin_measures(self) -> tuple[str, ...]:
+        """The installed plugin measures (:mod:`verifier.measure.registry`) this claim names in
+        ``expect``, its growth or its search: only those run on its trained models."""
+        search = self.search_spec()
+        named = set(self.expect) | (set(search.until) if search is not None else set())
+        growth = self.expect.get("growth")
+        if isinstance(growth, dict) and isinstance(growth.get("measure"), str):
+            named.add(growth["measure"])
+        return tuple(m for m in plugin_measure_names() if m in named)
 
     @classmethod
     def schema_measures(cls) -> tuple[str, ...]:
