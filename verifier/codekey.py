@@ -19,9 +19,9 @@ fingerprint (:func:`verifier.plugins.fingerprint`: each plugin distribution's na
 entry points and package source), since a plugin can add a construction, a theorem or a measure
 any kind reads. An edit to a module outside the closure (the CLI, the pytest plugin, the docs
 generator) keeps every stored verdict; an edit inside it re-verifies exactly the kinds whose
-closure holds it. A plugin's claim kind is keyed by the runner's closure, the check interface
-(:mod:`verifier.checks.base`) and that fingerprint; a tag no installed plugin declares has no
-key, so its verdicts are never reused.
+closure holds it. A plugin's claim kind is keyed by every module of this package (what it
+imports from the verifier is outside the graph read here) and that fingerprint; a tag no
+installed plugin declares has no key, so its verdicts are never reused.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ PACKAGE = "verifier"
 PACKAGE_ROOT = Path(verifier.__file__).resolve().parent
 RUNNER = "verifier.engine.runner"  # judges every claim: a root of every kind's closure
 REGISTRY_TABLE = "BUILTIN_KINDS"  # its values are roots per kind, not edges
-# the root of a plugin's kind: joined, not a literal (a string naming a module is read as an edge)
-CHECK_INTERFACE = ".".join(("verifier", "checks", "base"))
 NUMERIC_PACKAGES: tuple[str, ...] = ("torch", "numpy", "scipy", "sympy", "cvxpy", "highspy")
 KEY_FORMAT = 1  # bump when the key's payload changes shape
 
@@ -139,13 +137,14 @@ def kind_modules(kind: str, root: Path = PACKAGE_ROOT) -> frozenset[str] | None:
     return closure(_graph(root), (RUNNER, module))
 
 
-def _kind_root(kind: str) -> str | None:
-    """The module whose closure keys ``kind``: its check module, the check interface for an
-    installed plugin's kind, else None."""
+def _kind_roots(kind: str, root: Path) -> tuple[str, ...] | None:
+    """The modules whose closure keys ``kind``: the runner and its check module; for an
+    installed plugin's kind, every module of this package (its imports are not in our graph);
+    else None."""
     if kind in BUILTIN_KINDS:
-        return BUILTIN_KINDS[kind]
+        return (RUNNER, BUILTIN_KINDS[kind])
     if any(p.name == kind for p in plugins.entry_points(PLUGIN_GROUP)):
-        return CHECK_INTERFACE
+        return tuple(package_modules(root))
     return None
 
 
@@ -201,14 +200,14 @@ def _engine_key(kind: str, root: Path, plugin_fingerprint: str) -> str | None:
     Returns:
         The hex digest, or None when ``kind`` is neither built in nor a plugin's (never reused).
     """
-    module = _kind_root(kind)
-    if module is None:
+    roots = _kind_roots(kind, root)
+    if roots is None:
         return None
     salt = f"codekey {KEY_FORMAT}|{verifier.__version__}"
     salt += "".join(f"|{lib}={version}" for lib, version in sorted(library_versions().items()))
     if plugin_fingerprint != "none":
         salt += f"|plugins={plugin_fingerprint}"
-    return source_digest((RUNNER, module), salt.encode(), root)
+    return source_digest(roots, salt.encode(), root)
 
 
 def _is_data(path: Path) -> bool:

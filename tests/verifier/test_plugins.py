@@ -203,6 +203,8 @@ def test_the_example_appears_in_every_listing() -> None:
     assert "PADDED" in defs["BoundClaim"]["properties"]["theorem"]["anyOf"][0]["enum"]
     assert "subject_norm_spread" in defs["TrainingClaim"]["properties"]["expect"]["properties"]
     assert defs["AblationClaim"]["properties"]["check"]["const"] == "ablation"
+    # its claim kind is keyed (so reused), over every module of the verifier
+    assert codekey.engine_key("ablation") not in (None, codekey.engine_key("construction"))
 
 
 @needs_example
