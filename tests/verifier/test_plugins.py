@@ -263,3 +263,19 @@ def test_without_the_example_a_spec_naming_it_exits_2_naming_it(tmp_path: Path) 
         assert line.startswith("exit 2:"), line
         assert all(name in line for name in names), line
         assert "see `verifier plugins`" in line
+
+
+@needs_example
+def test_the_api_process_serves_the_example_theorem_without_torch() -> None:
+    """GET /v1/theorems loads the plugins' theorems in the API process: the example's theorem
+    module imports no torch (docs/plugins.md asks that of every theorem module)."""
+    code = (
+        "import sys, api.main\n"
+        "from api.routes.meta import theorems\n"
+        "print('PADDED' in [t['id'] for t in theorems()], "
+        "[m for m in ('torch', 'cvxpy') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert done.stdout.strip() == "True []", done.stdout + done.stderr
