@@ -92,15 +92,26 @@ def _dist_name(ep: metadata.EntryPoint) -> tuple[str, str]:
 
 
 def entry_points(group: str) -> list[Plugin]:
-    """The group's entry points that are installed and not disabled, by name (imports none)."""
-    hidden = disabled()
+    """The group's entry points that are installed and not disabled, by name (imports none;
+    read once per process and setting: a scan of every distribution costs tens of ms)."""
+    return list(_entry_points(group, disabled()))
+
+
+@functools.cache
+def _entry_points(group: str, hidden: frozenset[str]) -> tuple[Plugin, ...]:
     found: dict[str, Plugin] = {}
     for ep in metadata.entry_points(group=group):
         dist, version = _dist_name(ep)
         if "all" in hidden or dist.lower() in hidden:
             continue
         found.setdefault(ep.name, Plugin(ep.name, group, ep.value, dist, version))
-    return [found[name] for name in sorted(found)]
+    return tuple(found[name] for name in sorted(found))
+
+
+def forget_installed() -> None:
+    """Read the installed distributions again on the next call (a test that installs one)."""
+    _entry_points.cache_clear()
+    _fingerprint.cache_clear()
 
 
 def _registrar(group: str) -> Callable[[str, object], None]:

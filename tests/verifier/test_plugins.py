@@ -85,9 +85,10 @@ def fresh_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The loader as in a new process (nothing loaded yet); restored afterwards."""
     monkeypatch.setattr(plugins, "_RECORDS", {})
     monkeypatch.setattr(plugins, "_LOADED_GROUPS", set())
-    plugins._fingerprint.cache_clear()
+    plugins.forget_installed()
     yield
-    plugins._fingerprint.cache_clear()
+    monkeypatch.undo()  # sys.path first: then what is installed is read again
+    plugins.forget_installed()
 
 
 @pytest.fixture
@@ -100,6 +101,7 @@ def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_loader: None) 
         {"broken_plugin_mod": "raise ImportError('needs hologramlib, which is not installed')\n"},
     )
     monkeypatch.syspath_prepend(str(root))
+    plugins.forget_installed()
     return root
 
 
@@ -143,6 +145,7 @@ def test_a_claim_kind_of_a_broken_plugin_is_refused_naming_it(
         {"broken_kinds_mod": "Sparkle = 1\n"},  # imports, but is no CheckKind
     )
     monkeypatch.syspath_prepend(str(root))
+    plugins.forget_installed()
     text = SPEC.replace("check: construction", "check: sparkle")
     with pytest.raises(SpecError) as err:
         load_spec_text(text, "s.spec.yaml")
@@ -167,7 +170,7 @@ def test_a_plugins_version_and_source_join_the_verdict_key(
     with_plugin = (plugins.fingerprint(), codekey.engine_key("construction"))
     module = broken / "broken_plugin_mod.py"
     module.write_text(module.read_text() + "# edited\n")
-    plugins._fingerprint.cache_clear()
+    plugins.forget_installed()
     edited = (plugins.fingerprint(), codekey.engine_key("construction"))
     monkeypatch.setenv(plugins.DISABLE_ENV, "broken-plugin")
     without = (plugins.fingerprint(), codekey.engine_key("construction"))
