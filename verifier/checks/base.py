@@ -261,12 +261,6 @@ def register_plugin(tag: str, obj: object) -> None:
     _LOADED[tag] = obj()
 
 
-def kinds() -> list[str]:
-    """Every claim kind's tag: the built-ins, then the plugins' (loaded now)."""
-    plugins.load(PLUGIN_GROUP)
-    return [*BUILTIN_KINDS, *sorted(set(_LOADED) - set(BUILTIN_KINDS))]
-
-
 __all__ = [
     "Cancelled",
     "CheckContext",
@@ -274,7 +268,6 @@ __all__ = [
     "Measurement",
     "Method",
     "declared_types",
-    "kinds",
     "register",
     "register_plugin",
 ]

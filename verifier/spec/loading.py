@@ -71,12 +71,11 @@ def _spec_model(models: tuple[type[ClaimBase], ...]) -> type[Spec]:
     return create_model("Spec", __base__=Spec, __module__=Spec.__module__, claims=claims)
 
 
-def spec_model(load_plugins: bool = True) -> type[Spec]:
+def spec_model() -> type[Spec]:
     """:class:`Spec` with the plugins' claim kinds in its claim union (entry point group
-    ``verifier.checks``, loaded now unless ``load_plugins`` is False): a subclass of Spec, or Spec
-    itself when no plugin kind is registered."""
-    if load_plugins:
-        plugins.load(CHECKS_GROUP)
+    ``verifier.checks``, loaded now): a subclass of Spec, or Spec itself when no plugin kind is
+    registered."""
+    plugins.load(CHECKS_GROUP)
     return _spec_model(tuple(PLUGIN_CLAIMS[tag] for tag in sorted(PLUGIN_CLAIMS)))
 
 
