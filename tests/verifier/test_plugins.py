@@ -154,6 +154,35 @@ def test_a_claim_kind_of_a_broken_plugin_is_refused_naming_it(
     assert "TypeError: expected a CheckKind subclass" in err.value.message
 
 
+def test_a_measure_of_a_broken_plugin_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_loader: None
+) -> None:
+    from verifier.engine.runner import SpecRunner
+
+    root = fake_distribution(
+        tmp_path / "site",
+        "broken-measures",
+        {"verifier.measures": {"glow": "broken_measures_mod:glow"}},
+        {"broken_measures_mod": "glow = 'not a function'\n"},
+    )
+    monkeypatch.syspath_prepend(str(root))
+    plugins.forget_installed()
+    text = (
+        "name: s\ninstance: {kind: bijection, entities: 64, relations: 2, seed: 0}\nclaims:\n"
+        "  - id: t\n    check: training\n    model: {d_model: 8, d_mlp: 16}\n"
+        "    optim: {lr: 0.01, steps: 5}\n    expect: {glow: '>= 0'}\n"
+    )
+    spec = load_spec_text(text, "s.spec.yaml")  # the name is installed: the loader accepts it
+    assert "glow" in spec.claim("t").measures(spec.instance)
+    with pytest.raises(SpecError) as err:
+        SpecRunner(spec).preflight()
+    assert err.value.key == "t.expect.glow"
+    assert "broken-measures 1.0" in err.value.message
+    assert "TypeError: expected a measure function" in err.value.message
+    unnamed = load_spec_text(text.replace("glow", "accuracy"), "s.spec.yaml")
+    assert "glow" not in unnamed.claim("t").measures(unnamed.instance)  # not run, not reported
+
+
 def test_disabling_a_distribution_hides_its_entry_points(
     broken: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
