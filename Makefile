@@ -5,11 +5,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint docs bench clean
 
-$(STAMP): pyproject.toml
+EXAMPLE_PLUGIN := examples/verifier-example
+
+# The example plugin (docs/plugins.md) is installed beside the verifier: tests/verifier/
+# test_plugins.py and tests/api/test_plugin_door.py verify its spec through every door. Its
+# source is editable; a change of its entry points (its pyproject.toml) reinstalls.
+$(STAMP): pyproject.toml $(EXAMPLE_PLUGIN)/pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,ray,pandas]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,pandas,hf]'
+	$(BIN)/pip install --quiet --no-deps -e $(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 run: $(STAMP)

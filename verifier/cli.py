@@ -21,6 +21,7 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 from verifier import __version__
@@ -382,6 +383,32 @@ def theorems(
                 f"  {q['name']} = {q['text']}", highlight=False, soft_wrap=True, markup=False
             )
             console.print(f"    latex: {q['latex']}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command(
+    help="List the installed plugins: name, group, distribution, version and status (loaded, "
+    "or failed with its error). Exit 0 when every plugin loaded, 1 when one failed."
+)
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="print the list as JSON")] = False,
+) -> None:
+    """List the plugins of every entry point group (verifier/plugins.py)."""
+    from verifier import plugins as registry
+
+    found = registry.records()
+    if as_json:
+        typer.echo(json.dumps([vars(p) for p in found], indent=2))
+    elif not found:
+        console.print(f"no plugins installed (groups: {', '.join(registry.GROUPS)})")
+    else:
+        table = Table("name", "group", "distribution", "version", "status", box=None)
+        for p in found:
+            status = p.status if p.error is None else f"{p.status}: {p.error}"
+            table.add_row(
+                *(escape(x) for x in (p.name, p.group, p.distribution, p.version, status))
+            )
+        console.print(table)
+    raise typer.Exit(EXIT_FAILED if any(p.status == "failed" for p in found) else EXIT_OK)
 
 
 def _schema_text() -> str:

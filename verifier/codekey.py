@@ -14,10 +14,14 @@ read from the source (:mod:`ast`), conservatively:
   ``BUILTIN_KINDS`` itself: those are the per-kind roots, and a claim imports only its own.
 
 :func:`engine_key` hashes the closure's files with the versions of Python, this package and
-the numeric libraries (torch, numpy, scipy, sympy, cvxpy, highspy). An edit to a module outside
-the closure (the CLI, the pytest plugin, the docs generator) keeps every stored verdict; an
-edit inside it re-verifies exactly the kinds whose closure holds it. A kind this package does
-not list (registered by a plugin) has no key, so its verdicts are never reused.
+the numeric libraries (torch, numpy, scipy, sympy, cvxpy, highspy), and the installed plugins'
+fingerprint (:func:`verifier.plugins.fingerprint`: each plugin distribution's name, version,
+entry points and package source), since a plugin can add a construction, a theorem or a measure
+any kind reads. An edit to a module outside the closure (the CLI, the pytest plugin, the docs
+generator) keeps every stored verdict; an edit inside it re-verifies exactly the kinds whose
+closure holds it. A plugin's claim kind is keyed by every module of this package (what it
+imports from the verifier is outside the graph read here) and that fingerprint; a tag no
+installed plugin declares has no key, so its verdicts are never reused.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from importlib import metadata
 from pathlib import Path
 
 import verifier
-from verifier.checks.base import BUILTIN_KINDS
+from verifier import plugins
+from verifier.checks.base import BUILTIN_KINDS, PLUGIN_GROUP
 
 PACKAGE = "verifier"
 PACKAGE_ROOT = Path(verifier.__file__).resolve().parent
@@ -132,6 +137,17 @@ def kind_modules(kind: str, root: Path = PACKAGE_ROOT) -> frozenset[str] | None:
     return closure(_graph(root), (RUNNER, module))
 
 
+def _kind_roots(kind: str, root: Path) -> tuple[str, ...] | None:
+    """The modules whose closure keys ``kind``: the runner and its check module; for an
+    installed plugin's kind, every module of this package (its imports are not in our graph);
+    else None."""
+    if kind in BUILTIN_KINDS:
+        return (RUNNER, BUILTIN_KINDS[kind])
+    if any(p.name == kind for p in plugins.entry_points(PLUGIN_GROUP)):
+        return tuple(package_modules(root))
+    return None
+
+
 @functools.cache
 def _graph(root: Path) -> dict[str, frozenset[str]]:
     return import_graph(root)
@@ -164,23 +180,34 @@ def source_digest(roots: Iterable[str], salt: bytes, root: Path = PACKAGE_ROOT) 
     return digest.hexdigest()
 
 
-@functools.cache
 def engine_key(kind: str, root: Path = PACKAGE_ROOT) -> str | None:
+    """sha256 of the sources a ``kind`` verdict depends on, the library versions and the
+    plugins (:func:`_engine_key`; the plugins read per call, so disabling one changes keys)."""
+    return _engine_key(kind, root, plugins.fingerprint())
+
+
+@functools.cache
+def _engine_key(kind: str, root: Path, plugin_fingerprint: str) -> str | None:
     """sha256 of the sources a ``kind`` verdict depends on and the library versions.
 
     Args:
         kind: a ``check:`` tag.
         root: the package folder to read (tests point it at an edited copy).
 
+        plugin_fingerprint: :func:`verifier.plugins.fingerprint` (``none``: no plugin, and
+            then the key is what it was before plugins existed).
+
     Returns:
-        The hex digest, or None when ``kind`` is not a built-in kind (never reused).
+        The hex digest, or None when ``kind`` is neither built in nor a plugin's (never reused).
     """
-    module = BUILTIN_KINDS.get(kind)
-    if module is None:
+    roots = _kind_roots(kind, root)
+    if roots is None:
         return None
     salt = f"codekey {KEY_FORMAT}|{verifier.__version__}"
     salt += "".join(f"|{lib}={version}" for lib, version in sorted(library_versions().items()))
-    return source_digest((RUNNER, module), salt.encode(), root)
+    if plugin_fingerprint != "none":
+        salt += f"|plugins={plugin_fingerprint}"
+    return source_digest(roots, salt.encode(), root)
 
 
 def _is_data(path: Path) -> bool:

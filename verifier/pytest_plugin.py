@@ -28,7 +28,9 @@ from typing import Any
 
 import pytest
 
+from verifier import plugins
 from verifier.checks import REGISTRY
+from verifier.checks.base import PLUGIN_GROUP
 from verifier.engine.report import ClaimResult
 from verifier.engine.runner import SpecRunner
 from verifier.engine.session import DEFAULT_CACHE_DIR
@@ -111,7 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from verifier.engine.executors import set_threads
 
         set_threads(max(1, (os.cpu_count() or 1) // int(workers)))
-    for kind in sorted(REGISTRY):
+    plugin_kinds = {p.name for p in plugins.entry_points(PLUGIN_GROUP)}  # named, not imported
+    for kind in sorted({*REGISTRY, *plugin_kinds}):
         config.addinivalue_line("markers", f"{kind}: verifier claims of kind {kind}")
     config.addinivalue_line("markers", "full: large specs under specs/**/full/")
 

@@ -12,7 +12,7 @@ from verifier import __version__
 from verifier.cli import app
 from verifier.spec import load_spec_file, spec_schema
 
-COMMANDS = ["check", "run", "schema", "new", "theorems", "serve"]
+COMMANDS = ["check", "run", "schema", "new", "theorems", "plugins", "serve"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])

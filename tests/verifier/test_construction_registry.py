@@ -11,7 +11,7 @@ import pytest
 
 from verifier.constructions.base import size_params
 from verifier.constructions.codebooks import codebook
-from verifier.constructions.registry import CONSTRUCTIONS, construction
+from verifier.constructions.registry import BUILTIN, construction, constructions
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.facts.chains import ChainFacts
@@ -38,24 +38,23 @@ def _chain_case(
     return facts, codes, SizeParams(n, r, m, hops=k_, chains=listed)
 
 
+# Every registered construction (built-in or a plugin's) is built at each size of its facts'
+# kind, so adding one needs no edit here; a listed-chain case for Gk's |C| slots.
+BIJECTION_SIZES = [(7, 2, 3, False), (5, 3, 4, True), (9, 2, 5, False), (4, 3, 2, True)]
+CHAIN_SIZES = [(6, 2, 2, 3), (4, 1, 3, 2), (6, 2, 3, 4), (5, 3, 1, 2)]
 CASES = [
-    ("geometric", _bijection_case(7, 2, 3, False)),
-    ("geometric", _bijection_case(5, 3, 4, True)),
-    ("compact", _bijection_case(9, 2, 5, False)),
-    ("compact", _bijection_case(4, 3, 2, True)),
-    ("chain", _chain_case(6, 2, 2, 3, None)),
-    ("chain", _chain_case(5, 3, 2, 2, [[0, 1], [2, 2], [1, 0]])),
-    ("chain", _chain_case(4, 1, 3, 2, None)),
-    ("cot", _chain_case(6, 2, 3, 4, None)),
-    ("cot", _chain_case(5, 3, 1, 2, None)),
-]
+    (c.name, _bijection_case(*size) if c.facts == "bijection" else _chain_case(*size, None))
+    for c in constructions().values()
+    for size in (BIJECTION_SIZES if c.facts == "bijection" else CHAIN_SIZES)
+] + [("chain", _chain_case(5, 3, 2, 2, [[0, 1], [2, 2], [1, 0]]))]
 
 
 def test_every_construction_is_registered_by_its_name() -> None:
-    assert set(CONSTRUCTIONS) == {"geometric", "compact", "chain", "cot"}
-    for name, c in CONSTRUCTIONS.items():
-        assert c.name == name
-        get_theorem(c.theorem)  # its sizes are a registry theorem's
+    registered = constructions()
+    assert [c.name for c in BUILTIN] == list(registered)[: len(BUILTIN)]  # built-ins first
+    for name, c in registered.items():
+        assert c.name == name and construction(name) is c
+        get_theorem(c.theorem)  # its sizes are a registry theorem's (a plugin's too)
     with pytest.raises(SpecError, match="construction 'nope': expected one of"):
         construction("nope")
 
@@ -76,13 +75,14 @@ def test_built_sizes_are_the_registry_formulas(
     assert (layout.d_model, layout.d_mlp) == (sizes.d_model, sizes.d_mlp)
 
 
-@pytest.mark.parametrize("name", ["geometric", "compact", "chain", "cot"])
+@pytest.mark.parametrize("name", list(constructions()))
 def test_size_is_the_theorem_quantities(name: str) -> None:
-    """The construction's size function and its theorem's quantities are one formula."""
+    """The construction's size function and its theorem's quantities are one formula (every
+    registered construction's, a plugin's included)."""
     c = construction(name)
     theorem = get_theorem(c.theorem)
     for n, r, hops, m in ((64, 3, 2, 7), (1000, 4, 3, 11)):
-        params = SizeParams(n, r, m, hops=1 if name in ("geometric", "compact") else hops)
+        params = SizeParams(n, r, m, hops=1 if c.facts == "bijection" else hops)
         values = params.values()
         sizes = c.size(params)
         for quantity, got in (
@@ -166,8 +166,9 @@ def test_a_construction_name_the_registry_lacks_is_refused_before_any_work() -> 
             SpecRunner(spec).preflight()
         return err.value
 
+    bijection = ", ".join(n for n, c in constructions().items() if c.facts == "bijection")
     for name in ("hologram", "chain"):  # unknown; a multi-hop construction
         err = refusal(name)
         assert err.key is not None and err.key.endswith("c.construction.name")
-        assert "expected one of geometric, compact for a bijection instance" in str(err)
+        assert f"expected one of {bijection} for a bijection instance" in str(err)
         assert f"got {name!r}" in str(err)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from verifier.constructions.registry import CONSTRUCTIONS
+from verifier.constructions.registry import constructions
 from verifier.spec import spec_schema
 from verifier.spec.docs import _claim_classes
 from verifier.theory import theorems
@@ -103,7 +103,7 @@ def test_each_kind_names_its_measures() -> None:
 def test_registry_names_are_enums() -> None:
     defs = spec_schema()["$defs"]
     names = defs["Construction"]["properties"]["name"]["enum"]
-    assert set(names) == {c.name for c in CONSTRUCTIONS.values() if c.facts == "bijection"}
+    assert set(names) == {c.name for c in constructions().values() if c.facts == "bijection"}
     theorem = defs["BoundClaim"]["properties"]["theorem"]["anyOf"][0]
     assert theorem["enum"] == [t.id for t in theorems()]
     assert defs["BoundClaim"]["properties"]["versus"]["items"]["enum"] == theorem["enum"]

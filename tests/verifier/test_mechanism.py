@@ -101,16 +101,7 @@ def key_value_memory(facts: BijectionFacts, d_key: int = 48, m: int = 24) -> One
 
 # --- G1 and compact: the answers are known ------------------------------------------------------
 
-MEASURES = (
-    mech.superposition_r2,
-    mech.probe_accuracy,
-    mech.functional_superposition,
-    mech.selector_linearity,
-    mech.gated_fraction,
-    mech.relation_gating,
-    mech.relu_necessity,
-    mech.intervention_success,
-)
+MEASURES = tuple(mech.MEASURES.values())  # the registry of built-in measures
 
 
 @pytest.fixture(scope="module", params=["geometric", "compact"])

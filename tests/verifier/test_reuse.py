@@ -197,12 +197,12 @@ def test_the_key_covers_libraries_limits_and_settings(
     from verifier import codekey
 
     monkeypatch.setattr(codekey, "library_versions", lambda: {"torch": "0.0"})
-    codekey.engine_key.cache_clear()
+    codekey._engine_key.cache_clear()
     try:
         assert key() != with_token
     finally:
         monkeypatch.undo()
-        codekey.engine_key.cache_clear()
+        codekey._engine_key.cache_clear()
 
 
 def test_kinds_get_finer_keys_from_the_import_graph() -> None:
@@ -217,7 +217,7 @@ def test_kinds_get_finer_keys_from_the_import_graph() -> None:
         "verifier.engine.verdicts",
     } <= bound
     assert not {"verifier.cli", "verifier.pytest_plugin"} & (bound | training)
-    assert engine_key("no-such-kind") is None  # a plugin's kind: never reused
+    assert engine_key("no-such-kind") is None  # no built-in or installed kind: never reused
 
 
 def test_only_final_verdicts_are_stored(tmp_path: Path) -> None:

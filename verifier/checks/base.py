@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
+from verifier import plugins
 from verifier.errors import Cancelled, SpecError
 from verifier.limits import Limits
 from verifier.spec import ClaimBase
+from verifier.spec.claims import register_claim_model
 
 InstanceT = TypeVar("InstanceT")  # the instance model(s) a kind accepts
 ClaimT = TypeVar("ClaimT")  # the claim model of a kind
@@ -208,12 +210,18 @@ AnyKind = CheckKind[Any, Any]
 _LOADED: dict[str, AnyKind] = {}
 
 
+PLUGIN_GROUP = "verifier.checks"  # plugins' kinds (verifier/plugins.py)
+
+
 class _Registry(Mapping[str, AnyKind]):
-    """``check:`` tag -> kind; built-in kinds are imported on first lookup."""
+    """``check:`` tag -> kind; built-in kinds are imported on first lookup, plugins' kinds
+    (entry point group ``verifier.checks``) when a tag the built-ins lack is looked up."""
 
     def __getitem__(self, tag: str) -> AnyKind:
         if tag not in _LOADED and tag in BUILTIN_KINDS:
             importlib.import_module(BUILTIN_KINDS[tag])
+        elif tag not in _LOADED:
+            plugins.load(PLUGIN_GROUP)
         return _LOADED[tag]
 
     def __iter__(self) -> Iterator[str]:
@@ -237,6 +245,23 @@ def register(tag: str) -> Callable[[type[KindT]], type[KindT]]:
     return wrap
 
 
+def register_plugin(tag: str, obj: object) -> None:
+    """Register a plugin's claim kind: ``obj`` a :class:`CheckKind` subclass declaring
+    ``CheckKind[Instance, Claim]``, whose claim model has ``check: Literal[tag]``; the claim
+    model joins the spec's claim union (:func:`verifier.spec.claims.register_claim_model`).
+
+    Raises:
+        TypeError: ``obj`` is not such a class.
+        ValueError: ``tag`` is a built-in kind's or taken.
+    """
+    if not (isinstance(obj, type) and issubclass(obj, CheckKind)):
+        raise TypeError(f"expected a CheckKind subclass, got {obj!r}")
+    if tag in BUILTIN_KINDS or (tag in _LOADED and type(_LOADED[tag]) is not obj):
+        raise ValueError(f"claim kind {tag!r} is already registered")
+    register_claim_model(tag, declared_types(obj)[1])
+    _LOADED[tag] = obj()
+
+
 __all__ = [
     "Cancelled",
     "CheckContext",
@@ -245,4 +270,5 @@ __all__ = [
     "Method",
     "declared_types",
     "register",
+    "register_plugin",
 ]

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from verifier import plugins
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
 from verifier.errors import SpecError
@@ -38,7 +39,7 @@ from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
 from verifier.models.base import Expected, ModelAdapter, ModelInfo, RecallModel
 from verifier.models.paths import resolve_model_path, source_digest
-from verifier.models.registry import MODEL_ADAPTERS
+from verifier.models.registry import GROUP, adapters
 from verifier.spec import MECHANISM_MEASURES, BijectionInstance, ModelFileClaim
 from verifier.spec.claims.model_file import EMBEDDING_MEASURES, FILE_MECHANISM_MEASURES
 
@@ -59,10 +60,13 @@ def adapter_of(claim: ModelFileClaim) -> ModelAdapter:
     Raises:
         SpecError: no adapter by that name (key ``<id>.adapter``).
     """
-    adapter = MODEL_ADAPTERS.get(claim.adapter)
+    registered = adapters()
+    adapter = registered.get(claim.adapter)
     if adapter is None:
+        broken = plugins.failure(GROUP, claim.adapter)
         raise SpecError(
-            f"expected a model adapter, one of {', '.join(sorted(MODEL_ADAPTERS))}, "
+            broken
+            or f"expected a model adapter, one of {', '.join(sorted(registered))}, "
             f"got {claim.adapter!r}",
             key=f"{claim.id}.adapter",
         )

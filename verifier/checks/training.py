@@ -56,6 +56,7 @@ from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
 from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import exact_recall
+from verifier.measure.registry import plugin_measure
 from verifier.spec import (
     MECHANISM_MEASURES,
     SWEEP_ALIASES,
@@ -282,6 +283,11 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         _require_shapes(cfg, model_params(n + r, n_out, cfg), limits, claim)
+        for name in claim.plugin_measures():
+            try:
+                plugin_measure(name)
+            except KeyError as exc:
+                raise SpecError(str(exc.args[0]), key=f"{claim.id}.expect.{name}") from None
         for e in claim.expectations:
             if e.measure in MECHANISM_MEASURES:
                 why = mech.fit_requirement(e.measure, n, r, cfg.d_model)
@@ -404,7 +410,11 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
         evidence = _evidence(instance.seed, result.seed, key, result)
         underdetermined: dict[str, str] = {}
         details: dict[str, Any] = {}
-        functions = mech.MEASURES if ctx.claim.mechanism else {}
+        functions = (
+            {**mech.MEASURES, **{m: plugin_measure(m) for m in ctx.claim.plugin_measures()}}
+            if ctx.claim.mechanism
+            else {}
+        )
         diverged = not all(bool(torch.isfinite(w).all()) for w in model64.parameters())
         for i, (name, fn) in enumerate(functions.items()):
             at((i + 1) / (len(functions) + 1), name)

@@ -11,30 +11,32 @@ and a dependency verified again in a run has its dependents verified again. A po
 and depends on a reused one gets the stored measured values at once; if it also reads the
 dependency's in-process objects (a ``transfer`` claim reads the trained model), the dependency is
 run again then (a training claim reloads its checkpoint) and its fresh result replaces the reused
-one.
+one. What reuse remembers during a run lives in :mod:`verifier.engine.reuse`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from functools import partial
+from typing import Any
 
 from pydantic import ValidationError
 
 from verifier import __version__
 from verifier.checks import REGISTRY, CheckContext, Measurement
-from verifier.checks.base import AnyKind, Method
+from verifier.checks.base import AnyKind
 from verifier.engine import provenance
 from verifier.engine.cost import Cost, claim_cost, search_values
 from verifier.engine.growth import growth_key, growth_result, growth_spec
 from verifier.engine.replicates import judge_all
 from verifier.engine.report import ClaimResult, ExpectationResult, ReplicateHistory, Report
+from verifier.engine.reuse import VerdictReuse, stored_measurement
 from verifier.engine.search import run_minimize, substitute
 from verifier.engine.substitution import FieldNotFound, set_field
-from verifier.engine.verdicts import StoredVerdict, VerdictStore, point_key
+from verifier.engine.verdicts import StoredVerdict, VerdictStore
 from verifier.errors import Cancelled, LimitExceeded, SolverError, SpecError, VerifierError
 from verifier.limits import Limits, require
 from verifier.spec import ClaimBase, Spec
@@ -180,10 +182,11 @@ class SpecRunner:
         self._measurements: dict[str, Measurement | None] = {}
         self._results: dict[str, list[ClaimResult]] = {}
         self._memo: dict[str, Any] = {}  # in-process results claims share (trained models)
-        self._keys: dict[str, str | None] = {}
-        self._found: dict[str, StoredVerdict] = {}  # verdicts found in the store, by point key
-        self._changed: set[str] = set()  # points verified here whose result no store confirms
-        self._stored: dict[str, StoredVerdict] = {}  # reused points
+        self.reuse = VerdictReuse(
+            verdicts,
+            self.limits,
+            lambda p: self._dependency_points(p.claim, p.point),
+        )
         self.spec_hash = spec.content_hash()
 
     def preflight(self) -> None:
@@ -199,7 +202,7 @@ class SpecRunner:
         """
         for claim in self.spec.claims:
             for point in self.points[claim.id]:
-                if self._lookup(point) is not None:
+                if self.reuse.lookup(point) is not None:
                     continue
                 kind = REGISTRY.get(claim.check_kind())
                 if kind is None:
@@ -248,7 +251,7 @@ class SpecRunner:
             search = claim.search_spec()
             points: list[tuple[Any, Any]] = []
             for point in self.points[claim.id]:
-                if self._lookup(point) is not None:
+                if self.reuse.lookup(point) is not None:
                     continue
                 if search is None:
                     points.append((point.instance, point.claim))
@@ -293,17 +296,7 @@ class SpecRunner:
         fits are a function of the point results and the code), else judged now and stored."""
         start = time.perf_counter()
         keys = [self.key_of(p) for p in self.points[claim.id]]
-        engine = self.verdicts.engine(claim.check_kind()) if self.verdicts else None
-        key = None
-        if self.verdicts is not None and engine is not None and None not in keys:
-            key = point_key(
-                "growth",
-                claim.model_dump(mode="json", by_alias=True),
-                self.spec.instance.model_dump(mode="json"),
-                {str(i): k for i, k in enumerate(keys) if k is not None},
-                self.limits.model_dump(mode="json"),
-                engine,
-            )
+        key = self.reuse.growth_key(claim, self.spec.instance, keys)
         reused = bool(points) and all(r.reused for r in points)
         if key is not None and reused and self.verdicts is not None:
             stored = self.verdicts.get(key)
@@ -340,36 +333,13 @@ class SpecRunner:
     def stored_result(self, key: str) -> ClaimResult | None:
         """The reused result of one point if the verdict store has it, else None (runs nothing)."""
         point = self._point(key)
-        stored = self._lookup(point)
+        stored = self.reuse.lookup(point)
         return None if stored is None else self._reused(point, stored, time.perf_counter())
 
     def key_of(self, point: ClaimPoint) -> str | None:
-        """The verdict key of a point (:func:`verifier.engine.verdicts.point_key`), or None.
-
-        None when there is no store, the point's kind or one of its dependencies' has no
-        engine key, or what it reads beyond the spec cannot be read now: such a point is never
-        reused.
-        """
-        if self.verdicts is None:
-            return None
-        if point.key not in self._keys:
-            claim = point.claim
-            engine = self.verdicts.engine(claim.check_kind())
-            deps = {dep: self.key_of(p) for dep, p in self._dependency_points(claim, point.point)}
-            inputs = claim.external_inputs(self.limits)  # a model file's digest
-            key = None
-            if engine is not None and inputs is not None and None not in deps.values():
-                dumped = claim.model_dump(mode="json", by_alias=True)
-                key = point_key(
-                    claim.check_kind(),
-                    {**dumped, "inputs": inputs} if inputs else dumped,
-                    point.instance.model_dump(mode="json"),
-                    {k: v for k, v in deps.items() if v is not None},
-                    self.limits.model_dump(mode="json"),
-                    engine,
-                )
-            self._keys[point.key] = key
-        return self._keys[point.key]
+        """The verdict key of a point (:meth:`verifier.engine.reuse.VerdictReuse.key_of`), or
+        None: no store, or a kind (its own or a dependency's) without an engine key."""
+        return self.reuse.key_of(point)
 
     def _point(self, key: str) -> ClaimPoint:
         for points in self.points.values():
@@ -436,25 +406,13 @@ class SpecRunner:
         for dep, dep_point in self._dependency_points(claim, point):
             self.claim_results(dep)
             measurement = self._measurements.get(dep_point.key)
-            stored = self._stored.get(dep_point.key)
+            stored = self.reuse.reused(dep_point.key)
             if measurement is None and stored is not None:
-                measurement = self._stored_measurement(dep_point, stored)
+                measurement = stored_measurement(stored, partial(self._rerun, dep_point))
             if measurement is None:
                 raise VerifierError(f"claim {dep!r}, which this claim needs, did not complete")
             deps[dep] = measurement
         return deps
-
-    def _stored_measurement(self, point: ClaimPoint, stored: StoredVerdict) -> Measurement:
-        """A reused point's measurement; its in-process objects come from a re-run, if read."""
-        result = stored.result
-        return Measurement(
-            method=cast(Method, result.method or "exact"),
-            values=dict(result.measured),
-            evidence=dict(result.evidence),
-            symbols=dict(stored.symbols),
-            artifacts=_OnFirstRead(lambda: self._rerun(point).artifacts),
-            message=result.message,
-        )
 
     def _rerun(self, point: ClaimPoint) -> Measurement:
         """Run a reused point for real; its fresh result replaces the reused one.
@@ -463,20 +421,14 @@ class SpecRunner:
         verified again too (those not yet reused in this run).
         """
         fresh = self._run_point(point)
-        stored = self._stored.get(point.key)
-        if stored is None or (stored.result.status, stored.result.measured) != (
-            fresh.status,
-            fresh.measured,
-        ):
-            self._changed.add(point.key)
-            self._found.pop(point.key, None)
+        self.reuse.rerun_done(point.key, fresh)
         self._store(point, fresh)
         claim_id = point.claim.id
         points = [p.key for p in self.points[claim_id]]
         old = {r.key: r for r in self._results[claim_id] if r.key in points}
         old[point.key] = fresh
         self.adopt(claim_id, [old[k] for k in points])
-        self._stored.pop(point.key, None)
+        self.reuse.forget(point.key)
         measurement = self._measurements.get(point.key)
         if measurement is None:
             raise VerifierError(
@@ -485,36 +437,15 @@ class SpecRunner:
             )
         return measurement
 
-    def _lookup(self, point: ClaimPoint) -> StoredVerdict | None:
-        """The point's stored verdict, if it and every point it depends on can be reused.
-
-        A dependency that has to run again (its verdict was never stored, say an ``undecided``
-        one) runs its dependents again too, so no reused verdict rests on a re-run result.
-        """
-        if point.key in self._found:
-            return self._found[point.key]
-        if point.key in self._changed:
-            return None
-        key = self.key_of(point)
-        found = None if key is None or self.verdicts is None else self.verdicts.get(key)
-        deps = [p for _, p in self._dependency_points(point.claim, point.point)]
-        if found is not None and any(
-            p.key in self._changed or self._lookup(p) is None for p in deps
-        ):
-            found = None
-        if found is not None:  # a miss is looked up again: another run may store it meanwhile
-            self._found[point.key] = found
-        return found
-
     def _resolve(self, point: ClaimPoint) -> ClaimResult:
         """The point's stored result if there is one, else its fresh (and then stored) result."""
         start = time.perf_counter()
-        stored = self._lookup(point)
+        stored = self.reuse.lookup(point)
         if stored is not None:
-            self._stored[point.key] = stored
+            self.reuse.reuse(point, stored)
             return self._reused(point, stored, start)
         result = self._run_point(point)
-        self._changed.add(point.key)
+        self.reuse.verified(point.key)
         self._store(point, result)
         return result
 
@@ -534,11 +465,8 @@ class SpecRunner:
         )
 
     def _store(self, point: ClaimPoint, result: ClaimResult) -> None:
-        key = self.key_of(point)
-        if key is None or self.verdicts is None:
-            return
         measurement = self._measurements.get(point.key)
-        self.verdicts.put(key, result, measurement.symbols if measurement else {})
+        self.reuse.put(point, result, measurement.symbols if measurement else {})
 
     def _run_point(self, point: ClaimPoint) -> ClaimResult:
         claim = point.claim
@@ -631,28 +559,6 @@ class SpecRunner:
             return None
         outer = self.progress
         return lambda fraction, message: outer(key, fraction, message)
-
-
-class _OnFirstRead(Mapping[str, Any]):
-    """A mapping computed on first access (a reused dependency's in-process objects)."""
-
-    def __init__(self, load: Callable[[], Mapping[str, Any]]) -> None:
-        self._load = load
-        self._data: Mapping[str, Any] | None = None
-
-    def _get(self) -> Mapping[str, Any]:
-        if self._data is None:
-            self._data = self._load()
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
 
 
 def run_spec(spec: Spec, limits: Limits | None = None, **kwargs: Any) -> Report:

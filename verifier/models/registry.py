@@ -19,6 +19,7 @@ register here, as plugins do through :func:`register_adapter` (entry-point group
 
 from __future__ import annotations
 
+from verifier import plugins
 from verifier.models.base import Expected, ModelAdapter, ModelInfo, RecallModel
 from verifier.models.hf import HFAdapter
 from verifier.models.one_layer import OneLayerAdapter
@@ -37,14 +38,36 @@ def register_adapter(name: str, adapter: ModelAdapter) -> None:
     MODEL_ADAPTERS[name] = adapter
 
 
+def register_plugin(name: str, obj: object) -> None:
+    """Register a plugin's adapter under its entry point's ``name`` (group ``verifier.models``).
+
+    Raises:
+        TypeError: ``obj`` has no callable ``inspect`` and ``load``.
+        ValueError: the name is taken by another adapter.
+    """
+    if not all(callable(getattr(obj, method, None)) for method in ("inspect", "load")):
+        raise TypeError(f"expected a model adapter (inspect and load), got {type(obj).__name__}")
+    register_adapter(name, obj)  # type: ignore[arg-type]  # checked above, structurally
+
+
+def adapters() -> dict[str, ModelAdapter]:
+    """Every registered adapter by name: the built-ins, then the plugins' (loaded now)."""
+    plugins.load(GROUP)
+    return MODEL_ADAPTERS
+
+
+GROUP = "verifier.models"
 register_adapter("one_layer", OneLayerAdapter())
 register_adapter("hf", HFAdapter())
 
 __all__ = [
+    "GROUP",
     "MODEL_ADAPTERS",
     "Expected",
     "ModelAdapter",
     "ModelInfo",
     "RecallModel",
+    "adapters",
     "register_adapter",
+    "register_plugin",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -9,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, create_model
 
+from verifier import plugins
 from verifier.errors import SpecError
 from verifier.spec.base import IDENT, StrictModel
-from verifier.spec.claims import Claim
+from verifier.spec.claims import BUILTIN_TAGS, PLUGIN_CLAIMS, Claim, claim_union
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.error_lines import spec_error
 from verifier.spec.instances import BijectionInstance, Instance, MultiHopInstance
@@ -58,6 +60,64 @@ class Spec(StrictModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+CHECKS_GROUP = "verifier.checks"
+
+
+@functools.cache
+def _spec_model(models: tuple[type[ClaimBase], ...]) -> type[Spec]:
+    if not models:
+        return Spec
+    claims: Any = (list[claim_union(models)], Field(min_length=1))  # type: ignore[misc]
+    return create_model("Spec", __base__=Spec, __module__=Spec.__module__, claims=claims)
+
+
+def spec_model() -> type[Spec]:
+    """:class:`Spec` with the plugins' claim kinds in its claim union (entry point group
+    ``verifier.checks``, loaded now): a subclass of Spec, or Spec itself when no plugin kind is
+    registered."""
+    plugins.load(CHECKS_GROUP)
+    return _spec_model(tuple(PLUGIN_CLAIMS[tag] for tag in sorted(PLUGIN_CLAIMS)))
+
+
+def _plugin_tags(data: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """``(index, tag)`` of each claim whose ``check:`` is not a built-in kind's."""
+    claims = data.get("claims")
+    if not isinstance(claims, list):
+        return []
+    return [
+        (i, c["check"])
+        for i, c in enumerate(claims)
+        if isinstance(c, Mapping)
+        and isinstance(c.get("check"), str)
+        and c["check"] not in BUILTIN_TAGS
+    ]
+
+
+def _model_for(data: Mapping[str, Any], file: str) -> type[Spec]:
+    """The spec model ``data`` needs: :class:`Spec`, or with the plugin kinds its claims name
+    (loaded only then, so a spec of built-in kinds never imports a plugin).
+
+    Raises:
+        SpecError: a claim names a plugin kind whose plugin failed to load, naming the plugin.
+    """
+    tags = _plugin_tags(data)
+    if not tags:
+        return Spec
+    model = spec_model()
+    lines = data.get("claims", [])
+    for i, tag in tags:
+        why = plugins.failure(CHECKS_GROUP, tag)
+        if why is not None:
+            line = getattr(lines[i], "line", None)
+            raise SpecError(
+                f"claim kind {tag!r} comes from {why}",
+                file=file,
+                line=line,
+                key=f"claims.{i}.check",
+            )
+    return model
+
+
 def spec_schema() -> dict[str, Any]:
     """JSON Schema of the spec language for editors and validators (verifier/spec/schema.py)."""
     from verifier.spec.schema import editor_schema  # it reads the registries
@@ -79,10 +139,11 @@ def parse_spec(data: Any, file: str = "<spec>", text: str = "") -> Spec:
             file=file,
             line=1,
         )
+    model = _model_for(data, file)
     try:
-        spec = Spec.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as exc:
-        raise spec_error(exc, Spec, data, file) from None
+        raise spec_error(exc, model, data, file) from None
     claim_lines: list[int | None] = [getattr(c, "line", None) for c in data.get("claims", [])]
 
     def refuse(i: int, message: str, key: str | None = None) -> SpecError:

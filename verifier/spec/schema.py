@@ -4,8 +4,8 @@
 - each claim kind's ``expect`` names its measures (``additionalProperties: false``), so a
   misspelt measure (``acuracy:``) is flagged by any JSON-schema validator; a bound claim's
   measures depend on its theorem, so its ``expect`` stays open;
-- construction names and theorem ids are enums read from the registries, so editors complete
-  them;
+- construction names and theorem ids are enums read from the registries (the plugins' too), so
+  editors complete them; a plugin's claim kind joins the claims' union;
 - every field carries a description (hover): its own, else the meaning docs/spec-language.md
   gives it (:func:`verifier.spec.docs.meaning`).
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifier.spec.claims import PLUGIN_CLAIMS
 from verifier.spec.docs import _claim_classes, meaning
-from verifier.spec.loading import Spec
+from verifier.spec.loading import spec_model
 
 SEARCH_MEASURES = {
     "minimum": "the smallest value found by `minimize:` (only with minimize)",
@@ -45,9 +46,9 @@ _VALUE_OR_FORMULA: list[dict[str, Any]] = [
 def construction_names() -> list[str]:
     """Names ``construction.name`` takes: the registry's bijection constructions (a multi-hop
     instance builds its chains from ``geometric``)."""
-    from verifier.constructions.registry import CONSTRUCTIONS
+    from verifier.constructions.registry import constructions
 
-    return sorted({c.name for c in CONSTRUCTIONS.values() if c.facts == "bijection"})
+    return sorted({c.name for c in constructions().values() if c.facts == "bijection"})
 
 
 def theorem_ids() -> list[str]:
@@ -102,13 +103,14 @@ def _enum(prop: dict[str, Any], values: list[str]) -> None:
 
 def editor_schema() -> dict[str, Any]:
     """The spec language's JSON Schema for editors and validators."""
-    schema = Spec.model_json_schema()
+    schema = spec_model().model_json_schema()
     defs: dict[str, Any] = schema["$defs"]
-    for name, cls in _claim_classes().items():
+    classes = {**_claim_classes(), **{c.__name__: c for c in PLUGIN_CLAIMS.values()}}
+    for name, cls in classes.items():
         if name in defs and cls.MEASURES:
             kind = defs[name]["properties"]["check"].get("const", name)
             defs[name]["properties"]["expect"] = _expect_schema(
-                kind, cls.MEASURES, cls.LABEL_MEASURES
+                kind, cls.schema_measures(), cls.LABEL_MEASURES
             )
     if "Construction" in defs:
         _enum(defs["Construction"]["properties"]["name"], construction_names())

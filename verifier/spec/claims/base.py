@@ -131,6 +131,12 @@ class ClaimBase(StrictModel):
         """Symbols ``expect:`` formulas may use (kinds whose symbols depend on fields override)."""
         return self.SYMBOLS
 
+    @classmethod
+    def schema_measures(cls) -> tuple[str, ...]:
+        """Measures the JSON Schema lets ``expect`` name: the kind's (kinds that take plugin
+        measures add those)."""
+        return cls.MEASURES
+
     def known_measures(self) -> tuple[str, ...]:
         """Measures ``expect:`` may name on some instance: the kind's, plus ``minimum``
         (``maximum``) under ``minimize:`` (``maximize:``)."""

@@ -47,14 +47,16 @@ class GeometricConstruction(CodebookConstruction):
 
 
 class Construction(CodebookConstruction):
-    """A construction of the registry (verifier/constructions/registry.py) by name: geometric
-    (G1) or compact (G1 without the answer slot, docs/theory.md 3b) on a bijection instance;
-    geometric on a multi-hop one (Gk, or Ck with cot). An unknown name is refused before any
-    work, with the names the registry holds."""
+    """A construction of the registry (verifier/constructions/registry.py, plugins' included) by
+    name: on a bijection instance one that stores bijections (built in: geometric, G1, and
+    compact, G1 without the answer slot, docs/theory.md 3b); on a multi-hop one geometric (Gk,
+    or Ck with cot). An unknown name is refused before any work, with the names the registry
+    holds; the JSON Schema (`verifier schema`) lists them."""
 
     name: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="the construction: geometric or compact (bijection), geometric (multi_hop)",
+        description="a registered construction's name (see `verifier schema`); geometric on a "
+        "multi_hop instance",
     )
 
 

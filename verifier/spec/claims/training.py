@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from verifier.measure.registry import plugin_measure_names
 from verifier.spec.base import MAX_SCALE, StrictModel
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
@@ -198,7 +199,7 @@ class TrainingClaim(ClaimBase):
         if not self.mechanism:
             search = self.search_spec()
             named = set(self.expect) | (set(search.until) if search is not None else set())
-            wanted = sorted(named & set(MECHANISM_MEASURES))
+            wanted = sorted(named & {*MECHANISM_MEASURES, *plugin_measure_names()})
             if wanted:
                 raise ValueError(
                     f"mechanism: false skips the mechanism measures; expected none in expect "
@@ -207,9 +208,31 @@ class TrainingClaim(ClaimBase):
         return self
 
     def produced_measures(self, instance: BijectionInstance | MultiHopInstance) -> Iterable[str]:
-        """Every measure, but the mechanism measures only on a bijection instance (they are
-        defined on single-hop facts, docs/theory.md section 7) with ``mechanism`` on."""
+        """Every measure, but the mechanism measures (and the plugins' the claim names) only on a
+        bijection instance (they are defined on single-hop facts, docs/theory.md section 7) with
+        ``mechanism`` on."""
         mechanism = isinstance(instance, BijectionInstance) and any(
             self.field_values("mechanism", self.mechanism)
         )
-        return tuple(m for m in self.MEASURES if mechanism or m not in MECHANISM_MEASURES)
+        built_in = tuple(m for m in self.MEASURES if mechanism or m not in MECHANISM_MEASURES)
+        return (*built_in, *self.plugin_measures()) if mechanism else built_in
+
+    def plugin_measures(self) -> tuple[str, ...]:
+        """The installed plugin measures (:mod:`verifier.measure.registry`) this claim names in
+        ``expect``, its growth or its search: only those run on its trained models."""
+        search = self.search_spec()
+        named = set(self.expect) | (set(search.until) if search is not None else set())
+        growth = self.expect.get("growth")
+        if isinstance(growth, dict) and isinstance(growth.get("measure"), str):
+            named.add(growth["measure"])
+        return tuple(m for m in plugin_measure_names() if m in named)
+
+    @classmethod
+    def schema_measures(cls) -> tuple[str, ...]:
+        """The kind's measures and the installed plugins' mechanism measures."""
+        return (*cls.MEASURES, *plugin_measure_names())
+
+    def known_measures(self) -> tuple[str, ...]:
+        """The kind's measures and the installed plugins' mechanism measures
+        (:mod:`verifier.measure.registry`)."""
+        return (*super().known_measures(), *plugin_measure_names())
