@@ -4,7 +4,9 @@ YAML bodies are taken as sent. JSON bodies are parsed strictly (duplicate keys, 
 beyond 64 bits, ``NaN``/``Infinity`` and nesting deeper than the YAML limit are refused the
 way the YAML loader refuses them) and kept as sent when the YAML loader reads them the same,
 so error lines are the body's own; otherwise they are re-written as YAML. Everything here runs
-in the validator process (:mod:`api.validator`), never on the event loop.
+in the validator process (:mod:`api.validator`), never on the event loop; the spec language
+(and numpy behind it) is imported there, inside these functions, so the server process that
+only routes bodies to validators starts without it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,6 @@ import yaml
 
 from verifier.errors import SpecError
 from verifier.limits import Limits
-from verifier.spec import load_spec_text
-from verifier.spec.yaml_lines import (
-    MAX_FLOW_DEPTH,
-    flow_depth,
-    int_out_of_range,
-    load_yaml,
-)
 
 FILE = "<request>"  # the label spec errors of a request carry
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -49,6 +44,7 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
         LimitExceeded: work over a limit, naming it.
     """
     from verifier.engine.runner import SpecRunner  # the engine: only in the validator process
+    from verifier.spec import load_spec_text
 
     text = spec_text_of(body, media_type)
     try:
@@ -63,6 +59,8 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
 
 def spec_text_of(body: bytes, media_type: str) -> str:
     """The spec text of a body: YAML as sent; JSON as sent, or re-written as YAML."""
+    from verifier.spec.yaml_lines import load_yaml
+
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -89,6 +87,8 @@ def strict_json(text: str) -> dict[str, Any]:
         SpecError: malformed JSON, not an object, duplicate keys, an integer beyond 64 bits,
             ``NaN``/``Infinity``, or nesting deeper than ``MAX_FLOW_DEPTH``.
     """
+    from verifier.spec.yaml_lines import MAX_FLOW_DEPTH, flow_depth, int_out_of_range
+
     depth, depth_line = flow_depth(text)
     if depth > MAX_FLOW_DEPTH:
         raise SpecError(
@@ -138,6 +138,8 @@ def strict_json(text: str) -> dict[str, Any]:
 
 def _refuse_duplicate(text: str, key: str) -> None:
     """Refuse a duplicate JSON key as the YAML loader does (with both lines), where it can."""
+    from verifier.spec.yaml_lines import load_yaml
+
     try:
         load_yaml(text, FILE)
     except SpecError as exc:
