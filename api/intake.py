@@ -32,8 +32,8 @@ class Prepared:
     name: str
     spec_hash: str
     text: str  # as it will be stored and re-read by the worker (YAML, or JSON that is YAML)
-    # claim id -> (estimated flops, estimated peak bytes), verifier/engine/cost.py
-    estimate: tuple[tuple[str, float, float], ...] = ()
+    # (claim id, worst-case flops, peak bytes, expected flops), verifier/engine/cost.py
+    estimate: tuple[tuple[str, float, float, float], ...] = ()
 
 
 def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
@@ -53,7 +53,7 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
         runner.preflight()
     except RecursionError:
         raise SpecError("expected a spec, got nesting too deep to read", file=FILE) from None
-    estimate = tuple((k, c.flops, c.memory) for k, c in runner.estimate().items())
+    estimate = tuple((k, c.flops, c.memory, c.likely) for k, c in runner.estimate().items())
     return Prepared(spec.name, spec.content_hash(), text, estimate)
 
 

@@ -195,13 +195,16 @@ def _dry_run(paths: list[Path], limits: Limits, include_full: bool) -> typer.Exi
     for name, costs in estimates:
         for claim_id, cost in costs.items():
             console.print(
-                f"{name}::{claim_id}: {cost.flops:.3g} flops, peak {cost.memory / 2**20:,.1f} MiB",
+                f"{name}::{claim_id}: {cost.flops:.3g} flops at most (expected "
+                f"{cost.likely:.3g}), peak {cost.memory / 2**20:,.1f} MiB",
                 highlight=False,
                 markup=False,
             )
     total = sum(c.flops for _, costs in estimates for c in costs.values())
+    likely = sum(c.likely for _, costs in estimates for c in costs.values())
     console.print(
-        f"{len(estimates)} specs: {total:.3g} flops in all (limits: max_job_flops = "
+        f"{len(estimates)} specs: {total:.3g} flops at most, {likely:.3g} expected, in all "
+        "(limits, on the worst case: max_job_flops = "
         f"{limits.max_job_flops:.3g}, max_job_memory = {limits.max_job_memory / 2**30:g} GiB "
         "per claim); nothing was run",
         highlight=False,

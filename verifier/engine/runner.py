@@ -242,8 +242,10 @@ class SpecRunner:
 
     def estimate(self) -> dict[str, Cost]:
         """Each claim's estimated work (:mod:`verifier.engine.cost`): the sum over its points
-        not answered by a stored verdict, a search's point once per value it may try."""
+        not answered by a stored verdict, a search's point once per value it may try. The
+        expected figures count a training that several claims share once, in the first."""
         costs: dict[str, Cost] = {}
+        trained: set[str] = set()
         for claim in self.spec.claims:
             search = claim.search_spec()
             points: list[tuple[Any, Any]] = []
@@ -255,7 +257,7 @@ class SpecRunner:
                 else:  # the widest value, the costliest
                     points.append(substitute(point.instance, point.claim, search.field, search.max))
             tries = 1 if search is None else search_values(search.start, search.max)
-            costs[claim.id] = claim_cost(points, tries)
+            costs[claim.id] = claim_cost(points, tries, trained)
         return costs
 
     def _preflight_sources(self, kind: AnyKind, point: ClaimPoint) -> None:
