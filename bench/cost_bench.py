@@ -127,7 +127,8 @@ def main() -> None:
         "| predicted s | measured s | measured / predicted |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    ratios, kept = [], {"rate": rate, "specs": {}}
+    ratios: list[float] = []
+    kept: dict[str, Any] = {"rate": rate, "specs": {}}
     for spec in specs:
         name = str(spec.relative_to(ROOT) if spec.is_absolute() else spec)
         if args.estimate_only or args.measured is not None:
