@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.engine.cost import POINT_OVERHEAD, Cost, lp_flops, search_values
+from verifier.engine.cost import POINT_OVERHEAD, STOP_SHARE, Cost, lp_flops, search_values
 from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded
 from verifier.limits import Limits
@@ -89,7 +89,8 @@ def test_early_stopping_is_expected_near_the_claims_own_bound_and_refused_on_all
     assert t.flops == full.flops  # the worst case, what limits judge: every step
     assert full.likely == full.flops  # no bound said: every step is expected
     work = full.flops - POINT_OVERHEAD
-    assert t.likely - POINT_OVERHEAD == pytest.approx(work * 100 / 1000, rel=0.02)  # half of 200
+    share = STOP_SHARE * 200 / 1000  # the expected stop: STOP_SHARE of the claim's bound
+    assert t.likely - POINT_OVERHEAD == pytest.approx(work * share, rel=0.02)
 
 
 def test_claims_training_the_same_models_share_one_training_in_the_expected_figure() -> None:

@@ -35,7 +35,8 @@ A claim's cost is the sum over its sweep points; a search multiplies its point b
 number of values it may try. :meth:`verifier.engine.runner.SpecRunner.preflight` refuses a
 claim over ``max_job_flops`` or ``max_job_memory`` (peak: the largest point's, since points
 run one after another in one process). The constants are calibrated by bench/cost_bench.py
-(flop-equivalents at the ~3.5e9 flops/s of one core of the reference machine).
+(flop-equivalents; bench/cost_bench.py measured 1.4e10 flops/s, one thread, on the reference
+machine on 2026-12-06, so 1e10 is about 0.7 s there).
 """
 
 from __future__ import annotations
@@ -51,13 +52,15 @@ from verifier.spec import BijectionInstance, MultiHopInstance
 
 FLOAT32, FLOAT64 = 4, 8
 LP_ITERATIONS = 50  # interior-point / simplex passes over the matrix, a rough constant
-LP_SETUP = 2e8  # one dense LP's set-up (cvxpy canonicalisation, the solver's start), ~0.06 s
-P3_NNZ_FLOPS = 3e3  # flop-equivalents per nonzero per sqrt(nonzeros) of a P3 solve (highspy)
-P3_NNZ_BYTES = 400.0  # peak bytes per nonzero of a P3 solve (the matrix, its copies, the LU)
+LP_SETUP = 2e7  # one dense LP's set-up (the solver's start)
+P3_NNZ_FLOPS = 300.0  # flop-equivalents per nonzero per sqrt(nonzeros) of a P3 solve (highspy)
+P3_NNZ_BYTES = 250.0  # peak bytes per nonzero of a P3 solve (150 measured at 2.8M and 11M)
+P3_LIKELY_SOLVES = 5  # widths a P3 search solves near its guess (g, g -+ 1, g -+ 3, ...)
 SMALL = 1e6  # flops of a closed form or a small sum
-POINT_OVERHEAD = 1e8  # any claim point: about 0.03 s of set-up that is not arithmetic
-ASYMPTOTIC = 1e10  # a bound claim's sympy limit or order: about 3 s
-STOP_SHARE = 0.5  # the share of its steps_to_perfect bound a training run is expected to take
+POINT_OVERHEAD = 6e9  # a numeric claim point's set-up (models, programs, measures)
+CLOSED_FORM_OVERHEAD = 1e8  # a bound or budget point's
+ASYMPTOTIC = 2e10  # a bound claim's sympy limit or order
+STOP_SHARE = 0.3  # the share of its steps_to_perfect bound a training run is expected to take
 RESOLVE_CAP = 16_384  # as verifier/measure/certified.py: facts run to pin the margin
 SCAN_BYTES = 2 * (1 << 24) * FLOAT32  # one row block of the code search's scan, and its mask
 BATCH = 512  # facts per forward batch of the construction check
@@ -93,34 +96,63 @@ class Cost:
 ZERO = Cost(0.0, 0.0)
 
 
-def point_cost(instance: Any, claim: Any, trained: set[str] | None = None) -> Cost:
+def point_cost(
+    instance: Any, claim: Any, trained: set[str] | None = None, source: Any = None
+) -> Cost:
     """The estimated work of one claim point (see the module for the model of each kind),
     with its fixed overhead. ``trained``: keys of the trainings earlier claims of the same
-    run already pay for (updated here); such a training is not expected to run twice."""
+    run already pay for (updated here); such a training is not expected to run twice.
+    ``source``: the training claim a transfer claim reads (its model's size)."""
+    return _point_work(instance, claim, trained, source) + _overhead(claim)
+
+
+def _overhead(claim: Any) -> Cost:
+    """A point's fixed set-up, as flop-equivalents: numeric kinds build models and programs,
+    a closed form (bound, budget) is cheap."""
+    fixed = POINT_OVERHEAD if _numeric(claim) else CLOSED_FORM_OVERHEAD
+    return Cost(fixed, 0.0)
+
+
+def _numeric(claim: Any) -> bool:
+    """Whether a point builds models or programs: every kind but a closed form (a budget
+    claim with a construction checks it through the forward pass)."""
+    kind = str(getattr(claim, "check", ""))
+    return kind in _NUMERIC or getattr(claim, "construction", None) is not None
+
+
+_NUMERIC = frozenset({"training", "construction", "feasibility", "transfer"})
+
+
+def _point_work(instance: Any, claim: Any, trained: set[str] | None, source: Any) -> Cost:
+    """One point's work without its fixed set-up."""
     kind = str(getattr(claim, "check", ""))
     if kind == "training":
-        cost = _training(instance, claim, trained if trained is not None else set())
-    elif kind == "construction":
-        cost = _construction(instance, claim)
-    elif kind == "feasibility":
-        cost = _feasibility(instance, claim)
-    elif kind == "transfer":
-        cost = _transfer(instance, claim)
-    else:  # bound, budget: closed forms; a limit or an order is sympy's work
-        asymptotic = getattr(claim, "limit", None) or getattr(claim, "order", None)
-        cost = Cost(ASYMPTOTIC if asymptotic else SMALL, 64e6)
-    return Cost(cost.flops + POINT_OVERHEAD, cost.memory, cost.likely + POINT_OVERHEAD)
+        return _training(instance, claim, trained if trained is not None else set())
+    if kind == "construction" or (kind == "budget" and _numeric(claim)):
+        return _construction(instance, claim)
+    if kind == "feasibility":
+        return _feasibility(instance, claim)
+    if kind == "transfer":
+        return _transfer(instance, claim, source)
+    # bound, budget: closed forms; a limit or an order is sympy's work
+    asymptotic = getattr(claim, "limit", None) or getattr(claim, "order", None)
+    return Cost(ASYMPTOTIC if asymptotic else SMALL, 64e6)
 
 
 def claim_cost(
-    points: list[tuple[Any, Any]], search_values: int = 1, trained: set[str] | None = None
+    points: list[tuple[Any, Any]],
+    search_values: int = 1,
+    trained: set[str] | None = None,
+    source: Any = None,
 ) -> Cost:
     """The work of every point of a claim, one after another; ``search_values``: how many
-    values a minimize/maximize search may try at each point; ``trained``: as for
-    :func:`point_cost`, shared by the claims of one run."""
+    values a minimize/maximize search may try at each point (its fixed set-up is paid once);
+    ``trained`` and ``source``: as for :func:`point_cost`, ``trained`` shared by the claims of
+    one run."""
     total = ZERO
     for instance, claim in points:
-        total = total + point_cost(instance, claim, trained).times(search_values)
+        work = _point_work(instance, claim, trained, source).times(search_values)
+        total = total + work + _overhead(claim)
     return total
 
 
@@ -284,10 +316,18 @@ def _feasibility(instance: Any, claim: Any) -> Cost:
     d, w, params = geometric_size(instance, m)
     forward = _forward_flops(2, d, w, n_attr) * (instance.entities * instance.relations)
     if claim.program == "associative_width":
-        width = claim.width if isinstance(claim.width, int) else 4 * n_attr
-        tries = 1 if isinstance(claim.width, int) else search_values(1, width)
-        nnz = p3_nonzeros(instance.entities * instance.relations, n_attr, claim.embed_dim, width)
-        return Cost(tries * p3_flops(nnz) + forward, p3_memory(nnz) + params * FLOAT64)
+        n_facts, dim = instance.entities * instance.relations, claim.embed_dim
+        if isinstance(claim.width, int):
+            width = likely_width = claim.width
+            tries = likely_tries = 1
+        else:  # the search gallops from its guess F (d - 1) / d (convex/associative.py)
+            width, likely_width = 4 * n_attr, max(1, math.ceil(n_facts * (dim - 1) / dim))
+            tries, likely_tries = search_values(1, width), P3_LIKELY_SOLVES
+        nnz = p3_nonzeros(n_facts, n_attr, dim, width)
+        likely = likely_tries * p3_flops(p3_nonzeros(n_facts, n_attr, dim, likely_width))
+        return Cost(
+            tries * p3_flops(nnz) + forward, p3_memory(nnz) + params * FLOAT64, likely + forward
+        )
     if claim.program == "codebook_margin":  # one LP per target, per width tried
         rows, cols = n_attr - 1, m + 1
         programs = n_attr * (1 if fixed else search_values(1, m))
@@ -326,18 +366,24 @@ def lp_memory(rows: int, cols: int) -> float:
     return (3.0 * rows * cols + float(min(rows, cols)) ** 2) * FLOAT64
 
 
-def _transfer(instance: Any, claim: Any) -> Cost:
-    """A forward over every fact at a modest width; ``lp`` solves a P2 per subject. The trained
-    model's size is the source claim's, which the runner does not pass here: a bound of
-    ``d = d_mlp = 512`` stands in."""
+def _transfer(instance: Any, claim: Any, source: Any = None) -> Cost:
+    """A forward over every fact through the trained model (``source``'s size; without it a
+    bound of ``d = d_mlp = 512`` stands in); ``lp`` solves a P2 per subject; ``relearn``
+    trains the subject rows for its steps (expected: near its own steps_to_perfect bound)."""
     examples, n_ctx, n_out = _examples(instance)
-    fwd = _forward_flops(n_ctx, 512, 512, n_out) * examples
+    model = getattr(source, "model", None)
+    d = int(getattr(model, "d_model", 512))
+    d_mlp = int(getattr(model, "d_mlp", 512))
+    fwd = _forward_flops(n_ctx, d, d_mlp, n_out) * examples
     if getattr(claim, "method", "") == "lp":
-        rows, cols = instance.relations * (n_out + 512), 513
+        rows, cols = instance.relations * (n_out + d_mlp), d + 1
         lps = instance.entities * (LP_SETUP + lp_flops(rows, cols))
         return Cost(fwd + lps, lp_memory(rows, cols))
     relearn = getattr(claim, "relearn", None)
-    steps = 0
+    steps = likely = 0.0
     if getattr(claim, "method", "") == "relearn":
         steps = relearn.steps if relearn is not None else 500  # RelearnOptim's default
-    return Cost(fwd * (1 + 3 * steps), examples * n_out * FLOAT32 * 3)
+        bound = _steps_bound(claim)
+        likely = steps if bound is None else min(steps, STOP_SHARE * bound)
+    memory = examples * n_out * FLOAT32 * 3
+    return Cost(fwd * (1 + 3 * steps), memory, fwd * (1 + 3 * likely))
