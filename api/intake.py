@@ -4,7 +4,9 @@ YAML bodies are taken as sent. JSON bodies are parsed strictly (duplicate keys, 
 beyond 64 bits, ``NaN``/``Infinity`` and nesting deeper than the YAML limit are refused the
 way the YAML loader refuses them) and kept as sent when the YAML loader reads them the same,
 so error lines are the body's own; otherwise they are re-written as YAML. Everything here runs
-in the validator process (:mod:`api.validator`), never on the event loop.
+in the validator process (:mod:`api.validator`), never on the event loop; the spec language
+(and numpy behind it) is imported there, inside these functions, so the server process that
+only routes bodies to validators starts without it.
 """
 
 from __future__ import annotations
@@ -12,19 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from verifier.errors import SpecError
 from verifier.limits import Limits
-from verifier.spec import Spec, load_spec_text
-from verifier.spec.yaml_lines import (
-    MAX_FLOW_DEPTH,
-    flow_depth,
-    int_out_of_range,
-    load_yaml,
-)
+
+if TYPE_CHECKING:
+    from verifier.spec import Spec
 
 FILE = "<request>"  # the label spec errors of a request carry
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -38,8 +36,8 @@ class Prepared:
     name: str
     spec_hash: str
     text: str  # as it will be stored and re-read by the worker (YAML, or JSON that is YAML)
-    # claim id -> (estimated flops, estimated peak bytes), verifier/engine/cost.py
-    estimate: tuple[tuple[str, float, float], ...] = ()
+    # (claim id, worst-case flops, peak bytes, expected flops), verifier/engine/cost.py
+    estimate: tuple[tuple[str, float, float, float], ...] = ()
 
 
 def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
@@ -50,6 +48,7 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
         LimitExceeded: work over a limit, naming it.
     """
     from verifier.engine.runner import SpecRunner  # the engine: only in the validator process
+    from verifier.spec import load_spec_text
 
     text = spec_text_of(body, media_type)
     try:
@@ -58,7 +57,7 @@ def prepare(body: bytes, media_type: str, limits: Limits) -> Prepared:
         runner.preflight()
     except RecursionError:
         raise SpecError("expected a spec, got nesting too deep to read", file=FILE) from None
-    estimate = tuple((k, c.flops, c.memory) for k, c in runner.estimate().items())
+    estimate = tuple((k, c.flops, c.memory, c.likely) for k, c in runner.estimate().items())
     return Prepared(spec.name, request_hash(spec, limits), text, estimate)
 
 
@@ -74,6 +73,8 @@ def request_hash(spec: Spec, limits: Limits) -> str:
 
 def spec_text_of(body: bytes, media_type: str) -> str:
     """The spec text of a body: YAML as sent; JSON as sent, or re-written as YAML."""
+    from verifier.spec.yaml_lines import load_yaml
+
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,6 +101,8 @@ def strict_json(text: str) -> dict[str, Any]:
         SpecError: malformed JSON, not an object, duplicate keys, an integer beyond 64 bits,
             ``NaN``/``Infinity``, or nesting deeper than ``MAX_FLOW_DEPTH``.
     """
+    from verifier.spec.yaml_lines import MAX_FLOW_DEPTH, flow_depth, int_out_of_range
+
     depth, depth_line = flow_depth(text)
     if depth > MAX_FLOW_DEPTH:
         raise SpecError(
@@ -149,6 +152,8 @@ def strict_json(text: str) -> dict[str, Any]:
 
 def _refuse_duplicate(text: str, key: str) -> None:
     """Refuse a duplicate JSON key as the YAML loader does (with both lines), where it can."""
+    from verifier.spec.yaml_lines import load_yaml
+
     try:
         load_yaml(text, FILE)
     except SpecError as exc:

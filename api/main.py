@@ -5,14 +5,20 @@ the SQLite store, recovers jobs a dead server left running
 (re-queued, or ``interrupted`` with a reason), starts the worker processes (with
 ``executor: ray`` they drive Ray tasks, :mod:`api.ray_runner`), and starts the validator
 processes (:mod:`api.validator`), which import the engine behind the server: ``/healthz``
-answers at once, and a POST waits for the first validator that is ready. With a
-token set, the OpenAPI document and ``/docs`` need it too.
+answers at once, and a POST waits for the first validator that is ready. Given
+``listening`` (``verifier serve`` passes its uvicorn server's ``started``), the workers and
+validators are started only once the socket listens, so their imports do not compete with
+the server's own start for the CPU. Nothing this module imports reaches the spec language,
+the engine or the numeric libraries (tests/api/test_startup.py). With a token set, the
+OpenAPI document and ``/docs`` need it too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -30,6 +36,7 @@ from verifier.limits import Limits
 log = logging.getLogger(__name__)
 
 RESTART_REASON = "the server stopped while the job was running"
+LISTEN_POLL_S = 0.02  # how often the deferred start looks whether the socket listens
 
 
 def ray_config(settings: Settings) -> RayConfig | None:
@@ -46,8 +53,13 @@ def served_limits(limits: Limits, settings: Settings) -> Limits:
     return limits.model_copy(update={"models_dir": folder, "models_dir_required": True})
 
 
-def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
-    """Build the app; the store opens and the workers start when it starts serving."""
+def create_app(
+    settings: Settings | None = None,
+    limits: Limits | None = None,
+    listening: Callable[[], bool] | None = None,
+) -> FastAPI:
+    """Build the app; the store opens when it starts serving, and the workers and validators
+    start then too, or, given ``listening``, once it returns true (the socket listens)."""
     settings = settings or Settings()
     limits = served_limits(limits or Limits(), settings)
 
@@ -55,7 +67,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         folder = lock.acquire(settings.data_dir)  # one server per data folder (api/lock.py)
         try:
-            async with _serving(app, settings, limits):
+            async with _serving(app, settings, limits, listening):
                 yield
         finally:
             lock.release(folder)
@@ -81,8 +93,11 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
 
 
 @asynccontextmanager
-async def _serving(app: FastAPI, settings: Settings, limits: Limits) -> AsyncIterator[None]:
-    """Open the store, recover what a dead server left running, start workers and validators."""
+async def _serving(
+    app: FastAPI, settings: Settings, limits: Limits, listening: Callable[[], bool] | None
+) -> AsyncIterator[None]:
+    """Open the store, recover what a dead server left running, start workers and validators
+    (at once, or once ``listening()`` is true)."""
     store = Store(settings.db_path)
     recovered = store.recover(settings.max_attempts, RESTART_REASON)
     for job_id, status in recovered.items():
@@ -100,18 +115,31 @@ async def _serving(app: FastAPI, settings: Settings, limits: Limits) -> AsyncIte
             ray_config(settings),
             str(settings.cache_dir.resolve()) if settings.cache_dir is not None else None,
         )
-        pool.start()
     validators = Validators(
         settings.validators,
         limits,
         settings.validate_timeout_s,
         settings.validator_ready_wait_s,
     )
-    await validators.start()
     app.state.store, app.state.pool, app.state.validators = store, pool, validators
+
+    async def start() -> None:
+        while listening is not None and not listening():
+            await asyncio.sleep(LISTEN_POLL_S)
+        if pool is not None:
+            pool.start()
+        await validators.start()
+
+    starting = asyncio.ensure_future(start()) if listening is not None else None
+    if starting is None:
+        await start()
     try:
         yield
     finally:
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         await validators.stop()
         if pool is not None:
             pool.stop()

@@ -170,8 +170,14 @@ class ClaimEstimate(BaseModel):
     """One claim's estimated work, before anything runs (verifier/engine/cost.py)."""
 
     claim: str
-    flops: float = Field(description="floating-point operations over its points and replicates")
+    flops: float = Field(
+        description="floating-point operations over its points and replicates, at most (every "
+        "training step, every fact through the full logits): what max_job_flops judges"
+    )
     memory_bytes: float = Field(description="peak memory of its largest point")
+    expected_flops: float = Field(
+        description="the likely work: early stopping, shared trainings, certified recall"
+    )
 
 
 class DryRun(BaseModel):

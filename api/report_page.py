@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 from api.store import Job
 from verifier.engine.report import Report
-from verifier.render.html import figures, legend_html, provenance_html, results_table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -102,7 +101,10 @@ def render_page(job: Job) -> str:
             f"{escape(job.progress_message)}</p>"
         )
     else:
-        from verifier.render.plots import report_plots  # matplotlib: only when a page is drawn
+        # the engine's renderers (the claim kinds' meanings; matplotlib): on the first page drawn,
+        # so the server answers /healthz before importing them
+        from verifier.render.html import figures, legend_html, provenance_html, results_table
+        from verifier.render.plots import report_plots
 
         report = Report.model_validate(job.report)
         parts.append(results_table(report))

@@ -180,15 +180,15 @@ class Validators:
         self.limits = limits
         self.ready_wait_s = ready_wait_s
         self._all = [Validator(limits, timeout_s) for _ in range(size)]
-        self._idle: asyncio.Queue[Validator] | None = None
+        # a body waits here for a ready process, even one that arrives before start()
+        self._idle: asyncio.Queue[Validator] | None = asyncio.Queue() if size else None
         self._starting: list[asyncio.Future[None]] = []
 
     async def start(self) -> None:
         """Start every process in the background; each serves once it has imported the engine."""
-        if not self._all:
+        idle = self._idle
+        if idle is None:
             return  # size 0: validate in the thread pool
-        idle: asyncio.Queue[Validator] = asyncio.Queue()
-        self._idle = idle
 
         async def one(v: Validator) -> None:
             try:

@@ -313,6 +313,11 @@ class WorkerPool:
         self._thread = threading.Thread(target=self._supervise, name="worker-pool", daemon=True)
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has been called (``verifier serve`` calls it once it listens)."""
+        return self._thread is not None
+
     def alive(self) -> int:
         """Worker processes now alive."""
         with self._lock:

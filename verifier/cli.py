@@ -9,7 +9,6 @@ Exit codes: 0 every claim passed, 1 a claim did not, 2 a bad spec, a limit or ba
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -25,6 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from verifier import __version__
+from verifier.cli_entry import LOG_FORMAT
+from verifier.cli_serve import serve
 from verifier.console import LEGEND, render_reports, render_table, spec_line
 from verifier.engine.baseline import compare, counts, load_reports, markdown
 from verifier.engine.executors import ExecutorName
@@ -195,13 +196,16 @@ def _dry_run(paths: list[Path], limits: Limits, include_full: bool) -> typer.Exi
     for name, costs in estimates:
         for claim_id, cost in costs.items():
             console.print(
-                f"{name}::{claim_id}: {cost.flops:.3g} flops, peak {cost.memory / 2**20:,.1f} MiB",
+                f"{name}::{claim_id}: {cost.flops:.3g} flops at most (expected "
+                f"{cost.likely:.3g}), peak {cost.memory / 2**20:,.1f} MiB",
                 highlight=False,
                 markup=False,
             )
     total = sum(c.flops for _, costs in estimates for c in costs.values())
+    likely = sum(c.likely for _, costs in estimates for c in costs.values())
     console.print(
-        f"{len(estimates)} specs: {total:.3g} flops in all (limits: max_job_flops = "
+        f"{len(estimates)} specs: {total:.3g} flops at most, {likely:.3g} expected, in all "
+        "(limits, on the worst case: max_job_flops = "
         f"{limits.max_job_flops:.3g}, max_job_memory = {limits.max_job_memory / 2**30:g} GiB "
         "per claim); nothing was run",
         highlight=False,
@@ -476,97 +480,12 @@ def new(
         console.print(f"wrote {target}", highlight=False, markup=False)
 
 
-# The options of `verifier serve` that override api.settings.Settings (its environment).
-_SERVE_HELP = {
-    "data_dir": "SQLite data folder (default VERIFIER_API_DATA_DIR)",
-    "workers": "worker processes (default VERIFIER_API_WORKERS)",
-    "executor": "local (worker processes) or ray: claim points as Ray tasks",
-    "ray_address": "Ray cluster to join (default auto: this node's)",
-    "cache_dir": "training checkpoints; with ray a folder on a shared filesystem",
-    "models_dir": "model files that model_file claims may read, inside this folder only "
-    "(default VERIFIER_API_MODELS_DIR; none: every model path is refused)",
-}
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    data_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["data_dir"])] = None,
-    workers: Annotated[int | None, typer.Option(help=_SERVE_HELP["workers"])] = None,
-    executor: Annotated[str | None, typer.Option(help=_SERVE_HELP["executor"])] = None,
-    ray_address: Annotated[str | None, typer.Option(help=_SERVE_HELP["ray_address"])] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["cache_dir"])] = None,
-    models_dir: Annotated[Path | None, typer.Option(help=_SERVE_HELP["models_dir"])] = None,
-) -> None:
-    """Serve the HTTP API (uvicorn): jobs in SQLite under the data folder, run by worker
-    processes, or with --executor ray as Ray tasks on a cluster ('ray start --head' first,
-    then --ray-address auto)."""
-    import uvicorn
-
-    from api.main import create_app  # the service is optional: imported only here
-    from api.settings import Settings
-
-    if executor not in (None, "local", "ray"):
-        err_console.print(
-            f"[red]error:[/] --executor: expected local or ray, got {escape(repr(executor))}"
-        )
-        raise typer.Exit(EXIT_BAD_SPEC)
-    overrides = {
-        "data_dir": data_dir,
-        "workers": workers,
-        "executor": executor,
-        "ray_address": ray_address,
-        "cache_dir": cache_dir,
-        "models_dir": models_dir,
-    }
-    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    if settings.executor == "ray" and importlib.util.find_spec("ray") is None:
-        err_console.print(
-            "[red]error:[/] --executor ray: expected the ray package "
-            "(pip install 'verifier[ray]'), got none"
-        )
-        raise typer.Exit(EXIT_BAD_SPEC)
-    from api import lock
-    from api.ray_runner import probe_cluster
-    from api.store import STORE_ERRORS, Store, store_error_reason
-
-    if settings.executor == "ray" and (why := probe_cluster(settings.ray_address)) is not None:
-        err_console.print(  # never accept jobs that would wait queued for a cluster forever
-            f"[red]error:[/] --executor ray: no Ray cluster answers at "
-            f"{settings.ray_address!r} ({escape(why)}); start one with 'ray start --head' "
-            "(then --ray-address auto), or give a running cluster's --ray-address host:port",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_BAD_SPEC)
-
-    try:  # held for the process's life: a second server on this folder refuses, naming this one
-        lock.acquire(settings.data_dir, serving=f"{host}:{port}")
-        Store(settings.db_path)  # a read-only or broken folder: one line here, not a traceback
-    except (lock.DataDirBusy, lock.DataDirUnusable) as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_SPEC) from None
-    except STORE_ERRORS as exc:
-        err_console.print(
-            f"[red]error:[/] {escape(store_error_reason(exc))} ({settings.db_path})",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_BAD_SPEC) from None
-    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    err_console.print(
-        f"verifier serve: listening on http://{netloc}/",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+app.command(name="serve")(serve)  # verifier/cli_serve.py: imports none of the engine
 
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     app()
 
 

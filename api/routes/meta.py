@@ -15,7 +15,6 @@ from api.errors import AUTH_ERROR
 from api.models import Health
 from api.store import STORE_ERRORS
 from verifier import __version__
-from verifier.theory import registry_json
 
 router = APIRouter(tags=["meta"])
 
@@ -25,10 +24,11 @@ def healthz(
     settings: SettingsDep, store: StoreDep, pool: PoolDep, validators: ValidatorsDep
 ) -> Health:
     """Liveness, worker count and queue state (the one route open without the token):
-    ``degraded``, with the reasons, when no worker is alive or the store cannot take a write."""
+    ``degraded``, with the reasons, when no worker is alive (once they have been started:
+    ``verifier serve`` starts them just after it listens) or the store cannot take a write."""
     alive = pool.alive() if pool is not None else 0
     reasons = []
-    if settings.workers > 0 and alive == 0:
+    if settings.workers > 0 and alive == 0 and (pool is None or pool.started):
         reasons.append(f"no worker process is alive (of {settings.workers}): jobs wait queued")
     if (why := store.health()) is not None:
         reasons.append(why)
@@ -77,4 +77,6 @@ def _schema_text() -> str:
 )
 def theorems() -> list[dict[str, Any]]:
     """The theorem registry (statements, parameter counts, bounds) as JSON."""
+    from verifier.theory import registry_json  # sympy: on the first call, not at start-up
+
     return registry_json()

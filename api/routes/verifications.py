@@ -135,7 +135,10 @@ async def submit(
         return DryRun(
             spec_name=spec.name,
             spec_hash=spec.spec_hash,
-            claims=[ClaimEstimate(claim=k, flops=f, memory_bytes=m) for k, f, m in spec.estimate],
+            claims=[
+                ClaimEstimate(claim=k, flops=f, memory_bytes=m, expected_flops=e)
+                for k, f, m, e in spec.estimate
+            ],
         )
     try:
         job, how = await run_in_threadpool(

@@ -97,7 +97,7 @@ class Server:
                 [
                     sys.executable,
                     "-c",
-                    "from verifier.cli import main; main()",
+                    "from verifier.cli_entry import main; main()",
                     "serve",
                     "--host",
                     "127.0.0.1",

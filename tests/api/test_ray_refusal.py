@@ -26,7 +26,7 @@ def no_cluster() -> None:
 def _cli(*args: str, cwd: Path) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VERIFIER_", "RAY_"))}
     done = subprocess.run(
-        [sys.executable, "-c", "from verifier.cli import main; main()", *args],
+        [sys.executable, "-c", "from verifier.cli_entry import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=300,

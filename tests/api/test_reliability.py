@@ -125,7 +125,7 @@ def test_a_second_server_refuses_the_folder_then_kill_9_loses_no_job(tmp_path: P
                 [
                     sys.executable,
                     "-c",
-                    "from verifier.cli import main; main()",
+                    "from verifier.cli_entry import main; main()",
                     "serve",
                     "--port",
                     str(free_port()),

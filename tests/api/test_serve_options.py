@@ -46,7 +46,12 @@ def test_models_dir_reaches_the_engine_limits(
     from verifier.limits import Limits
 
     served: list[Limits] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app.state.limits))
+
+    def run(server: uvicorn.Server) -> None:  # serve nothing: read what it would serve
+        served.append(server.config.app.state.limits)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     models = tmp_path / "models"
     models.mkdir()
     args = ["serve", "--data-dir", str(tmp_path / "data"), "--models-dir", str(models)]

@@ -1072,6 +1072,11 @@ def _round_three() -> list[Case]:
         "    expect:", f"    seeds: {list(range(16))}\n    expect:"
     )
     add(Case("r3-cost-16-replicates", _b(many), "max_job_flops", defect=4))
+    # a P1 of 48,999 x 1,000 entries, just under max_lp_entries, passes every per-program
+    # limit; it is one LP per target attribute (49,000 of them), refused by its estimated work
+    lp = replaced(FEASIBILITY, "entities: 32, relations: 2", "entities: 49000, relations: 1")
+    lp = lp.replace(b"code_dim: 8", b"code_dim: 999")
+    add(Case("r3-cost-lp-49m", lp, "claim 'f' over its points and replicates", defect=4))
     add(
         Case(
             "r3-dry-run",

@@ -17,6 +17,7 @@ one. What reuse remembers during a run lives in :mod:`verifier.engine.reuse`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -245,20 +246,31 @@ class SpecRunner:
 
     def estimate(self) -> dict[str, Cost]:
         """Each claim's estimated work (:mod:`verifier.engine.cost`): the sum over its points
-        not answered by a stored verdict, a search's point once per value it may try."""
+        not answered by a stored verdict. A search's worst case is its widest value once per
+        value it may try; its expected figure stops at the geometric middle of its range. The
+        expected figures count a training that several claims share once, in the first."""
         costs: dict[str, Cost] = {}
+        trained: set[str] = set()
         for claim in self.spec.claims:
             search = claim.search_spec()
-            points: list[tuple[Any, Any]] = []
-            for point in self.points[claim.id]:
-                if self.reuse.lookup(point) is not None:
-                    continue
-                if search is None:
-                    points.append((point.instance, point.claim))
-                else:  # the widest value, the costliest
-                    points.append(substitute(point.instance, point.claim, search.field, search.max))
-            tries = 1 if search is None else search_values(search.start, search.max)
-            costs[claim.id] = claim_cost(points, tries)
+            points = [p for p in self.points[claim.id] if self.reuse.lookup(p) is None]
+            read = getattr(claim, "from_", None)  # a transfer claim's trained model
+            source = self.spec.claim(read) if isinstance(read, str) else None
+            if search is None:
+                pairs = [(p.instance, p.claim) for p in points]
+                costs[claim.id] = claim_cost(pairs, 1, trained, source)
+                continue
+            middle = max(search.start, round(math.sqrt(search.start * search.max)))
+            worst, likely = (
+                claim_cost(
+                    [substitute(p.instance, p.claim, search.field, value) for p in points],
+                    search_values(search.start, value),
+                    shared,
+                    source,
+                )
+                for value, shared in ((search.max, set()), (middle, trained))
+            )
+            costs[claim.id] = Cost(worst.flops, worst.memory, likely.likely)
         return costs
 
     def _preflight_sources(self, kind: AnyKind, point: ClaimPoint) -> None:
