@@ -21,6 +21,7 @@ exact margin; past :data:`RESOLVE_CAP` such facts the margin is reported as a lo
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -184,6 +185,130 @@ def _allowance(
     )
 
 
+SPARSE_DENSITY = 0.125  # W_in or W_out sparser than this is multiplied as sparse CSR
+UNDERFLOW = 2.0**-1021  # covers one float64 operation's absolute error under flush-to-zero
+
+
+def _gamma(n: int) -> float:
+    """``gamma_n = n u / (1 - n u)``, float64 unit roundoff u."""
+    return n * UNIT / (1 - n * UNIT)
+
+
+def _as_operand(w: torch.Tensor) -> torch.Tensor:
+    """``w`` (float64, 2-D) as a sparse CSR copy when it is sparse enough, else dense."""
+    if int(torch.count_nonzero(w)) > SPARSE_DENSITY * w.numel():
+        return w.contiguous()
+    with warnings.catch_warnings():  # CSR is "beta" in torch; dense @ CSR is what is used
+        warnings.simplefilter("ignore")
+        return w.to_sparse_csr()
+
+
+@dataclass(frozen=True)
+class ReadoutMlp:
+    """The MLP's output on the readout blocks alone, with sparse copies of the model's own
+    ``W_in`` and ``W_out[:, blocks]`` (the constructions' selector MLPs have two nonzeros
+    per unit), and the coefficients of a bound on its distance from the model's forward pass.
+
+    For one fact with h1 (the common float64 attention output), write ``o*`` for the exact
+    real ``h1 + ReLU(h1 W_in + b_in) W_out + b_out`` on the blocks. Both this evaluation
+    ``o'`` and the model's dense one are within, componentwise,
+    ``u|o| + gamma_{n2} (|a| |W_out| + |b_out|) + gamma_{n1} |W_out|^T (|h1| |W_in| + |b_in|)``
+    of ``o*`` (``n1 = d + 1``, ``n2 = d_mlp + 1``: the recursive-summation bound, for any
+    order of summation and any subset of the terms; ReLU is 1-Lipschitz). With
+    Cauchy-Schwarz, ``|h1| |W_in[:, j]| <= |h1|_2 c_j`` (``c_j = |W_in[:, j]|_2``) and
+    ``|a| |W_out[:, i]| <= |a|_2 |W_out[:, i]|_2``, so the distance of the two, summed over
+    blocks, is at most :meth:`distance`: O(1) per fact from the norms of h1, a' and o'.
+
+    Attributes:
+        w_in: ``(d_model, d_mlp)``, sparse CSR or dense.
+        w_out: ``(d_mlp, B m)``, the readout columns of ``W_out``, block after block.
+        b_in: ``(d_mlp,)``.
+        b_out: ``(B m,)``, ``b_out`` on the readout columns.
+        cols: ``(B m,)`` the readout coordinates of the residual stream.
+        n_blocks: B.
+        coef: ``(S1, S2, S3, S4, |c|_2, |b_in|_2)``: ``S1 = sum_b |(|W_out_b|^T c)|_2``,
+            ``S2 = sum_b |(|W_out_b|^T |b_in|)|_2``, ``S3 = sum_b |(col norms of W_out_b)|_2``,
+            ``S4 = sum_b |b_out_b|_2``.
+        tiny: an absolute term covering underflow.
+        n1: ``d_model + 1``.
+        n2: ``d_mlp + 1``.
+    """
+
+    w_in: torch.Tensor
+    w_out: torch.Tensor
+    b_in: torch.Tensor
+    b_out: torch.Tensor
+    cols: torch.Tensor
+    n_blocks: int
+    coef: tuple[float, float, float, float, float, float]
+    tiny: float
+    n1: int
+    n2: int
+
+    @staticmethod
+    def of(model: OneLayerTransformer, blocks: tuple[slice, ...]) -> ReadoutMlp | None:
+        """From ``model``'s float64 weights (None when one is not finite)."""
+        w_in, b_in = model.W_in.detach(), model.b_in.detach()
+        w_out, b_out = model.W_out.detach(), model.b_out.detach()
+        if not all(bool(t.isfinite().all()) for t in (w_in, b_in, w_out, b_out)):
+            return None
+        cols = torch.cat([torch.arange(b.start, b.stop) for b in blocks])
+        out_cols = w_out[:, cols]
+        c = torch.linalg.vector_norm(w_in, dim=0)  # (d_mlp,)
+        m = blocks[0].stop - blocks[0].start
+        per_block = out_cols.abs().reshape(w_out.shape[0], len(blocks), m)  # (d_mlp, B, m)
+
+        def block_sum(v: torch.Tensor) -> float:  # sum_b |v_b|_2, v: (B, m)
+            return float(torch.linalg.vector_norm(v, dim=1).sum())
+
+        coef = (
+            block_sum(torch.einsum("jbi,j->bi", per_block, c)),
+            block_sum(torch.einsum("jbi,j->bi", per_block, b_in.abs())),
+            block_sum(torch.linalg.vector_norm(per_block, dim=0)),
+            block_sum(b_out[cols].abs().reshape(len(blocks), m)),
+            float(torch.linalg.vector_norm(c)),
+            float(torch.linalg.vector_norm(b_in)),
+        )
+        n1, n2 = model.cfg.d_model + 1, model.cfg.d_mlp + 1
+        a_in = float(w_in.abs().sum(dim=0).max())
+        a_out = float(out_cols.abs().sum(dim=0).max())
+        tiny = 4 * UNDERFLOW * (n1 + n2 + 4) * (1 + a_in) * (1 + a_out) * math.sqrt(len(cols))
+        return ReadoutMlp(
+            _as_operand(w_in),
+            _as_operand(out_cols),
+            b_in,
+            b_out[cols].contiguous(),
+            cols,
+            len(blocks),
+            coef,
+            tiny,
+            n1,
+            n2,
+        )
+
+    def readout(self, h1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``o'`` on the readout columns ``(b, B m)`` and :meth:`distance` per fact ``(b,)``,
+        for h1 ``(b, d_model)``."""
+        a = torch.relu(h1 @ self.w_in + self.b_in)  # (b, d_mlp)
+        o = h1[:, self.cols] + (a @ self.w_out + self.b_out)
+        hn = torch.linalg.vector_norm(h1, dim=1)
+        an = torch.linalg.vector_norm(a, dim=1)
+        on = torch.linalg.vector_norm(o.view(len(o), self.n_blocks, -1), dim=2).sum(dim=1)
+        return o, self.distance(hn, an, on)
+
+    def distance(self, hn: torch.Tensor, an: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        """Bound on ``sum_b |o'_b - o_b|_2`` (o: the model's dense float64 forward), from
+        ``|h1|_2``, ``|a'|_2`` and ``sum_b |o'_b|_2`` ``(b,)`` each: twice the bound above
+        (the second path's ``|a| <= |a'| + 2 gamma_{n1} (|h1| |c| + |b_in|)``, its
+        ``u |o| <= u |o'| + u * distance``), times 1.01 for the rounding of this sum and
+        of the norms, plus :attr:`tiny`."""
+        s1, s2, s3, s4, cn, bn = self.coef
+        g1, g2 = _gamma(self.n1), _gamma(self.n2)
+        pre = g1 * (hn * cn + bn)  # |pre' - pre*|_2
+        total = 2 * UNIT * on + 2 * g2 * ((an + 2 * pre) * s3 + s4) + 2 * g1 * (hn * s1 + s2)
+        return 1.01 * total / (1 - UNIT) + self.tiny
+
+
 @dataclass(frozen=True)
 class CertifiedRecall:
     """A :class:`RecallResult` from the certificate, and how it was reached.
@@ -214,13 +339,134 @@ def final_residual(model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Te
     return (h1 + model.mlp(h1))[:, -1]
 
 
-def _full_margins(
-    h2: torch.Tensor, targets: torch.Tensor, w_u: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Brute-force margins and rivals of rows ``h2`` (float64 logits on ``w_u``'s device)."""
+@dataclass(frozen=True)
+class FullLogits:
+    """Rows through the model's dense MLP and the full float64 logits: ``(b,)`` each."""
+
+    margins: torch.Tensor  # answer's logit minus the best other
+    rival: torch.Tensor  # the best other
+    argmax: torch.Tensor  # the first largest logit (what greedy decoding emits)
+
+
+def _full_logits(h2: torch.Tensor, targets: torch.Tensor, w_u: torch.Tensor) -> FullLogits:
+    """Brute-force margins of rows ``h2`` (float64 logits on ``w_u``'s device)."""
     logits = h2.to(w_u.device) @ w_u
     margins, rival = margins_of(logits, targets.to(w_u.device))
-    return margins.cpu(), rival.cpu()
+    return FullLogits(margins.cpu(), rival.cpu(), logits.argmax(dim=1).cpu())
+
+
+@dataclass(frozen=True)
+class BatchVerdict:
+    """One batch through the certificate.
+
+    Attributes:
+        lower: ``(b,)`` the certified lower bound on each fact's float64 margin, nan where
+            the bound does not decide it.
+        undecided: ``(u,)`` rows the bound left, ascending.
+        full: those rows through the full logits.
+    """
+
+    lower: torch.Tensor
+    undecided: torch.Tensor
+    full: FullLogits
+
+
+class Certifier:
+    """The certificate for one model and readout: :meth:`batch` decides a batch of facts.
+
+    Args:
+        model: float64 model whose ``W_U`` is ``readout`` (the caller checks it).
+        readout: the codebook and residual blocks ``W_U`` reads.
+        gram: the codebook's Gram extremes.
+        device: where the full logits run.
+    """
+
+    def __init__(
+        self,
+        model: OneLayerTransformer,
+        readout: Readout,
+        gram: GramExtremes,
+        device: torch.device,
+    ) -> None:
+        codes = readout.codes
+        self.model, self.gram = model, gram
+        self.m, self.n_blocks = codes.shape[1], len(readout.blocks)
+        self.k_all = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float64))
+        self.top, self.bottom = torch.from_numpy(gram.top), torch.from_numpy(gram.bottom)
+        self.norm2 = torch.from_numpy(gram.norm2)
+        self.w_u = model.W_U.detach().to(device)
+        self.mlp = ReadoutMlp.of(model, readout.blocks)
+        self.cols = torch.cat([torch.arange(b.start, b.stop) for b in readout.blocks])
+
+    def batch(self, tokens: torch.Tensor, targets: torch.Tensor) -> BatchVerdict:
+        """Decide every fact of ``(tokens, targets)`` (``(b, L)``, ``(b,)``).
+
+        h1 comes from the model's own attention; the readout blocks of h2 from
+        :class:`ReadoutMlp` (its distance from the dense MLP's h2 is subtracted from the
+        bound) or, when ``W_in``/``W_out`` are not finite, from the dense MLP. Undecided rows
+        go through the model's dense MLP and the full logits.
+        """
+        model, gram, m = self.model, self.gram, self.m
+        h1 = model.residual(tokens, last_only=True)  # (b, 1, d)
+        dense: torch.Tensor | None = None
+        if self.mlp is not None:
+            o, dist = self.mlp.readout(h1[:, -1])  # (b, B m), (b,)
+        else:
+            dense = (h1 + model.mlp(h1))[:, -1]
+            o, dist = dense[:, self.cols], torch.zeros(len(targets), dtype=torch.float64)
+        z = o[:, :m]
+        w = z  # only its norm is used: |sum_b |o_b|| (= |z| for one block)
+        if self.n_blocks > 1:
+            z, w = z.clone(), z.abs()
+            for b in range(1, self.n_blocks):
+                z += o[:, b * m : (b + 1) * m]
+                w += o[:, b * m : (b + 1) * m].abs()
+        kt = self.k_all[targets]  # (b, m)
+        norm2 = self.norm2[targets]
+        p = (z * kt).sum(dim=1)
+        beta = p / norm2
+        r = z - beta[:, None] * kt
+        g = torch.where(beta >= 0, self.top[targets], self.bottom[targets])
+        bound = beta * (norm2 - g) - (p - beta * norm2).abs()
+        bound = bound - torch.linalg.vector_norm(r, dim=1) * gram.kmax
+        wn = torch.linalg.vector_norm(w, dim=1)
+        allow = _allowance(wn, beta, p, gram, m, model.cfg.d_model, self.n_blocks)
+        lo = bound - (allow + 2.01 * gram.kmax * dist)
+        sure = lo > 0  # nan (non-finite residual) is never sure
+        lower = torch.where(sure, lo, torch.tensor(math.nan, dtype=torch.float64))
+        undecided = (~sure).nonzero().squeeze(1)
+        if dense is None and len(undecided):
+            h1u = h1[undecided]
+            dense_u = (h1u + model.mlp(h1u))[:, -1]
+        else:
+            dense_u = o.new_zeros(0, model.cfg.d_model) if dense is None else dense[undecided]
+        return BatchVerdict(lower, undecided, _full_logits(dense_u, targets[undecided], self.w_u))
+
+
+def certifier(
+    model: OneLayerTransformer,
+    readout: Readout,
+    device: torch.device | None = None,
+    gram: GramExtremes | None = None,
+) -> Certifier | None:
+    """A :class:`Certifier`, or None when the certificate does not apply (``W_U`` is not the
+    readout, fewer than two attributes, or a non-float64 model).
+
+    Args:
+        device: where the Gram pass and the full logits run (default ``VERIFIER_DEVICE``).
+        gram: the codebook's Gram extremes when already known, else one pass computes them.
+    """
+    codes = readout.codes
+    if (
+        codes.shape[0] < 2
+        or model.W_U.dtype != torch.float64
+        or not np.all(np.isfinite(codes))
+        or not readout.matches(model.W_U)
+    ):
+        return None
+    dev = resolve_device() if device is None else device
+    gram = gram_extremes(codes, dev) if gram is None else gram
+    return Certifier(model, readout, gram, dev)
 
 
 @torch.inference_mode()
@@ -255,21 +501,9 @@ def certified_recall(
         fewer than two attributes, or a non-float64 model); the caller then runs the brute
         force.
     """
-    codes = readout.codes
-    if (
-        codes.shape[0] < 2
-        or model.W_U.dtype != torch.float64
-        or not np.all(np.isfinite(codes))
-        or not readout.matches(model.W_U)
-    ):
+    cert = certifier(model, readout, device, gram)
+    if cert is None:
         return None
-    dev = resolve_device() if device is None else device
-    gram = gram_extremes(codes, dev) if gram is None else gram
-    m, d, n_blocks = codes.shape[1], model.cfg.d_model, len(readout.blocks)
-    k_all = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float64))
-    top, bottom = torch.from_numpy(gram.top), torch.from_numpy(gram.bottom)
-    norm2 = torch.from_numpy(gram.norm2)
-    w_u = model.W_U.detach().to(dev)
     lower = torch.empty(total, dtype=torch.float64)  # certified lower bounds (nan: full logits)
     exact = torch.full((total,), math.nan, dtype=torch.float64)  # full-logit margins
     correct, seen, full = 0, 0, 0
@@ -277,51 +511,31 @@ def certified_recall(
     first_fail_pred: int | None = None
     failed: list[np.ndarray] = []
     for tokens, targets in batches:
-        o = final_residual(model, tokens)  # (b, d)
-        z = o[:, readout.blocks[0]]
-        w = z  # only its norm is used: |sum_b |o_b|| (= |z| for one block)
-        if n_blocks > 1:
-            z, w = z.clone(), z.abs()
-            for block in readout.blocks[1:]:
-                z += o[:, block]
-                w += o[:, block].abs()
-        kt = k_all[targets]  # (b, m)
-        p = (z * kt).sum(dim=1)
-        beta = p / norm2[targets]
-        r = z - beta[:, None] * kt
-        g = torch.where(beta >= 0, top[targets], bottom[targets])
-        bound = beta * (norm2[targets] - g) - (p - beta * norm2[targets]).abs()
-        bound = bound - torch.linalg.vector_norm(r, dim=1) * gram.kmax
-        wn = torch.linalg.vector_norm(w, dim=1)
-        lo = bound - _allowance(wn, beta, p, gram, m, d, n_blocks)
-        sure = lo > 0  # nan (non-finite residual) is never sure
+        verdict = cert.batch(tokens, targets)
         rows = torch.arange(seen, seen + len(targets))
-        lower[rows] = torch.where(sure, lo, torch.tensor(math.nan, dtype=torch.float64))
-        undecided = (~sure).nonzero().squeeze(1)
-        if len(undecided):
-            margins, rival = _full_margins(o[undecided], targets[undecided], w_u)
-            exact[rows[undecided]] = margins
-            full += len(undecided)
-            bad = (~(margins > 0)).nonzero().squeeze(1)  # nan fails, as in the brute force
+        lower[rows] = verdict.lower
+        undecided, margins = verdict.undecided, verdict.full.margins
+        exact[rows[undecided]] = margins
+        full += len(undecided)
+        bad = (~(margins > 0)).nonzero().squeeze(1)  # nan fails, as in the brute force
+        if len(bad):
             failed.append(rows[undecided[bad]].numpy())
-            if first_fail is None and len(bad):
+            if first_fail is None:
                 first_fail = int(rows[undecided[bad[0]]])
-                first_fail_pred = int(rival[bad[0]])
-            correct += int(sure.sum()) + int((margins > 0).sum())
-        else:
-            correct += len(targets)
+                first_fail_pred = int(verdict.full.rival[bad[0]])
+        correct += len(targets) - len(bad)
         seen += len(targets)
         if progress is not None:
             progress(seen, total)
     if seen != total:
         raise ValueError(f"certified recall: expected {total} facts, got {seen}")
-    margin_exact, extra = _resolve_margin(model, lower, exact, tokens_of, w_u, resolve_cap)
-    known = exact[~exact.isnan()]
-    unresolved = lower[~lower.isnan() & exact.isnan()]
-    margin = min(
-        float(known.min()) if len(known) else math.inf,
-        float(unresolved.min()) if len(unresolved) and not margin_exact else math.inf,
-    )
+
+    def resolve(idx: np.ndarray) -> torch.Tensor:
+        tokens, targets = tokens_of(idx)
+        return _full_logits(final_residual(model, tokens), targets, cert.w_u).margins
+
+    margin_exact, extra = resolve_margin(lower, exact, resolve, resolve_cap)
+    margin = lowest_margin(lower, exact, margin_exact)
     return CertifiedRecall(
         result=RecallResult(
             total=seen,
@@ -334,22 +548,37 @@ def certified_recall(
         certified=seen - full,
         full_logits=full + extra,
         margin_exact=margin_exact,
-        coherence=float(gram.top.max()),
+        coherence=float(cert.gram.top.max()),
         failures=np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64),
     )
 
 
-def _resolve_margin(
-    model: OneLayerTransformer,
+def lowest_margin(lower: torch.Tensor, exact: torch.Tensor, margin_exact: bool) -> float:
+    """The smallest resolved margin, or the smallest bound where that is lower and the margin
+    is not exact (inf when there is neither)."""
+    known = exact[~exact.isnan()]
+    unresolved = lower[~lower.isnan() & exact.isnan()]
+    return min(
+        float(known.min()) if len(known) else math.inf,
+        float(unresolved.min()) if len(unresolved) and not margin_exact else math.inf,
+    )
+
+
+def resolve_margin(
     lower: torch.Tensor,
     exact: torch.Tensor,
-    tokens_of: TokensFn,
-    w_u: torch.Tensor,
+    margins_of_facts: Callable[[np.ndarray], torch.Tensor],
     cap: int | None,
 ) -> tuple[bool, int]:
     """Run certified facts through the full logits, smallest bound first, until every
     unresolved bound exceeds the smallest exact margin (then that minimum, and its first
     index, are the brute force's). Fills ``exact`` in place.
+
+    Args:
+        lower: ``(n,)`` certified bounds (nan: resolved already).
+        exact: ``(n,)`` full-logit margins (nan: not run).
+        margins_of_facts: fact indices -> their full-logit margins.
+        cap: most facts to run (None: no cap).
 
     Returns:
         (whether the minimum was resolved within ``cap`` facts, facts run).
@@ -373,9 +602,7 @@ def _resolve_margin(
         idx = order[done:stop]
         for start in range(0, len(idx), 512):
             part = idx[start : start + 512]
-            tokens, targets = tokens_of(part.numpy())
-            margins, _ = _full_margins(final_residual(model, tokens), targets, w_u)
-            exact[part] = margins
+            exact[part] = margins_of_facts(part.numpy())
         done = stop
         chunk *= 2
     return True, done
