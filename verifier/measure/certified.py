@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -355,24 +358,9 @@ def _full_logits(h2: torch.Tensor, targets: torch.Tensor, w_u: torch.Tensor) -> 
     return FullLogits(margins.cpu(), rival.cpu(), logits.argmax(dim=1).cpu())
 
 
-@dataclass(frozen=True)
-class BatchVerdict:
-    """One batch through the certificate.
-
-    Attributes:
-        lower: ``(b,)`` the certified lower bound on each fact's float64 margin, nan where
-            the bound does not decide it.
-        undecided: ``(u,)`` rows the bound left, ascending.
-        full: those rows through the full logits.
-    """
-
-    lower: torch.Tensor
-    undecided: torch.Tensor
-    full: FullLogits
-
-
 class Certifier:
-    """The certificate for one model and readout: :meth:`batch` decides a batch of facts.
+    """The certificate for one model and readout: :meth:`lower` bounds a batch of facts'
+    margins, :meth:`full` runs facts through the model's real forward pass and full logits.
 
     Args:
         model: float64 model whose ``W_U`` is ``readout`` (the caller checks it).
@@ -398,22 +386,21 @@ class Certifier:
         self.mlp = ReadoutMlp.of(model, readout.blocks)
         self.cols = torch.cat([torch.arange(b.start, b.stop) for b in readout.blocks])
 
-    def batch(self, tokens: torch.Tensor, targets: torch.Tensor) -> BatchVerdict:
-        """Decide every fact of ``(tokens, targets)`` (``(b, L)``, ``(b,)``).
+    def lower(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``(b,)`` a certified lower bound on each fact's float64 margin, nan where the bound
+        does not decide it (``tokens (b, L)``, ``targets (b,)``).
 
         h1 comes from the model's own attention; the readout blocks of h2 from
         :class:`ReadoutMlp` (its distance from the dense MLP's h2 is subtracted from the
-        bound) or, when ``W_in``/``W_out`` are not finite, from the dense MLP. Undecided rows
-        go through the model's dense MLP and the full logits.
+        bound) or, when ``W_in``/``W_out`` are not finite, from the dense MLP.
         """
         model, gram, m = self.model, self.gram, self.m
         h1 = model.residual(tokens, last_only=True)  # (b, 1, d)
-        dense: torch.Tensor | None = None
         if self.mlp is not None:
             o, dist = self.mlp.readout(h1[:, -1])  # (b, B m), (b,)
         else:
-            dense = (h1 + model.mlp(h1))[:, -1]
-            o, dist = dense[:, self.cols], torch.zeros(len(targets), dtype=torch.float64)
+            o = (h1 + model.mlp(h1))[:, -1, self.cols]
+            dist = torch.zeros(len(targets), dtype=torch.float64)
         z = o[:, :m]
         w = z  # only its norm is used: |sum_b |o_b|| (= |z| for one block)
         if self.n_blocks > 1:
@@ -432,15 +419,12 @@ class Certifier:
         wn = torch.linalg.vector_norm(w, dim=1)
         allow = _allowance(wn, beta, p, gram, m, model.cfg.d_model, self.n_blocks)
         lo = bound - (allow + 2.01 * gram.kmax * dist)
-        sure = lo > 0  # nan (non-finite residual) is never sure
-        lower = torch.where(sure, lo, torch.tensor(math.nan, dtype=torch.float64))
-        undecided = (~sure).nonzero().squeeze(1)
-        if dense is None and len(undecided):
-            h1u = h1[undecided]
-            dense_u = (h1u + model.mlp(h1u))[:, -1]
-        else:
-            dense_u = o.new_zeros(0, model.cfg.d_model) if dense is None else dense[undecided]
-        return BatchVerdict(lower, undecided, _full_logits(dense_u, targets[undecided], self.w_u))
+        # nan (a non-finite residual) is never sure
+        return torch.where(lo > 0, lo, torch.tensor(math.nan, dtype=torch.float64))
+
+    def full(self, tokens: torch.Tensor, targets: torch.Tensor) -> FullLogits:
+        """Facts through the model's forward pass (dense MLP) and the full logits."""
+        return _full_logits(final_residual(self.model, tokens), targets, self.w_u)
 
 
 def certifier(
@@ -469,6 +453,56 @@ def certifier(
     return Certifier(model, readout, gram, dev)
 
 
+@contextmanager
+def _one_thread_each() -> Iterator[int]:
+    """torch on one intra-op thread inside the block (restored after); yields the count it
+    had, the number of batches to run side by side. The certificate's tensors are small: on
+    a busy machine a multi-threaded op spends longer synchronising than computing."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield before
+    finally:
+        torch.set_num_threads(before)
+
+
+def _lower_bounds(
+    cert: Certifier,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    total: int,
+    progress: ProgressFn | None,
+) -> torch.Tensor:
+    """``(total,)`` :meth:`Certifier.lower` of every batch, in order, batches side by side on
+    one thread each."""
+    lower = torch.empty(total, dtype=torch.float64)
+    seen = 0
+
+    @torch.inference_mode()
+    def run(tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return cert.lower(tokens, targets)
+
+    def store(result: torch.Tensor) -> None:
+        nonlocal seen
+        if seen + len(result) > total:
+            raise ValueError(f"certified recall: expected {total} facts, got more")
+        lower[seen : seen + len(result)] = result
+        seen += len(result)
+        if progress is not None:
+            progress(seen, total)
+
+    with _one_thread_each() as workers, ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque[Future[torch.Tensor]] = deque()
+        for tokens, targets in batches:
+            pending.append(pool.submit(run, tokens, targets))
+            if len(pending) > 2 * workers:
+                store(pending.popleft().result())
+        while pending:
+            store(pending.popleft().result())
+    if seen != total:
+        raise ValueError(f"certified recall: expected {total} facts, got {seen}")
+    return lower
+
+
 @torch.inference_mode()
 def certified_recall(
     model: OneLayerTransformer,
@@ -483,11 +517,14 @@ def certified_recall(
 ) -> CertifiedRecall | None:
     """Every fact's recall, certified where the bound decides it, else by the full logits.
 
+    The bounds run batch by batch (side by side, one thread each); the facts they leave, and
+    those resolving the margin, then go through the real forward pass in chunks of 512.
+
     Args:
         model: float64 model whose ``W_U`` is ``readout`` (checked bitwise).
         readout: the codebook and residual blocks ``W_U`` reads.
-        batches: ``(tokens, targets)`` in enumeration order, as the brute force sees them.
-        tokens_of: fact indices -> ``(tokens, targets)``, to revisit facts for the margin.
+        batches: ``(tokens, targets)`` in enumeration order.
+        tokens_of: fact indices -> ``(tokens, targets)``, to revisit facts.
         total: number of facts.
         progress: ``(done, total)`` callback.
         device: where the Gram pass and the full logits run (default ``VERIFIER_DEVICE``).
@@ -504,52 +541,41 @@ def certified_recall(
     cert = certifier(model, readout, device, gram)
     if cert is None:
         return None
-    lower = torch.empty(total, dtype=torch.float64)  # certified lower bounds (nan: full logits)
+    lower = _lower_bounds(cert, batches, total, progress)
     exact = torch.full((total,), math.nan, dtype=torch.float64)  # full-logit margins
-    correct, seen, full = 0, 0, 0
+    undecided = lower.isnan().nonzero().squeeze(1).numpy()
     first_fail: int | None = None
     first_fail_pred: int | None = None
     failed: list[np.ndarray] = []
-    for tokens, targets in batches:
-        verdict = cert.batch(tokens, targets)
-        rows = torch.arange(seen, seen + len(targets))
-        lower[rows] = verdict.lower
-        undecided, margins = verdict.undecided, verdict.full.margins
-        exact[rows[undecided]] = margins
-        full += len(undecided)
-        bad = (~(margins > 0)).nonzero().squeeze(1)  # nan fails, as in the brute force
-        if len(bad):
-            failed.append(rows[undecided[bad]].numpy())
-            if first_fail is None:
-                first_fail = int(rows[undecided[bad[0]]])
-                first_fail_pred = int(verdict.full.rival[bad[0]])
-        correct += len(targets) - len(bad)
-        seen += len(targets)
-        if progress is not None:
-            progress(seen, total)
-    if seen != total:
-        raise ValueError(f"certified recall: expected {total} facts, got {seen}")
+    for start in range(0, len(undecided), 512):
+        part = undecided[start : start + 512]
+        full = cert.full(*tokens_of(part))
+        exact[part] = full.margins
+        bad = (~(full.margins > 0)).nonzero().squeeze(1).numpy()  # nan fails, as brute force
+        failed.append(part[bad])
+        if first_fail is None and len(bad):
+            first_fail, first_fail_pred = int(part[bad[0]]), int(full.rival[bad[0]])
+    failures = np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64)
 
     def resolve(idx: np.ndarray) -> torch.Tensor:
-        tokens, targets = tokens_of(idx)
-        return _full_logits(final_residual(model, tokens), targets, cert.w_u).margins
+        return cert.full(*tokens_of(idx)).margins
 
     margin_exact, extra = resolve_margin(lower, exact, resolve, resolve_cap)
     margin = lowest_margin(lower, exact, margin_exact)
     return CertifiedRecall(
         result=RecallResult(
-            total=seen,
-            correct=correct,
+            total=total,
+            correct=total - len(failures),
             margin=margin,
             worst_index=_worst_index(exact, lower, margin, margin_exact),
             first_failure=first_fail,
             first_failure_prediction=first_fail_pred,
         ),
-        certified=seen - full,
-        full_logits=full + extra,
+        certified=total - len(undecided),
+        full_logits=len(undecided) + extra,
         margin_exact=margin_exact,
         coherence=float(cert.gram.top.max()),
-        failures=np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64),
+        failures=failures.astype(np.int64),
     )
 
 
