@@ -150,7 +150,7 @@ def smallest_sign_code_dim(
     that float32 holds exactly (m < 2^24). Widths are tried in increasing order. Each failing
     width leaves witnesses, pairs (i, j) with ``P_ij`` over the threshold, whose whole
     trajectory ``P_ij(1..m)`` (a cumulative sum) proves every other width where they exceed it
-    failing without a scan. A width no witness rules out is scanned over the pairs ``i < j`` in
+    failing without a scan. A width no witness rules out is scanned over every pair in
     row blocks: the first block with a violation adds its worst pairs as witnesses and ends the
     scan; a scan with none is the answer, and gives each row's extreme inner products with
     the others (``sign_extremes``, what a recall certificate needs). The result equals the
@@ -164,7 +164,6 @@ def smallest_sign_code_dim(
     dev = resolve_device() if device is None else device
     columns = _SignColumns(n, seed, dev)
     rows = min(n, max(64, _SCAN_FLOATS // n))
-    tri = torch.ones(rows, rows, dtype=torch.bool, device=dev).tril()  # j <= i: not a pair
     wit = np.zeros((0, 2), dtype=np.int64)
     traj = np.zeros((0, 0))  # (witnesses, width) P_ij(1..width)
     m, evaluated = 1, 0
@@ -184,7 +183,7 @@ def smallest_sign_code_dim(
             if m > max_m:
                 break
         evaluated += 1
-        found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows, tri)
+        found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows)
         if isinstance(found, tuple):
             mu = int(found[0].max())
             return CodeSearch(m=m, coherence=mu / m, evaluated=evaluated, sign_extremes=found)
@@ -193,9 +192,11 @@ def smallest_sign_code_dim(
 
 
 def _scan(
-    signs: torch.Tensor, threshold: int, rows: int, tri: torch.Tensor
+    signs: torch.Tensor, threshold: int, rows: int
 ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
-    """Scan pairs ``i < j`` of ``signs`` (``(n, m)`` float32) in row blocks.
+    """Scan the pairs of ``signs`` (``(n, m)`` float32) in row blocks: rows ``[start, stop)``
+    against rows ``[start, n)``, so each pair is seen at least once (pairs inside a block
+    twice, which changes no extreme); only the diagonal ``P_ii = m`` is masked.
 
     Returns:
         When no pair reaches ``threshold``: every row's ``(max_{j != i} P_ij, min_{j != i}
@@ -205,21 +206,24 @@ def _scan(
     n = signs.shape[0]
     top = torch.full((n,), -math.inf, device=signs.device)
     bottom = torch.full((n,), math.inf, device=signs.device)
+    buf = torch.empty(rows * n, dtype=signs.dtype, device=signs.device)
     for start in range(0, n - 1, rows):
         stop = min(n, start + rows)
-        block = signs[start:stop] @ signs[start:].T  # (rows, n - start): pairs i < j
-        below = tri[: stop - start, : stop - start]
-        block[:, : stop - start].masked_fill_(below, -math.inf)
-        row_max, row_arg = block.max(dim=1)
+        block = buf[: (stop - start) * (n - start)].view(stop - start, n - start)
+        torch.mm(signs[start:stop], signs[start:].T, out=block)  # (rows, n - start)
+        diag = block[:, : stop - start].diagonal()
+        diag.fill_(-math.inf)
+        row_max = block.amax(dim=1)  # values only: far cheaper than max() with indices
         if float(row_max.max()) >= threshold:  # the rows' worst pairs, worst rows first
+            row_max, row_arg = block.max(dim=1)
             count = min(_WITNESSES, int((row_max >= threshold).sum()))
             i = row_max.topk(count).indices
             j = row_arg[i] + start
             return torch.stack([i + start, j], dim=1).cpu().numpy().astype(np.int64)
         # P is symmetric: the block's rows give rows start..stop, its columns rows start..n
         top[start:stop] = torch.maximum(top[start:stop], row_max)
-        top[start:] = torch.maximum(top[start:], block.max(dim=0).values)
-        block[:, : stop - start].masked_fill_(below, math.inf)
-        bottom[start:stop] = torch.minimum(bottom[start:stop], block.min(dim=1).values)
-        bottom[start:] = torch.minimum(bottom[start:], block.min(dim=0).values)
+        top[start:] = torch.maximum(top[start:], block.amax(dim=0))
+        diag.fill_(math.inf)
+        bottom[start:stop] = torch.minimum(bottom[start:stop], block.amin(dim=1))
+        bottom[start:] = torch.minimum(bottom[start:], block.amin(dim=0))
     return top.cpu().numpy().astype(np.int64), bottom.cpu().numpy().astype(np.int64)
