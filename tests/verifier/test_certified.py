@@ -20,12 +20,13 @@ from verifier.constructions.codebooks import (
     violation_threshold,
 )
 from verifier.constructions.compact import build_compact
+from verifier.constructions.cot import build_cot
 from verifier.constructions.geometric import build_geometric
 from verifier.constructions.registry import construction
 from verifier.engine.runner import expand, run_spec
 from verifier.errors import LimitExceeded
 from verifier.facts.bijections import BijectionFacts
-from verifier.facts.chains import chain_facts
+from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits
 from verifier.measure.certified import (
     CertifiedRecall,
@@ -342,3 +343,43 @@ def test_gk_queries_agree_with_the_brute_force(corrupt: bool) -> None:
     assert bool(corrupt) == bool(len(cert.failures))
     brute = exact_recall(model, facts.batches(256), facts.n_queries)
     assert evaluate_queries(model, facts, False).correct == brute.correct
+
+
+# --- chain-of-thought decoding (Ck) ------------------------------------------------------------
+
+
+def assert_decodings_agree(
+    model: OneLayerTransformer, facts: ChainFacts, codes: np.ndarray, answer: slice
+) -> int:
+    """Certified decoding reports what greedy decoding through the full logits does; returns
+    the queries it certified."""
+    cert = evaluate_queries(model, facts, True, readout=Readout(codes, (answer,)))
+    brute = evaluate_queries(model, facts, True)
+    assert cert.certified is not None and brute.certified is None
+    assert (cert.total, cert.correct, cert.step_correct, cert.final_correct) == (
+        brute.total,
+        brute.correct,
+        brute.step_correct,
+        brute.final_correct,
+    )
+    assert cert.counterexample == brute.counterexample
+    assert cert.margin == pytest.approx(brute.margin, abs=1e-12)
+    return cert.certified
+
+
+@pytest.mark.parametrize("corrupt", ["none", "negated", "equal-codes"])
+def test_ck_decoding_agrees_with_greedy_decoding(corrupt: str) -> None:
+    n, m, seed = 64, 32, 5
+    facts = chain_facts(n, 2, 3, seed, "all")
+    codes = codebook("rademacher", n, m, seed)
+    if corrupt == "equal-codes":
+        codes[9] = codes[5]  # steps answering 5 or 9 tie: margin 0, argmax the lower index
+    model, layout = build_cot(facts, codes)
+    if corrupt == "negated":
+        with torch.no_grad():  # entity 5 through relation 0: answer negated, a wrong token fed back
+            model.W_E[5, layout.slot(0)] *= -1.0
+    certified = assert_decodings_agree(model, facts, codes, layout.answer)
+    if corrupt == "none":
+        assert certified == facts.n_queries
+    else:
+        assert 0 < certified < facts.n_queries
