@@ -10,10 +10,14 @@ every block b and zero elsewhere (K: ``(A, m)`` codes ``k_a``), a fact's logits 
 
 with ``g_t = max_{a != t} k_a . k_t`` when ``beta >= 0`` and ``min_{a != t} k_a . k_t`` when
 ``beta < 0`` and ``K = max_a |k_a|``. One pass over the codebook's Gram matrix gives g_t; each
-fact then costs O(B m) after its forward pass. A fact whose bound, less a floating-point
-allowance (:func:`_allowance`), is positive is recalled by the float64 brute force too; every
-other fact goes through the full float64 logits, so accuracy and the set of failures are
-exactly the brute force's. The minimum margin is resolved exactly by running the facts of
+fact then costs O(B m) after its forward pass. The forward pass is the model's own up to h1
+(attention); the MLP's output is needed on the readout blocks alone and is computed from
+sparse copies of ``W_in`` and ``W_out[:, blocks]`` (:class:`ReadoutMlp`), whose distance from
+the dense float64 MLP is bounded per fact (it moves the margin by at most ``2 K dist``) and
+subtracted. A fact whose bound, less that and a floating-point allowance
+(:func:`_allowance`), is positive is recalled by the float64 brute force too; every other
+fact goes through the model's forward pass and the full float64 logits, so accuracy and the
+set of failures are exactly the brute force's. The minimum margin is resolved exactly by running the facts of
 smallest bound through the full logits until no unresolved bound can undercut the smallest
 exact margin; past :data:`RESOLVE_CAP` such facts the margin is reported as a lower bound.
 """
