@@ -31,7 +31,9 @@ from verifier.limits import Limits
 from verifier.measure.certified import (
     CertifiedRecall,
     Readout,
+    ReadoutMlp,
     certified_recall,
+    final_residual,
     gram_extremes,
     sign_gram_extremes,
 )
@@ -383,3 +385,56 @@ def test_ck_decoding_agrees_with_greedy_decoding(corrupt: str) -> None:
         assert certified == facts.n_queries
     else:
         assert 0 < certified < facts.n_queries
+
+
+# --- the readout MLP (sparse W_in, W_out) and its distance bound ------------------------------
+
+
+def noisy_g1(dense: bool) -> tuple[OneLayerTransformer, BijectionFacts, np.ndarray]:
+    """G1 at N = 300; with ``dense`` every MLP weight gets noise (no zero left), so the
+    readout MLP multiplies dense matrices and rounding differs from the model's order."""
+    codes = codebook("rademacher", 300, 48, 2)
+    model, facts = g1(300, 3, codes)
+    if dense:
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for w in (model.W_in, model.W_out, model.b_in, model.b_out):
+                w.add_(1e-3 * torch.randn(w.shape, generator=gen, dtype=w.dtype))
+    return model, facts, codes
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_the_readout_mlp_distance_covers_the_dense_mlp(dense: bool) -> None:
+    model, facts, codes = noisy_g1(dense)
+    blocks = model_blocks(model, codes, facts.n_relations)
+    mlp = ReadoutMlp.of(model, blocks)
+    assert mlp is not None
+    assert (mlp.w_in.layout == torch.strided) == dense
+    with torch.inference_mode():
+        tokens, _ = next(iter(facts.batches(BATCH)))
+        o, dist = mlp.readout(model.residual(tokens)[:, -1])
+        ref = final_residual(model, tokens)[:, mlp.cols]
+    gap = torch.linalg.vector_norm((o - ref).view(len(o), len(blocks), -1), dim=2).sum(dim=1)
+    assert bool((gap <= dist).all())
+    assert float(dist.max()) < 1e-9  # far below any margin the specs judge
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_dense_mlp_weights_agree(dense: bool) -> None:
+    model, facts, codes = noisy_g1(dense)
+    assert_agrees(model, facts, codes)
+    cert = certify(model, facts, codes)
+    assert cert is not None and cert.certified > facts.n_facts // 2
+
+
+def test_a_non_finite_mlp_weight_takes_the_dense_mlp() -> None:
+    codes = codebook("rademacher", 100, 32, 2)
+    model, facts = g1(100, 2, codes)
+    with torch.no_grad():
+        model.W_out[3, -1] = math.inf  # every fact's answer coordinate m - 1: inf or nan
+    assert ReadoutMlp.of(model, model_blocks(model, codes, 2)) is None
+    cert = certify(model, facts, codes)
+    margins = brute_margins(model, facts)
+    assert cert is not None and cert.certified == 0
+    np.testing.assert_array_equal(cert.failures, np.flatnonzero(~(margins > 0).numpy()))
+    assert cert.result.correct == exact_recall(model, facts.batches(64), facts.n_facts).correct
