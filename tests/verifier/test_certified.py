@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from verifier.checks.construction import BATCH, auto_max_code_dim, bijection_facts, fact_tokens
+from verifier.constructions import codebooks
 from verifier.constructions.chain import build_chain
 from verifier.constructions.codebooks import (
     codebook,
@@ -438,3 +439,24 @@ def test_a_non_finite_mlp_weight_takes_the_dense_mlp() -> None:
     assert cert is not None and cert.certified == 0
     np.testing.assert_array_equal(cert.failures, np.flatnonzero(~(margins > 0).numpy()))
     assert cert.result.correct == exact_recall(model, facts.batches(64), facts.n_facts).correct
+
+
+def test_sign_search_blocks_side_by_side_match_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(codebooks, "_SCAN_FLOATS", 1)  # 64-row blocks: many per scan
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two blocks at a time, one thread each
+    try:
+        for n, tau, seed in [(700, 0.5, 1), (600, 0.3, 2)]:
+            found = smallest_code_dim("rademacher", n, tau, seed, 400)
+            assert (found.m, found.coherence) == reference_search(n, tau, seed, 400)
+            assert found.sign_extremes is not None
+            signs = np.sign(codebook("rademacher", n, found.m, seed))
+            full = signs @ signs.T
+            np.fill_diagonal(full, -np.inf)
+            np.testing.assert_array_equal(found.sign_extremes[0], full.max(axis=1))
+            np.fill_diagonal(full, np.inf)
+            np.testing.assert_array_equal(found.sign_extremes[1], full.min(axis=1))
+    finally:
+        torch.set_num_threads(before)
