@@ -17,9 +17,10 @@ the dense float64 MLP is bounded per fact (it moves the margin by at most ``2 K 
 subtracted. A fact whose bound, less that and a floating-point allowance
 (:func:`_allowance`), is positive is recalled by the float64 brute force too; every other
 fact goes through the model's forward pass and the full float64 logits, so accuracy and the
-set of failures are exactly the brute force's. The minimum margin is resolved exactly by running the facts of
-smallest bound through the full logits until no unresolved bound can undercut the smallest
-exact margin; past :data:`RESOLVE_CAP` such facts the margin is reported as a lower bound.
+set of failures are exactly the brute force's. The minimum margin is resolved exactly by
+running the facts of smallest bound through the full logits until no unresolved bound can
+undercut the smallest exact margin; past :data:`RESOLVE_CAP` such facts the margin is reported
+as a lower bound.
 """
 
 from __future__ import annotations
