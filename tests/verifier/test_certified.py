@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from verifier.checks.construction import BATCH, auto_max_code_dim, bijection_facts, fact_tokens
+from verifier.constructions import codebooks
 from verifier.constructions.chain import build_chain
 from verifier.constructions.codebooks import (
     codebook,
@@ -20,17 +21,20 @@ from verifier.constructions.codebooks import (
     violation_threshold,
 )
 from verifier.constructions.compact import build_compact
+from verifier.constructions.cot import build_cot
 from verifier.constructions.geometric import build_geometric
 from verifier.constructions.registry import construction
 from verifier.engine.runner import expand, run_spec
 from verifier.errors import LimitExceeded
 from verifier.facts.bijections import BijectionFacts
-from verifier.facts.chains import chain_facts
+from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits
 from verifier.measure.certified import (
     CertifiedRecall,
     Readout,
+    ReadoutMlp,
     certified_recall,
+    final_residual,
     gram_extremes,
     sign_gram_extremes,
 )
@@ -342,3 +346,117 @@ def test_gk_queries_agree_with_the_brute_force(corrupt: bool) -> None:
     assert bool(corrupt) == bool(len(cert.failures))
     brute = exact_recall(model, facts.batches(256), facts.n_queries)
     assert evaluate_queries(model, facts, False).correct == brute.correct
+
+
+# --- chain-of-thought decoding (Ck) ------------------------------------------------------------
+
+
+def assert_decodings_agree(
+    model: OneLayerTransformer, facts: ChainFacts, codes: np.ndarray, answer: slice
+) -> int:
+    """Certified decoding reports what greedy decoding through the full logits does; returns
+    the queries it certified."""
+    cert = evaluate_queries(model, facts, True, readout=Readout(codes, (answer,)))
+    brute = evaluate_queries(model, facts, True)
+    assert cert.certified is not None and brute.certified is None
+    assert (cert.total, cert.correct, cert.step_correct, cert.final_correct) == (
+        brute.total,
+        brute.correct,
+        brute.step_correct,
+        brute.final_correct,
+    )
+    assert cert.counterexample == brute.counterexample
+    assert cert.margin == pytest.approx(brute.margin, abs=1e-12)
+    return cert.certified
+
+
+@pytest.mark.parametrize("corrupt", ["none", "negated", "equal-codes"])
+def test_ck_decoding_agrees_with_greedy_decoding(corrupt: str) -> None:
+    n, m, seed = 64, 32, 5
+    facts = chain_facts(n, 2, 3, seed, "all")
+    codes = codebook("rademacher", n, m, seed)
+    if corrupt == "equal-codes":
+        codes[9] = codes[5]  # steps answering 5 or 9 tie: margin 0, argmax the lower index
+    model, layout = build_cot(facts, codes)
+    if corrupt == "negated":
+        with torch.no_grad():  # entity 5 through relation 0: answer negated, a wrong token fed back
+            model.W_E[5, layout.slot(0)] *= -1.0
+    certified = assert_decodings_agree(model, facts, codes, layout.answer)
+    if corrupt == "none":
+        assert certified == facts.n_queries
+    else:
+        assert 0 < certified < facts.n_queries
+
+
+# --- the readout MLP (sparse W_in, W_out) and its distance bound ------------------------------
+
+
+def noisy_g1(dense: bool) -> tuple[OneLayerTransformer, BijectionFacts, np.ndarray]:
+    """G1 at N = 300; with ``dense`` every MLP weight gets noise (no zero left), so the
+    readout MLP multiplies dense matrices and rounding differs from the model's order."""
+    codes = codebook("rademacher", 300, 48, 2)
+    model, facts = g1(300, 3, codes)
+    if dense:
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for w in (model.W_in, model.W_out, model.b_in, model.b_out):
+                w.add_(1e-3 * torch.randn(w.shape, generator=gen, dtype=w.dtype))
+    return model, facts, codes
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_the_readout_mlp_distance_covers_the_dense_mlp(dense: bool) -> None:
+    model, facts, codes = noisy_g1(dense)
+    blocks = model_blocks(model, codes, facts.n_relations)
+    mlp = ReadoutMlp.of(model, blocks)
+    assert mlp is not None
+    assert (mlp.w_in.layout == torch.strided) == dense
+    with torch.inference_mode():
+        tokens, _ = next(iter(facts.batches(BATCH)))
+        o, dist = mlp.readout(model.residual(tokens)[:, -1])
+        ref = final_residual(model, tokens)[:, mlp.cols]
+    gap = torch.linalg.vector_norm((o - ref).view(len(o), len(blocks), -1), dim=2).sum(dim=1)
+    assert bool((gap <= dist).all())
+    assert float(dist.max()) < 1e-9  # far below any margin the specs judge
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_dense_mlp_weights_agree(dense: bool) -> None:
+    model, facts, codes = noisy_g1(dense)
+    assert_agrees(model, facts, codes)
+    cert = certify(model, facts, codes)
+    assert cert is not None and cert.certified > facts.n_facts // 2
+
+
+def test_a_non_finite_mlp_weight_takes_the_dense_mlp() -> None:
+    codes = codebook("rademacher", 100, 32, 2)
+    model, facts = g1(100, 2, codes)
+    with torch.no_grad():
+        model.W_out[3, -1] = math.inf  # every fact's answer coordinate m - 1: inf or nan
+    assert ReadoutMlp.of(model, model_blocks(model, codes, 2)) is None
+    cert = certify(model, facts, codes)
+    margins = brute_margins(model, facts)
+    assert cert is not None and cert.certified == 0
+    np.testing.assert_array_equal(cert.failures, np.flatnonzero(~(margins > 0).numpy()))
+    assert cert.result.correct == exact_recall(model, facts.batches(64), facts.n_facts).correct
+
+
+def test_sign_search_blocks_side_by_side_match_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(codebooks, "_SCAN_FLOATS", 1)  # 64-row blocks: many per scan
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two blocks at a time, one thread each
+    try:
+        for n, tau, seed in [(700, 0.5, 1), (600, 0.3, 2)]:
+            found = smallest_code_dim("rademacher", n, tau, seed, 400)
+            assert (found.m, found.coherence) == reference_search(n, tau, seed, 400)
+            assert found.sign_extremes is not None
+            signs = np.sign(codebook("rademacher", n, found.m, seed))
+            full = signs @ signs.T
+            np.fill_diagonal(full, -np.inf)
+            np.testing.assert_array_equal(found.sign_extremes[0], full.max(axis=1))
+            np.fill_diagonal(full, np.inf)
+            np.testing.assert_array_equal(found.sign_extremes[1], full.min(axis=1))
+    finally:
+        torch.set_num_threads(before)

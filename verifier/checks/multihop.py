@@ -150,8 +150,7 @@ def verify(
     else:
         target = torch.eye(k + 1, dtype=pattern.dtype)[:k]
         off = float((pattern[:, -1] - target).abs().max())
-    readout = None if cot else Readout(codes, (layout.answer,))
-    res = evaluate_queries(model, facts, cot, progress, readout)
+    res = evaluate_queries(model, facts, cot, progress, Readout(codes, (layout.answer,)))
     return Verified(
         model,
         layout,

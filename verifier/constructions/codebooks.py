@@ -9,6 +9,11 @@ given m never depends on how far a search looked. Coherence is the signed
 from __future__ import annotations
 
 import math
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,7 +155,7 @@ def smallest_sign_code_dim(
     that float32 holds exactly (m < 2^24). Widths are tried in increasing order. Each failing
     width leaves witnesses, pairs (i, j) with ``P_ij`` over the threshold, whose whole
     trajectory ``P_ij(1..m)`` (a cumulative sum) proves every other width where they exceed it
-    failing without a scan. A width no witness rules out is scanned over the pairs ``i < j`` in
+    failing without a scan. A width no witness rules out is scanned over every pair in
     row blocks: the first block with a violation adds its worst pairs as witnesses and ends the
     scan; a scan with none is the answer, and gives each row's extreme inner products with
     the others (``sign_extremes``, what a recall certificate needs). The result equals the
@@ -164,7 +169,6 @@ def smallest_sign_code_dim(
     dev = resolve_device() if device is None else device
     columns = _SignColumns(n, seed, dev)
     rows = min(n, max(64, _SCAN_FLOATS // n))
-    tri = torch.ones(rows, rows, dtype=torch.bool, device=dev).tril()  # j <= i: not a pair
     wit = np.zeros((0, 2), dtype=np.int64)
     traj = np.zeros((0, 0))  # (witnesses, width) P_ij(1..width)
     m, evaluated = 1, 0
@@ -184,7 +188,7 @@ def smallest_sign_code_dim(
             if m > max_m:
                 break
         evaluated += 1
-        found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows, tri)
+        found = _scan(mat[:, :m].contiguous(), violation_threshold(max_coherence, m), rows)
         if isinstance(found, tuple):
             mu = int(found[0].max())
             return CodeSearch(m=m, coherence=mu / m, evaluated=evaluated, sign_extremes=found)
@@ -193,9 +197,14 @@ def smallest_sign_code_dim(
 
 
 def _scan(
-    signs: torch.Tensor, threshold: int, rows: int, tri: torch.Tensor
+    signs: torch.Tensor, threshold: int, rows: int
 ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
-    """Scan pairs ``i < j`` of ``signs`` (``(n, m)`` float32) in row blocks.
+    """Scan the pairs of ``signs`` (``(n, m)`` float32) in row blocks: rows ``[start, stop)``
+    against rows ``[start, n)``, so each pair is seen at least once (pairs inside a block
+    twice, which changes no extreme); only the diagonal ``P_ii = m`` is masked. On the CPU
+    blocks run side by side, as many as torch had threads, one thread each (an op on one
+    block is too small to split across threads without waiting on a busy machine); results
+    are taken in block order, so the first violating block is the same as in a serial scan.
 
     Returns:
         When no pair reaches ``threshold``: every row's ``(max_{j != i} P_ij, min_{j != i}
@@ -205,21 +214,74 @@ def _scan(
     n = signs.shape[0]
     top = torch.full((n,), -math.inf, device=signs.device)
     bottom = torch.full((n,), math.inf, device=signs.device)
-    for start in range(0, n - 1, rows):
+    local = threading.local()
+
+    @torch.inference_mode()
+    def block_of(start: int) -> _Block | np.ndarray:
         stop = min(n, start + rows)
-        block = signs[start:stop] @ signs[start:].T  # (rows, n - start): pairs i < j
-        below = tri[: stop - start, : stop - start]
-        block[:, : stop - start].masked_fill_(below, -math.inf)
-        row_max, row_arg = block.max(dim=1)
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = torch.empty(rows * n, dtype=signs.dtype, device=signs.device)
+        block = buf[: (stop - start) * (n - start)].view(stop - start, n - start)
+        torch.mm(signs[start:stop], signs[start:].T, out=block)  # (rows, n - start)
+        diag = block[:, : stop - start].diagonal()
+        diag.fill_(-math.inf)
+        row_max = block.amax(dim=1)  # values only: far cheaper than max() with indices
         if float(row_max.max()) >= threshold:  # the rows' worst pairs, worst rows first
+            row_max, row_arg = block.max(dim=1)
             count = min(_WITNESSES, int((row_max >= threshold).sum()))
             i = row_max.topk(count).indices
             j = row_arg[i] + start
             return torch.stack([i + start, j], dim=1).cpu().numpy().astype(np.int64)
-        # P is symmetric: the block's rows give rows start..stop, its columns rows start..n
-        top[start:stop] = torch.maximum(top[start:stop], row_max)
-        top[start:] = torch.maximum(top[start:], block.max(dim=0).values)
-        block[:, : stop - start].masked_fill_(below, math.inf)
-        bottom[start:stop] = torch.minimum(bottom[start:stop], block.min(dim=1).values)
-        bottom[start:] = torch.minimum(bottom[start:], block.min(dim=0).values)
+        col_max = block.amax(dim=0)
+        diag.fill_(math.inf)
+        return _Block(start, stop, row_max, col_max, block.amin(dim=1), block.amin(dim=0))
+
+    starts = range(0, n - 1, rows)
+    serial = signs.device.type != "cpu" or len(starts) < 2
+    with _one_thread_each(serial) as workers, ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[_Block | np.ndarray]] = deque()
+        for start in [*starts, None]:
+            if start is not None:
+                pending.append(pool.submit(block_of, start))
+            while pending and (start is None or len(pending) > 2 * workers):
+                found = pending.popleft().result()
+                if isinstance(found, np.ndarray):
+                    for rest in pending:
+                        rest.cancel()
+                    return found
+                # P is symmetric: rows give rows start..stop, columns rows start..n
+                b0, b1 = found.start, found.stop
+                top[b0:b1] = torch.maximum(top[b0:b1], found.row_max)
+                top[b0:] = torch.maximum(top[b0:], found.col_max)
+                bottom[b0:b1] = torch.minimum(bottom[b0:b1], found.row_min)
+                bottom[b0:] = torch.minimum(bottom[b0:], found.col_min)
     return top.cpu().numpy().astype(np.int64), bottom.cpu().numpy().astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One scanned row block ``[start, stop)`` without a violation: its rows' and columns'
+    extremes (columns are rows ``start..n``)."""
+
+    start: int
+    stop: int
+    row_max: torch.Tensor
+    col_max: torch.Tensor
+    row_min: torch.Tensor
+    col_min: torch.Tensor
+
+
+@contextmanager
+def _one_thread_each(serial: bool) -> Iterator[int]:
+    """Yields how many blocks to run side by side: torch's thread count, each block on one
+    intra-op thread (restored after); with ``serial`` one block at a time on every thread."""
+    before = torch.get_num_threads()
+    if serial:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield max(1, before)
+    finally:
+        torch.set_num_threads(before)

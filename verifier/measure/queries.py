@@ -16,9 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from verifier.constructions.cot import first_failure, greedy_decode
+from verifier.constructions.cot import Decoded, first_failure, greedy_decode
 from verifier.facts.chains import ChainFacts
-from verifier.measure.certified import Readout, certified_recall
+from verifier.measure.certified import (
+    Certifier,
+    Readout,
+    certified_recall,
+    certifier,
+    lowest_margin,
+    resolve_margin,
+)
 from verifier.measure.recall import ProgressFn, RecallResult, exact_recall
 from verifier.model import OneLayerTransformer
 
@@ -83,12 +90,12 @@ def evaluate_queries(
 ) -> QueryRecall:
     """Every query of ``facts`` through ``model``'s forward pass, exactly, in bounded batches.
 
-    Without chain-of-thought: one pass on ``[r_1..r_k, x]``, judged against ``pi_c(x)``; with
-    ``readout`` (``W_U`` as a codebook readout, checked bitwise) the queries are certified
-    (:mod:`verifier.measure.certified`, the margin always resolved exactly). With
-    chain-of-thought: greedy
-    decoding of ``y_1..y_k``, each step judged against the *true* ``y_i`` (a query is right
-    only when every step is). ``progress``: optional ``(done, total)`` callback.
+    Without chain-of-thought: one pass on ``[r_1..r_k, x]``, judged against ``pi_c(x)``. With
+    chain-of-thought: greedy decoding of ``y_1..y_k``, each step judged against the *true*
+    ``y_i`` (a query is right only when every step is). With ``readout`` (``W_U`` as a
+    codebook readout, checked bitwise) queries, or decoding steps, are certified
+    (:mod:`verifier.measure.certified`, :func:`certified_decode`; the margin always resolved
+    exactly). ``progress``: optional ``(done, total)`` callback.
     """
     cfg = model.cfg
     size = batch_size(cfg.d_model, cfg.d_mlp, cfg.n_out, cfg.n_ctx)
@@ -128,6 +135,10 @@ def evaluate_queries(
             cex,
             None if cert is None else cert.certified,
         )
+    if readout is not None:
+        cot_cert = certifier(model, readout)
+        if cot_cert is not None:
+            return certified_decode(cot_cert, facts, size, progress)
     correct = step_correct = final_correct = seen = 0
     margin = math.inf
     cex = None
@@ -147,3 +158,72 @@ def evaluate_queries(
             progress(seen, facts.n_queries)
     k = facts.hops
     return QueryRecall(seen, correct, step_correct, k, margin, final_correct, cex)
+
+
+@torch.inference_mode()
+def certified_decode(
+    cert: Certifier, facts: ChainFacts, size: int, progress: ProgressFn | None = None
+) -> QueryRecall:
+    """Greedy chain-of-thought decoding of every query, each step certified where the bound
+    decides it (:class:`verifier.measure.certified.Certifier`): a certified step's margin is
+    positive, so its argmax, the token fed back, is the true ``y_i``; the other rows go
+    through the model's forward pass and full logits, and emit their argmax as
+    :func:`verifier.constructions.cot.greedy_decode` does. The minimum margin over queries
+    and steps is then resolved exactly (smallest bounds first), replaying each step's prefix.
+    """
+    k, total = facts.hops, facts.n_queries
+    lower = torch.empty(total * k, dtype=torch.float64)  # (query, step) flattened
+    exact = torch.full((total * k,), math.nan, dtype=torch.float64)
+    preds = torch.empty(total, k, dtype=torch.int64)
+    correct = step_correct = final_correct = certified = seen = 0
+    cex = None
+    for subjects, chains in facts.query_batches(size):
+        b = len(subjects)
+        tokens = facts.tokens(subjects, chains)  # (b, k + 1)
+        truth = torch.from_numpy(facts.path(subjects, chains))  # (b, k)
+        margins = torch.empty(b, k, dtype=torch.float64)
+        rivals = torch.full((b, k), -1, dtype=torch.int64)  # -1: certified, none computed
+        for i in range(k):
+            lo = cert.lower(tokens, truth[:, i])
+            pred = truth[:, i].clone()
+            margins[:, i] = lo
+            undecided = lo.isnan().nonzero().squeeze(1)
+            if len(undecided):
+                full = cert.full(tokens[undecided], truth[undecided, i])
+                pred[undecided] = full.argmax
+                margins[undecided, i] = full.margins
+                rivals[undecided, i] = full.rival
+            flat = torch.arange(seen, seen + b) * k + i
+            lower[flat] = lo
+            exact[flat[undecided]] = margins[undecided, i]
+            if i + 1 < k:
+                tokens = torch.cat([tokens, pred[:, None]], dim=1)
+            preds[seen : seen + b, i] = pred
+        ok = margins > 0  # certified steps hold their positive bound
+        step_correct += int(ok.sum())
+        correct += int(ok.all(dim=1).sum())
+        certified += int((~lower[seen * k : (seen + b) * k].isnan()).view(b, k).all(dim=1).sum())
+        answers = facts.answers(subjects, chains)
+        final_correct += int((preds[seen : seen + b, -1].numpy() == answers).sum())
+        if cex is None:
+            dec = Decoded(preds[seen : seen + b], margins, rivals)
+            cex = first_failure(facts, subjects, chains, dec)
+        seen += b
+        if progress is not None:
+            progress(seen, total)
+
+    def margins_of_steps(idx: np.ndarray) -> torch.Tensor:
+        out = torch.empty(len(idx), dtype=torch.float64)
+        queries, steps = idx // k, idx % k
+        for i in np.unique(steps):
+            at = np.flatnonzero(steps == i)
+            q = queries[at]
+            subjects, chains = q % facts.n_entities, facts.chains(q // facts.n_entities)
+            tokens = torch.cat([facts.tokens(subjects, chains), preds[q, :i]], dim=1)
+            truth = torch.from_numpy(facts.path(subjects, chains)[:, i])
+            out[at] = cert.full(tokens, truth).margins
+        return out
+
+    resolve_margin(lower, exact, margins_of_steps, None)
+    margin = lowest_margin(lower, exact, True)
+    return QueryRecall(seen, correct, step_correct, k, margin, final_correct, cex, certified)
