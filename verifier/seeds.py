@@ -24,6 +24,7 @@ class Stream(IntEnum):
     BENCH_SAMPLE = 8  # the queries bench/convex_bench.py samples
     FIT = 9  # bootstrap resamples of growth fits (verifier/engine/fits.py)
     ORDER = 10  # the example order of a training run (VERIFIER_TRAIN_ORDER, verifier/train/)
+    AUGMENT = 11  # synthetic attribute combinations, one sub-stream per step (train/augment.py)
 
 
 def rng(seed: int, stream: Stream, *ids: int) -> np.random.Generator:

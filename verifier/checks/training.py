@@ -67,6 +67,7 @@ from verifier.spec import (
 from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.theory.sizes import model_param_count
 from verifier.train import (
+    AugmentConfig,
     OptimGroup,
     TrainConfig,
     TrainResult,
@@ -126,6 +127,7 @@ def train_config(
         min_steps=o.min_steps,
         stop_accuracy=o.stop_accuracy,
         unit_norm=tuple(sorted(set(m.unit_norm))),
+        augment=None if o.augment is None else AugmentConfig(**o.augment.model_dump()),
     )
 
 
@@ -168,6 +170,33 @@ def _require_shapes(cfg: TrainConfig, params: int, limits: Limits, claim: Traini
         limits.max_weights,
         "the stacked replicates' parameter count",
     )
+
+
+def _preflight_augment(
+    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim, limits: Limits
+) -> None:
+    """Combination augmentation: single-hop facts, a determined fit, synthetic facts within
+    the fact limit."""
+    augment = claim.optim.augment
+    if augment is None:
+        return
+    key = f"{claim.id}.optim.augment"
+    if isinstance(instance, MultiHopInstance):
+        raise SpecError(
+            "augment draws synthetic subjects for single-hop facts [r, s] -> pi_r(s); expected "
+            "a bijection instance, got multi_hop",
+            key=key,
+        )
+    n, r, d = instance.entities, instance.relations, claim.model.d_model
+    if n <= r * d + 1:
+        raise SpecError(
+            f"underdetermined: augment fits e_s ~ b + sum_r M_r u_(pi_r(s)) on all N subjects: "
+            f"expected N > R*d_model + 1 = {r * d + 1}, got N = {n}; use a smaller d_model or "
+            "more entities",
+            key=key,
+        )
+    subjects = n if augment.subjects is None else augment.subjects
+    require("max_facts", subjects * r, limits.max_facts, "augment.subjects * R (synthetic facts)")
 
 
 def _preflight_multi_hop(inst: MultiHopInstance, claim: TrainingClaim, limits: Limits) -> None:
@@ -275,6 +304,7 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
     def preflight(
         self, instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim, limits: Limits
     ) -> None:
+        _preflight_augment(instance, claim, limits)
         if isinstance(instance, MultiHopInstance):
             return _preflight_multi_hop(instance, claim, limits)
         n, r = instance.entities, instance.relations
@@ -611,6 +641,11 @@ def _evidence(seed: int, train_seed: int, key: str, result: TrainResult) -> dict
         "stopped_early": result.stopped_early,
         "float32_accuracy": result.final_accuracy,
         "history": [list(row) for row in result.history[-5:]],
+        **(
+            {"augment_fit_r2": [list(row) for row in result.fit_history]}
+            if result.fit_history
+            else {}
+        ),
     }
 
 

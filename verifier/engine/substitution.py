@@ -37,7 +37,8 @@ def field_paths(data: dict[str, Any], name: str) -> list[list[str]]:
     """Paths to every key called ``name`` in nested claim data.
 
     A dotted name (``optim.groups.W_E.optimizer``, ``model.init.W_E``) is one path from the top;
-    the mappings along it are created where missing (``init`` and ``groups`` start empty), so
+    the mappings along it are created where missing or unset (``init`` and ``groups`` start
+    empty, ``augment`` unset), so
     a path the claim does not accept fails its re-validation, naming the key.
     """
     if "." in name:
@@ -46,7 +47,9 @@ def field_paths(data: dict[str, Any], name: str) -> list[list[str]]:
         for part in parts[:-1]:
             if not isinstance(node, dict):
                 return []
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # an unset optional block (optim.augment)
+                node[part] = {}
+            node = node[part]
         return [parts] if isinstance(node, dict) else []
     paths: list[list[str]] = []
     for key, value in data.items():

@@ -43,7 +43,9 @@ optimiser update, no autograd) and runs on :func:`verifier.device.resolve_device
 The package: :mod:`~verifier.train.config` (settings and results), :mod:`~verifier.train.tasks`
 (examples), :mod:`~verifier.train.weights` (initial weights), :mod:`~verifier.train.fused` (the
 fused step), :mod:`~verifier.train.loop` (the
-stacked loop), :mod:`~verifier.train.relearn` (re-learning a subject table); this module holds
+stacked loop), :mod:`~verifier.train.augment` (combination augmentation: synthetic subjects from the
+superposition fit, ``TrainConfig.augment``), :mod:`~verifier.train.relearn` (re-learning a subject
+table); this module holds
 the checkpoint cache and re-exports the rest.
 """
 
@@ -67,6 +69,7 @@ from verifier import codekey
 from verifier.cache_folder import ignore_in_git
 from verifier.device import device_type
 from verifier.facts.bijections import BijectionFacts
+from verifier.train.augment import Augmenter
 from verifier.train.config import (
     ATTENTION_WEIGHTS,
     INIT_NAMES,
@@ -75,6 +78,7 @@ from verifier.train.config import (
     UNIT_NORM_NAMES,
     WEIGHT_NAMES,
     Attention,
+    AugmentConfig,
     OptimGroup,
     Optimizer,
     Schedule,
@@ -116,6 +120,8 @@ __all__ = [
     "UNIT_NORM_NAMES",
     "WEIGHT_NAMES",
     "Attention",
+    "AugmentConfig",
+    "Augmenter",
     "OptimGroup",
     "Optimizer",
     "Schedule",
@@ -213,6 +219,7 @@ def _record(result: TrainResult) -> dict[str, Any]:
         "history": [list(row) for row in result.history],
         "peak_loss": result.peak_loss,
         "seed": result.seed,
+        "fit_history": [list(row) for row in result.fit_history],
     }
 
 
@@ -255,6 +262,7 @@ def load_checkpoint(
                     peak_loss=float(rec.get("peak_loss", math.nan)),
                     from_cache=True,
                     seed=int(rec["seed"]),
+                    fit_history=[(int(s), float(v)) for s, v in rec.get("fit_history", [])],
                 )
             )
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError):

@@ -53,6 +53,33 @@ class OptimGroup:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Combination augmentation (docs/theory.md section 7b, :mod:`verifier.train.augment`).
+
+    From optimiser step ``start`` on, each step adds ``subjects`` synthetic subjects (None: N)
+    whose rows are the superposition fit ``b + sum_r M_r u_(a_r)`` (float64 least squares of
+    the subject rows on ``[1, u_(pi_1(s)), .., u_(pi_R(s))]``, refitted every ``refit_every``
+    steps) at freshly drawn attributes ``a_r``; their facts join the loss as
+    ``mean_real + weight * mean_synthetic``, with the rows detached.
+    """
+
+    subjects: int | None = None
+    refit_every: int = 25
+    weight: float = 1.0
+    start: int = 50
+
+    def __post_init__(self) -> None:
+        if self.subjects is not None and self.subjects < 1:
+            raise ValueError(f"augment.subjects: expected at least 1, got {self.subjects}")
+        if self.refit_every < 1:
+            raise ValueError(f"augment.refit_every: expected at least 1, got {self.refit_every}")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"augment.weight: expected a finite weight >= 0, got {self.weight}")
+        if self.start < 0:
+            raise ValueError(f"augment.start: expected a step >= 0, got {self.start}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Model shape and optimiser settings of one training run."""
 
@@ -80,6 +107,7 @@ class TrainConfig:
     min_steps: int = 0  # keep training after the stopping rule holds until this many steps
     stop_accuracy: float = 1.0  # early stop once this share of examples is right (and the loss)
     unit_norm: tuple[str, ...] = ()  # W_E rows / W_U columns rescaled to norm 1 at init
+    augment: AugmentConfig | None = None  # combination augmentation (None: off)
 
     def __post_init__(self) -> None:
         for name in self.freeze:
@@ -158,6 +186,8 @@ class TrainResult:
         seed: the replicate's seed (initialisation and batch order).
         peak_loss: the largest loss at any evaluation (inf once one was not finite): a run
             whose loss blew up above its start diverged, whatever it ended at.
+        fit_history: with augmentation, ``(step, R^2)`` of the superposition fit at each
+            refit up to the last step kept (in-sample, float64).
     """
 
     model: OneLayerTransformer
@@ -170,3 +200,4 @@ class TrainResult:
     from_cache: bool = False
     seed: int = 0
     peak_loss: float = math.nan
+    fit_history: list[tuple[int, float]] = field(default_factory=list)

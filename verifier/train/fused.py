@@ -28,7 +28,9 @@ the CPU or CUDA in training.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -364,6 +366,23 @@ class FusedStep:
             grads["W_E"].copy_(table[:, :n_sub])
         if RELATION_ROWS in grads:
             grads[RELATION_ROWS].copy_(table[:, n_sub:])
+
+    @contextlib.contextmanager
+    def other_subjects(self, rows: torch.Tensor) -> Iterator[None]:
+        """Within the block, ``rows`` ``(S, n', d)`` stand in for the subject rows of ``W_E``
+        (tokens ``0..n'-1``, relation r at ``n' + r``): a :meth:`forward_backward` there writes
+        every other gradient as usual, and the rows' own gradient to scratch, never to ``W_E``.
+        """
+        table, grad = self.w["W_E"], self.grads.get("W_E")
+        self.w["W_E"] = rows
+        if grad is not None:
+            self.grads["W_E"] = torch.empty_like(rows)
+        try:
+            yield
+        finally:
+            self.w["W_E"] = table
+            if grad is not None:
+                self.grads["W_E"] = grad
 
     # --- update -----------------------------------------------------------------------------
 

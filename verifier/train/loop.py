@@ -17,6 +17,7 @@ from verifier.device import resolve_device
 from verifier.errors import VerifierError
 from verifier.facts.bijections import BijectionFacts
 from verifier.seeds import Stream, rng
+from verifier.train.augment import Augmenter
 from verifier.train.config import (
     PARAM_NAMES,
     RELATION_ROWS,
@@ -432,12 +433,13 @@ def _train_fused(
     fused = FusedStep(task, cfg, weights, per_subject)
     reps = _Replicates.empty(seeds)
     n = task.n_examples
+    aug = None if cfg.augment is None else Augmenter(tasks, cfg.augment, seeds, device, dtype)
     if cfg.batch_size is None or cfg.batch_size >= n:
         run = _full_batch_windowed if window > 1 else _full_batch
-        step, losses, accs = run(fused, tokens, targets, cfg, reps, progress, window)
+        step, losses, accs = run(fused, tokens, targets, cfg, reps, progress, window, aug)
     else:
-        step, losses, accs = _mini_batch(fused, tokens, targets, cfg, reps, progress, task)
-    return _results(task, cfg, reps, weights, step, losses, accs)
+        step, losses, accs = _mini_batch(fused, tokens, targets, cfg, reps, progress, task, aug)
+    return _results(task, cfg, reps, weights, step, losses, accs, aug)
 
 
 def _share(count: float, n: int) -> float:
@@ -453,6 +455,7 @@ def _full_batch(
     reps: _Replicates,
     progress: TrainProgress | None,
     window: int,
+    aug: Augmenter | None = None,
 ) -> tuple[int, list[float], list[float]]:
     """Every step: forward and backward, read the loss and the screen, observe, update.
 
@@ -484,6 +487,8 @@ def _full_batch(
             _peak(reps, losses)
         if not reps.running or step == cfg.steps:
             return step, losses, accs
+        if aug is not None:
+            aug.fused_gradient(fused, step)
         fused.update(lr_factor(step, cfg))
         step += 1
 
@@ -513,6 +518,7 @@ def _full_batch_windowed(
     reps: _Replicates,
     progress: TrainProgress | None,
     window: int,
+    aug: Augmenter | None = None,
 ) -> tuple[int, list[float], list[float]]:
     """``window`` steps between reads, with a back-off to the exact step.
 
@@ -538,6 +544,8 @@ def _full_batch_windowed(
             rows.append(torch.stack([fused.exact_loss(), fused.exact_correct().to(dtype)]))
             if step == cfg.steps:
                 break
+            if aug is not None:
+                aug.fused_gradient(fused, step)
             fused.update(lr_factor(step, cfg))
             step += 1
         read = torch.stack(rows).tolist()  # (steps, 2, S)
@@ -557,6 +565,8 @@ def _full_batch_windowed(
                     fused.restore(saved, base)
                     for u in range(base, t):
                         fused.forward_backward(tokens, targets)
+                        if aug is not None:
+                            aug.fused_gradient(fused, u)
                         fused.update(lr_factor(u, cfg))
                     step = t
                 _snapshot(reps, stopped, fused.w)
@@ -573,6 +583,7 @@ def _mini_batch(
     reps: _Replicates,
     progress: TrainProgress | None,
     task: TrainTask,
+    aug: Augmenter | None = None,
 ) -> tuple[int, list[float], list[float]]:
     """A seeded permutation per epoch and replicate; a full evaluation every ``eval_every``."""
     n, n_rep = task.n_examples, len(reps.seeds)
@@ -602,6 +613,8 @@ def _mini_batch(
         ).to(tokens.device)
         cursor += idx.shape[1]
         fused.forward_backward(tokens[replica, idx], targets[replica, idx])
+        if aug is not None:
+            aug.fused_gradient(fused, step)
         fused.update(lr_factor(step, cfg))
         step += 1
 
@@ -614,8 +627,10 @@ def _results(
     step: int,
     losses: list[float],
     accs: list[float],
+    aug: Augmenter | None = None,
 ) -> list[TrainResult]:
-    """One :class:`TrainResult` per replicate: its snapshot (or last weights), thinned history."""
+    """One :class:`TrainResult` per replicate: its snapshot (or last weights), thinned history
+    (and the augmentation fit's R^2 at each refit up to its last step)."""
     results = []
     for i, seed in enumerate(reps.seeds):
         snap = reps.snapshots[i]
@@ -642,6 +657,7 @@ def _results(
                 history=thinned,
                 seed=seed,
                 peak_loss=reps.peak[i],
+                fit_history=[] if aug is None else aug.history(i, steps - 1),
             )
         )
     return results
@@ -684,6 +700,7 @@ def _train_reference(
     tokens, targets = _examples(tasks)
     per_subject = not cfg.frozen("W_E") and cfg.group("W_E")[4]
     n_rep, n = len(tasks), task.n_examples
+    aug = None if cfg.augment is None else Augmenter(tasks, cfg.augment, seeds, None, dtype)
     full = cfg.batch_size is None or cfg.batch_size >= n
     eval_every = 1 if full else max(1, cfg.eval_every)
     report_every = max(eval_every, cfg.steps // 100 // eval_every * eval_every)
@@ -723,10 +740,12 @@ def _train_reference(
                 forward(weights, tokens[replica, idx]), targets[replica, idx]
             )
             total = per_loss.sum()
+        if aug is not None and (extra := aug.reference_loss(forward, weights, step)) is not None:
+            total = total + extra
         scale = task.n_entities if per_subject else None
         reference_step(optimizers, weights, total, lr_factor(step, cfg), scale)
         step += 1
-    return _results(task, cfg, reps, weights, step, losses, accs)
+    return _results(task, cfg, reps, weights, step, losses, accs, aug)
 
 
 def train(

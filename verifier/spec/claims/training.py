@@ -83,6 +83,31 @@ class OptimGroup(StrictModel):
     )
 
 
+class TrainingAugment(StrictModel):
+    """Combination augmentation (docs/theory.md section 7b): from step ``start`` on, each step
+    adds ``subjects`` synthetic subjects whose rows are the superposition fit
+    ``b + sum_r M_r u_(a_r)`` at freshly drawn attributes, their R facts weighted ``weight``."""
+
+    subjects: int | None = Field(
+        None, ge=1, description="synthetic subjects per step (S); default N"
+    )
+    refit_every: int = Field(
+        25,
+        ge=1,
+        description="steps between float64 refits of e_s ~ b + sum_r M_r u_(pi_r(s)) on the "
+        "detached subject rows and W_U (K)",
+    )
+    weight: float = Field(
+        1.0,
+        ge=0,
+        le=MAX_SCALE,
+        allow_inf_nan=False,
+        description="loss = mean over the real facts + weight * mean over the synthetic ones "
+        "(w); 0: plain training",
+    )
+    start: int = Field(50, ge=0, description="first optimiser step with synthetic subjects (t)")
+
+
 class TrainingOptim(StrictModel):
     """Optimiser settings; training stops early at exact recall with loss <= stop_loss."""
 
@@ -112,6 +137,11 @@ class TrainingOptim(StrictModel):
         le=1,
         description="early stop once this share of the examples is right (and loss <= "
         "stop_loss); 1: exact recall",
+    )
+    augment: TrainingAugment | None = Field(
+        None,
+        description="combination augmentation, e.g. {} for S = N, refit_every 25, weight 1, "
+        "start 50 (bijection instances; needs N > R*d_model + 1); unset: off",
     )
 
     @model_validator(mode="after")
