@@ -48,6 +48,7 @@ EPS = 1e-8
 EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
 LOG2E = 1.0 / math.log(2.0)  # e^z = 2^(z log2 e)
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default  # dx * [x > 0]
+SCREEN_TOPK = 8  # most smallest p_t read for the screen's bound (more: the count itself)
 
 
 @dataclass
@@ -126,6 +127,9 @@ class FusedStep:
         w_u = weights["W_U"]  # (S, d, n_out); centred over the outputs, in base 2 (_softmax)
         self._w_u2 = None if "W_U" in self.grads else (w_u - w_u.mean(dim=2, keepdim=True)) * LOG2E
         self._rows_per_replicate = 0
+        self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
+        self._picked = self._log_sum = torch.empty(0)
+        self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
             "b_in": w["b_in"][:, None],
@@ -211,6 +215,43 @@ class FusedStep:
         sum). Leaves the gradients in :attr:`grads`; :meth:`exact_loss` and
         :meth:`exact_correct` read this step's logits until :meth:`update`.
         """
+        n = self._step(tokens, targets)
+        right = self._passes(n) >= self._threshold
+        return self._log_sum, right.sum(dim=(1, 2))
+
+    def forward_backward_read(
+        self, tokens: torch.Tensor, targets: torch.Tensor, need: int
+    ) -> tuple[list[float], list[int]]:
+        """:meth:`forward_backward`, read to the host: the sums of ``log p_t``, and an upper
+        bound on the rows right that is exact in what it decides against ``n`` (all right)
+        and ``need`` (the stopping rule's count): ``n`` when every row passes the screen,
+        else ``n - 1`` when at least ``need`` do, else ``need - 1``. The screen's count is
+        then the ``n - need + 1`` smallest ``p_t``, one ``topk`` (or, when that is many, the
+        count itself, as :meth:`forward_backward`).
+        """
+        n = self._step(tokens, targets)
+        log_sums = self._host_log_sum if self._host_log_sum else self._log_sum.tolist()
+        passes, k = self._passes(n), n - need + 1
+        if k > min(SCREEN_TOPK, n):
+            return log_sums, (passes >= self._threshold).sum(dim=(1, 2)).tolist()
+        low = passes.topk(k, dim=1, largest=False).values[:, :: k - 1 or 1, 0].tolist()
+        bounds = [
+            n if row[0] >= self._threshold else (n - 1 if row[-1] >= self._threshold else need - 1)
+            for row in low
+        ]
+        return log_sums, bounds
+
+    def _passes(self, n: int) -> torch.Tensor:
+        """``(S, n, 1)`` the screened value of each row: its ``p_t``, the least over its
+        targets when a row has several."""
+        picked = self._picked
+        if picked.shape[1] == n:
+            return picked
+        return picked.reshape(picked.shape[0], n, -1).amin(dim=2, keepdim=True)
+
+    def _step(self, tokens: torch.Tensor, targets: torch.Tensor) -> int:
+        """Forward, loss and gradient (:meth:`forward_backward`); ``n``, the rows per
+        replicate."""
         s, n, _ = tokens.shape
         h1 = self._front_forward(tokens)  # (S, n Q, d)
         w, v, grads = self.w, self._views, self.grads
@@ -225,11 +266,8 @@ class FusedStep:
         target, rows_of_u = self._targets(targets, s, h2.shape[1])
         rows = target.shape[1]
         self._h2, self._target, self._logits, self._rows_per_replicate = h2, target, None, n
-        probs, picked, log_sum = self._softmax(h2, target)  # one exp pass: loss and gradient
-        right = picked >= (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out
-        if rows != n:  # several targets per row: a row counts when all of them do
-            right = right.reshape(s, n, -1).all(dim=2, keepdim=True)
-        bound = right.sum(dim=(1, 2))
+        probs = self._softmax(h2, target)  # one exp pass: loss and gradient
+        picked = self._picked
         scale = 1.0 / rows  # dL/dlogits = (P - onehot) / rows
         if rows_of_u is not None:  # (P W_U^T - W_U^T[t]) / rows: the one-hot by a cached gather
             dh2 = torch.baddbmm(rows_of_u, probs, v["W_U_T"], alpha=scale)  # (S, rows, d)
@@ -246,7 +284,7 @@ class FusedStep:
         if "W_out" in grads:
             torch.bmm(act.transpose(1, 2), dh2, out=grads["W_out"])
         if not (self.front_trained or "W_in" in grads or "b_in" in grads):
-            return log_sum, bound
+            return n
         dpre = _THRESHOLD_BACKWARD(torch.bmm(dh2, v["W_out_T"]), act, 0)
         if self._in_grad is not None:
             torch.bmm(self._h1_one_t, dpre, out=self._in_grad)
@@ -261,21 +299,21 @@ class FusedStep:
             self._front_backward(tokens, dh1)
         if self.per_subject:
             grads["W_E"].mul_(self.n_entities)  # each subject row: its own mean loss
-        return log_sum, bound
+        return n
 
-    def _softmax(
-        self, h2: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``P = softmax(h2 W_U)`` ``(S, rows, n_out)``, ``p_t`` ``(S, rows, 1)`` and
+    def _softmax(self, h2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``P = softmax(h2 W_U)`` ``(S, rows, n_out)``; keeps ``p_t`` ``(S, rows, 1)`` and
         ``sum log p_t`` ``(S,)`` (``-inf`` where a ``p_t`` underflowed to 0).
 
         On the CPU, ``P = 2^z / sum_j 2^z_j`` with ``z = h2 (W_U - mean_j u_j) log2 e``: the
         same softmax (it is invariant to a shift of a row), with no pass for the row maximum
         (and ``exp2`` is the cheaper kernel). Every row of ``z`` sums to 0, so its largest
         entry is >= 0 and its sum of powers >= 1: no sum underflows, and a power that does is
-        below ``2^-126`` of its row. An overflow makes some ``p_t`` 0 or NaN; then, as on a
-        GPU (where that check would be a host read), ``torch.softmax`` of the logits.
+        below ``2^-126`` of its row. An overflow makes some ``p_t`` 0 or NaN (the sums of
+        logs, read here, are then not finite); then, as on a GPU (where that read would wait
+        for the device), ``torch.softmax`` of the logits.
         """
+        self._host_log_sum = []
         if self.on_cpu:
             if self._w_u2 is not None:
                 w_u2 = self._w_u2
@@ -284,13 +322,16 @@ class FusedStep:
                 w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
             probs = torch.bmm(h2, w_u2).exp2_()
             probs.div_(probs.sum(dim=2, keepdim=True))
-            picked = probs.gather(2, target)
-            log_sum = picked.log().sum(dim=(1, 2))
-            if all(math.isfinite(x) for x in log_sum.tolist()):
-                return probs, picked, log_sum
+            self._picked = probs.gather(2, target)
+            self._log_sum = self._picked.log().sum(dim=(1, 2))
+            self._host_log_sum = self._log_sum.tolist()
+            if all(math.isfinite(x) for x in self._host_log_sum):
+                return probs
         probs = torch.softmax(self.logits(), dim=-1)
-        picked = probs.gather(2, target)
-        return probs, picked, picked.log().sum(dim=(1, 2))
+        self._picked = probs.gather(2, target)
+        self._log_sum = self._picked.log().sum(dim=(1, 2))
+        self._host_log_sum = []
+        return probs
 
     def logits(self) -> torch.Tensor:
         """``(S, rows, n_out)`` logits ``h2 W_U`` of the last :meth:`forward_backward`, the
@@ -314,7 +355,8 @@ class FusedStep:
         logits, target = self.logits(), self._target
         s = logits.shape[0]
         top = logits.gather(2, target)
-        runner_up = logits.scatter(2, target, -math.inf).amax(dim=2, keepdim=True)
+        self._logits = None  # the logits' targets are overwritten: a later read recomputes them
+        runner_up = logits.scatter_(2, target, -math.inf).amax(dim=2, keepdim=True)
         ok = top > runner_up  # (S, rows, 1)
         n = self._rows_per_replicate
         if ok.shape[1] != n:

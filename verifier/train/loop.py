@@ -470,8 +470,7 @@ def _full_batch(
     step = 0
     accs: list[float] = []
     while True:
-        log_sum, right = fused.forward_backward(tokens, targets)
-        summed, bound = log_sum.tolist(), right.tolist()
+        summed, bound = fused.forward_backward_read(tokens, targets, need)
         if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
             summed = [-x for x in fused.exact_loss().tolist()]
         losses = [-x / targets_per_replicate for x in summed]
@@ -502,7 +501,7 @@ def _may_count(
     reps: _Replicates,
     step: int,
     losses: list[float],
-    bound: list[float],
+    bound: list[int],
     n: int,
     need: int,
     cfg: TrainConfig,
