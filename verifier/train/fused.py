@@ -234,11 +234,9 @@ class FusedStep:
         passes, k = self._passes(n), n - need + 1
         if k > min(SCREEN_TOPK, n):
             return log_sums, (passes >= self._threshold).sum(dim=(1, 2)).tolist()
-        low = passes.topk(k, dim=1, largest=False).values[:, :: k - 1 or 1, 0].tolist()
-        bounds = [
-            n if row[0] >= self._threshold else (n - 1 if row[-1] >= self._threshold else need - 1)
-            for row in low
-        ]
+        low = passes.topk(k, 1, False).values.tolist()  # (S, k, 1), ascending
+        cut = self._threshold
+        bounds = [n if r[0][0] >= cut else (n - 1 if r[-1][0] >= cut else need - 1) for r in low]
         return log_sums, bounds
 
     def _passes(self, n: int) -> torch.Tensor:
@@ -325,7 +323,7 @@ class FusedStep:
             self._picked = probs.gather(2, target)
             self._log_sum = self._picked.log().sum(dim=(1, 2))
             self._host_log_sum = self._log_sum.tolist()
-            if all(math.isfinite(x) for x in self._host_log_sum):
+            if math.isfinite(sum(self._host_log_sum)):  # sums <= 0: no overflow of their own
                 return probs
         probs = torch.softmax(self.logits(), dim=-1)
         self._picked = probs.gather(2, target)

@@ -471,7 +471,7 @@ def _full_batch(
     accs: list[float] = []
     while True:
         summed, bound = fused.forward_backward_read(tokens, targets, need)
-        if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
+        if not math.isfinite(sum(summed)) and any(map(math.isinf, summed)):  # log_softmax
             summed = [-x for x in fused.exact_loss().tolist()]
         losses = [-x / targets_per_replicate for x in summed]
         record = step % record_every == 0 or step == cfg.steps
