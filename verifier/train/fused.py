@@ -36,6 +36,7 @@ the CPU or CUDA in training.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -123,6 +124,8 @@ class FusedStep:
         self._target_key: torch.Tensor | None = None
         self._target_rows = torch.empty(0)
         self._rows_of_u: torch.Tensor | None = None
+        self._fixed: Callable[[], bool] | None = None  # _fixed_step's closure ...
+        self._fixed_for: tuple[object, object] = (None, None)  # ... for these tokens, targets
         self._h1_one = self._h1_one_t = torch.empty(0)  # [h1, 1] and its transpose
         w_u = weights["W_U"]  # (S, d, n_out); centred over the outputs, in base 2 (_softmax)
         self._w_u2 = None if "W_U" in self.grads else (w_u - w_u.mean(dim=2, keepdim=True)) * LOG2E
@@ -250,6 +253,9 @@ class FusedStep:
     def _step(self, tokens: torch.Tensor, targets: torch.Tensor) -> int:
         """Forward, loss and gradient (:meth:`forward_backward`); ``n``, the rows per
         replicate."""
+        key = self._fixed_for
+        if key[0] is tokens and key[1] is targets and self._fixed is not None and self._fixed():
+            return self._rows_per_replicate
         s, n, _ = tokens.shape
         h1 = self._front_forward(tokens)  # (S, n Q, d)
         w, v, grads = self.w, self._views, self.grads
@@ -263,6 +269,8 @@ class FusedStep:
             h2 = h1 + torch.baddbmm(v["b_out"], act, w["W_out"])
         target, rows_of_u = self._targets(targets, s, h2.shape[1])
         rows = target.shape[1]
+        if rows_of_u is not None and (key[0] is not tokens or key[1] is not targets):
+            self._fixed_for, self._fixed = (tokens, targets), self._fixed_step(target, rows_of_u)
         self._h2, self._target, self._logits, self._rows_per_replicate = h2, target, None, n
         probs = self._softmax(h2, target)  # one exp pass: loss and gradient
         picked = self._picked
@@ -384,6 +392,47 @@ class FusedStep:
             picked = torch.gather(w_u_t, 1, target.expand(-1, -1, w_u_t.shape[2]))
             self._rows_of_u = picked.mul_(-1.0 / rows)
         return target, self._rows_of_u
+
+    def _fixed_step(
+        self, target: torch.Tensor, rows_of_u: torch.Tensor
+    ) -> Callable[[], bool] | None:
+        """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
+        ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
+        costs as much as some of its kernels. The closure returns False, having written no
+        gradient, when the softmax overflowed (then :meth:`_step` runs in full)."""
+        grads = self.grads
+        if not (
+            self.on_cpu
+            and self._in_block is not None
+            and self._in_grad is not None
+            and self._h1_out is not None
+            and self._w_u2 is not None
+            and set(grads) == {"W_in", "b_in", "W_out"}
+        ):
+            return None
+        h1_one, block, h1_out, w_out = self._h1_one, self._in_block, self._h1_out, self.w["W_out"]
+        w_u2, w_u_t, w_out_t = self._w_u2, self._views["W_U_T"], self._views["W_out_T"]
+        h1_one_t, in_grad, out_grad = self._h1_one_t, self._in_grad, grads["W_out"]
+        scale = 1.0 / target.shape[1]
+
+        def step() -> bool:
+            act = torch.bmm(h1_one, block).relu_()
+            h2 = torch.baddbmm(h1_out, act, w_out)
+            probs = torch.bmm(h2, w_u2).exp2_()
+            probs.div_(probs.sum(2, True))
+            picked = probs.gather(2, target)
+            log_sum = picked.log().sum((1, 2))
+            host = log_sum.tolist()
+            if not math.isfinite(sum(host)):
+                return False
+            self._h2, self._target, self._logits = h2, target, None
+            self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
+            dh2 = torch.baddbmm(rows_of_u, probs, w_u_t, alpha=scale)
+            torch.bmm(act.transpose(1, 2), dh2, out=out_grad)
+            torch.bmm(h1_one_t, _THRESHOLD_BACKWARD(torch.bmm(dh2, w_out_t), act, 0), out=in_grad)
+            return True
+
+        return step
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(S, n, L')`` tokens -> ``(S, n, L', d)`` rows of the stacked ``W_E`` table."""
