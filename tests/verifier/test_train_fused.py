@@ -283,6 +283,9 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
             for b, c, r in zip(bound, count.tolist(), right.tolist(), strict=True):
                 assert (b >= n) == (c >= n) and (b >= need) == (c >= need), (b, c, need)
                 assert b >= r
+            tight = fused.tight_bounds(n)  # on P, or on P - onehot after the scatter path
+            assert all(t >= r for t, r in zip(tight, right.tolist(), strict=True))
+            assert all(t <= r + 1 for t, r in zip(tight, right.tolist(), strict=True))  # tight
         for _ in range(40):
             fused.forward_backward(tokens, targets)
             fused.update(1.0)

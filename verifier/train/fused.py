@@ -131,7 +131,7 @@ class FusedStep:
         self._w_u2 = None if "W_U" in self.grads else (w_u - w_u.mean(dim=2, keepdim=True)) * LOG2E
         self._rows_per_replicate = 0
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
-        self._picked = self._log_sum = torch.empty(0)
+        self._picked = self._log_sum = self._probs = torch.empty(0)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
@@ -242,6 +242,19 @@ class FusedStep:
         bounds = [n if r[0][0] >= cut else (n - 1 if r[-1][0] >= cut else need - 1) for r in low]
         return log_sums, bounds
 
+    def tight_bounds(self, n: int) -> list[int]:
+        """An upper bound on the rows right of the last :meth:`forward_backward`, per replicate,
+        tighter than the screen (for a run stuck below perfect, whose every ``p_t`` may pass
+        ``1 / n_out``): rows whose every ``p_t`` is at least ``1 - 1e-3`` of its row's largest
+        ``p_j`` (of ``P``, or of ``P - onehot`` where the gradient subtracted it in place: the
+        largest other). A strict argmax of the logits has ``p_t >= p_j`` up to the rounding
+        of the two products; one pass over ``P``, cheaper than the exact count."""
+        probs, picked = self._probs, self._picked
+        ok = picked >= probs.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)  # (S, rows, 1)
+        if ok.shape[1] != n:
+            ok = ok.reshape(ok.shape[0], n, -1).all(dim=2, keepdim=True)
+        return ok.sum(dim=(1, 2)).tolist()
+
     def _passes(self, n: int) -> torch.Tensor:
         """``(S, n, 1)`` the screened value of each row: its ``p_t``, the least over its
         targets when a row has several."""
@@ -273,7 +286,7 @@ class FusedStep:
             self._fixed_for, self._fixed = (tokens, targets), self._fixed_step(target, rows_of_u)
         self._h2, self._target, self._logits, self._rows_per_replicate = h2, target, None, n
         probs = self._softmax(h2, target)  # one exp pass: loss and gradient
-        picked = self._picked
+        picked, self._probs = self._picked, probs
         scale = 1.0 / rows  # dL/dlogits = (P - onehot) / rows
         if rows_of_u is not None:  # (P W_U^T - W_U^T[t]) / rows: the one-hot by a cached gather
             dh2 = torch.baddbmm(rows_of_u, probs, v["W_U_T"], alpha=scale)  # (S, rows, d)
@@ -425,7 +438,7 @@ class FusedStep:
             host = log_sum.tolist()
             if not math.isfinite(sum(host)):
                 return False
-            self._h2, self._target, self._logits = h2, target, None
+            self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
             dh2 = torch.baddbmm(rows_of_u, probs, w_u_t, alpha=scale)
             torch.bmm(act.transpose(1, 2), dh2, out=out_grad)

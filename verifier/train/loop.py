@@ -457,10 +457,10 @@ def _full_batch(
     """Every step: forward and backward, read the loss and the screen, observe, update.
 
     The exact strict-argmax count runs on the history's cadence (about 200 rows), at each
-    progress report (when there is a ``progress``), and whenever the screen (an upper bound
-    on the rows right) allows the first perfect step or the stopping rule: a step where the
-    bound rules both out cannot be either, so ``steps_to_perfect`` and the stop are those of
-    an exact check at every step.
+    progress report (when there is a ``progress``), and whenever the screen and then the
+    tighter bound (upper bounds on the rows right) allow the first perfect step or the
+    stopping rule: a step where a bound rules both out cannot be either, so
+    ``steps_to_perfect`` and the stop are those of an exact check at every step.
     """
     del window
     n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
@@ -476,7 +476,14 @@ def _full_batch(
         losses = [-x / targets_per_replicate for x in summed]
         record = step % record_every == 0 or step == cfg.steps
         report = progress is not None and (step % report_every == 0 or step == cfg.steps)
-        if record or report or _may_count(reps, step, losses, bound, n, need, cfg):
+        if (
+            record
+            or report
+            or (
+                _may_count(reps, step, losses, bound, n, need, cfg)
+                and _may_count(reps, step, losses, fused.tight_bounds(n), n, need, cfg)
+            )
+        ):
             accs = [_share(c, n) for c in fused.exact_correct().tolist()]
             _snapshot(reps, _observe(reps, step, losses, accs, cfg, record), fused.w)
             if report:
