@@ -328,9 +328,11 @@ class FusedStep:
         same softmax (it is invariant to a shift of a row), with no pass for the row maximum
         (and ``exp2`` is the cheaper kernel). Every row of ``z`` sums to 0, so its largest
         entry is >= 0 and its sum of powers >= 1: no sum underflows, and a power that does is
-        below ``2^-126`` of its row. An overflow makes some ``p_t`` 0 or NaN (the sums of
-        logs, read here, are then not finite); then, as on a GPU (where that read would wait
-        for the device), ``torch.softmax`` of the logits.
+        below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some
+        ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
+        GPU (where that read would wait for the device), ``torch.softmax`` of the logits. A
+        ``p_t`` that is 0 in a finite row is the softmax's own underflow, as in
+        ``torch.softmax``.
         """
         self._host_log_sum = []
         if self.on_cpu:
@@ -340,11 +342,12 @@ class FusedStep:
                 w_u = self.w["W_U"]
                 w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
             probs = torch.bmm(h2, w_u2).exp2_()
-            probs.div_(probs.sum(dim=2, keepdim=True))
+            sums = probs.sum(dim=2, keepdim=True)
+            probs.div_(sums)
             self._picked = probs.gather(2, target)
             self._log_sum = self._picked.log().sum(dim=(1, 2))
             self._host_log_sum = self._log_sum.tolist()
-            if math.isfinite(sum(self._host_log_sum)):  # sums <= 0: no overflow of their own
+            if _no_overflow(self._host_log_sum, sums):
                 return probs
         probs = torch.softmax(self.logits(), dim=-1)
         self._picked = probs.gather(2, target)
@@ -432,11 +435,12 @@ class FusedStep:
             act = torch.bmm(h1_one, block).relu_()
             h2 = torch.baddbmm(h1_out, act, w_out)
             probs = torch.bmm(h2, w_u2).exp2_()
-            probs.div_(probs.sum(2, True))
+            sums = probs.sum(2, True)
+            probs.div_(sums)
             picked = probs.gather(2, target)
             log_sum = picked.log().sum((1, 2))
             host = log_sum.tolist()
-            if not math.isfinite(sum(host)):
+            if not _no_overflow(host, sums):
                 return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
@@ -603,6 +607,12 @@ class FusedStep:
                 beta1=BETAS[0], beta2=BETAS[1], weight_decay=k.decay, eps=EPS, amsgrad=False,
                 maximize=False,
             )  # fmt: skip
+
+
+def _no_overflow(log_sums: list[float], sums: torch.Tensor) -> bool:
+    """Whether the row sums of ``2^z`` stayed finite: read only when a sum of ``log p_t`` is
+    not (a ``p_t`` that underflowed to 0 in a finite row is the softmax's, not an overflow)."""
+    return math.isfinite(sum(log_sums)) or bool(torch.isfinite(sums).all())
 
 
 def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:
