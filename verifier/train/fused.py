@@ -49,7 +49,7 @@ EPS = 1e-8
 EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
 LOG2E = 1.0 / math.log(2.0)  # e^z = 2^(z log2 e)
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default  # dx * [x > 0]
-STABLE_STEPS = 64  # steps on log_softmax after the exp2 softmax overflowed, before a retry
+STABLE_STEPS = 64  # steps on torch.softmax after the exp2 softmax overflowed, before a retry
 SCREEN_TOPK = 8  # most smallest p_t read for the screen's bound (more: the count itself)
 
 
@@ -133,7 +133,7 @@ class FusedStep:
         self._rows_per_replicate = 0
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
         self._picked = self._log_sum = self._probs = torch.empty(0)
-        self._stable = 0  # steps left on log_softmax (see _softmax)
+        self._stable = 0  # steps left on torch.softmax (see _softmax)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
@@ -332,10 +332,10 @@ class FusedStep:
         entry is >= 0 and its sum of powers >= 1: no sum underflows, and a power that does is
         below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some
         ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
-        GPU (where that read would wait for the device), ``exp(log_softmax)`` of the logits,
-        for this step and the next :data:`STABLE_STEPS` (large logits stay large), whose sums
-        of ``log p_t`` are finite where a ``p_t`` underflows. A ``p_t`` that is 0 in a finite
-        row of ``2^z`` is the softmax's own underflow.
+        GPU (where that read would wait for the device), ``torch.softmax`` of the logits,
+        for this step and the next :data:`STABLE_STEPS` (large logits stay large). A
+        ``p_t`` that is 0 in a finite row is the softmax's own underflow, as in
+        ``torch.softmax``.
         """
         self._host_log_sum = []
         if self._stable:  # an overflow in the last STABLE_STEPS steps: the logits are large
@@ -355,10 +355,9 @@ class FusedStep:
             if _no_overflow(self._host_log_sum, sums):
                 return probs
             self._stable = STABLE_STEPS
-        log_probs = torch.log_softmax(self.logits(), dim=-1)  # finite where p_t underflows
-        probs = log_probs.exp()
+        probs = torch.softmax(self.logits(), dim=-1)
         self._picked = probs.gather(2, target)
-        self._log_sum = log_probs.gather(2, target).sum(dim=(1, 2))
+        self._log_sum = self._picked.log().sum(dim=(1, 2))
         self._host_log_sum = []
         return probs
 
@@ -450,7 +449,7 @@ class FusedStep:
             log_sum = picked.log().sum((1, 2))
             host = log_sum.tolist()
             if not _no_overflow(host, sums):
-                self._stable = STABLE_STEPS  # (then _step, with log_softmax)
+                self._stable = STABLE_STEPS  # (then _step, with torch.softmax)
                 return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
