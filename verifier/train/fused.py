@@ -6,9 +6,13 @@ Per step the work is a fixed list of batched matmuls and element-wise kernels:
 - forward as :class:`~verifier.train.loop.StackedForward` (the same products, so the logits
   agree with it to float32 rounding), keeping what the backward reads;
 - the loss ``sum_S mean_rows CE`` and its logit gradient ``G = (softmax(z) - onehot) / rows``
-  per replicate from one softmax, and a bound on the rows right (:meth:`FusedStep.exact_correct`
-  counts them exactly: the target logit above every other logit);
-- the backward, written out: ``dW_U = h2^T G``, ``dh2 = G W_U^T``, ``dW_out = relu(pre)^T dh2``,
+  per replicate from one softmax (on the CPU ``2^z'`` over its row sum, with ``z'`` the logits
+  of the output-centred ``W_U`` in base 2: no pass for the row maximum), and a bound on the
+  rows right (:meth:`FusedStep.exact_correct` counts them exactly on the logits ``h2 W_U``:
+  the target logit above every other logit);
+- the backward, written out: ``dW_U = h2^T G``, ``dh2 = G W_U^T`` (for a frozen ``W_U`` in
+  full batch ``(P W_U^T - W_U^T[t]) / rows``, the one-hot's rows gathered once),
+  ``dW_out = relu(pre)^T dh2``,
   ``dpre = (dh2 W_out^T) * [pre > 0]``, ``dW_in = h1^T dpre``, ``dh1 = dh2 + dpre W_in^T``, then
   through ``W_O``, the attention (``dS = A * (dA - rowsum(dA * A))`` for a learned pattern, the
   constant pattern's transpose for a uniform one) and ``W_V, W_Q, W_K`` to ``h0``, and by
@@ -21,7 +25,10 @@ Per step the work is a fixed list of batched matmuls and element-wise kernels:
   0.999, eps 1e-8), so a step's update is one kernel per setting.
 
 When the embeddings (and the attention, or all of it frozen) take no gradient, ``h0`` (and
-``h1``) are the same every full-batch step and are computed once. Every tensor lives on the
+``h1``) are the same every full-batch step and are computed once; ``W_in`` and ``b_in`` then
+form one block, so the first layer and its two gradients are one product each with ``[h1, 1]``.
+At small shapes a step's time is mostly per-operation dispatch, so the step is written for
+few operations (``bench/train_bench.py --must-show``). Every tensor lives on the
 weights' device and dtype: the same code runs float64 on the CPU in the tests, and float32 on
 the CPU or CUDA in training.
 """
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +48,10 @@ from verifier.train.tasks import TrainTask
 BETAS = (0.9, 0.999)  # torch.optim.Adam / AdamW defaults
 EPS = 1e-8
 EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
+LOG2E = 1.0 / math.log(2.0)  # e^z = 2^(z log2 e)
+_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default  # dx * [x > 0]
+STABLE_STEPS = 64  # steps on torch.softmax after the exp2 softmax overflowed, before a retry
+SCREEN_TOPK = 8  # most smallest p_t read for the screen's bound (more: the count itself)
 
 
 @dataclass
@@ -84,6 +95,8 @@ class FusedStep:
         length = task.n_ctx
         ref = weights["W_U"]
         self.device, self.dtype = ref.device, ref.dtype
+        self.on_cpu = self.device.type == "cpu"
+        self._n_out = ref.shape[2]
         self.positions = list(task.positions) if task.positions is not None else [length - 1]
         self.pos_index = torch.tensor(self.positions, device=self.device)
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
@@ -105,8 +118,24 @@ class FusedStep:
         self._saved: dict[str, torch.Tensor] = {}
         self._h1_out: torch.Tensor | None = None  # h1 + b_out when both are fixed
         self._neg: torch.Tensor | None = None
-        self._logits = self._target = torch.empty(0)
+        self._zero = torch.zeros((1, 1, 1), dtype=self.dtype, device=self.device)
+        self._h1_t: torch.Tensor | None = None  # h1^T when h1 is fixed
+        self._h2: torch.Tensor | None = None
+        self._logits: torch.Tensor | None = None
+        self._target = torch.empty(0)
+        self._target_key: torch.Tensor | None = None
+        self._target_rows = torch.empty(0)
+        self._rows_of_u: torch.Tensor | None = None
+        self._fixed: Callable[[], bool] | None = None  # _fixed_step's closure ...
+        self._fixed_for: tuple[object, object] = (None, None)  # ... for these tokens, targets
+        self._h1_one = self._h1_one_t = torch.empty(0)  # [h1, 1] and its transpose
+        w_u = weights["W_U"]  # (S, d, n_out); centred over the outputs, in base 2 (_softmax)
+        self._w_u2 = None if "W_U" in self.grads else (w_u - w_u.mean(dim=2, keepdim=True)) * LOG2E
         self._rows_per_replicate = 0
+        self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
+        self._picked = self._log_sum = self._probs = torch.empty(0)
+        self._stable = 0  # steps left on torch.softmax (see _softmax)
+        self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
             "b_in": w["b_in"][:, None],
@@ -117,14 +146,30 @@ class FusedStep:
         }
 
     def _build_kinds(self) -> None:
-        """One flat buffer per distinct (optimizer, lr, momentum, weight_decay)."""
+        """One flat buffer per distinct (optimizer, lr, momentum, weight_decay).
+
+        When ``W_in`` and ``b_in`` share one and ``h1`` is fixed, each replicate's
+        ``[W_in; b_in]`` is one ``(d + 1, m)`` block of it (:attr:`_in_block`): the MLP's
+        first layer is then ``[h1, 1] [W_in; b_in]`` and both gradients ``[h1, 1]^T dpre``,
+        one product each.
+        """
         by_setting: dict[tuple[str, float, float, float], list[str]] = {}
         for name in self.trained:
             group = self.cfg.group(name)
             key = (str(group[0]), float(group[1]), float(group[2]), float(group[3]))
             by_setting.setdefault(key, []).append(name)
+        self._in_block: torch.Tensor | None = None  # (S, d + 1, m): [W_in; b_in]
+        self._in_grad: torch.Tensor | None = None
         for (kind, lr, momentum, decay), names in by_setting.items():
-            param = torch.cat([self.w[n].detach().reshape(-1) for n in names]).to(self.dtype)
+            joint = not self.front_trained and "W_in" in names and "b_in" in names
+            names = [n for n in names if not (joint and n == "b_in")]  # b_in: in W_in's block
+            parts = [
+                torch.cat([self.w["W_in"], self.w["b_in"][:, None]], dim=1)
+                if joint and name == "W_in"
+                else self.w[name]
+                for name in names
+            ]
+            param = torch.cat([t.detach().reshape(-1) for t in parts]).to(self.dtype)
             entry = _Kind(kind, lr, momentum, decay, param, torch.zeros_like(param))
             entry.count = torch.zeros((), dtype=self.dtype, device=self.device)
             if kind in ("adam", "adamw"):
@@ -132,11 +177,18 @@ class FusedStep:
             elif momentum != 0.0:
                 entry.state = [torch.zeros_like(param)]
             offset = 0
-            for name in names:
-                shape, size = self.w[name].shape, self.w[name].numel()
-                self.w[name] = param[offset : offset + size].view(shape)
-                self.grads[name] = entry.grad[offset : offset + size].view(shape)
+            for name, part in zip(names, parts, strict=True):
+                shape, size = part.shape, part.numel()
+                value = param[offset : offset + size].view(shape)
+                grad = entry.grad[offset : offset + size].view(shape)
                 offset += size
+                if joint and name == "W_in":
+                    d = shape[1] - 1
+                    self.w["W_in"], self.w["b_in"] = value[:, :d], value[:, d]
+                    self.grads["W_in"], self.grads["b_in"] = grad[:, :d], grad[:, d]
+                    self._in_block, self._in_grad = value, grad
+                else:
+                    self.w[name], self.grads[name] = value, grad
             self.kinds.append(entry)
 
     # --- state (for the back-off replay) ---------------------------------------------------
@@ -166,78 +218,248 @@ class FusedStep:
         then recomputes), and an upper bound on the rows whose every target
         is the strict argmax: rows whose targets all have ``p_t >= (1 - margin) / n_out`` (a
         strict argmax has ``p_t > 1/n_out``; the margin covers the rounding of the softmax's
-        sum). Leaves the gradients in :attr:`grads` and the logits for :meth:`exact_correct`.
+        sum). Leaves the gradients in :attr:`grads`; :meth:`exact_loss` and
+        :meth:`exact_correct` read this step's logits until :meth:`update`.
         """
+        n = self._step(tokens, targets)
+        right = self._passes(n) >= self._threshold
+        return self._log_sum, right.sum(dim=(1, 2))
+
+    def forward_backward_read(
+        self, tokens: torch.Tensor, targets: torch.Tensor, need: int
+    ) -> tuple[list[float], list[int]]:
+        """:meth:`forward_backward`, read to the host: the sums of ``log p_t``, and an upper
+        bound on the rows right that is exact in what it decides against ``n`` (all right)
+        and ``need`` (the stopping rule's count): ``n`` when every row passes the screen,
+        else ``n - 1`` when at least ``need`` do, else ``need - 1``. The screen's count is
+        then the ``n - need + 1`` smallest ``p_t``, one ``topk`` (or, when that is many, the
+        count itself, as :meth:`forward_backward`).
+        """
+        n = self._step(tokens, targets)
+        log_sums = self._host_log_sum if self._host_log_sum else self._log_sum.tolist()
+        passes, k = self._passes(n), n - need + 1
+        if k > min(SCREEN_TOPK, n):
+            return log_sums, (passes >= self._threshold).sum(dim=(1, 2)).tolist()
+        low = passes.topk(k, 1, False).values.tolist()  # (S, k, 1), ascending
+        cut = self._threshold
+        bounds = [n if r[0][0] >= cut else (n - 1 if r[-1][0] >= cut else need - 1) for r in low]
+        return log_sums, bounds
+
+    def tight_bounds(self, n: int) -> list[int]:
+        """An upper bound on the rows right of the last :meth:`forward_backward`, per replicate,
+        tighter than the screen (for a run stuck below perfect, whose every ``p_t`` may pass
+        ``1 / n_out``): rows whose every ``p_t`` is at least ``1 - 1e-3`` of its row's largest
+        ``p_j`` (of ``P``, or of ``P - onehot`` where the gradient subtracted it in place: the
+        largest other). A strict argmax of the logits has ``p_t >= p_j`` up to the rounding
+        of the two products; one pass over ``P``, cheaper than the exact count."""
+        probs, picked = self._probs, self._picked
+        ok = picked >= probs.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)  # (S, rows, 1)
+        if ok.shape[1] != n:
+            ok = ok.reshape(ok.shape[0], n, -1).all(dim=2, keepdim=True)
+        return ok.sum(dim=(1, 2)).tolist()
+
+    def _passes(self, n: int) -> torch.Tensor:
+        """``(S, n, 1)`` the screened value of each row: its ``p_t``, the least over its
+        targets when a row has several."""
+        picked = self._picked
+        if picked.shape[1] == n:
+            return picked
+        return picked.reshape(picked.shape[0], n, -1).amin(dim=2, keepdim=True)
+
+    def _step(self, tokens: torch.Tensor, targets: torch.Tensor) -> int:
+        """Forward, loss and gradient (:meth:`forward_backward`); ``n``, the rows per
+        replicate."""
+        key = self._fixed_for
+        if key[0] is tokens and key[1] is targets and self._fixed is not None and self._fixed():
+            return self._rows_per_replicate
         s, n, _ = tokens.shape
         h1 = self._front_forward(tokens)  # (S, n Q, d)
-        w, v = self.w, self._views
-        pre = torch.baddbmm(v["b_in"], h1, w["W_in"])  # (S, rows, m)
-        act = torch.relu(pre)
+        w, v, grads = self.w, self._views, self.grads
+        if self._in_block is not None:  # [h1, 1] [W_in; b_in]
+            act = torch.bmm(self._h1_one, self._in_block).relu_()  # (S, rows, m); [pre > 0]
+        else:
+            act = torch.baddbmm(v["b_in"], h1, w["W_in"]).relu_()
         if self._h1_out is not None and self._cache_key is tokens:  # h1 + b_out, both fixed
             h2 = torch.baddbmm(self._h1_out, act, w["W_out"])
         else:
             h2 = h1 + torch.baddbmm(v["b_out"], act, w["W_out"])
-        logits = torch.bmm(h2, w["W_U"])  # (S, rows, n_out)
-        rows, n_out = logits.shape[1:]
-        target = targets.reshape(s, rows, 1)
-        probs = torch.softmax(logits, dim=-1)  # one exp pass serves the loss and the gradient
-        picked = probs.gather(2, target)  # (S, rows, 1)
-        self._rows_per_replicate = n
-        log_sum = picked.log().sum(dim=(1, 2))  # -inf where a p_t underflowed to 0
-        right = picked >= (1.0 - 1e-3 - 1e-6 * n_out) / n_out
-        if rows != n:  # several targets per row: a row counts when all of them do
-            right = right.reshape(s, n, -1).all(dim=2, keepdim=True)
-        bound = right.sum(dim=(1, 2))
-        self._logits, self._target = logits, target
-        g = probs.mul_(1.0 / rows)
-        g.scatter_add_(2, target, self._minus(picked, 1.0 / rows))  # dL/dlogits
-        grads = self.grads
-        if "W_U" in grads:
-            torch.bmm(h2.transpose(1, 2), g, out=grads["W_U"])
-        dh2 = torch.bmm(g, v["W_U_T"])  # (S, rows, d)
+        target, rows_of_u = self._targets(targets, s, h2.shape[1])
+        rows = target.shape[1]
+        if rows_of_u is not None and (key[0] is not tokens or key[1] is not targets):
+            self._fixed_for, self._fixed = (tokens, targets), self._fixed_step(target, rows_of_u)
+        self._h2, self._target, self._logits, self._rows_per_replicate = h2, target, None, n
+        probs = self._softmax(h2, target)  # one exp pass: loss and gradient
+        picked, self._probs = self._picked, probs
+        scale = 1.0 / rows  # dL/dlogits = (P - onehot) / rows
+        if rows_of_u is not None:  # (P W_U^T - W_U^T[t]) / rows: the one-hot by a cached gather
+            dh2 = torch.baddbmm(rows_of_u, probs, v["W_U_T"], alpha=scale)  # (S, rows, d)
+        else:
+            probs.scatter_add_(2, target, self._minus(picked))  # P - onehot
+            if "W_U" in grads:
+                torch.baddbmm(
+                    self._zero, h2.transpose(1, 2), probs, beta=0.0, alpha=scale,
+                    out=grads["W_U"],
+                )  # fmt: skip
+            dh2 = torch.baddbmm(self._zero, probs, v["W_U_T"], beta=0.0, alpha=scale)
         if "b_out" in grads:
             torch.sum(dh2, dim=1, out=grads["b_out"])
         if "W_out" in grads:
             torch.bmm(act.transpose(1, 2), dh2, out=grads["W_out"])
         if not (self.front_trained or "W_in" in grads or "b_in" in grads):
-            return log_sum, bound
-        dpre = torch.ops.aten.threshold_backward(torch.bmm(dh2, v["W_out_T"]), act, 0)
-        if "W_in" in grads:
-            torch.bmm(h1.transpose(1, 2), dpre, out=grads["W_in"])
-        if "b_in" in grads:
-            torch.sum(dpre, dim=1, out=grads["b_in"])
+            return n
+        dpre = _THRESHOLD_BACKWARD(torch.bmm(dh2, v["W_out_T"]), act, 0)
+        if self._in_grad is not None:
+            torch.bmm(self._h1_one_t, dpre, out=self._in_grad)
+        else:
+            if "W_in" in grads:
+                h1_t = self._h1_t if self._h1_t is not None else h1.transpose(1, 2)
+                torch.bmm(h1_t, dpre, out=grads["W_in"])
+            if "b_in" in grads:
+                torch.sum(dpre, dim=1, out=grads["b_in"])
         if self.front_trained:
             dh1 = torch.baddbmm(dh2, dpre, v["W_in_T"])
             self._front_backward(tokens, dh1)
         if self.per_subject:
             grads["W_E"].mul_(self.n_entities)  # each subject row: its own mean loss
-        return log_sum, bound
+        return n
+
+    def _softmax(self, h2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``P = softmax(h2 W_U)`` ``(S, rows, n_out)``; keeps ``p_t`` ``(S, rows, 1)`` and
+        ``sum log p_t`` ``(S,)`` (``-inf`` where a ``p_t`` underflowed to 0).
+
+        On the CPU, ``P = 2^z / sum_j 2^z_j`` with ``z = h2 (W_U - mean_j u_j) log2 e``: the
+        same softmax (it is invariant to a shift of a row), with no pass for the row maximum
+        (and ``exp2`` is the cheaper kernel). Every row of ``z`` sums to 0, so its largest
+        entry is >= 0 and its sum of powers >= 1: no sum underflows, and a power that does is
+        below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some
+        ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
+        GPU (where that read would wait for the device), ``torch.softmax`` of the logits,
+        for this step and the next :data:`STABLE_STEPS` (large logits stay large). A
+        ``p_t`` that is 0 in a finite row is the softmax's own underflow, as in
+        ``torch.softmax``.
+        """
+        self._host_log_sum = []
+        if self._stable:  # an overflow in the last STABLE_STEPS steps: the logits are large
+            self._stable -= 1
+        elif self.on_cpu:
+            if self._w_u2 is not None:
+                w_u2 = self._w_u2
+            else:
+                w_u = self.w["W_U"]
+                w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
+            probs = torch.bmm(h2, w_u2).exp2_()
+            sums = probs.sum(dim=2, keepdim=True)
+            probs.div_(sums)
+            self._picked = probs.gather(2, target)
+            self._log_sum = self._picked.log().sum(dim=(1, 2))
+            self._host_log_sum = self._log_sum.tolist()
+            if _no_overflow(self._host_log_sum, sums):
+                return probs
+            self._stable = STABLE_STEPS
+        probs = torch.softmax(self.logits(), dim=-1)
+        self._picked = probs.gather(2, target)
+        self._log_sum = self._picked.log().sum(dim=(1, 2))
+        self._host_log_sum = []
+        return probs
+
+    def logits(self) -> torch.Tensor:
+        """``(S, rows, n_out)`` logits ``h2 W_U`` of the last :meth:`forward_backward`, the
+        products of :class:`~verifier.train.loop.StackedForward` (computed on first read)."""
+        if self._logits is None:
+            if self._h2 is None:
+                raise RuntimeError("FusedStep: read the logits before update")
+            self._logits = torch.bmm(self._h2, self.w["W_U"])
+        return self._logits
 
     def exact_loss(self) -> torch.Tensor:
         """``(S,)`` summed cross-entropy of the last :meth:`forward_backward` by
         ``log_softmax`` (finite where a probability underflowed)."""
-        logp = torch.log_softmax(self._logits, dim=-1)
+        logp = torch.log_softmax(self.logits(), dim=-1)
         return -logp.gather(2, self._target).sum(dim=(1, 2))
 
     def exact_correct(self) -> torch.Tensor:
         """``(S,)`` rows of the last :meth:`forward_backward` whose every target is the strict
         argmax of the logits (above every other logit: a tie or a NaN is wrong), as
         :func:`~verifier.train.loop._loss_and_correct` counts them."""
-        logits, target = self._logits, self._target
+        logits, target = self.logits(), self._target
         s = logits.shape[0]
         top = logits.gather(2, target)
-        runner_up = logits.scatter(2, target, -math.inf).amax(dim=2, keepdim=True)
+        self._logits = None  # the logits' targets are overwritten: a later read recomputes them
+        runner_up = logits.scatter_(2, target, -math.inf).amax(dim=2, keepdim=True)
         ok = top > runner_up  # (S, rows, 1)
         n = self._rows_per_replicate
         if ok.shape[1] != n:
             ok = ok.reshape(s, n, -1).all(dim=2)
         return ok.reshape(s, -1).sum(dim=1)
 
-    def _minus(self, like: torch.Tensor, value: float) -> torch.Tensor:
-        """A cached tensor of ``-value`` shaped like ``like``."""
+    def _minus(self, like: torch.Tensor) -> torch.Tensor:
+        """A cached tensor of ``-1`` shaped like ``like``."""
         if self._neg is None or self._neg.shape != like.shape:
-            self._neg = torch.full_like(like, -value)
+            self._neg = torch.full_like(like, -1.0)
         return self._neg
+
+    def _targets(
+        self, targets: torch.Tensor, s: int, rows: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``targets`` as ``(S, rows, 1)``, and ``-W_U^T[t] / rows`` ``(S, rows, d)`` for a frozen
+        ``W_U`` once the same ``targets`` come a second step in a row (full batch; None
+        before: a mini-batch's targets change every step, and a scatter of the one-hot then
+        costs less than a new gather)."""
+        if self._target_key is not targets:
+            self._target_key, self._rows_of_u = targets, None
+            self._target_rows = targets.reshape(s, rows, 1)
+            return self._target_rows, None
+        target = self._target_rows
+        if self._rows_of_u is None and "W_U" not in self.grads:
+            w_u_t = self._views["W_U_T"]
+            picked = torch.gather(w_u_t, 1, target.expand(-1, -1, w_u_t.shape[2]))
+            self._rows_of_u = picked.mul_(-1.0 / rows)
+        return target, self._rows_of_u
+
+    def _fixed_step(
+        self, target: torch.Tensor, rows_of_u: torch.Tensor
+    ) -> Callable[[], bool] | None:
+        """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
+        ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
+        costs as much as some of its kernels. The closure returns False, having written no
+        gradient, when the softmax overflowed (then :meth:`_step` runs in full)."""
+        grads = self.grads
+        if not (
+            self.on_cpu
+            and self._in_block is not None
+            and self._in_grad is not None
+            and self._h1_out is not None
+            and self._w_u2 is not None
+            and set(grads) == {"W_in", "b_in", "W_out"}
+        ):
+            return None
+        h1_one, block, h1_out, w_out = self._h1_one, self._in_block, self._h1_out, self.w["W_out"]
+        w_u2, w_u_t, w_out_t = self._w_u2, self._views["W_U_T"], self._views["W_out_T"]
+        h1_one_t, in_grad, out_grad = self._h1_one_t, self._in_grad, grads["W_out"]
+        scale = 1.0 / target.shape[1]
+
+        def step() -> bool:
+            if self._stable:
+                return False
+            act = torch.bmm(h1_one, block).relu_()
+            h2 = torch.baddbmm(h1_out, act, w_out)
+            probs = torch.bmm(h2, w_u2).exp2_()
+            sums = probs.sum(2, True)
+            probs.div_(sums)
+            picked = probs.gather(2, target)
+            log_sum = picked.log().sum((1, 2))
+            host = log_sum.tolist()
+            if not _no_overflow(host, sums):
+                self._stable = STABLE_STEPS  # (then _step, with torch.softmax)
+                return False
+            self._h2, self._target, self._logits, self._probs = h2, target, None, probs
+            self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
+            dh2 = torch.baddbmm(rows_of_u, probs, w_u_t, alpha=scale)
+            torch.bmm(act.transpose(1, 2), dh2, out=out_grad)
+            torch.bmm(h1_one_t, _THRESHOLD_BACKWARD(torch.bmm(dh2, w_out_t), act, 0), out=in_grad)
+            return True
+
+        return step
 
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(S, n, L')`` tokens -> ``(S, n, L', d)`` rows of the stacked ``W_E`` table."""
@@ -294,9 +516,12 @@ class FusedStep:
 
     def _fix_front(self, tokens: torch.Tensor, h1: torch.Tensor) -> None:
         """Keep h1 (and h1 + b_out when b_out is frozen) for the later steps on ``tokens``."""
-        self._cache_key, self._front = tokens, (h1,)
+        self._cache_key, self._front, self._h1_t = tokens, (h1,), h1.transpose(1, 2)
         if "b_out" not in self.grads:
             self._h1_out = h1 + self._views["b_out"]
+        if self._in_block is not None:
+            self._h1_one = torch.cat([h1, torch.ones_like(h1[:, :, :1])], dim=2)
+            self._h1_one_t = self._h1_one.transpose(1, 2)
 
     def _front_backward(self, tokens: torch.Tensor, dh1: torch.Tensor) -> None:
         """Gradients of the attention and embedding weights from ``dh1`` ``(S, n Q, d)``."""
@@ -389,26 +614,32 @@ class FusedStep:
     def update(self, factor: float) -> None:
         """One optimiser step of every setting at learning rate ``lr * factor``: torch's own
         fused kernels (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``), which implement
-        the formulas of ``torch.optim.Adam``, ``AdamW`` and ``SGD``."""
+        the formulas of ``torch.optim.Adam``, ``AdamW`` and ``SGD``. The last step's logits
+        are no longer readable after it (``W_U`` may have moved)."""
+        self._h2 = None
         for k in self.kinds:
             k.step += 1
             lr = k.lr * factor
             if k.kind == "sgd":
-                torch.ops.aten._fused_sgd_(
+                torch._fused_sgd_(
                     [k.param], [k.grad], k.state, weight_decay=k.decay, momentum=k.momentum,
                     lr=lr, dampening=0.0, nesterov=False, maximize=False,
                     is_first_step=k.step == 1,
                 )  # fmt: skip
                 continue
-            k.count.add_(1)
-            fused = (
-                torch.ops.aten._fused_adam_ if k.kind == "adam" else torch.ops.aten._fused_adamw_
-            )
+            k.count.fill_(k.step)
+            fused = torch._fused_adam_ if k.kind == "adam" else torch._fused_adamw_
             fused(
                 [k.param], [k.grad], [k.state[0]], [k.state[1]], [], [k.count], lr=lr,
                 beta1=BETAS[0], beta2=BETAS[1], weight_decay=k.decay, eps=EPS, amsgrad=False,
                 maximize=False,
             )  # fmt: skip
+
+
+def _no_overflow(log_sums: list[float], sums: torch.Tensor) -> bool:
+    """Whether the row sums of ``2^z`` stayed finite: read only when a sum of ``log p_t`` is
+    not (a ``p_t`` that underflowed to 0 in a finite row is the softmax's, not an overflow)."""
+    return math.isfinite(sum(log_sums)) or bool(torch.isfinite(sums).all())
 
 
 def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:

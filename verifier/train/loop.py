@@ -460,25 +460,33 @@ def _full_batch(
     """Every step: forward and backward, read the loss and the screen, observe, update.
 
     The exact strict-argmax count runs on the history's cadence (about 200 rows), at each
-    progress report, and whenever the screen (an upper bound on the rows right) allows the
-    first perfect step or the stopping rule: a step where the bound rules both out cannot be
-    either, so ``steps_to_perfect`` and the stop are those of an exact check at every step.
+    progress report (when there is a ``progress``), and whenever the screen and then the
+    tighter bound (upper bounds on the rows right) allow the first perfect step or the
+    stopping rule: a step where a bound rules both out cannot be either, so
+    ``steps_to_perfect`` and the stop are those of an exact check at every step.
     """
     del window
     n, targets_per_replicate = tokens.shape[1], targets.shape[1] * targets.shape[2]
     report_every = max(1, cfg.steps // 100)
     record_every = max(1, math.ceil((cfg.steps + 1) / 200))
+    need = _least_count(cfg.stop_accuracy, n)
     step = 0
     accs: list[float] = []
     while True:
-        log_sum, right = fused.forward_backward(tokens, targets)
-        summed, bound = log_sum.tolist(), right.tolist()
-        if any(math.isinf(x) for x in summed):  # a probability underflowed: log_softmax
+        summed, bound = fused.forward_backward_read(tokens, targets, need)
+        if not math.isfinite(sum(summed)) and any(map(math.isinf, summed)):  # log_softmax
             summed = [-x for x in fused.exact_loss().tolist()]
         losses = [-x / targets_per_replicate for x in summed]
         record = step % record_every == 0 or step == cfg.steps
-        report = step % report_every == 0 or step == cfg.steps
-        if record or report or _may_count(reps, step, losses, bound, n, cfg):
+        report = progress is not None and (step % report_every == 0 or step == cfg.steps)
+        if (
+            record
+            or report
+            or (
+                _may_count(reps, step, losses, bound, n, need, cfg)
+                and _may_count(reps, step, losses, fused.tight_bounds(n), n, need, cfg)
+            )
+        ):
             accs = [_share(c, n) for c in fused.exact_correct().tolist()]
             _snapshot(reps, _observe(reps, step, losses, accs, cfg, record), fused.w)
             if report:
@@ -493,19 +501,32 @@ def _full_batch(
         step += 1
 
 
+def _least_count(share: float, n: int) -> int:
+    """The fewest rows right of ``n`` whose float32 share (:func:`_share`) is >= ``share``."""
+    count = max(0, math.floor(share * n) - 2)
+    while count < n and _share(count, n) < share:
+        count += 1
+    return count
+
+
 def _may_count(
-    reps: _Replicates, step: int, losses: list[float], bound: list[float], n: int, cfg: TrainConfig
+    reps: _Replicates,
+    step: int,
+    losses: list[float],
+    bound: list[int],
+    n: int,
+    need: int,
+    cfg: TrainConfig,
 ) -> bool:
     """Whether a running replicate's bound on rows right allows its first perfect step or its
-    stop (the float32 share is monotone in the count, so a bound below rules the count out)."""
+    stop (``need``: :func:`_least_count` of ``stop_accuracy``; the float32 share is monotone
+    in the count, so a bound below rules the count out)."""
+    if max(bound) < need and max(bound) < n:
+        return False
     for i in reps.running:
         if bound[i] >= n and reps.steps_to_perfect[i] is None:
             return True
-        if (
-            _share(bound[i], n) >= cfg.stop_accuracy
-            and losses[i] <= cfg.stop_loss
-            and step >= cfg.min_steps
-        ):
+        if bound[i] >= need and losses[i] <= cfg.stop_loss and step >= cfg.min_steps:
             return True
     return False
 
