@@ -40,7 +40,7 @@ from verifier.engine.session import (
     run_checks,
 )
 from verifier.errors import LimitExceeded, SpecError, VerifierError
-from verifier.limits import Limits
+from verifier.limits import Limits, LimitSettingError, limits_from_environment
 from verifier.spec import load_spec_file, spec_schema
 from verifier.spec.discover import SPEC_SUFFIX
 
@@ -275,7 +275,10 @@ def check(
     """Verify every claim of every spec."""
     if provenance_host:
         os.environ[HOST_VAR] = "1"  # worker processes inherit it
-    limits = Limits()
+    try:
+        limits = limits_from_environment()
+    except LimitSettingError as exc:
+        raise _fail(exc) from None
     if dry_run:
         raise _dry_run(paths, limits, include_full)
     options = RunOptions(
@@ -342,7 +345,10 @@ def run(
     """Verify one spec and print its report."""
     if provenance_host:
         os.environ[HOST_VAR] = "1"
-    limits = Limits()
+    try:
+        limits = limits_from_environment()
+    except LimitSettingError as exc:
+        raise _fail(exc) from None
     options = RunOptions(
         cache_dir=cache_dir_of(cache_dir, no_cache),
         reuse=not no_reuse,

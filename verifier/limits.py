@@ -6,9 +6,10 @@ or a CI job can tighten them without touching code.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from verifier.errors import LimitExceeded
+from verifier.errors import LimitExceeded, VerifierError
 
 
 class Limits(BaseSettings):
@@ -41,6 +42,36 @@ class Limits(BaseSettings):
     max_model_bytes: int = 4 * 2**30
     models_dir: str | None = None
     models_dir_required: bool = False
+
+
+class LimitSettingError(VerifierError):
+    """A ``VERIFIER_<NAME>`` limit variable whose value is not of the limit's type."""
+
+
+def limits_from_environment() -> Limits:
+    """The limits as the environment sets them.
+
+    Raises:
+        LimitSettingError: a variable that does not parse, named with what was expected and
+            what came (never pydantic's traceback).
+    """
+    try:
+        return Limits()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"VERIFIER_{'_'.join(str(p) for p in e['loc']).upper()}: expected "
+            f"{_EXPECTED.get(e['type'], e['msg'])}, got {e.get('input')!r}"
+            for e in exc.errors()
+        )
+        raise LimitSettingError(problems) from None
+
+
+_EXPECTED = {
+    "int_parsing": "an integer written in digits, with no exponent",
+    "int_from_float": "an integer written in digits",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
+}
 
 
 def require(name: str, value: int, limit: int, what: str) -> None:

@@ -36,7 +36,7 @@ from verifier.engine.runner import SpecRunner
 from verifier.engine.session import DEFAULT_CACHE_DIR
 from verifier.engine.verdicts import VerdictStore
 from verifier.errors import LimitExceeded, SpecError, VerifierError
-from verifier.limits import Limits
+from verifier.limits import limits_from_environment
 from verifier.spec import load_spec_file
 from verifier.spec.discover import SPEC_SUFFIX, in_full_folder
 
@@ -159,8 +159,8 @@ class SpecFile(pytest.File):
     runner: SpecRunner | None = None
 
     def collect(self) -> Iterator[SpecItem]:
-        limits = Limits()
         try:
+            limits = limits_from_environment()
             spec = load_spec_file(self.path, max_bytes=limits.max_spec_bytes)
             runner = SpecRunner(
                 spec, limits, cache_dir=cache_dir_of(self.config), verdicts=verdicts_of(self.config)

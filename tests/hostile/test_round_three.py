@@ -8,7 +8,10 @@ never finishes.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -97,3 +100,35 @@ def test_a_body_that_never_finishes_gets_408(hostile_server: HostileServer) -> N
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert b"body_idle_s" in answer
     assert idle_s <= waited < idle_s + 20, waited  # 20 s: a loaded 2-core machine
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("VERIFIER_MAX_JOB_FLOPS", "1e16"),
+        ("VERIFIER_MAX_STEPS", "many"),
+        ("VERIFIER_MAX_CLAIMS", ""),
+    ],
+)
+def test_a_limit_variable_that_does_not_parse_is_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """A ``VERIFIER_<LIMIT>`` the settings cannot read: exit 2 naming the variable and what it
+    expected, through the CLI and pytest doors; never pydantic's traceback."""
+    spec = tmp_path / "good.spec.yaml"
+    spec.write_text(GOOD)
+    env = {"COLUMNS": "400", variable: value}
+    result = CliRunner().invoke(app, ["check", "--no-cache", str(spec)], env=env)
+    assert result.exit_code == 2, result.output
+    assert variable in result.stderr and "expected" in result.stderr, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, variable: value},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and variable in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
