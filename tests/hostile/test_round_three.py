@@ -122,6 +122,8 @@ def test_a_limit_variable_that_does_not_parse_is_one_line_naming_it(
     assert result.exit_code == 2, result.output
     assert variable in result.stderr and "expected" in result.stderr, result.stderr
     assert "Traceback" not in result.output + result.stderr
+    if variable != "VERIFIER_MAX_JOB_FLOPS":
+        return  # the pytest door reads the limits by the same function: one case shows it
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(spec)],
         capture_output=True,
