@@ -89,7 +89,18 @@ def test_local_pool_via_the_cli_gives_the_same_report_and_a_plot(
     path.write_text(SPEC)
     out, plots = tmp_path / "report.json", tmp_path / "plots"
     proc = CliRunner().invoke(
-        app, ["check", str(path), "--jobs", "2", "--json", str(out), "--plots", str(plots)]
+        app,  # --no-reuse: verdicts an earlier run stored in .verifier would say reused
+        [
+            "check",
+            str(path),
+            "--jobs",
+            "2",
+            "--json",
+            str(out),
+            "--plots",
+            str(plots),
+            "--no-reuse",
+        ],
     )
     assert proc.exit_code == 0, proc.output
     pooled = [Report.model_validate(r) for r in json.loads(out.read_text())]
