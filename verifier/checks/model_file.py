@@ -40,7 +40,7 @@ from verifier.model import OneLayerTransformer
 from verifier.models.base import Expected, ModelAdapter, ModelInfo, RecallModel
 from verifier.models.paths import resolve_model_path, source_digest
 from verifier.models.registry import GROUP, adapters
-from verifier.spec import MECHANISM_MEASURES, BijectionInstance, ModelFileClaim
+from verifier.spec import BijectionInstance, ModelFileClaim
 from verifier.spec.claims.model_file import EMBEDDING_MEASURES, FILE_MECHANISM_MEASURES
 
 log = logging.getLogger(__name__)
@@ -101,14 +101,14 @@ class ModelFileCheck(CheckKind[BijectionInstance, ModelFileClaim]):
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
         _, info = inspect_model(instance, claim, limits)
-        for e in claim.expectations:
-            if e.measure in MECHANISM_MEASURES:
-                why = mech.fit_requirement(e.measure, n, r, info.d_model)
-                if why is not None:
-                    raise SpecError(
-                        f"underdetermined: {why} (d = d_model of the model file)",
-                        key=f"{claim.id}.expect.{e.measure}",
-                    )
+        mech.refuse_underdetermined(
+            claim.id,
+            (e.measure for e in claim.expectations),
+            n,
+            r,
+            info.d_model,
+            "d is the model file's d_model",
+        )
 
     def run(self, ctx: ModelFileContext) -> Measurement:
         claim, instance = ctx.claim, ctx.instance

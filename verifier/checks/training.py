@@ -318,14 +318,14 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
                 plugin_measure(name)
             except KeyError as exc:
                 raise SpecError(str(exc.args[0]), key=f"{claim.id}.expect.{name}") from None
-        for e in claim.expectations:
-            if e.measure in MECHANISM_MEASURES:
-                why = mech.fit_requirement(e.measure, n, r, cfg.d_model)
-                if why is not None:
-                    raise SpecError(
-                        f"underdetermined: {why}; use a smaller d_model or more entities",
-                        key=f"{claim.id}.expect.{e.measure}",
-                    )
+        mech.refuse_underdetermined(
+            claim.id,
+            (e.measure for e in claim.expectations),
+            n,
+            r,
+            cfg.d_model,
+            "use a smaller d_model or more entities",
+        )
         _preflight_reachable(instance, claim)
         return None
 

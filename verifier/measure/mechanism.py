@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
 
@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall, margins_of
 from verifier.model import OneLayerTransformer
@@ -118,6 +119,20 @@ def one_blas_thread(fn: Callable[P, T]) -> Callable[P, T]:
 def fit_subjects(n: int, folds: int = FOLDS) -> int:
     """Subjects in the smallest training set of a ``folds``-fold split of ``n``: n - ceil(n/K)."""
     return n - -(-n // folds)
+
+
+def refuse_underdetermined(
+    claim_id: str, measures: Iterable[str], n: int, n_rel: int, d: int, advice: str
+) -> None:
+    """Refuse, naming ``<claim_id>.expect.<measure>``, the first mechanism measure an
+    expectation names that :func:`fit_requirement` finds underdetermined at (n, n_rel, d).
+
+    Raises:
+        SpecError: ``underdetermined: <why>; <advice>``.
+    """
+    for measure in measures:
+        if measure in MEASURES and (why := fit_requirement(measure, n, n_rel, d)) is not None:
+            raise SpecError(f"underdetermined: {why}; {advice}", key=f"{claim_id}.expect.{measure}")
 
 
 def fit_requirement(measure: str, n: int, n_rel: int, d: int) -> str | None:
