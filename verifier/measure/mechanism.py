@@ -56,6 +56,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall, margins_of
+from verifier.measure.registry import INIT_MEASURES, MECHANISM_MEASURES
 from verifier.model import OneLayerTransformer
 from verifier.seeds import Stream, rng
 
@@ -655,21 +656,12 @@ def intervention_success(model: OneLayerTransformer, facts: BijectionFacts) -> M
 
 MeasureFn = Callable[[OneLayerTransformer, BijectionFacts], MeasureResult]
 # The mechanism measures by name, in report order: a training claim with ``mechanism: true``
-# runs each on the trained model. verifier.spec's MECHANISM_MEASURES names the same set without
-# importing torch (tests/verifier/test_spec_modules.py ties the two).
+# runs each on the trained model. The names live in one list,
+# :data:`verifier.measure.registry.MECHANISM_MEASURES` (no torch, so the spec language reads it);
+# each is the function of that name in this module, and a name without one fails on import.
 MEASURES: dict[str, MeasureFn] = {
-    "superposition_r2": superposition_r2,
-    "probe_accuracy": probe_accuracy,
-    "functional_superposition": functional_superposition,
-    "selector_linearity": selector_linearity,
-    "gated_fraction": gated_fraction,
-    "relation_gating": relation_gating,
-    "relu_necessity": relu_necessity,
-    "intervention_success": intervention_success,
+    name: globals()[name] for name in MECHANISM_MEASURES if name not in INIT_MEASURES
 }
-# Measures a training claim also reports on the untrained model of each replicate's seed (its
-# initial weights), by name: a trained value means something only beside its start.
-INIT_MEASURES: dict[str, str] = {"relation_gating_init": "relation_gating"}
 
 
 def new_bijections(facts: BijectionFacts, transfer_seed: int) -> BijectionFacts:

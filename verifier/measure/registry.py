@@ -19,6 +19,23 @@ from typing import Any
 from verifier import plugins
 
 GROUP = "verifier.measures"
+# The built-in mechanism measures, in report order: the one list of their names. Each is the
+# function of that name in :mod:`verifier.measure.mechanism` (``(model, facts) -> MeasureResult``),
+# except the INIT_MEASURES, which run another measure on the untrained model of the same seed.
+MECHANISM_MEASURES: tuple[str, ...] = (
+    "superposition_r2",  # 8-fold cross-validated R^2 of e_s ~ b + sum_r M_r u_(pi_r(s))
+    "probe_accuracy",  # held-out component decoding: argmin_j |e_s - b - M_r u_j|
+    "functional_superposition",  # facts recalled with e_s replaced by its held-out fit
+    "selector_linearity",  # held-out R^2 of an affine fit of MLP output on e_s, per relation
+    "gated_fraction",  # hard gating: MLP units off for one relation and on for another
+    "relation_gating",  # graded: sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir, vs chance
+    "relation_gating_init",  # relation_gating of the untrained model (same seed): its baseline
+    "relu_necessity",  # held-out recall: MLP as affine maps per relation vs one shared map
+    "intervention_success",  # swapping relation r's component changes only relation r
+)
+# Measures a training claim also reports on the untrained model of each replicate's seed (its
+# initial weights), by name: a trained value means something only beside its start.
+INIT_MEASURES: dict[str, str] = {"relation_gating_init": "relation_gating"}
 PLUGIN_MEASURES: dict[str, Callable[..., Any]] = {}
 
 

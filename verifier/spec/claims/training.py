@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from verifier.measure.registry import plugin_measure_names
+from verifier.measure.registry import MECHANISM_MEASURES, plugin_measure_names
 from verifier.spec.base import MAX_SCALE, StrictModel
 from verifier.spec.claims.base import ClaimBase
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
@@ -15,17 +15,6 @@ from verifier.spec.instances import BijectionInstance, MultiHopInstance
 WeightName = Literal[
     "W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U"
 ]
-MECHANISM_MEASURES: tuple[str, ...] = (
-    "superposition_r2",  # 8-fold cross-validated R^2 of e_s ~ b + sum_r M_r u_(pi_r(s))
-    "probe_accuracy",  # held-out component decoding: argmin_j |e_s - b - M_r u_j|
-    "functional_superposition",  # facts recalled with e_s replaced by its held-out fit
-    "selector_linearity",  # held-out R^2 of an affine fit of MLP output on e_s, per relation
-    "gated_fraction",  # hard gating: MLP units off for one relation and on for another
-    "relation_gating",  # graded: sum_i (max_r p_ir - min_r p_ir) / sum_i max_r p_ir, vs chance
-    "relation_gating_init",  # relation_gating of the untrained model (same seed): its baseline
-    "relu_necessity",  # held-out recall: MLP as affine maps per relation vs one shared map
-    "intervention_success",  # swapping relation r's component changes only relation r
-)
 
 
 InitName = Literal[
