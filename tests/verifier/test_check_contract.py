@@ -145,3 +145,26 @@ def test_a_kind_measures_what_its_claim_declares(
         assert declared <= set(result.measured), result.key
         given = {name for name, value in result.measured.items() if value is not None}
         assert given <= declared, (result.key, sorted(given - declared))
+
+
+def test_a_kind_whose_types_disagree_with_its_claims_instance_kinds_does_not_register() -> None:
+    from verifier.checks.base import CheckContext, CheckKind, Measurement, register
+    from verifier.limits import Limits
+    from verifier.spec import BijectionInstance, FeasibilityClaim
+
+    class Drifted(CheckKind[BijectionInstance, FeasibilityClaim]):
+        def preflight(
+            self, instance: BijectionInstance, claim: FeasibilityClaim, limits: Limits
+        ) -> None:
+            return None
+
+        def run(self, ctx: CheckContext[BijectionInstance, FeasibilityClaim]) -> Measurement:
+            raise AssertionError("never run")
+
+    FeasibilityClaim.INSTANCE_KINDS = ("bijection", "multi_hop")  # drifted from the types
+    try:
+        with pytest.raises(TypeError, match=r"declares instance kinds \['bijection'\]"):
+            register("drifted")(Drifted)
+    finally:
+        FeasibilityClaim.INSTANCE_KINDS = ("bijection",)
+    assert "drifted" not in REGISTRY

@@ -234,11 +234,29 @@ class _Registry(Mapping[str, AnyKind]):
 REGISTRY: Mapping[str, AnyKind] = _Registry()
 
 
+def require_agreeing_instance_kinds(kind: type[CheckKind[Any, Any]]) -> None:
+    """Check that a kind's declared instance models are the ones its claim model lists in
+    ``INSTANCE_KINDS`` (the spec language refuses other instance kinds before importing any
+    check, the kind narrows its types by the models: the two must name the same kinds).
+
+    Raises:
+        TypeError: they differ, naming both (a kind's own bug, found when it registers).
+    """
+    instances, claim = declared_types(kind)
+    declared = sorted(_instance_tag(t) for t in instances)
+    listed = sorted(getattr(claim, "INSTANCE_KINDS", ()))
+    if declared != listed:
+        raise TypeError(
+            f"{kind.__name__} declares instance kinds {declared} but its claim model "
+            f"{claim.__name__}.INSTANCE_KINDS lists {listed}"
+        )
+
+
 def register(tag: str) -> Callable[[type[KindT]], type[KindT]]:
     """Class decorator registering a check kind under its ``check:`` tag."""
 
     def wrap(cls: type[KindT]) -> type[KindT]:
-        declared_types(cls)  # a kind that declares no types fails here, not on its first claim
+        require_agreeing_instance_kinds(cls)  # fails here, not on the kind's first claim
         _LOADED[tag] = cls()
         return cls
 
@@ -258,6 +276,7 @@ def register_plugin(tag: str, obj: object) -> None:
         raise TypeError(f"expected a CheckKind subclass, got {obj!r}")
     if tag in BUILTIN_KINDS or (tag in _LOADED and type(_LOADED[tag]) is not obj):
         raise ValueError(f"claim kind {tag!r} is already registered")
+    require_agreeing_instance_kinds(obj)
     register_claim_model(tag, declared_types(obj)[1])
     _LOADED[tag] = obj()
 
