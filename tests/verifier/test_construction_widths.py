@@ -166,7 +166,7 @@ def test_every_check_refuses_a_bad_width_before_any_work(
     what: str,
 ) -> None:
     text = CLAIM.format(kind=kind, extra=extra, name=name, construction=construction)
-    runner = SpecRunner(load_spec_text(text), Limits(**limits))
+    runner = SpecRunner(load_spec_text(text), Limits.model_validate(limits))
     with pytest.raises(error, match=what):
         runner.preflight()
 
