@@ -152,11 +152,7 @@ class CodebookMargin(Program):
         }
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         if spec.code_dim == "auto":
-            m_max = (
-                n_attr
-                if spec.codebook == "onehot"
-                else bijection_width_cap("geometric", instance, ctx.limits)
-            )
+            m_max = code_width_cap(instance, claim, ctx.limits)  # onehot: its one width, A
             search = min_code_dim(
                 spec.codebook,
                 n_attr,
