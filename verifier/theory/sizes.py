@@ -201,4 +201,3 @@ CK_EMBEDDING_DIM, CK_MLP_WIDTH, CK_PARAMS = CK_SHAPES.d_model, CK_SHAPES.d_mlp, 
 def chain_sizes(params: SizeParams) -> Sizes:
     """Gk's sizes: |C| slots for a chain list, R**k (the theorem's formulas) for every chain."""
     return (GK_SHAPES if params.chains is None else CHAIN_SHAPES).sizes(params)
-
