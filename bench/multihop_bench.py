@@ -15,7 +15,9 @@ import time
 import torch
 
 from verifier.checks.multihop import verify
+from verifier.constructions.chain import CHAIN
 from verifier.constructions.codebooks import codebook, smallest_code_dim
+from verifier.constructions.cot import COT
 from verifier.facts.chains import ChainFacts
 from verifier.model import ModelConfig
 
@@ -51,9 +53,10 @@ def bench(n: int, n_rel: int, hops: int, margin: float, seed: int) -> None:
         f"N={n} R={n_rel} k={hops} m={m} queries={facts.n_queries:,} "
         f"torch threads={torch.get_num_threads()}"
     )
-    for cot in (False, True):
+    for built in (CHAIN, COT):
+        cot = built.cot
         start = time.perf_counter()
-        res = verify(facts, codes, cot)
+        res = verify(facts, codes, built)
         elapsed = time.perf_counter() - start
         cfg = res.model.cfg
         if cot:  # step i runs on k + i tokens
@@ -61,7 +64,7 @@ def bench(n: int, n_rel: int, hops: int, margin: float, seed: int) -> None:
         else:
             flops = forward_flops(cfg, facts.n_queries, hops + 1)
         base = matmul_flops_per_s(4096, cfg.d_model, cfg.d_mlp)
-        name = "Ck" if cot else "Gk"
+        name = built.label
         print(
             f"{name}: d={cfg.d_model} d_mlp={cfg.d_mlp} params={res.model.n_params():,} "
             f"accuracy={res.accuracy} | {elapsed:.2f} s (build + verify) | "

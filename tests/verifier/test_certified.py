@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from verifier.checks.construction import BATCH, auto_max_code_dim, bijection_facts, fact_tokens
+from verifier.checks.construction import (
+    BATCH,
+    bijection_facts,
+    bijection_width_cap,
+    fact_tokens,
+)
 from verifier.constructions import codebooks
 from verifier.constructions.chain import build_chain
 from verifier.constructions.codebooks import (
@@ -130,7 +135,7 @@ def test_certificate_agrees_on_every_bundled_construction(
     if kind == "onehot":
         m = facts.n_attributes
     elif code_dim == "auto":
-        cap = auto_max_code_dim(instance, Limits())
+        cap = bijection_width_cap(name, instance, Limits())
         m = smallest_code_dim(kind, facts.n_attributes, 1 - margin, instance.seed, cap).m  # type: ignore[arg-type]
     else:
         m = int(code_dim)

@@ -70,8 +70,8 @@ BUDGET = "construction: {name: geometric, codebook: onehot}\n    budget: {params
 CASES: list[tuple[str, str, str]] = [
     ("construction", BIJECTION, _construction("geometric, code_dim: 8")),
     ("construction", BIJECTION, _construction("compact, code_dim: auto")),
-    ("construction", CHAINS, _construction("geometric, codebook: onehot")),
-    ("construction", CHAINS_COT, _construction("geometric, code_dim: 6")),
+    ("construction", CHAINS, _construction("chain, codebook: onehot")),
+    ("construction", CHAINS_COT, _construction("cot, code_dim: 6")),
     ("budget", CHAINS, _claim("budget", BUDGET, 'depth: ">= 0"')),
     ("feasibility", ONE_RELATION, _feasibility("codebook_margin", _g1("4"))),
     ("feasibility", ONE_RELATION, _feasibility("codebook_margin", _g1("auto"))),

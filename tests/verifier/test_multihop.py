@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifier.checks import multihop
-from verifier.constructions.chain import build_chain
+from verifier.constructions import widths
+from verifier.constructions.chain import CHAIN, build_chain
 from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.cot import build_cot, greedy_decode
+from verifier.constructions.cot import COT, build_cot, greedy_decode
 from verifier.engine.runner import SpecRunner, run_spec
 from verifier.errors import LimitExceeded, SpecError
 from verifier.facts.bijections import BijectionFacts
@@ -30,7 +31,7 @@ from verifier.theory.sizes import (
     GK_EMBEDDING_DIM,
     GK_MLP_WIDTH,
     GK_PARAMS,
-    size_of,
+    SizeParams,
 )
 
 SMALL = settings(max_examples=12, deadline=None)
@@ -94,7 +95,7 @@ def test_gk_recalls_every_query(case: tuple[int, ...]) -> None:
     n, r, k, seed = case
     facts = ChainFacts(n, r, k, seed)
     codes = minimal_codes(n, seed)
-    res = multihop.verify(facts, codes, cot=False)
+    res = multihop.verify(facts, codes, CHAIN)
     assert res.correct == res.total == n * r**k
     assert res.margin == pytest.approx(1 - coherence(codes), abs=1e-9)
     assert res.attention_off_target == 0.0  # hard attention, exactly, in float64
@@ -118,14 +119,14 @@ def test_ck_decodes_every_intermediate_entity(case: tuple[int, ...]) -> None:
     expected = [brute_path(facts, x, c) for x, c in zip(subjects, chains.tolist(), strict=True)]
     assert decoded.predictions.tolist() == expected
     assert float(decoded.margins.min()) == pytest.approx(1 - coherence(codes), abs=1e-9)
-    res = multihop.verify(facts, codes, cot=True)
+    res = multihop.verify(facts, codes, COT)
     assert (res.correct, res.step_correct) == (res.total, res.total * k)
 
 
 def test_ck_stays_correct_at_k_6() -> None:
     """Longer than any chain in the construction's other tests and specs (k <= 4)."""
     facts = ChainFacts(24, 2, 6, seed=3)
-    res = multihop.verify(facts, minimal_codes(24, 3), cot=True)
+    res = multihop.verify(facts, minimal_codes(24, 3), COT)
     assert res.correct == res.total == 24 * 2**6
     assert res.step_correct == res.total * 6
     assert res.attention_off_target == 0.0
@@ -136,7 +137,7 @@ def test_a_wrong_entity_code_is_caught_at_its_step() -> None:
     facts = ChainFacts(16, 2, 2, seed=2)
     codes = minimal_codes(16, 2)
     codes[5] = codes[6]  # entities 5 and 6 now share a code: the decoder cannot tell them apart
-    res = multihop.verify(facts, codes, cot=True)
+    res = multihop.verify(facts, codes, COT)
     assert res.correct < res.total
     assert res.counterexample is not None
     x, chain, step = (res.counterexample[key] for key in ("subject", "chain", "step"))
@@ -150,14 +151,15 @@ def test_registry_formulas_count_the_built_models(case: tuple[int, ...], m: int)
     facts = ChainFacts(n, r, k, seed)
     codes = codebook("rademacher", n, m, seed)
     subs = {SYMBOLS["N"]: n, SYMBOLS["R"]: r, SYMBOLS["k"]: k, SYMBOLS["m"]: m}
-    for build, dim, width, params, cot in (
-        (build_chain, GK_EMBEDDING_DIM, GK_MLP_WIDTH, GK_PARAMS, False),
-        (build_cot, CK_EMBEDDING_DIM, CK_MLP_WIDTH, CK_PARAMS, True),
+    for build, dim, width, params, built in (
+        (build_chain, GK_EMBEDDING_DIM, GK_MLP_WIDTH, GK_PARAMS, CHAIN),
+        (build_cot, CK_EMBEDDING_DIM, CK_MLP_WIDTH, CK_PARAMS, COT),
     ):
         model, layout = build(facts, codes)
         counted = (model.cfg.d_model, model.cfg.d_mlp, model.n_params())
         assert tuple(int(sp.Integer(e.subs(subs))) for e in (dim, width, params)) == counted
-        assert size_of(cot, n, r, k, m) == counted
+        sizes = built.size(SizeParams(n, r, m, hops=k))
+        assert (sizes.d_model, sizes.d_mlp, sizes.params) == counted
         assert (layout.d_model, layout.d_mlp) == counted[:2]
 
 
@@ -203,28 +205,28 @@ instance: {{kind: multi_hop, entities: {n}, relations: {r}, hops: {k}, cot: {cot
 claims:
   - id: c
     check: construction
-    construction: {{name: geometric, code_dim: auto, margin: 0.01}}
+    construction: {{name: {name}, code_dim: auto, margin: 0.01}}
     expect: {{accuracy: 1.0}}
 """
 
 
 def test_construction_claim_dispatches_multi_hop_and_measures_everything() -> None:
-    report = run_spec(load_spec_text(SPEC.format(n=32, r=2, k=3, cot="true")))
+    report = run_spec(load_spec_text(SPEC.format(n=32, r=2, k=3, cot="true", name="cot")))
     (result,) = report.results
     assert result.status == "passed", result.message
     measured: dict[str, Any] = result.measured
     d = measured["embedding_dim"]
     assert measured["decode_steps"] == 3 and measured["n_queries"] == 32 * 8
     assert d == 3 * measured["code_dim"] + 2 + 2
-    assert measured["params"] == size_of(True, 32, 2, 3, measured["code_dim"])[2]
+    assert measured["params"] == COT.size(SizeParams(32, 2, measured["code_dim"], hops=3)).params
     assert measured["dim_per_lbk_bit"] == pytest.approx(d / measured["lbk_bits_avg"])
 
 
 def test_budget_claim_finds_the_depth_where_gk_stops_fitting() -> None:
     n, m = 32, smallest_code_dim("rademacher", 32, 0.99, 2, 512).m
-    budget = size_of(False, n, 2, 2, m)[2]  # Gk fits at k = 2 with its full code width
+    budget = CHAIN.size(SizeParams(n, 2, m, hops=2)).params  # Gk fits at k = 2 at its full m
     text = (
-        SPEC.format(n=n, r=2, k=1, cot="COT")
+        SPEC.format(n=n, r=2, k=1, cot="COT", name="geometric")
         .replace("check: construction", "check: budget")
         .replace(
             "expect: {accuracy: 1.0}",
@@ -245,15 +247,16 @@ def test_too_many_queries_is_refused_before_any_work(monkeypatch: pytest.MonkeyP
         raise AssertionError("work started")
 
     monkeypatch.setattr(multihop, "verify", no_work)
-    monkeypatch.setattr(multihop, "smallest_code_dim", no_work)
-    spec = load_spec_text(SPEC.format(n=1000, r=3, k=40, cot="false"))
+    monkeypatch.setattr(widths, "smallest_code_dim", no_work)
+    spec = load_spec_text(SPEC.format(n=1000, r=3, k=40, cot="false", name="chain"))
     with pytest.raises(LimitExceeded) as err:
         SpecRunner(spec, Limits()).preflight()
     count = f"{1000 * 3**40:,}"
     assert "max_queries = 4,000,000" in str(err.value) and count in str(err.value)
     with pytest.raises(LimitExceeded, match=r"is 8,000, over the limit max_queries = 1,000"):
         SpecRunner(
-            load_spec_text(SPEC.format(n=1000, r=2, k=3, cot="true")), Limits(max_queries=1000)
+            load_spec_text(SPEC.format(n=1000, r=2, k=3, cot="true", name="cot")),
+            Limits(max_queries=1000),
         ).preflight()
 
 
@@ -304,3 +307,63 @@ claims:
     )
     with pytest.raises(SpecError, match="expected instance chains: all"):
         SpecRunner(listed).preflight()
+
+
+# --- the construction a claim names (the registry's chain and cot; geometric deprecated) --------
+
+NAMED = """\
+name: named
+instance: {{kind: multi_hop, entities: 16, relations: 2, hops: 2, cot: {cot}, seed: 4}}
+claims:
+  - id: c
+    check: construction
+    construction: {{name: {name}, codebook: onehot}}
+    expect: {{accuracy: 1.0}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "cot", "label", "steps"), [("chain", "false", "Gk", 1), ("cot", "true", "Ck", 2)]
+)
+def test_a_claim_names_chain_or_cot_and_the_registry_builds_it(
+    name: str, cot: str, label: str, steps: int
+) -> None:
+    (result,) = run_spec(load_spec_text(NAMED.format(name=name, cot=cot))).results
+    assert result.status == "passed", result.message
+    assert result.evidence["construction"] == label and "deprecated" not in result.evidence
+    assert result.measured["decode_steps"] == steps
+    built = CHAIN if name == "chain" else COT
+    sizes = built.size(SizeParams(16, 2, 16, hops=2))  # onehot: m = N
+    assert (result.measured["embedding_dim"], result.measured["params"]) == (
+        sizes.d_model,
+        sizes.params,
+    )
+
+
+@pytest.mark.parametrize(("cot", "resolved"), [("false", "chain"), ("true", "cot")])
+def test_geometric_on_chains_is_a_deprecated_alias_picked_by_cot(cot: str, resolved: str) -> None:
+    (old,) = run_spec(load_spec_text(NAMED.format(name="geometric", cot=cot))).results
+    (new,) = run_spec(load_spec_text(NAMED.format(name=resolved, cot=cot))).results
+    assert old.status == new.status == "passed"
+    assert old.measured == new.measured  # the same construction, the same figures
+    note = old.evidence["deprecated"]
+    assert note.startswith("deprecated:") and f"{{name: {resolved}}}" in note
+    assert "deprecated" in old.message and "deprecated" not in new.message
+
+
+@pytest.mark.parametrize(
+    ("name", "cot", "message"),
+    [
+        ("compact", "false", "expected one of chain, cot for a multi_hop instance, got 'compact'"),
+        ("chain", "true", "expected instance cot: false or name 'cot', got cot: true"),
+        ("cot", "false", "expected instance cot: true or name 'chain', got cot: false"),
+    ],
+)
+def test_a_construction_of_another_kind_or_mode_is_refused_naming_the_key(
+    name: str, cot: str, message: str
+) -> None:
+    spec = load_spec_text(NAMED.format(name=name, cot=cot), file="named.spec.yaml")
+    with pytest.raises(SpecError) as err:
+        SpecRunner(spec).preflight()
+    assert err.value.key is not None and err.value.key.endswith("c.construction.name")
+    assert message in str(err.value)

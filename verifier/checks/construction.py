@@ -8,7 +8,8 @@ the construction's ``coherence``, ``code_dim``, ``embedding_dim``, ``mlp_width``
 (:mod:`verifier.measure.certified`): a sound margin bound decides most facts and the rest, and
 the facts of smallest bound, go through the full float64 logits, so accuracy, failures and
 (within a cap) the margin are the brute force's. On a ``multi_hop`` instance the claim builds
-Gk or Ck instead (:mod:`verifier.checks.multihop`).
+the multi-hop construction it names, Gk (``chain``) or Ck (``cot``)
+(:mod:`verifier.checks.multihop`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ import torch
 from verifier.checks import multihop
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.constructions.base import size_params
-from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
+from verifier.constructions.codebooks import codebook, coherence
 from verifier.constructions.registry import construction
-from verifier.errors import SpecError
+from verifier.constructions.widths import (
+    preflight_code_dim,
+    require_size,
+    resolve_code_dim,
+    width_cap,
+)
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
 from verifier.measure.certified import (
@@ -97,12 +103,10 @@ def fact_counterexample(
     }
 
 
-def auto_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
-    """The widest m that code_dim auto may try: within max_code_dim and max_width (G1's
-    ``d = R m + R + m`` is the wider of the two constructions, so the cap fits both)."""
-    r = instance.relations
-    by_width = min((limits.max_width - r) // (r + 1), limits.max_width // (2 * r))
-    return min(limits.max_code_dim, by_width)
+def bijection_width_cap(name: str, instance: BijectionInstance, limits: Limits) -> int:
+    """The widest m ``code_dim: auto`` may try for the named construction on ``instance``:
+    its own cap (:func:`verifier.constructions.widths.width_cap`), 0 when none fits."""
+    return width_cap(construction(name), size_params(instance, 1), limits)
 
 
 @register("construction")
@@ -118,32 +122,12 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         if isinstance(instance, MultiHopInstance):
             return multihop.preflight_construction(instance, claim, limits)
         spec = claim.construction
-        construction(spec.name, "bijection", key=f"{claim.id}.construction.name")
+        built = construction(spec.name, "bijection", key=f"{claim.id}.construction.name")
         n, r, n_attr = instance.entities, instance.relations, attribute_count(instance)
         require("max_entities", n, limits.max_entities, "N")
         require("max_facts", n * r, limits.max_facts, "N*R (facts)")
-        if spec.codebook != "onehot" and spec.code_dim == "auto":
-            # the exact search's last scan computes every pair's product: O(n_attr^2 m)
-            require(
-                "max_auto_attributes",
-                n_attr,
-                limits.max_auto_attributes,
-                "attributes for code_dim auto",
-            )
-            if auto_max_code_dim(instance, limits) < 1:
-                require(
-                    "max_width",
-                    geometric_size(instance, 1)[1],
-                    limits.max_width,
-                    "the G1 model's width at m = 1",
-                )
-            return
-        m = n_attr if spec.codebook == "onehot" else int(spec.code_dim)
-        require("max_code_dim", m, limits.max_code_dim, "code_dim")
-        d, w, params = construction_size(instance, spec.name, m)
-        what = f"{construction(spec.name).model}'s"
-        require("max_width", max(d, w), limits.max_width, f"{what} width (d_model, d_mlp)")
-        require("max_weights", params, limits.max_weights, f"{what} parameter count")
+        # code_dim auto: the exact search's last scan computes every pair's product, O(A^2 m)
+        preflight_code_dim(spec, built, size_params(instance, 1), n_attr, "attributes", limits)
 
     def run(
         self, ctx: CheckContext[BijectionInstance | MultiHopInstance, ConstructionClaim]
@@ -163,28 +147,15 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
         evidence: dict[str, Any] = {"codebook": spec.codebook, "seed": instance.seed}
         extremes: tuple[np.ndarray, np.ndarray] | None = None  # the search's Gram extremes
         ctx.report(0.0, "codebook")
-        if spec.codebook == "onehot":
-            m = facts.n_attributes
-            if spec.code_dim not in ("auto", m):
-                raise_code_dim_mismatch(spec.code_dim, m)
-        elif spec.code_dim == "auto":
-            search = smallest_code_dim(
-                spec.codebook,
-                facts.n_attributes,
-                1 - spec.margin,
-                instance.seed,
-                auto_max_code_dim(instance, ctx.limits),
-            )
-            m, extremes = search.m, search.sign_extremes
-            evidence["code_search"] = {
-                "target_coherence": 1 - spec.margin,
-                "found": search.m,
-                "widths_evaluated": search.evaluated,
-            }
-        else:
-            m = spec.code_dim
-        params = construction_size(instance, name, m)[2]
-        require("max_weights", params, ctx.limits.max_weights, f"{label}'s parameter count")
+        cap = bijection_width_cap(name, instance, ctx.limits)
+        width = resolve_code_dim(
+            spec, facts.n_attributes, instance.seed, cap, "attributes", "for this construction"
+        )
+        m, search = width.m, width.search
+        evidence.update(width.evidence())
+        if search is not None:
+            extremes = search.sign_extremes
+        params = require_size(construction(name), size_params(instance, m), ctx.limits).params
         codes = codebook(spec.codebook, facts.n_attributes, m, instance.seed)
         ctx.report(0.05, f"building {label}")
         model, layout = construction(name).build(facts, codes)
@@ -246,10 +217,3 @@ class ConstructionCheck(CheckKind[BijectionInstance | MultiHopInstance, Construc
             if math.isfinite(result.margin)
             else "",
         )
-
-
-def raise_code_dim_mismatch(code_dim: int | str, m: int) -> None:
-    """onehot codes have exactly one width."""
-    raise SpecError(
-        f"codebook onehot: expected code_dim auto or {m} (= attributes), got {code_dim}"
-    )

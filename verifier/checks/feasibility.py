@@ -24,13 +24,13 @@ import numpy as np
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import (
     attribute_count,
-    auto_max_code_dim,
     bijection_facts,
+    bijection_width_cap,
     geometric_size,
-    raise_code_dim_mismatch,
 )
 from verifier.constructions.codebooks import codebook, coherence
 from verifier.constructions.registry import construction
+from verifier.constructions.widths import require_code_dim
 from verifier.convex.associative import AssociativeResult, associative_width, p3_nonzeros
 from verifier.convex.codebook_margin import CodebookMarginResult, codebook_margin
 from verifier.convex.min_dimension import min_code_dim, min_reembed_dim, min_width
@@ -83,7 +83,7 @@ def p2_entries(instance: BijectionInstance, m: int) -> int:
 
 def p2_max_code_dim(instance: BijectionInstance, limits: Limits) -> int:
     """Widest G1 code width whose network and P2 programs fit the limits (0: none)."""
-    for m in range(auto_max_code_dim(instance, limits), 0, -1):
+    for m in range(bijection_width_cap("geometric", instance, limits), 0, -1):
         d, w, params = geometric_size(instance, m)
         if (
             max(d, w) <= limits.max_width
@@ -108,23 +108,8 @@ def code_width_cap(instance: BijectionInstance, claim: FeasibilityClaim, limits:
         SpecError: a one-hot ``code_dim`` other than the attribute count.
         LimitExceeded: ``code_dim`` over max_code_dim, or too many attributes for auto.
     """
-    spec = g1_codebook(claim)
-    if spec.codebook == "onehot":  # one width only: m = attributes
-        n_attr = attribute_count(instance)
-        if spec.code_dim not in ("auto", n_attr):
-            raise_code_dim_mismatch(spec.code_dim, n_attr)
-        require("max_code_dim", n_attr, limits.max_code_dim, "code_dim (onehot: attributes)")
-        return n_attr
-    if spec.code_dim == "auto":
-        require(
-            "max_auto_attributes",
-            attribute_count(instance),
-            limits.max_auto_attributes,
-            "attributes for code_dim auto",
-        )
-        return min(limits.max_code_dim, auto_max_code_dim(instance, limits))
-    require("max_code_dim", spec.code_dim, limits.max_code_dim, "code_dim")
-    return spec.code_dim
+    m = require_code_dim(g1_codebook(claim), attribute_count(instance), "attributes", limits)
+    return bijection_width_cap("geometric", instance, limits) if m is None else m
 
 
 class Program(CheckKind[BijectionInstance, FeasibilityClaim]):
@@ -167,11 +152,7 @@ class CodebookMargin(Program):
         }
         values: dict[str, Any] = {"n_facts": facts.n_facts}
         if spec.code_dim == "auto":
-            m_max = (
-                n_attr
-                if spec.codebook == "onehot"
-                else min(ctx.limits.max_code_dim, auto_max_code_dim(instance, ctx.limits))
-            )
+            m_max = code_width_cap(instance, claim, ctx.limits)  # onehot: its one width, A
             search = min_code_dim(
                 spec.codebook,
                 n_attr,

@@ -2,10 +2,12 @@
 real forward pass.
 
 ``construction`` on a ``multi_hop`` instance (dispatched here from
-:mod:`verifier.checks.construction`) builds Gk (``cot: false``) or Ck (``cot: true``) and
-checks all ``N * |C|`` queries exactly (:func:`verifier.measure.queries.evaluate_queries`): one
-forward pass per query without chain-of-thought, greedy autoregressive decoding of ``y_1..y_k``
-with it (every intermediate entity judged). It also evaluates LBk on the seeded chain trees
+:mod:`verifier.checks.construction`) builds the registry construction it names (``chain``: Gk,
+for ``cot: false``; ``cot``: Ck, for ``cot: true``; the deprecated ``geometric`` picks one by
+``cot``) and checks all ``N * |C|`` queries exactly
+(:func:`verifier.measure.queries.evaluate_queries`): one forward pass per query without
+chain-of-thought, greedy autoregressive decoding of ``y_1..y_k`` with it (every intermediate
+entity judged). It also evaluates LBk on the seeded chain trees
 (:mod:`verifier.theory.multihop`). The depth-at-a-budget claim built on these is
 :mod:`verifier.checks.budget`.
 """
@@ -19,19 +21,26 @@ import numpy as np
 import torch
 
 from verifier.checks.base import CheckContext, Measurement
+from verifier.constructions.base import Construction, size_params
 from verifier.constructions.chain import ChainLayout, positional_pattern
-from verifier.constructions.codebooks import codebook, coherence, smallest_code_dim
-from verifier.constructions.registry import construction
-from verifier.errors import LimitExceeded, SpecError
+from verifier.constructions.codebooks import codebook, coherence
+from verifier.constructions.registry import GEOMETRIC_ALIAS, construction, multi_hop_name
+from verifier.constructions.widths import (
+    preflight_code_dim,
+    require_size,
+    resolve_code_dim,
+    width_cap,
+)
+from verifier.errors import SpecError
 from verifier.facts.chains import ChainFacts, chain_facts
 from verifier.limits import Limits, require
 from verifier.measure.certified import Readout
 from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import ProgressFn
 from verifier.model import OneLayerTransformer
-from verifier.spec import CodebookConstruction, ConstructionClaim, MultiHopInstance
+from verifier.spec import ConstructionClaim, MultiHopInstance
 from verifier.theory.multihop import lbk_bits
-from verifier.theory.sizes import size_of
+from verifier.theory.sizes import SizeParams
 
 
 def multi_hop_facts(instance: MultiHopInstance, hops: int | None = None) -> ChainFacts:
@@ -41,53 +50,18 @@ def multi_hop_facts(instance: MultiHopInstance, hops: int | None = None) -> Chai
     return chain_facts(instance.entities, instance.relations, k, instance.seed, chains)
 
 
-def max_auto_code_dim(cot: bool, n_rel: int, hops: int, n_chains: int, limits: Limits) -> int:
-    """The widest m code_dim auto may try: within max_code_dim and max_width."""
-    slots, blocks = (n_rel, 1) if cot else (n_chains, hops)
-    by_d = (limits.max_width - blocks * n_rel - 2) // (slots + 1)
-    by_mlp = limits.max_width // (2 * slots)
-    return min(limits.max_code_dim, by_d, by_mlp)
+def chain_size_params(instance: MultiHopInstance, m: int, hops: int | None = None) -> SizeParams:
+    """The size inputs of a multi-hop construction at code width ``m`` (at another depth
+    ``hops``: every chain)."""
+    return size_params(instance, m, None if hops == instance.hops else hops)
 
 
-def resolve_code_dim(
-    spec: CodebookConstruction, n: int, seed: int, max_m: int
-) -> tuple[int, dict[str, Any]]:
-    """The construction's code width m (onehot: N; auto: the exact coherence search)."""
-    if spec.codebook == "onehot":
-        if spec.code_dim not in ("auto", n):
-            raise SpecError(
-                f"codebook onehot: expected code_dim auto or {n} (= entities), got {spec.code_dim}"
-            )
-        return n, {}
-    if spec.code_dim != "auto":
-        return int(spec.code_dim), {}
-    if max_m < 1:
-        raise LimitExceeded.search_exhausted(
-            "code_dim auto", ("max_width", "max_code_dim"), max_m, "for this depth"
-        )
-    search = smallest_code_dim(spec.codebook, n, 1 - spec.margin, seed, max_m)
-    return search.m, {
-        "code_search": {
-            "target_coherence": 1 - spec.margin,
-            "found": search.m,
-            "widths_evaluated": search.evaluated,
-        }
-    }
-
-
-def require_size(
-    cot: bool,
-    instance: MultiHopInstance,
-    hops: int,
-    m: int,
-    limits: Limits,
-    n_chains: int | None = None,
-) -> None:
-    """Gk's or Ck's width and parameter count at depth ``hops`` and code width ``m``."""
-    d, w, params = size_of(cot, instance.entities, instance.relations, hops, m, n_chains)
-    name = "Ck" if cot else "Gk"
-    require("max_width", max(d, w), limits.max_width, f"the {name} model's width (d_model, d_mlp)")
-    require("max_weights", params, limits.max_weights, f"the {name} model's parameter count")
+def query_shape(instance: MultiHopInstance) -> tuple[int, int]:
+    """(forward passes per query, context length) of the construction the instance's ``cot``
+    picks (:func:`multi_hop_name`): what training on its queries and decoding them cost."""
+    built = construction(multi_hop_name(instance.cot), "multi_hop")
+    steps = instance.hops if built.cot else 1
+    return steps, built.size(chain_size_params(instance, 1)).n_ctx
 
 
 def require_queries(instance: MultiHopInstance, hops: int, n_chains: int, limits: Limits) -> None:
@@ -126,17 +100,22 @@ class Verified:
 
 
 def verify(
-    facts: ChainFacts, codes: np.ndarray, cot: bool, progress: ProgressFn | None = None
+    facts: ChainFacts,
+    codes: np.ndarray,
+    built: Construction[ChainFacts, ChainLayout],
+    progress: ProgressFn | None = None,
 ) -> Verified:
-    """Build Gk or Ck on ``codes`` and check every query exactly.
+    """Build a multi-hop construction on ``codes`` and check every query exactly.
 
     Args:
         facts: the depth-k queries.
         codes: ``(N, m)`` unit entity codes.
-        cot: Ck with greedy decoding, else Gk with one forward pass.
+        built: the registry's construction: with ``cot`` (Ck) greedy decoding, else (Gk) one
+            forward pass per query.
         progress: optional ``(done, total)`` callback.
     """
-    model, layout = construction("cot" if cot else "chain").build(facts, codes)
+    model, layout = built.build(facts, codes)
+    cot = built.cot
     k = facts.hops
     n_ctx = model.cfg.n_ctx
     with torch.no_grad():
@@ -168,56 +147,72 @@ def verify(
 # --- construction claims on multi-hop instances ------------------------------------------------
 
 
+def claimed_construction(
+    instance: MultiHopInstance, claim: ConstructionClaim
+) -> tuple[Construction[ChainFacts, ChainLayout], str | None]:
+    """The registry's multi-hop construction a claim names, and a deprecation note.
+
+    ``chain`` (Gk) or ``cot`` (Ck), or a plugin's, must answer the queries the way the
+    instance's ``cot`` asks (greedy decoding, or one forward pass). The deprecated alias
+    ``geometric`` resolves by ``cot`` (:func:`multi_hop_name`) and returns its note.
+
+    Raises:
+        SpecError: a name that is not a multi-hop construction, or one whose decoding is not
+            the instance's; under ``<claim>.construction.name``.
+    """
+    name, key = claim.construction.name, f"{claim.id}.construction.name"
+    if name == GEOMETRIC_ALIAS:
+        resolved = multi_hop_name(instance.cot)
+        note = (
+            f"deprecated: name: {GEOMETRIC_ALIAS} on a multi_hop instance resolves by the "
+            f"instance's cot ({str(instance.cot).lower()}) to {resolved}; name the "
+            f"construction: {{name: {resolved}}}"
+        )
+        return construction(resolved, "multi_hop", key=key), note
+    built = construction(name, "multi_hop", key=key)
+    if built.cot != instance.cot:
+        how = "by greedy decoding (cot)" if built.cot else "in one forward pass (no cot)"
+        raise SpecError(
+            f"construction {name!r} answers the queries {how}: expected instance cot: "
+            f"{str(built.cot).lower()} or name {multi_hop_name(instance.cot)!r}, got cot: "
+            f"{str(instance.cot).lower()}",
+            key=key,
+        )
+    return built, None
+
+
 def preflight_construction(
     instance: MultiHopInstance, claim: ConstructionClaim, limits: Limits
 ) -> None:
     """Limits of a construction claim on a multi-hop instance, before any work."""
-    spec = claim.construction
-    if spec.name != "geometric":
-        raise SpecError(
-            f"construction {spec.name}: expected a bijection instance, "
-            "got multi_hop (chains are built from G1: name geometric)",
-            key=f"{claim.id}.construction.name",
-        )
+    built, _ = claimed_construction(instance, claim)
     require_queries(instance, instance.hops, instance.n_chains, limits)
-    if spec.codebook != "onehot" and spec.code_dim == "auto":
-        require(
-            "max_auto_attributes",
-            instance.entities,
-            limits.max_auto_attributes,
-            "entities for code_dim auto",
-        )
-        cap = max_auto_code_dim(
-            instance.cot, instance.relations, instance.hops, instance.n_chains, limits
-        )
-        if cap < 1:
-            require_size(instance.cot, instance, instance.hops, 1, limits, instance.n_chains)
-        return
-    m = instance.entities if spec.codebook == "onehot" else int(spec.code_dim)
-    require("max_code_dim", m, limits.max_code_dim, "code_dim")
-    require_size(instance.cot, instance, instance.hops, m, limits, instance.n_chains)
+    params = chain_size_params(instance, 1)
+    preflight_code_dim(claim.construction, built, params, instance.entities, "entities", limits)
 
 
 def run_construction(ctx: CheckContext[MultiHopInstance, ConstructionClaim]) -> Measurement:
-    """Gk or Ck on every query of a multi-hop instance, exactly."""
+    """A multi-hop construction (Gk, Ck) on every query of a multi-hop instance, exactly."""
     instance, spec = ctx.instance, ctx.claim.construction
+    built, deprecated = claimed_construction(instance, ctx.claim)
     facts = multi_hop_facts(instance)
-    n, cot = instance.entities, instance.cot
+    n = instance.entities
     ctx.report(0.0, "codebook")
-    cap = max_auto_code_dim(cot, instance.relations, instance.hops, facts.n_chains, ctx.limits)
-    m, evidence = resolve_code_dim(spec, n, instance.seed, cap)
-    require_size(cot, instance, instance.hops, m, ctx.limits, facts.n_chains)
+    cap = width_cap(built, chain_size_params(instance, 1), ctx.limits)
+    width = resolve_code_dim(spec, n, instance.seed, cap, "entities", "for this depth")
+    m, evidence = width.m, width.evidence()
+    sizes = require_size(built, chain_size_params(instance, m), ctx.limits)
     codes = codebook(spec.codebook, n, m, instance.seed)
     mu = coherence(codes)
-    ctx.report(0.05, f"building {'Ck' if cot else 'Gk'}, verifying {facts.n_queries} queries")
+    ctx.report(0.05, f"building {built.label}, verifying {facts.n_queries} queries")
 
     def progress(done: int, total: int) -> None:
         ctx.report(0.05 + 0.85 * done / total, f"{done}/{total} queries")
 
-    res = verify(facts, codes, cot, progress)
+    res = verify(facts, codes, built, progress)
     ctx.report(0.9, "LBk on the chain trees")
     lbk = lbk_bits(facts)
-    d, w, params = size_of(cot, n, instance.relations, instance.hops, m, facts.n_chains)
+    d, w, params = sizes.d_model, sizes.d_mlp, sizes.params
     if (res.layout.d_model, res.layout.d_mlp, res.model.n_params()) != (d, w, params):
         raise AssertionError(  # internal invariant: the size formulas are the model's
             f"size formula {(d, w, params)} != model "
@@ -244,7 +239,7 @@ def run_construction(ctx: CheckContext[MultiHopInstance, ConstructionClaim]) -> 
     evidence.update(
         codebook=spec.codebook,
         seed=instance.seed,
-        construction="Ck" if cot else "Gk",
+        construction=built.label,
         attention_off_target_max=res.attention_off_target,
         margin_vs_coherence={"margin": res.margin, "one_minus_mu": 1 - mu},
         lbk={"min_bits": lbk.min_bits, "argmin_subject": lbk.argmin, "avg_bits": lbk.avg_bits},
@@ -253,12 +248,18 @@ def run_construction(ctx: CheckContext[MultiHopInstance, ConstructionClaim]) -> 
         evidence["counterexample"] = res.counterexample
     if res.certified is not None:
         evidence["certificate"] = {"queries_certified": res.certified, "margin": "exact"}
+    message = (
+        f"{res.correct}/{res.total} queries, {res.decode_steps} step(s) each, "
+        f"margin {res.margin:.4g}"
+    )
+    if deprecated is not None:
+        evidence["deprecated"] = deprecated
+        message += f" ({deprecated})"
     return Measurement(
         method="exact" if res.certified is None else "certified",
         values=values,
         evidence=evidence,
         symbols={"m": m, "d": d},
         artifacts={"model": res.model, "facts": facts, "codes": codes, "layout": res.layout},
-        message=f"{res.correct}/{res.total} queries, {res.decode_steps} step(s) each, "
-        f"margin {res.margin:.4g}",
+        message=message,
     )

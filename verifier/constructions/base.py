@@ -10,12 +10,13 @@ same N, R, A, k, m and chains (``tests/verifier/test_construction_registry.py``)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
 
+from verifier.bisection import find_maximum
 from verifier.model import OneLayerTransformer
 from verifier.theory.sizes import SizeParams, Sizes
 from verifier.theory.symbols import instance_values
@@ -54,11 +55,13 @@ class Construction(Generic[FactsT, LayoutT]):
         name: its name in the registry of constructions.
         label: how messages name it ("G1", "the compact construction").
         model: how limit messages name its model ("the G1 model", "the compact model").
-        facts: the instance kind whose facts it stores: a ``construction:`` claim on a bijection
-            instance names a ``bijection`` construction; multi-hop instances build Gk or Ck.
+        facts: the instance kind whose facts it stores: a ``construction:`` claim names one of
+            its instance's kind (``bijection``: geometric, compact; ``multi_hop``: chain, cot).
         theorem: the registry theorem whose size quantities it realises.
         size: ``SizeParams -> Sizes``, exact, from :mod:`verifier.theory.sizes`.
         build: ``(facts, codes) -> (model, layout)``, the float64 weights.
+        cot: multi-hop only: its queries are answered by greedy decoding of ``y_1..y_k``, one
+            forward pass per step (the instance's ``cot: true``); else in one forward pass.
     """
 
     name: str
@@ -68,6 +71,20 @@ class Construction(Generic[FactsT, LayoutT]):
     theorem: str
     size: Callable[[SizeParams], Sizes]
     build: Callable[[FactsT, np.ndarray], tuple[OneLayerTransformer, LayoutT]]
+    cot: bool = False
+
+    def widest_code_dim(self, params: SizeParams, max_width: int, max_code_dim: int) -> int:
+        """Its width cap: the widest ``m <= max_code_dim`` whose ``d_model`` and ``d_mlp``
+        (``size`` at ``params`` with ``code_dim = m``) fit ``max_width``; 0 when none does.
+
+        Read from ``size`` by doubling and bisection, exact since every shape grows with m.
+        """
+
+        def fits(m: int) -> bool:
+            sizes = self.size(replace(params, code_dim=m))
+            return max(sizes.d_model, sizes.d_mlp) <= max_width
+
+        return find_maximum(fits, 1, max_code_dim).minimum or 0
 
 
 def size_params(instance: Any, code_dim: int, hops: int | None = None) -> SizeParams:

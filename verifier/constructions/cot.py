@@ -99,6 +99,7 @@ COT = Construction(
     theorem="Ck",
     size=CK_SHAPES.sizes,
     build=build_cot,
+    cot=True,
 )
 
 

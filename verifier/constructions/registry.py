@@ -16,6 +16,7 @@ from verifier.constructions.geometric import GEOMETRIC
 from verifier.errors import SpecError
 
 GROUP = "verifier.constructions"
+GEOMETRIC_ALIAS = "geometric"  # deprecated on a multi_hop instance: resolved by its cot
 BUILTIN: tuple[Construction[Any, Any], ...] = (GEOMETRIC, COMPACT, CHAIN, COT)
 CONSTRUCTIONS: dict[str, Construction[Any, Any]] = {c.name: c for c in BUILTIN}
 
@@ -60,3 +61,13 @@ def construction(
             key=key,
         )
     return CONSTRUCTIONS[name]
+
+
+def multi_hop_name(cot: bool) -> str:
+    """The registry name of the multi-hop construction an instance's ``cot`` picks: ``cot`` (Ck,
+    greedy decoding of ``y_1..y_k``) when true, else ``chain`` (Gk, one forward pass).
+
+    The one place ``cot`` chooses a construction: budget claims (which search the instance's
+    mode), the deprecated ``name: geometric`` on a multi-hop instance, and the cost model.
+    """
+    return COT.name if cot else CHAIN.name

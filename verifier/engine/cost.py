@@ -164,16 +164,16 @@ def search_values(start: int, largest: int) -> int:
 
 def _examples(instance: BijectionInstance | MultiHopInstance) -> tuple[int, int, int]:
     """(examples per pass, context length, output classes)."""
-    if isinstance(instance, MultiHopInstance):
-        per_query = instance.hops if instance.cot else 1
-        n_ctx = instance.hops + 1 + (instance.hops - 1 if instance.cot else 0)
+    if isinstance(instance, MultiHopInstance):  # the shapes of the construction cot picks
+        per_query, n_ctx = _kind_module("multihop").query_shape(instance)
         return instance.entities * instance.n_chains * per_query, n_ctx, instance.entities
     n_out = instance.entities * (instance.relations if instance.attributes == "disjoint" else 1)
     return instance.entities * instance.relations, 2, n_out
 
 
 def _kind_module(kind: str) -> Any:
-    """``verifier.checks.<kind>``, imported by name when its claims are estimated.
+    """``verifier.checks.<kind>`` (or its helper ``multihop``), imported by name when its claims
+    are estimated.
 
     By name, not by an import statement: a verdict's key covers the modules its kind's import
     graph reaches (:mod:`verifier.codekey`), and the runner imports this module for every kind.

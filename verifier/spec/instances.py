@@ -44,7 +44,11 @@ class MultiHopInstance(StrictModel):
     entities: int = Field(ge=2, description="N, the number of entities")
     relations: int = Field(ge=1, description="R, the number of relations")
     hops: int = Field(ge=1, le=MAX_HOPS, description="k, relations per chain")
-    cot: bool = Field(False, description="chain-of-thought: decode y_1..y_k one step at a time")
+    cot: bool = Field(
+        False,
+        description="chain-of-thought: decode y_1..y_k one step at a time (training: teacher "
+        "forcing; budget claims: Ck, else Gk; a construction claim names chain or cot to match)",
+    )
     chains: Literal["all"] | list[list[int]] = Field(
         "all", description="all R**k chains, or a list of chains [r_1, .., r_k] (0-based)"
     )

@@ -44,11 +44,11 @@ _VALUE_OR_FORMULA: list[dict[str, Any]] = [
 
 
 def construction_names() -> list[str]:
-    """Names ``construction.name`` takes: the registry's bijection constructions (a multi-hop
-    instance builds its chains from ``geometric``)."""
+    """Names ``construction.name`` takes: every registered construction (bijection and
+    multi-hop; ``geometric`` is also the deprecated multi-hop alias)."""
     from verifier.constructions.registry import constructions
 
-    return sorted({c.name for c in constructions().values() if c.facts == "bijection"})
+    return sorted(constructions())
 
 
 def theorem_ids() -> list[str]:

@@ -201,13 +201,3 @@ CK_EMBEDDING_DIM, CK_MLP_WIDTH, CK_PARAMS = CK_SHAPES.d_model, CK_SHAPES.d_mlp, 
 def chain_sizes(params: SizeParams) -> Sizes:
     """Gk's sizes: |C| slots for a chain list, R**k (the theorem's formulas) for every chain."""
     return (GK_SHAPES if params.chains is None else CHAIN_SHAPES).sizes(params)
-
-
-def size_of(
-    cot: bool, n: int, n_rel: int, hops: int, code_dim: int, n_chains: int | None = None
-) -> tuple[int, int, int]:
-    """``(d_model, d_mlp, params)`` of Gk (``cot`` False, ``n_chains`` slots, default R**k) or
-    Ck, exactly."""
-    params = SizeParams(n, n_rel, code_dim, hops=hops, chains=n_chains)
-    sizes = CK_SHAPES.sizes(params) if cot else chain_sizes(params)
-    return sizes.d_model, sizes.d_mlp, sizes.params

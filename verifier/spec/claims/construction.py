@@ -48,15 +48,19 @@ class GeometricConstruction(CodebookConstruction):
 
 class Construction(CodebookConstruction):
     """A construction of the registry (verifier/constructions/registry.py, plugins' included) by
-    name: on a bijection instance one that stores bijections (built in: geometric, G1, and
-    compact, G1 without the answer slot, docs/theory.md 3b); on a multi-hop one geometric (Gk,
-    or Ck with cot). An unknown name is refused before any work, with the names the registry
-    holds; the JSON Schema (`verifier schema`) lists them."""
+    name, one that stores its instance's kind of facts: on a bijection instance geometric (G1)
+    or compact (G1 without the answer slot, docs/theory.md 3b); on a multi-hop instance chain
+    (Gk, one forward pass, for cot: false) or cot (Ck, greedy decoding, for cot: true). On a
+    multi-hop instance geometric is a deprecated alias that picks chain or cot by the instance's
+    cot, and its result says so. An unknown name, or one of the other instance kind, is refused
+    before any work, with the names the registry holds; the JSON Schema (`verifier schema`)
+    lists them."""
 
     name: str = Field(
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="a registered construction's name (see `verifier schema`); geometric on a "
-        "multi_hop instance",
+        description="a registered construction's name (see `verifier schema`): geometric or "
+        "compact on a bijection instance, chain or cot on a multi_hop one (geometric there: "
+        "deprecated, picked by cot)",
     )
 
 
