@@ -10,10 +10,9 @@ from scipy.optimize import linprog
 
 from verifier.constructions.codebooks import codebook
 from verifier.constructions.geometric import build_geometric
-from verifier.convex import reembed as p2
 from verifier.convex.min_dimension import min_reembed_dim
 from verifier.convex.reembed import reembed, solve_region
-from verifier.convex.solver import SolverSettings
+from verifier.convex.solver import LinearProgram, LPSolution, NotOptimal, SolverSettings, WarmHighs
 from verifier.engine.runner import SpecRunner
 from verifier.errors import LimitExceeded, SolverError
 from verifier.facts.bijections import BijectionFacts
@@ -137,7 +136,11 @@ def test_p2_falls_back_to_clarabel_when_highs_fails(monkeypatch: pytest.MonkeyPa
     facts = BijectionFacts(16, 2, seed=0)  # 16 distinct codes at m = 8
     model, _ = build_geometric(facts, codebook("rademacher", 16, 8, seed=0))
     start = model.W_E.detach().numpy()[:16].copy()
-    monkeypatch.setattr(p2._WorkingSet, "_run_highs", lambda self: "status simulated failure")
+
+    def fails(self: WarmHighs, lp: LinearProgram, time_limit_s: float) -> LPSolution:
+        raise NotOptimal("status simulated failure")
+
+    monkeypatch.setattr(WarmHighs, "_run", fails)
     res = reembed(model, new_facts_of(facts, 0), start, margin=0.05)
     assert res.solvers == ("clarabel",) and res.solves > 0
     # interior-point points are judged like any other: by the forward pass

@@ -33,18 +33,18 @@ monotone in w and bisection is sound.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.optimize import linprog
 from scipy.spatial import ConvexHull, QhullError
 
 from verifier.convex.sandwich import Status, sandwich_status
-from verifier.convex.solver import NotOptimal, SolverSettings, first_optimal, solve_cvxpy
+from verifier.convex.solver import LinearProgram, SolverSettings, highs_linprog, solve_lp
+from verifier.convex.working_set import WorkingSet, grow
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall
 from verifier.model import ModelConfig, OneLayerTransformer
@@ -53,6 +53,7 @@ from verifier.seeds import Stream, rng
 _BLOCK = 64  # columns of W_in per seeded block
 _EPS = float(np.finfo(np.float64).eps)
 HIGHS_METHOD = "highs-ipm"  # interior point + crossover: the programs are dense in W_out
+_HIGHS = functools.partial(highs_linprog, method=HIGHS_METHOD)
 
 
 def associative_model(
@@ -228,46 +229,6 @@ def dual_upper(lp: _LP, y: np.ndarray, mu: np.ndarray) -> float:
     return float(value + 2.0 * error)
 
 
-def _solve_highs(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scipy's HiGHS on the sparse LP: ``(x, y, mu)``, or NotOptimal with HiGHS's words."""
-    c = np.zeros(lp.lo.shape[0])
-    c[-1] = -1.0
-    res = linprog(
-        c,
-        A_ub=lp.A,
-        b_ub=lp.b,
-        A_eq=lp.E,
-        b_eq=np.zeros(lp.E.shape[0]),
-        bounds=np.stack([lp.lo, lp.hi], axis=1),
-        method=HIGHS_METHOD,
-        options={"time_limit": time_limit, "presolve": True},
-    )
-    if res.status != 0 or res.x is None:
-        raise NotOptimal(f"status {res.status} ({res.message}), time limit {time_limit:g} s")
-    # marginals are d(min -gamma)/d(rhs): the multipliers of max gamma are their negatives
-    return (
-        np.asarray(res.x, dtype=np.float64),
-        -np.asarray(res.ineqlin.marginals),
-        -np.asarray(res.eqlin.marginals),
-    )
-
-
-def _solve_clarabel(lp: _LP, time_limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clarabel through cvxpy on the same sparse LP (the fallback)."""
-    x = cp.Variable(lp.lo.shape[0])
-    rows, eqs = lp.A @ x <= lp.b, lp.E @ x == 0
-    problem = cp.Problem(cp.Maximize(x[-1]), [rows, eqs, x >= lp.lo, x <= lp.hi])
-    solve_cvxpy(problem, "clarabel", time_limit)
-    return (
-        np.asarray(x.value, dtype=np.float64),
-        np.asarray(rows.dual_value, dtype=np.float64),
-        np.asarray(eqs.dual_value, dtype=np.float64),
-    )
-
-
-_SOLVERS = {"highs": _solve_highs, "clarabel": _solve_clarabel}
-
-
 def _solve(lp: _LP, settings: SolverSettings, what: str) -> tuple[np.ndarray, float, str]:
     """Solve to optimality with the first solver that manages it: ``(x, upper, solver)``.
 
@@ -277,10 +238,11 @@ def _solve(lp: _LP, settings: SolverSettings, what: str) -> tuple[np.ndarray, fl
     Raises:
         SolverError: every solver failed, with each one's words.
     """
-    (x, y, mu), name = first_optimal(
-        lambda name: _SOLVERS[name](lp, settings.time_limit_s), settings, what
-    )
-    return x, min(dual_upper(lp, y, mu), dual_upper(lp, y, -mu)), name
+    c = np.zeros(lp.lo.shape[0])
+    c[-1] = 1.0  # maximise gamma
+    program = LinearProgram(c, lp.A, lp.b, lp.lo, lp.hi, lp.E)
+    sol, name = solve_lp(program, settings, what, highs=_HIGHS)
+    return sol.x, min(dual_upper(lp, sol.y, sol.mu), dual_upper(lp, sol.y, -sol.mu)), name
 
 
 def neighbours(W_U: np.ndarray, nearest: int | None = None) -> np.ndarray:
@@ -365,29 +327,37 @@ def associative_width(
     hi = np.concatenate([np.full(n_w, box), np.repeat(z_reach, d), [g_hi]])
     E = _equalities(Phi, d)
 
-    # first working set: each fact's neighbours on the hull of the unembedding
-    work = neighbours(W_U, nearest)[y]  # (F, n_out)
-    per_round = max(2, d // 2)  # violated rows added per fact per round
+    # first working set: each fact's neighbours on the hull of the unembedding; row
+    # f n_out + j is fact f's margin against attribute j (the answer's own is never violated)
+    n_out = W_U.shape[1]
+    initial = np.flatnonzero(neighbours(W_U, nearest)[y])
+    ws = WorkingSet.start(initial, max(2, d // 2), max_rounds, tol=1e-9, group=n_out)
 
     what = f"P3 associative width {width}"
-    rounds, upper = 0, math.inf
-    while True:
-        f_idx, j_idx = np.nonzero(work)
+    upper = math.inf
+
+    def mask(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros(F * n_out, dtype=bool)
+        out[rows] = True
+        return out.reshape(F, n_out)
+
+    def solve(rows: np.ndarray) -> tuple[np.ndarray, str, np.ndarray]:
+        nonlocal upper
+        f_idx, j_idx = np.nonzero(mask(rows))
         A, b = _margin_rows(feats, f_idx, j_idx, n_var)
-        lp = _LP(A, b, E, lo, hi)
-        x, bound, solver = _solve(lp, settings, what)
-        rounds += 1
+        x, bound, solver = _solve(_LP(A, b, E, lo, hi), settings, what)
         upper = min(upper, bound)  # every round's bound is valid for the full program
         W_out = np.clip(x[:n_w].reshape(width, d), -box, box)
-        margins = feats.margins(W_out)  # (F, n_out), inf at the answer
-        gap = margins - x[-1]
-        fresh = (gap < -1e-9) & ~work
-        decided = decide_at is not None and (margins.min() >= decide_at or upper < decide_at)
-        if decided or not fresh.any() or rounds >= max_rounds:
-            break
-        order = np.argsort(np.where(fresh, gap, np.inf), axis=1)[:, :per_round]
-        take = np.take_along_axis(fresh, order, axis=1)
-        work[np.nonzero(take)[0], order[take]] = True
+        return x, solver, feats.margins(W_out)  # (F, n_out), inf at the answer
+
+    def decided(answer: tuple[np.ndarray, str, np.ndarray]) -> bool:
+        margins = answer[2]
+        return decide_at is not None and (margins.min() >= decide_at or upper < decide_at)
+
+    x, solver, _ = grow(ws, solve, lambda a: (a[2] - a[0][-1]).ravel(), decided)
+    W_out = np.clip(x[:n_w].reshape(width, d), -box, box)
+    work = mask(ws.rows)
+    rounds = ws.rounds
 
     logits = (X + x[n_w:-1].reshape(F, d)) @ W_U  # through the solver's own z
     raw_rows = x[-1] - (logits[np.arange(F), y][:, None] - logits)  # > 0: row violated

@@ -41,20 +41,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import cvxpy as cp
-import highspy
 import numpy as np
 import torch
 
-from verifier.convex.highs_banner import silence_banner
-from verifier.convex.solver import (
-    SOLVER_EXCEPTIONS,
-    NotOptimal,
-    SolverSettings,
-    first_optimal,
-    solve_cvxpy,
-)
-from verifier.convex.working_set import dual_bound
+from verifier.convex.solver import LinearProgram, LPSolution, SolverSettings, WarmHighs, solve_lp
+from verifier.convex.working_set import WorkingSet, dual_bound, grow
 from verifier.facts.bijections import BijectionFacts
 from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
@@ -123,6 +114,12 @@ class ReembedResult:
 
 class _Frozen:
     """The frozen weights in float64, with the products every region reuses.
+
+    Not :meth:`OneLayerTransformer.forward`: P2 needs the last position's attention *pattern*
+    (the coefficients of its affine model, for a subject row against every relation at once)
+    and products of frozen weights (``W_V W_O W_in``, ``W_out W_U``) that the model's forward
+    neither exposes nor forms; every answer is still judged by the model's own forward pass
+    (:func:`_forward_margins`, :func:`~verifier.measure.recall.exact_recall`).
 
     Per-subject algebra is small (``d x d_mlp`` by a few columns), so it runs in torch on one
     thread (:func:`_one_thread`): a multi-threaded BLAS on a busy machine spends far longer
@@ -294,6 +291,10 @@ class _Solved:
 class _WorkingSet:
     """``max t`` over a growing working set of one region's rows, HiGHS warm-started.
 
+    The rows are materialised as they join (:meth:`_Region.rows`); the loop is
+    :func:`~verifier.convex.working_set.grow`, the solvers those of
+    :func:`~verifier.convex.solver.solve_lp` with HiGHS kept warm (:class:`WarmHighs`).
+
     Args:
         region: the rows.
         lo, hi: the box of ``x = (e_s, t)``.
@@ -312,78 +313,17 @@ class _WorkingSet:
         self.work = np.zeros(0, dtype=np.int64)
         self.G = np.zeros((0, self.n))
         self.h = np.zeros(0)
-        self._highs: highspy.Highs | None = None
-        self._highs_rows = 0
+        self.highs = WarmHighs()
 
-    def _add(self, idx: np.ndarray) -> None:
-        G, h = self.region.rows(idx)
-        self.work = np.concatenate([self.work, idx])
-        self.G, self.h = np.vstack([self.G, G]), np.concatenate([self.h, h])
-
-    def _run_highs(self) -> tuple[np.ndarray, np.ndarray] | str:
-        """The warm-started HiGHS model on the working set: ``(x, y)``, or HiGHS's status
-        when it is not optimal."""
-        if self._highs is None:
-            silence_banner()
-            self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
-            self._highs.setOptionValue("output_flag", False)
-            self._highs.addVars(self.n, self.lo, self.hi)
-            self._highs.changeColsCost(
-                1, np.array([self.n - 1], dtype=np.int32), np.array([-1.0])
-            )  # minimise -t
-            self._highs_rows = 0
-        hs = self._highs
-        new = self.G[self._highs_rows :]
-        if new.shape[0]:
-            nz = new != 0
-            starts = np.concatenate([[0], np.cumsum(nz.sum(axis=1))[:-1]]).astype(np.int32)
-            cols = np.nonzero(nz)[1].astype(np.int32)
-            hs.addRows(
-                new.shape[0],
-                np.full(new.shape[0], -np.inf),
-                self.h[self._highs_rows :],
-                int(nz.sum()),
-                starts,
-                cols,
-                new[nz],
-            )
-            self._highs_rows = self.G.shape[0]
-        # HiGHS's clock runs over every run() of one model: the limit is set past its reading
-        hs.setOptionValue("time_limit", hs.getRunTime() + float(self.settings.time_limit_s))
-        hs.run()
-        status = hs.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:
-            self._highs = None  # a failed model is not warm-started again
-            return (
-                f"status {hs.modelStatusToString(status)}, "
-                f"time limit {self.settings.time_limit_s:g} s"
-            )
-        sol = hs.getSolution()
-        y = -np.asarray(sol.row_dual, dtype=np.float64)  # min -t: duals of <= rows are <= 0
-        return np.asarray(sol.col_value, dtype=np.float64), y
-
-    def _run_cvxpy(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        x = cp.Variable(self.n)
-        rows = cp.Constant(self.G) @ x <= self.h
-        problem = cp.Problem(cp.Maximize(x[-1]), [rows, x >= self.lo, x <= self.hi])
-        solve_cvxpy(problem, name, self.settings.time_limit_s)
-        return (
-            np.asarray(x.value, dtype=np.float64),
-            np.asarray(rows.dual_value, dtype=np.float64),
-        )
-
-    def _attempt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """One solve with solver ``name``: the primal point and the working rows' duals."""
-        if name != "highs":
-            return self._run_cvxpy(name)
-        try:
-            out = self._run_highs()
-        except SOLVER_EXCEPTIONS:
-            self._highs = None  # a failed model is not warm-started again
-            raise
-        if isinstance(out, str):
-            raise NotOptimal(out)
-        return out
+    def _solve(self, rows: np.ndarray) -> tuple[LPSolution, str]:
+        """Materialise the rows that joined since the last solve, then solve the working set."""
+        idx = rows[len(self.work) :]
+        if idx.size:
+            G, h = self.region.rows(idx)
+            self.work = rows
+            self.G, self.h = np.vstack([self.G, G]), np.concatenate([self.h, h])
+        lp = LinearProgram(self.c, self.G, self.h, self.lo, self.hi)
+        return solve_lp(lp, self.settings, self.what, highs=self.highs)
 
     def solve(self, e0: torch.Tensor) -> _Solved:
         """Grow the working set until no row is violated (or ``WS_ROUNDS`` solves).
@@ -391,24 +331,18 @@ class _WorkingSet:
         Raises:
             SolverError: no solver answered a round ``optimal``.
         """
-        self._add(np.unique(self.region.initial(e0)))
-        solves = 0
-        while True:
-            (x, y), solver = first_optimal(self._attempt, self.settings, self.what)
-            solves += 1
-            slack = self.region.slack(np.clip(x, self.lo, self.hi))
-            violated = np.flatnonzero(slack < -TOL)
-            fresh = violated[~np.isin(violated, self.work)]
-            if violated.size == 0 or fresh.size == 0 or solves >= WS_ROUNDS:
-                break
-            self._add(fresh[np.argsort(slack[fresh])[:ADD]])
+        ws = WorkingSet.start(self.region.initial(e0), ADD, WS_ROUNDS, TOL)
+        sol, solver = grow(
+            ws, self._solve, lambda a: self.region.slack(np.clip(a[0].x, self.lo, self.hi))
+        )
+        x, y = sol.x, sol.y
         raw = self.region.slack(x)
         violation = max(
             float(np.maximum(-raw, 0).max()),
             float(np.maximum(np.maximum(self.lo - x, x - self.hi), 0).max()),
         )
         upper = dual_bound(self.c, self.G, self.h, y, self.lo, self.hi)
-        return _Solved(x, upper, violation, len(self.work), solves, solver)
+        return _Solved(x, upper, violation, len(self.work), ws.rounds, solver)
 
 
 def _frozen(model: OneLayerTransformer, facts: BijectionFacts) -> _Frozen:

@@ -1,10 +1,16 @@
-"""Linear programs with many rows, solved over a growing working set (docs/theory.md section 6).
+"""The one working-set loop of every convex program with many rows (docs/theory.md section 6).
 
-``max c^T x  s.t.  G x <= h,  lo <= x <= hi``. Only a working set of rows goes to the solver;
-after each solve every row is checked by one matrix product (``h - G x``) and the most violated
-rows join the set, until none is violated. The cvxpy problem of each padded working-set size is
-built once with ``Parameter`` s (DPP) and re-solved, so programs of the same shape (P1's targets,
-P2's subjects) share one canonicalisation.
+A program's rows ``G x <= h`` are too many to hand the solver at once. :class:`WorkingSet`
+holds the rows that go to the solver and the one rule for growing them: after each solve the
+caller evaluates *every* row in float64 at the solver's point (repaired into the box), and
+:meth:`WorkingSet.update` adds the most violated rows not yet in the set, until no row is
+violated beyond ``tol``, no violated row is new (the solver's own rows are violated: the point
+is inaccurate, ``converged`` stays False), the caller's sandwich has decided, or ``max_rounds``
+solves have been made. :func:`grow` drives one program; :class:`WorkingSetLP` drives batches.
+
+``WorkingSetLP`` solves ``max c^T x  s.t.  G x <= h,  lo <= x <= hi``: the cvxpy problem of
+each padded working-set size is built once with ``Parameter`` s (DPP) and re-solved, so programs
+of the same shape (P1's targets) share one canonicalisation.
 
 Certificates do not trust the solver: for any ``y >= 0`` on the working rows, weak duality gives
 ``max <= h_S^T y + sum_i max(r_i lo_i, r_i hi_i)`` with ``r = c - G_S^T y``, evaluated here in
@@ -13,8 +19,9 @@ float64; the caller turns the solver's primal point into a lower bound by its ow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import cvxpy as cp
 import numpy as np
@@ -22,6 +29,88 @@ import numpy as np
 from verifier.convex.solver import SolverSettings, solve
 
 MIN_ROWS = 32  # smallest padded working set
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkingSet:
+    """The rows of one program handed to the solver, and the rule that grows them.
+
+    Attributes:
+        rows: working row indices ``(k,)``, in the order they joined (the solver sees this
+            order).
+        add: violated rows added per round; with ``group`` set, per group.
+        max_rounds: solves at most.
+        tol: a row with slack below ``-tol`` is violated.
+        group: rows ``g * group .. (g + 1) * group - 1`` form group g, and each group adds its
+            own ``add`` worst rows (P3: one group per fact); None: ``add`` worst overall.
+        rounds: solves made so far.
+        converged: at the last update no row was violated.
+    """
+
+    rows: np.ndarray
+    add: int
+    max_rounds: int
+    tol: float
+    group: int | None = None
+    rounds: int = 0
+    converged: bool = field(default=False)
+
+    @classmethod
+    def start(
+        cls, initial: np.ndarray, add: int, max_rounds: int, tol: float, group: int | None = None
+    ) -> WorkingSet:
+        """The first working set: ``initial``'s distinct rows, sorted."""
+        return cls(np.unique(np.asarray(initial, dtype=np.int64)), add, max_rounds, tol, group)
+
+    def update(self, slack: np.ndarray, decided: bool = False) -> bool:
+        """Count a solve whose point gives ``slack = h - G x`` ``(n_rows,)`` over *every* row
+        (float64, at the point repaired into the box); True when the loop stops, else the
+        worst violated rows not yet in the set join it.
+
+        ``decided``: the caller's certificate settles the question already (P3's sandwich).
+        """
+        self.rounds += 1
+        violated = np.flatnonzero(slack < -self.tol)
+        fresh = violated[~np.isin(violated, self.rows)]
+        self.converged = violated.size == 0
+        if decided or self.converged or fresh.size == 0 or self.rounds >= self.max_rounds:
+            return True
+        self.rows = np.concatenate([self.rows, self._worst(slack, fresh)])
+        return False
+
+    def _worst(self, slack: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """The ``add`` most violated of ``fresh`` (per group when ``group`` is set)."""
+        if self.group is None:
+            return fresh[np.argsort(slack[fresh])[: self.add]]
+        is_fresh = np.zeros(slack.shape[0], dtype=bool)
+        is_fresh[fresh] = True
+        table = np.where(is_fresh, slack, np.inf).reshape(-1, self.group)
+        order = np.argsort(table, axis=1)[:, : self.add]  # (groups, add)
+        take = np.take_along_axis(is_fresh.reshape(-1, self.group), order, axis=1)
+        return np.asarray(np.nonzero(take)[0] * self.group + order[take], dtype=np.int64)
+
+
+def grow(
+    ws: WorkingSet,
+    solve: Callable[[np.ndarray], T],
+    slack: Callable[[T], np.ndarray],
+    decided: Callable[[T], bool] | None = None,
+) -> T:
+    """The working-set loop of one program: ``solve(ws.rows)``, then ``ws.update`` with the
+    float64 ``slack`` of every row at the answer, until it stops; the last answer.
+
+    Args:
+        solve: solves the program restricted to the given rows (raises
+            :class:`~verifier.errors.SolverError` when no solver answers).
+        slack: ``h - G x`` of every row at the answer's point, repaired into the box.
+        decided: whether the answer already settles the caller's question.
+    """
+    while True:
+        answer = solve(ws.rows)
+        if ws.update(slack(answer), decided is not None and decided(answer)):
+            return answer
 
 
 class RowOracle(Protocol):
@@ -96,8 +185,7 @@ class Program:
 @dataclass
 class _State:
     program: Program
-    work: np.ndarray
-    rounds: int = 0
+    work: WorkingSet
     result: WorkingSetResult | None = None
 
 
@@ -167,24 +255,24 @@ class WorkingSetLP:
         """
         states = []
         for p in programs:
-            work = np.unique(np.asarray(p.initial, dtype=np.int64))
-            states.append(_State(p, work if work.size else np.zeros(1, dtype=np.int64)))
+            first = p.initial if len(p.initial) else np.zeros(1, dtype=np.int64)  # row 0 at least
+            states.append(_State(p, WorkingSet.start(first, add, max_rounds, tol)))
         pending = list(states)
         while pending:
             chunk, pending = pending[: self.batch], pending[self.batch :]
-            self._round(chunk, add, max_rounds, tol)
+            self._round(chunk)
             pending = [s for s in chunk if s.result is None] + pending
         return [s.result for s in states if s.result is not None]
 
-    def _round(self, chunk: list[_State], add: int, max_rounds: int, tol: float) -> None:
-        k = max(MIN_ROWS, 1 << int(np.ceil(np.log2(max(len(s.work) for s in chunk)))))
+    def _round(self, chunk: list[_State]) -> None:
+        k = max(MIN_ROWS, 1 << int(np.ceil(np.log2(max(len(s.work.rows) for s in chunk)))))
         blocks = 1 << int(np.ceil(np.log2(len(chunk))))
         problem, parts = self._problem(blocks, k)
         padded = []
         for i in range(blocks):
             s = chunk[min(i, len(chunk) - 1)]  # extra blocks repeat the last program
-            G_S, h_S = s.program.oracle.rows(s.work)
-            pad = k - len(s.work)
+            G_S, h_S = s.program.oracle.rows(s.work.rows)
+            pad = k - len(s.work.rows)
             G_pad = np.vstack([G_S, np.repeat(G_S[:1], pad, axis=0)]) if pad else G_S
             h_pad = np.concatenate([h_S, np.repeat(h_S[:1], pad)]) if pad else h_S
             G_p, h_p, lo_p, hi_p, _, _ = parts[i]
@@ -198,29 +286,23 @@ class WorkingSetLP:
             _, _, _, _, x, rows = parts[i]
             G_pad, h_pad = padded[i]
             lo, hi = s.program.lo, s.program.hi
-            s.rounds += 1
             x_val = np.asarray(x.value, dtype=np.float64)
             y_pad = np.maximum(np.asarray(rows.dual_value, dtype=np.float64), 0.0)
             slack = s.program.oracle.slack(np.clip(x_val, lo, hi))
             min_slack = float(slack.min()) if slack.size else 0.0
-            violated = np.flatnonzero(slack < -tol)
-            fresh = violated[~np.isin(violated, s.work)]
-            converged = violated.size == 0
-            if converged or fresh.size == 0 or s.rounds >= max_rounds:
+            work = s.work.rows
+            if s.work.update(slack):
                 upper = dual_bound(self.c, G_pad, h_pad, y_pad, lo, hi)
-                y = y_pad[: len(s.work)].copy()
-                y[0] += y_pad[len(s.work) :].sum()  # padded rows duplicate row 0
+                y = y_pad[: len(work)].copy()
+                y[0] += y_pad[len(work) :].sum()  # padded rows duplicate row 0
                 s.result = WorkingSetResult(
                     x=x_val,
-                    rows=s.work,
+                    rows=work,
                     y=y,
                     upper=upper,
                     solver_value=float(self.c @ x_val),
-                    rounds=s.rounds,
+                    rounds=s.work.rounds,
                     solver=solver,
-                    converged=converged,
+                    converged=s.work.converged,
                     min_slack=min_slack,
                 )
-            else:
-                worst = fresh[np.argsort(slack[fresh])[:add]]
-                s.work = np.concatenate([s.work, worst])
