@@ -67,8 +67,6 @@ from verifier.spec import (
 from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.theory.sizes import model_param_count
 from verifier.train import (
-    AugmentConfig,
-    OptimGroup,
     TrainConfig,
     TrainResult,
     TrainTask,
@@ -81,6 +79,7 @@ from verifier.train import (
     train_replicates_cached,
     training_threads,
 )
+from verifier.train.config import train_config
 
 log = logging.getLogger(__name__)
 BATCH = 4096
@@ -96,39 +95,6 @@ UNEMBEDDING_FIELDS = frozenset(
     {"N", "R", "entities", "relations", "attributes", "seed", "train_seed", "seeds"}
     | {"d_model", "init_scale", "W_U", "unit_norm", "init", "model"}
 )
-
-
-def train_config(
-    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
-) -> TrainConfig:
-    """The trainer's settings for a claim (the seed defaults to the instance's)."""
-    m, o = claim.model, claim.optim
-    return TrainConfig(
-        d_model=m.d_model,
-        d_mlp=m.d_mlp,
-        n_heads=m.heads,
-        d_head=m.d_head,
-        init_scale=m.init_scale,
-        optimizer=o.optimizer,
-        lr=o.lr,
-        steps=o.steps,
-        schedule=o.schedule,
-        warmup=o.warmup,
-        weight_decay=o.weight_decay,
-        momentum=o.momentum,
-        batch_size=o.batch_size,
-        stop_loss=o.stop_loss,
-        eval_every=o.eval_every,
-        seed=instance.seed if claim.train_seed is None else claim.train_seed,
-        freeze=tuple(claim.freeze),
-        attention=m.attention,
-        init=tuple(sorted(m.init.items())),
-        groups=tuple((name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())),
-        min_steps=o.min_steps,
-        stop_accuracy=o.stop_accuracy,
-        unit_norm=tuple(sorted(set(m.unit_norm))),
-        augment=None if o.augment is None else AugmentConfig(**o.augment.model_dump()),
-    )
 
 
 def replicate_instances(instance: Inst, claim: TrainingClaim) -> tuple[list[Inst], list[int]]:

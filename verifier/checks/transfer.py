@@ -19,7 +19,6 @@ from typing import Any
 
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count
-from verifier.checks.training import train_config
 from verifier.convex.solver import SolverSettings
 from verifier.engine.replicates import aggregate
 from verifier.errors import SpecError, VerifierError
@@ -35,6 +34,7 @@ from verifier.spec import (
     TransferClaim,
 )
 from verifier.train import OptimGroup, TrainConfig
+from verifier.train.config import train_config
 from verifier.train.relearn import RelearnResult, relearn
 
 TransferContext = CheckContext[BijectionInstance, TransferClaim]
