@@ -20,11 +20,12 @@ With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the 
 (:func:`verifier.train.train_replicates`), each is evaluated and measured on its own, and the
 runner judges them by ``require`` (:mod:`verifier.engine.replicates`).
 
-The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
-``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
-the associative-memory peer's like-for-like setting adds ``attention: none`` and
-``unit_norm: [W_E, W_U]``. Every run reports its trainable parameters, the facts and bits
-(``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
+The trained models (one per replicate) are handed to ``transfer`` claims as
+:class:`~verifier.checks.trained.TrainedModels`. The frozen-embedding control is this claim
+with ``freeze: [W_E, W_U]``; the associative-memory peer's like-for-like setting adds
+``attention: none`` and ``unit_norm: [W_E, W_U]``. Every run reports its trainable
+parameters, the facts and bits (``R log2 N!``, docs/theory.md section 4) per trainable
+parameter, and whether it diverged.
 
 With ``W_U`` frozen, some attributes may be unreachable: no hidden state makes them the strict
 argmax (:mod:`verifier.convex.reachability`, P1). A claim whose ``expect`` (or whose search's
@@ -47,6 +48,7 @@ import torch
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
 from verifier.checks.multihop import multi_hop_facts
+from verifier.checks.trained import TrainedModels
 from verifier.convex.reachability import reachability
 from verifier.engine.replicates import aggregate, judge_all
 from verifier.errors import SpecError
@@ -346,12 +348,9 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             ]
             ctx.memo[f"measured:{key}:{claim.mechanism}"] = measured
         ctx.report(1.0, "done")
-        artifacts = {
-            "models": [r.model for r in results],
-            "facts": facts_list,
-            "config": cfg,
-            "seeds": seeds,
-        }
+        artifacts = TrainedModels(
+            tuple(r.model for r in results), tuple(facts_list), tuple(seeds), cfg
+        ).as_artifacts()
         history = [_curve(seed, result) for seed, result in zip(seeds, results, strict=True)]
         if claim.seeds is None:
             return replace(measured[0], artifacts=artifacts, history=history)
