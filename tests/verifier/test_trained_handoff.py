@@ -50,13 +50,13 @@ def test_a_dependency_that_handed_on_other_objects_is_named() -> None:
     )
     with pytest.raises(VerifierError, match=r"'gd'.*got its artifacts codes, facts, layout"):
         _transfer(construction)
-    with pytest.raises(VerifierError, match="'gd'.*got none"):
+    with pytest.raises(VerifierError, match=r"'gd'.*got none"):
         _transfer(Measurement("exact", {}))
 
 
 def test_models_from_a_file_cannot_be_relearned() -> None:
     file = TrainedModels((_model(),), (BijectionFacts(8, 1, seed=0),), (0,))
-    with pytest.raises(VerifierError, match="training settings of 'gd'.*file"):
+    with pytest.raises(VerifierError, match=r"training settings of 'gd'.*file"):
         _transfer(Measurement("exact", {}, artifacts=file.as_artifacts()), "relearn")
 
 
