@@ -30,6 +30,8 @@ claims:
     model: {d_model: 4, d_mlp: 8}
     optim: {lr: 0.01, steps: 3}
   - {id: t, check: transfer, from: gd, method: random, expect: {control_accuracy: '>= 0'}}
+  - {id: r, check: transfer, from: gd, method: relearn, control_from: gd, relearn: {steps: 3},
+     expect: {control_accuracy: '>= 0'}}
 """
 
 
@@ -77,7 +79,7 @@ def test_a_training_claim_hands_on_its_replicates_and_settings() -> None:
     runner = SpecRunner(spec, Limits())
     runner.preflight()
     results = runner.run().results
-    assert [r.status for r in results] == ["passed", "passed"], [r.message for r in results]
+    assert [r.status for r in results] == ["passed"] * 3, [r.message for r in results]
     gd = runner._measurements["gd"]
     assert gd is not None and set(gd.artifacts) == {TRAINED_MODELS}
     handed = trained_models(gd, "gd")
@@ -87,3 +89,5 @@ def test_a_training_claim_hands_on_its_replicates_and_settings() -> None:
     assert [f.seed for f in handed.bijections("gd")] == [0, 1]
     assert all(m.W_E.shape == (12 + 1, 4) for m in handed.models)
     assert results[1].evidence["replicates"]["seeds"] == [0, 1]
+    relearned = results[2].evidence["replicates"]["values"]  # the control: the same models
+    assert [v["control_accuracy"] for v in relearned] == [v["accuracy"] for v in relearned]
