@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from verifier.checks.trained import trained_models
 from verifier.engine.runner import SpecRunner
 from verifier.limits import Limits
 from verifier.model import ModelConfig, OneLayerTransformer
@@ -63,7 +64,9 @@ def claim_vs_training(folder: Path) -> None:
     SpecRunner(load_spec_file(folder / "t.spec.yaml"), Limits()).preflight()  # warm imports
     cpu_t, wall_t, runner = timed(lambda: run("t.spec.yaml"))
     assert isinstance(runner, SpecRunner)
-    model = runner._measurements["gd"].artifacts["models"][0]
+    measured = runner._measurements["gd"]
+    assert measured is not None
+    model = trained_models(measured, "gd").models[0]
     save_file(
         {k: v.detach().contiguous() for k, v in model.state_dict().items()},
         str(folder / "model.safetensors"),

@@ -8,6 +8,7 @@ forward pass, and training optimises the very same class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +33,27 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name}: expected >= 1, got {value}")
 
 
+def causal_mask(
+    n_pos: int, queries: Sequence[int], device: torch.device | None = None
+) -> torch.Tensor:
+    """``(Q, n_pos)`` bool: True where key position j comes after query position q (``j > q``),
+    the scores causal attention sets to -inf. Shared by this model and the trainer's forward."""
+    keys = torch.arange(n_pos, device=device)
+    query = torch.tensor(list(queries), dtype=keys.dtype, device=device)
+    return keys[None, :] > query[:, None]
+
+
 class OneLayerTransformer(nn.Module):
-    """Embedding, one attention layer, one ReLU MLP, unembedding; residual stream throughout."""
+    """Embedding, one attention layer, one ReLU MLP, unembedding; residual stream throughout.
+
+    The float64 reference that constructions write and every measure reads: named parameters,
+    every position or the last, and the pieces (``embed``, ``attention``, ``mlp``) the measures
+    take apart. The trainer's :class:`verifier.train.loop.StackedForward` computes the same
+    function on S stacked replicates with other kernels (``bmm``, ``baddbmm``), whose rounding
+    differs from these ``einsum`` and ``matmul`` products, so the two share only
+    :func:`causal_mask`: a shared kernel would change either the trained weights or the
+    measured values (tests/verifier/test_forward_passes.py checks that they agree).
+    """
 
     W_E: nn.Parameter  # (vocab, d_model)
     W_pos: nn.Parameter  # (pos, d_model)
@@ -90,8 +110,7 @@ class OneLayerTransformer(nn.Module):
         k = torch.einsum("bpd,hde->bhpe", h0, self.W_K)  # (batch, head, pos, d_head)
         v = torch.einsum("bpd,hde->bhpe", h0, self.W_V)
         scores = q @ k.transpose(-1, -2) / self.cfg.d_head**0.5  # (batch, head, pos_q, pos)
-        q_pos = torch.arange(n_pos - queries_from.shape[1], n_pos, device=h0.device)
-        mask = torch.arange(n_pos, device=h0.device)[None, :] > q_pos[:, None]
+        mask = causal_mask(n_pos, range(n_pos - queries_from.shape[1], n_pos), h0.device)
         scores = scores.masked_fill(mask, float("-inf"))
         pattern = scores.softmax(dim=-1)
         z = pattern @ v  # (batch, head, pos_q, d_head)

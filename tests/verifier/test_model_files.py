@@ -14,7 +14,6 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from verifier.checks.construction import bijection_facts
-from verifier.checks.training import train_config
 from verifier.cli import app
 from verifier.engine.runner import SpecRunner
 from verifier.engine.verdicts import VerdictStore
@@ -26,6 +25,7 @@ from verifier.measure.recall import exact_recall
 from verifier.model import OneLayerTransformer
 from verifier.spec import BijectionInstance, TrainingClaim, load_spec_file, load_spec_text
 from verifier.train import train
+from verifier.train.config import train_config
 
 INSTANCE = "instance: {kind: bijection, entities: 48, relations: 2, seed: 0}\n"
 TRAINING = (

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 import verifier.train as train_module
 from verifier import codekey
-from verifier.checks.training import train_config
 from verifier.cli import DEFAULT_CACHE_DIR as CLI_DEFAULT
 from verifier.cli import app
 from verifier.engine.runner import SpecRunner
@@ -30,6 +29,7 @@ from verifier.train import (
     run_key,
     training_threads,
 )
+from verifier.train.config import train_config
 
 pytest_plugins = ["pytester"]
 

@@ -138,10 +138,10 @@ def test_too_many_replicates_are_refused_before_training() -> None:
 def test_relation_gating_is_reported_beside_its_value_at_initialisation() -> None:
     """relation_gating_init is relation_gating of the trainer's own initial model (same seed)."""
     from verifier.checks.construction import bijection_facts
-    from verifier.checks.training import train_config
     from verifier.measure import mechanism as mech
     from verifier.spec import BijectionInstance, TrainingClaim
     from verifier.train import build_model
+    from verifier.train.config import train_config
 
     spec = load_spec_text(HEAD + REGIME.replace("seeds: [0, 1, 2]\n    ", ""))
     (gd,) = run_spec(spec).results

@@ -56,8 +56,9 @@ class Measurement:
         values: measure name -> value (numbers, words, or None where not measured).
         evidence: JSON-serialisable support (a failing fact, a certificate, seeds).
         symbols: extra formula symbol values (for example m and d from a construction).
-        artifacts: in-process objects a dependent claim may use (a trained model); never
-            serialised.
+        artifacts: in-process objects a dependent claim may use, never serialised: a
+            training claim's :class:`~verifier.checks.trained.TrainedModels` (under
+            ``TRAINED_MODELS``), a construction's ``model``, ``facts``, ``codes``, ``layout``.
         status: set to ``undecided`` when the method cannot decide (an undecidable limit).
         message: a short note for the report.
         replicates: per-replicate values of a replicated claim (``seeds:``), in seed order;

@@ -11,8 +11,8 @@ preflight, before any weight is read, and then loads the model in float64. On it
   measure of :mod:`verifier.measure.mechanism` but the untrained baseline (no initial model is in
   a file); with another adapter those that read ``W_E`` and ``W_U`` alone
   (:data:`~verifier.spec.claims.model_file.EMBEDDING_MEASURES`);
-- a one-layer model is kept in ``Measurement.artifacts["models"]`` for ``transfer`` claims
-  (probe, lp, random), exactly as a training claim's.
+- a one-layer model is handed to ``transfer`` claims (probe, lp, random) as
+  :class:`~verifier.checks.trained.TrainedModels`, exactly as a training claim's.
 
 Its verdict key holds the sha256 of the model's bytes (``ModelFileClaim.external_inputs``), so
 a changed file is verified again.
@@ -31,6 +31,7 @@ import torch
 from verifier import plugins
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
+from verifier.checks.trained import TrainedModels
 from verifier.errors import SpecError
 from verifier.facts.bijections import BijectionFacts
 from verifier.limits import Limits, require
@@ -121,7 +122,6 @@ class ModelFileCheck(CheckKind[BijectionInstance, ModelFileClaim]):
         facts = bijection_facts(instance)
         ctx.report(0.1, "exact recall in float64")
         recall = exact_recall(model, facts.batches(BATCH), facts.n_facts)
-        one_layer = isinstance(model, OneLayerTransformer)
         d = int(model.W_E.shape[1])
         values: dict[str, Any] = {
             "accuracy": recall.accuracy,
@@ -148,8 +148,8 @@ class ModelFileCheck(CheckKind[BijectionInstance, ModelFileClaim]):
             evidence["counterexample"] = counterexample
         ctx.report(1.0, "done")
         artifacts: dict[str, Any] = {}
-        if one_layer:  # what transfer claims read, as from a training claim
-            artifacts = {"models": [model], "facts": [facts], "seeds": [instance.seed]}
+        if isinstance(model, OneLayerTransformer):  # what transfer claims read
+            artifacts = TrainedModels((model,), (facts,), (instance.seed,)).as_artifacts()
         return Measurement(
             method="exact",
             values=values,

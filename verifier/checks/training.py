@@ -20,11 +20,12 @@ With ``seeds: [s_1, .., s_S]`` the claim is replicated: replicate i redraws the 
 (:func:`verifier.train.train_replicates`), each is evaluated and measured on its own, and the
 runner judges them by ``require`` (:mod:`verifier.engine.replicates`).
 
-The trained models (one per replicate) are kept in ``Measurement.artifacts["models"]`` for
-``transfer`` claims. The frozen-embedding control is this claim with ``freeze: [W_E, W_U]``;
-the associative-memory peer's like-for-like setting adds ``attention: none`` and
-``unit_norm: [W_E, W_U]``. Every run reports its trainable parameters, the facts and bits
-(``R log2 N!``, docs/theory.md section 4) per trainable parameter, and whether it diverged.
+The trained models (one per replicate) are handed to ``transfer`` claims as
+:class:`~verifier.checks.trained.TrainedModels`. The frozen-embedding control is this claim
+with ``freeze: [W_E, W_U]``; the associative-memory peer's like-for-like setting adds
+``attention: none`` and ``unit_norm: [W_E, W_U]``. Every run reports its trainable
+parameters, the facts and bits (``R log2 N!``, docs/theory.md section 4) per trainable
+parameter, and whether it diverged.
 
 With ``W_U`` frozen, some attributes may be unreachable: no hidden state makes them the strict
 argmax (:mod:`verifier.convex.reachability`, P1). A claim whose ``expect`` (or whose search's
@@ -47,6 +48,7 @@ import torch
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count, bijection_facts, fact_counterexample
 from verifier.checks.multihop import multi_hop_facts
+from verifier.checks.trained import TrainedModels
 from verifier.convex.reachability import reachability
 from verifier.engine.replicates import aggregate, judge_all
 from verifier.errors import SpecError
@@ -67,8 +69,6 @@ from verifier.spec import (
 from verifier.spec.expectations import Expectation, parse_expectation
 from verifier.theory.sizes import model_param_count
 from verifier.train import (
-    AugmentConfig,
-    OptimGroup,
     TrainConfig,
     TrainResult,
     TrainTask,
@@ -81,6 +81,7 @@ from verifier.train import (
     train_replicates_cached,
     training_threads,
 )
+from verifier.train.config import train_config
 
 log = logging.getLogger(__name__)
 BATCH = 4096
@@ -96,39 +97,6 @@ UNEMBEDDING_FIELDS = frozenset(
     {"N", "R", "entities", "relations", "attributes", "seed", "train_seed", "seeds"}
     | {"d_model", "init_scale", "W_U", "unit_norm", "init", "model"}
 )
-
-
-def train_config(
-    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
-) -> TrainConfig:
-    """The trainer's settings for a claim (the seed defaults to the instance's)."""
-    m, o = claim.model, claim.optim
-    return TrainConfig(
-        d_model=m.d_model,
-        d_mlp=m.d_mlp,
-        n_heads=m.heads,
-        d_head=m.d_head,
-        init_scale=m.init_scale,
-        optimizer=o.optimizer,
-        lr=o.lr,
-        steps=o.steps,
-        schedule=o.schedule,
-        warmup=o.warmup,
-        weight_decay=o.weight_decay,
-        momentum=o.momentum,
-        batch_size=o.batch_size,
-        stop_loss=o.stop_loss,
-        eval_every=o.eval_every,
-        seed=instance.seed if claim.train_seed is None else claim.train_seed,
-        freeze=tuple(claim.freeze),
-        attention=m.attention,
-        init=tuple(sorted(m.init.items())),
-        groups=tuple((name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())),
-        min_steps=o.min_steps,
-        stop_accuracy=o.stop_accuracy,
-        unit_norm=tuple(sorted(set(m.unit_norm))),
-        augment=None if o.augment is None else AugmentConfig(**o.augment.model_dump()),
-    )
 
 
 def replicate_instances(instance: Inst, claim: TrainingClaim) -> tuple[list[Inst], list[int]]:
@@ -380,12 +348,9 @@ class TrainingCheck(CheckKind[BijectionInstance | MultiHopInstance, TrainingClai
             ]
             ctx.memo[f"measured:{key}:{claim.mechanism}"] = measured
         ctx.report(1.0, "done")
-        artifacts = {
-            "models": [r.model for r in results],
-            "facts": facts_list,
-            "config": cfg,
-            "seeds": seeds,
-        }
+        artifacts = TrainedModels(
+            tuple(r.model for r in results), tuple(facts_list), tuple(seeds), cfg
+        ).as_artifacts()
         history = [_curve(seed, result) for seed, result in zip(seeds, results, strict=True)]
         if claim.seeds is None:
             return replace(measured[0], artifacts=artifacts, history=history)

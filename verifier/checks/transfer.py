@@ -1,6 +1,7 @@
 """The ``transfer`` claim: a trained network recalls new facts (docs/theory.md section 7).
 
-Takes the models of an earlier ``training`` claim (``from:``), draws new bijections from
+Takes the models of an earlier ``training`` claim (``from:``; handed on as
+:class:`~verifier.checks.trained.TrainedModels`), draws new bijections from
 ``transfer_seed`` and each replicate's instance seed, and either re-initialises only the subject
 table (``method``: probe, lp, random) and counts exact recall of every new fact in float64
 without training, or relearns the subject table alone (``relearn``, :mod:`verifier.train.relearn`)
@@ -19,7 +20,7 @@ from typing import Any
 
 from verifier.checks.base import CheckContext, CheckKind, Measurement, register
 from verifier.checks.construction import attribute_count
-from verifier.checks.training import train_config
+from verifier.checks.trained import TrainedModels, trained_models
 from verifier.convex.solver import SolverSettings
 from verifier.engine.replicates import aggregate
 from verifier.errors import SpecError, VerifierError
@@ -35,6 +36,7 @@ from verifier.spec import (
     TransferClaim,
 )
 from verifier.train import OptimGroup, TrainConfig
+from verifier.train.config import train_config
 from verifier.train.relearn import RelearnResult, relearn
 
 TransferContext = CheckContext[BijectionInstance, TransferClaim]
@@ -48,11 +50,12 @@ def p2_entries(instance: BijectionInstance, trained: TrainingClaim) -> int:
     return instance.relations * (n_out - 1 + cfg.d_mlp) * (cfg.d_model + 1)
 
 
-def _source(ctx: TransferContext, claim_id: str) -> Measurement:
+def _source(ctx: TransferContext, claim_id: str) -> tuple[Measurement, TrainedModels]:
+    """The measurement of claim ``claim_id`` and the models it handed on."""
     source = ctx.dependencies.get(claim_id)
-    if source is None or "models" not in source.artifacts:
-        raise VerifierError(f"expected the trained models of training claim {claim_id!r}, got none")
-    return source
+    if source is None:
+        raise VerifierError(f"expected the trained models of claim {claim_id!r}, got none")
+    return source, trained_models(source, claim_id)
 
 
 def relearn_group(trained: TrainConfig, claim: TransferClaim) -> tuple[OptimGroup, int]:
@@ -134,11 +137,11 @@ class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
 
     def run(self, ctx: TransferContext) -> Measurement:
         claim = ctx.claim
-        source = _source(ctx, claim.from_)
-        models, facts = source.artifacts["models"], source.artifacts["facts"]
+        source, trained = _source(ctx, claim.from_)
+        models, facts = trained.models, trained.bijections(claim.from_)
         new_facts = [mech.new_bijections(f, claim.transfer_seed) for f in facts]
         if claim.method == "relearn":
-            measured = self._relearn(ctx, claim, source, new_facts)
+            measured = self._relearn(ctx, claim, trained, new_facts)
         else:
             measured = [
                 self._reinit(ctx, claim, model, old, new, i / len(models))
@@ -154,7 +157,7 @@ class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
             evidence={
                 "from": claim.from_,
                 "replicates": {
-                    "seeds": source.artifacts["seeds"],
+                    "seeds": list(trained.seeds),
                     "require": claim.require or source.require,
                     "values": [m.values for m in measured],
                     "evidence": [m.evidence for m in measured],
@@ -226,16 +229,16 @@ class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
         self,
         ctx: TransferContext,
         claim: TransferClaim,
-        source: Measurement,
+        source: TrainedModels,
         new_facts: list[BijectionFacts],
     ) -> list[Measurement]:
         """Every replicate relearned together; the control the same on ``control_from``."""
-        trained: TrainConfig = source.artifacts["config"]
+        trained = source.training_config(claim.from_)
         group, steps = relearn_group(trained, claim)
         ctx.report(0.0, f"relearning the subject table ({steps} steps at most)")
         runs = relearn(
-            source.artifacts["models"],
-            source.artifacts["facts"],
+            source.models,
+            source.bijections(claim.from_),
             new_facts,
             trained,
             group,
@@ -256,18 +259,18 @@ class TransferCheck(CheckKind[BijectionInstance, TransferClaim]):
         controls: list[RelearnResult | None] = [None] * len(runs)
         if claim.control_from is not None:
             ctx.report(0.5, f"relearning the control {claim.control_from}")
-            control = _source(ctx, claim.control_from)
-            if control.artifacts["seeds"] != source.artifacts["seeds"]:
+            _, control = _source(ctx, claim.control_from)
+            if control.seeds != source.seeds:
                 raise VerifierError(
                     f"control_from: expected the replicate seeds of {claim.from_!r} "
-                    f"({source.artifacts['seeds']}), got {control.artifacts['seeds']} on "
+                    f"({list(source.seeds)}), got {list(control.seeds)} on "
                     f"{claim.control_from!r}"
                 )
             control_runs = relearn(
-                control.artifacts["models"],
-                control.artifacts["facts"],
+                control.models,
+                control.bijections(claim.control_from),
                 new_facts,
-                control.artifacts["config"],
+                control.training_config(claim.control_from),
                 group,
                 steps,
                 claim.start,

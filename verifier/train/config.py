@@ -1,14 +1,17 @@
 """The trainer's settings and results: weight names, per-weight optimiser groups,
-:class:`TrainConfig` (docs/theory.md section 7b) and :class:`TrainResult`."""
+:class:`TrainConfig` (docs/theory.md section 7b), :func:`train_config` (the one place a training
+claim's settings become a :class:`TrainConfig`) and :class:`TrainResult`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from verifier.model import OneLayerTransformer
+from verifier.spec.claims.training import TrainingClaim
+from verifier.spec.instances import BijectionInstance, MultiHopInstance
 
 WEIGHT_NAMES: tuple[str, ...] = (
     "W_E",
@@ -165,6 +168,42 @@ class TrainConfig:
             self.weight_decay if g.weight_decay is None else g.weight_decay,
             g.per_subject and name == "W_E",
         )
+
+
+RENAMED: dict[str, str] = {"heads": "n_heads"}  # spec field -> TrainConfig field
+# A training claim's fields that set no TrainConfig field, and why.
+NOT_SETTINGS: dict[str, str] = {
+    "seeds": "replicates: each seed is one replicate's instance and init seed, handed to the "
+    "trainer beside the settings (checks/training.replicate_instances)",
+    "require": "how the runner judges the replicates, after training",
+    "mechanism": "which measures run on the trained models, after training",
+    "train_seed": "read as TrainConfig.seed (the instance's seed when unset)",
+}
+
+
+def train_config(
+    instance: BijectionInstance | MultiHopInstance, claim: TrainingClaim
+) -> TrainConfig:
+    """The trainer's settings for a training claim: every field of ``model`` and ``optim`` under
+    its own name (``heads``: ``n_heads``), ``freeze``, and the seed (``train_seed``, else the
+    instance's). Mappings become sorted tuples, so equal settings give equal configs (and one
+    checkpoint key)."""
+    m, o = claim.model, claim.optim
+    settings: dict[str, Any] = {
+        **m.model_dump(exclude={"init", "unit_norm"}),
+        **o.model_dump(exclude={"groups", "augment"}),
+    }
+    for spec_name, name in RENAMED.items():
+        settings[name] = settings.pop(spec_name)
+    return TrainConfig(
+        **settings,
+        init=tuple(sorted(m.init.items())),
+        unit_norm=tuple(sorted(set(m.unit_norm))),
+        groups=tuple((name, OptimGroup(**g.model_dump())) for name, g in sorted(o.groups.items())),
+        augment=None if o.augment is None else AugmentConfig(**o.augment.model_dump()),
+        freeze=tuple(claim.freeze),
+        seed=instance.seed if claim.train_seed is None else claim.train_seed,
+    )
 
 
 @dataclass

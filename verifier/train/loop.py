@@ -16,6 +16,7 @@ import torch
 from verifier.device import resolve_device
 from verifier.errors import VerifierError
 from verifier.facts.bijections import BijectionFacts
+from verifier.model import causal_mask
 from verifier.seeds import Stream, rng
 from verifier.train.augment import Augmenter
 from verifier.train.config import (
@@ -44,7 +45,14 @@ class StackedForward:
     teacher-forced ones), attending causally to every earlier position. With uniform attention
     the pattern is the constant causal average (what ``softmax`` of ``W_Q = W_K = 0`` gives),
     so the scores are not computed. Matches :meth:`OneLayerTransformer.forward` replicate by
-    replicate.
+    replicate (tests/verifier/test_forward_passes.py).
+
+    Why not that model's code: this pass takes the trainer's stacked tensors (``W_E`` split from
+    its relation rows, a leading replicate axis) and batches the replicates in ``bmm`` and
+    ``baddbmm``, whose rounding differs from the model's ``einsum`` and ``matmul`` (float64: most
+    entries of a fused bias add differ in the last bit), so sharing a kernel would change the
+    trained weights or the measured values; the causal mask is shared
+    (:func:`verifier.model.causal_mask`).
     """
 
     def __init__(
@@ -55,9 +63,7 @@ class StackedForward:
         self.n_heads, self.d_head = cfg.n_heads, cfg.head_dim
         self.uniform = cfg.attention == "uniform"
         self.attention_free = cfg.attention == "none"  # W_V = W_O = 0: the attention adds 0
-        keys = torch.arange(length, device=device)
-        query = torch.tensor(self.positions, device=device)
-        self.mask = keys[None, :] > query[:, None]  # (Q, L): key after query
+        self.mask = causal_mask(length, self.positions, device)  # (Q, L): key after query
         allowed = (~self.mask).double()  # cast to the weights' dtype where used
         self.pattern = allowed / allowed.sum(dim=1, keepdim=True)  # uniform causal average
 
