@@ -13,6 +13,7 @@ import pytest
 import verifier.spec
 from tests.conftest import ROOT
 from verifier.errors import SpecError
+from verifier.measure.registry import INIT_MEASURES
 from verifier.spec import (
     MECHANISM_MEASURES,
     MULTIHOP_MEASURES,
@@ -195,8 +196,8 @@ def test_the_mechanism_measures_are_those_verifier_measure_mechanism_computes() 
         and list(inspect.signature(fn).parameters) == ["model", "facts"]
         and inspect.signature(fn).return_annotation in ("MeasureResult", mechanism.MeasureResult)
     }
-    assert computed | set(mechanism.INIT_MEASURES) == set(MECHANISM_MEASURES)
-    assert set(mechanism.INIT_MEASURES.values()) <= computed
+    assert computed | set(INIT_MEASURES) == set(MECHANISM_MEASURES)
+    assert set(INIT_MEASURES.values()) <= computed
 
 
 def test_the_mechanism_measures_are_not_produced_on_multi_hop_instances() -> None:

@@ -58,7 +58,7 @@ from verifier.limits import Limits, require
 from verifier.measure import mechanism as mech
 from verifier.measure.queries import evaluate_queries
 from verifier.measure.recall import exact_recall
-from verifier.measure.registry import plugin_measure
+from verifier.measure.registry import INIT_MEASURES, plugin_measure
 from verifier.spec import (
     MECHANISM_MEASURES,
     SWEEP_ALIASES,
@@ -497,12 +497,12 @@ def _initial_measures(
     underdetermined: dict[str, str],
     details: dict[str, Any],
 ) -> dict[str, float | None]:
-    """:data:`~verifier.measure.mechanism.INIT_MEASURES` on the replicate's untrained model: the
+    """:data:`~verifier.measure.registry.INIT_MEASURES` on the replicate's untrained model: the
     trainer's initial weights for ``seed`` (:func:`verifier.train.initial_weights`), float64."""
     task = fact_task(facts)
     start = mech.as_float64(to_model(task, cfg, initial_weights(task, cfg, seed)))
     values: dict[str, float | None] = {}
-    for name, base in mech.INIT_MEASURES.items():
+    for name, base in INIT_MEASURES.items():
         measured = mech.MEASURES[base](start, facts)
         values[name] = measured.value
         if measured.underdetermined is not None:

@@ -11,6 +11,7 @@ nor the theorem registry unless the spec holds a formula or a bound claim.
 
 from __future__ import annotations
 
+from verifier.measure.registry import MECHANISM_MEASURES
 from verifier.spec.base import IDENT, StrictModel
 from verifier.spec.claims import Claim
 from verifier.spec.claims.base import ClaimBase
@@ -27,7 +28,6 @@ from verifier.spec.claims.feasibility import _STATUS_WORDS, FeasibilityClaim
 from verifier.spec.claims.model_file import ModelFileClaim
 from verifier.spec.claims.training import (
     MAX_REPLICATES,
-    MECHANISM_MEASURES,
     InitName,
     Multiplier,
     OptimGroup,

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from verifier.measure.registry import MECHANISM_MEASURES
 from verifier.spec.base import IDENT
 from verifier.spec.claims.base import ClaimBase
-from verifier.spec.claims.training import MECHANISM_MEASURES
 from verifier.spec.instances import BijectionInstance, MultiHopInstance
 
 # What needs no training run: the untrained model's baseline is not in a file.
