@@ -239,7 +239,7 @@ def relation_blind(model: OneLayerTransformer, facts: BijectionFacts) -> OneLaye
     """``model`` with ``W_in`` blind to the relation: the directions along which the MLP input
     ``h1`` moves with the relation (uniform attention: a constant offset per relation) are
     projected out of ``W_in``, so every unit sees the same input under every relation."""
-    first = [mech.mlp_io(model, facts, r)[0] for r in range(facts.n_relations)]
+    first = [mech.mlp_at_queries(model, facts, r).h1 for r in range(facts.n_relations)]
     offsets = np.concatenate([h - first[0] for h in first[1:]])  # ((R - 1) N, d)
     basis = np.linalg.svd(offsets, full_matrices=False)[2]
     basis = basis[: np.linalg.matrix_rank(offsets)]  # (k, d) orthonormal rows
@@ -255,12 +255,12 @@ def test_relation_gating_is_zero_on_relation_blind_mlps(n_rel: int) -> None:
     facts = BijectionFacts(512, n_rel, seed=0)
     model, _ = build_geometric(facts, codebook("gaussian", 512, 7, seed=0))
     affine = affine_mlp(model)
-    pre = np.stack([mech.mlp_at_queries(affine, facts, r)[0] for r in range(n_rel)])
+    pre = np.stack([mech.mlp_at_queries(affine, facts, r).pre for r in range(n_rel)])
     assert pre.min() > 0  # every unit on: the MLP is affine
     assert abs(mech.relation_gating(affine, facts).value) <= 0.1  # type: ignore[arg-type]
     assert abs(mech.relu_necessity(affine, facts).value) <= 0.01  # type: ignore[arg-type]
     blind = relation_blind(model, facts)
-    pre = np.stack([mech.mlp_at_queries(blind, facts, r)[0] for r in range(n_rel)])
+    pre = np.stack([mech.mlp_at_queries(blind, facts, r).pre for r in range(n_rel)])
     assert np.allclose(pre, pre[0]) and (pre > 0).any() and (pre <= 0).any()
     gate = mech.relation_gating(blind, facts)
     assert abs(gate.value) <= 0.1  # type: ignore[arg-type]

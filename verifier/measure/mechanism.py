@@ -47,7 +47,7 @@ import copy
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -343,16 +343,25 @@ def recalled_with_subjects(
     return ok.reshape(len(subjects), n_rel)
 
 
+class MlpAtQueries(NamedTuple):
+    """The MLP at the queries ``[relation, s]`` of every subject, float64: its input ``h1``
+    ``(N, d)``, pre-activations ``pre`` ``(N, d_mlp)`` and output ``out`` ``(N, d)``."""
+
+    h1: np.ndarray
+    pre: np.ndarray
+    out: np.ndarray
+
+
 @torch.inference_mode()
 def mlp_at_queries(
     model: OneLayerTransformer, facts: BijectionFacts, relation: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """MLP pre-activations ``(N, d_mlp)`` and outputs ``(N, d)`` at ``[relation, s]``, float64."""
+) -> MlpAtQueries:
+    """The MLP's input, pre-activations and output at ``[relation, s]`` for every subject s."""
     m64 = as_float64(model)
     subjects = np.arange(facts.n_entities)
     tokens = facts.tokens(subjects, np.full_like(subjects, relation))
     h1 = m64.residual(tokens)[:, -1]  # (N, d)
-    return m64.mlp_pre(h1).numpy(), m64.mlp(h1).numpy()
+    return MlpAtQueries(h1.numpy(), m64.mlp_pre(h1).numpy(), m64.mlp(h1).numpy())
 
 
 # --- the measures --------------------------------------------------------------------------------
@@ -451,7 +460,7 @@ def selector_linearity(model: OneLayerTransformer, facts: BijectionFacts) -> Mea
     e = _affine(subject_table(model, facts))
     per_relation = []
     for r in range(facts.n_relations):
-        out = mlp_at_queries(model, facts, r)[1]
+        out = mlp_at_queries(model, facts, r).out
         per_relation.append(r2(out, cross_validated(e, out, parts)))
     return MeasureResult(value=float(np.mean(per_relation)), detail={"per_relation": per_relation})
 
@@ -466,7 +475,7 @@ def gated_fraction(model: OneLayerTransformer, facts: BijectionFacts) -> Measure
     if why := fit_requirement("gated_fraction", facts.n_entities, facts.n_relations, 0):
         return MeasureResult.too_few(why)
     active = np.stack(
-        [(mlp_at_queries(model, facts, r)[0] > 0).mean(axis=0) for r in range(facts.n_relations)]
+        [(mlp_at_queries(model, facts, r).pre > 0).mean(axis=0) for r in range(facts.n_relations)]
     )  # (R, d_mlp): share of subjects for which each unit fires
     off = active <= GATE_THRESHOLD
     gated = off.any(axis=0) & (~off).any(axis=0)
@@ -485,7 +494,7 @@ def gated_fraction(model: OneLayerTransformer, facts: BijectionFacts) -> Measure
 @torch.inference_mode()
 def unit_firing(model: OneLayerTransformer, facts: BijectionFacts) -> np.ndarray:
     """``(R, N, d_mlp)`` bools: MLP unit i fires (pre-activation > 0) at query ``[r, s]``."""
-    return np.stack([mlp_at_queries(model, facts, r)[0] > 0 for r in range(facts.n_relations)])
+    return np.stack([mlp_at_queries(model, facts, r).pre > 0 for r in range(facts.n_relations)])
 
 
 def graded_gate(rates: np.ndarray) -> float | None:
@@ -548,18 +557,6 @@ def corrected_gate(fires: np.ndarray, seed: int) -> tuple[float, dict[str, Any]]
     return (raw - g0) / (1.0 - g0), detail
 
 
-@torch.inference_mode()
-def mlp_io(
-    model: OneLayerTransformer, facts: BijectionFacts, relation: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """MLP inputs ``h1`` and outputs, both ``(N, d)`` float64, at the queries ``[relation, s]``."""
-    m64 = as_float64(model)
-    subjects = np.arange(facts.n_entities)
-    tokens = facts.tokens(subjects, np.full_like(subjects, relation))
-    h1 = m64.residual(tokens)[:, -1]  # (N, d)
-    return h1.numpy(), m64.mlp(h1).numpy()
-
-
 @one_blas_thread
 def relu_necessity(model: OneLayerTransformer, facts: BijectionFacts) -> MeasureResult:
     """How much of held-out recall needs the MLP to switch affine maps by relation.
@@ -576,7 +573,7 @@ def relu_necessity(model: OneLayerTransformer, facts: BijectionFacts) -> Measure
     n_rel, n = facts.n_relations, facts.n_entities
     if why := fit_requirement("relu_necessity", n, n_rel, model.cfg.d_model):
         return MeasureResult.too_few(why)
-    io = [mlp_io(model, facts, r) for r in range(n_rel)]
+    io = [(q.h1, q.out) for q in (mlp_at_queries(model, facts, r) for r in range(n_rel))]
     x = np.stack([_affine(h1) for h1, _ in io])  # (R, N, 1 + d)
     y = np.stack([out for _, out in io])  # (R, N, d)
     h1 = np.stack([h for h, _ in io])
