@@ -422,7 +422,10 @@ class FusedStep:
         """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
         ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
         costs as much as some of its kernels. The closure returns False, having written no
-        gradient, when the softmax overflowed (then :meth:`_step` runs in full)."""
+        gradient, when the softmax overflowed (then :meth:`_step` runs in full). Its
+        intermediates live in buffers reused every step, so what :meth:`forward_backward`
+        returns and keeps is valid until the next step (as the logits are until
+        :meth:`update`)."""
         grads = self.grads
         if not (
             self.on_cpu
@@ -437,26 +440,39 @@ class FusedStep:
         w_u2, w_u_t, w_out_t = self._w_u2, self._views["W_U_T"], self._views["W_out_T"]
         h1_one_t, in_grad, out_grad = self._h1_one_t, self._in_grad, grads["W_out"]
         scale = 1.0 / target.shape[1]
+        # every intermediate in a buffer of its own, written in place each step (out=): the
+        # same kernels, without a fresh allocation and tensor per operation
+        s, rows, m = h1_one.shape[0], h1_one.shape[1], block.shape[2]
+        new = h1_one.new_empty
+        act, h2, probs = new((s, rows, m)), new(h1_out.shape), new((s, rows, self._n_out))
+        sums, picked, logs = (new((s, rows, 1)) for _ in range(3))
+        log_sum = new(s)
+        dh2, dact, dpre = new(h2.shape), new((s, rows, m)), new((s, rows, m))
+        act_t = act.transpose(1, 2)
+        bmm, baddbmm, gather, log = torch.bmm, torch.baddbmm, torch.gather, torch.log
+        total = torch.sum
+        relu_back = torch.ops.aten.threshold_backward.grad_input
 
         def step() -> bool:
             if self._stable:
                 return False
-            act = torch.bmm(h1_one, block).relu_()
-            h2 = torch.baddbmm(h1_out, act, w_out)
-            probs = torch.bmm(h2, w_u2).exp2_()
-            sums = probs.sum(2, True)
+            bmm(h1_one, block, out=act).relu_()
+            baddbmm(h1_out, act, w_out, out=h2)
+            bmm(h2, w_u2, out=probs).exp2_()
+            total(probs, 2, True, out=sums)
             probs.div_(sums)
-            picked = probs.gather(2, target)
-            log_sum = picked.log().sum((1, 2))
+            gather(probs, 2, target, out=picked)
+            total(log(picked, out=logs), (1, 2), out=log_sum)
             host = log_sum.tolist()
             if not _no_overflow(host, sums):
                 self._stable = STABLE_STEPS  # (then _step, with torch.softmax)
                 return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
-            dh2 = torch.baddbmm(rows_of_u, probs, w_u_t, alpha=scale)
-            torch.bmm(act.transpose(1, 2), dh2, out=out_grad)
-            torch.bmm(h1_one_t, _THRESHOLD_BACKWARD(torch.bmm(dh2, w_out_t), act, 0), out=in_grad)
+            baddbmm(rows_of_u, probs, w_u_t, alpha=scale, out=dh2)
+            bmm(act_t, dh2, out=out_grad)
+            relu_back(bmm(dh2, w_out_t, out=dact), act, 0, grad_input=dpre)
+            bmm(h1_one_t, dpre, out=in_grad)
             return True
 
         return step
