@@ -134,6 +134,7 @@ class FusedStep:
         self._rows_per_replicate = 0
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
         self._picked = self._log_sum = self._probs = torch.empty(0)
+        self._lowest: tuple[torch.Tensor, torch.Tensor] | None = None  # the screen's topk
         self._stable = 0  # steps left on torch.softmax (see _softmax)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
@@ -236,23 +237,38 @@ class FusedStep:
         count itself, as :meth:`forward_backward`).
         """
         n = self._step(tokens, targets)
+        self._lowest = None
         log_sums = self._host_log_sum if self._host_log_sum else self._log_sum.tolist()
         passes, k = self._passes(n), n - need + 1
         if k > min(SCREEN_TOPK, n):
             return log_sums, (passes >= self._threshold).sum(dim=(1, 2)).tolist()
-        low = passes.topk(k, 1, False).values.tolist()  # (S, k, 1), ascending
+        smallest = passes.topk(k, 1, False)
+        if passes is self._picked:  # for tight_bounds: the rows, and their p_t
+            self._lowest = smallest
+        low = smallest.values.tolist()  # (S, k, 1), ascending
         cut = self._threshold
         bounds = [n if r[0][0] >= cut else (n - 1 if r[-1][0] >= cut else need - 1) for r in low]
         return log_sums, bounds
 
-    def tight_bounds(self, n: int) -> list[int]:
+    def tight_bounds(self, n: int, need: int | None = None) -> list[int]:
         """An upper bound on the rows right of the last :meth:`forward_backward`, per replicate,
         tighter than the screen (for a run stuck below perfect, whose every ``p_t`` may pass
         ``1 / n_out``): rows whose every ``p_t`` is at least ``1 - 1e-3`` of its row's largest
         ``p_j`` (of ``P``, or of ``P - onehot`` where the gradient subtracted it in place: the
         largest other). A strict argmax of the logits has ``p_t >= p_j`` up to the rounding
-        of the two products; one pass over ``P``, cheaper than the exact count."""
-        probs, picked = self._probs, self._picked
+        of the two products; one pass over ``P``, cheaper than the exact count.
+
+        With ``need`` (the count a caller would act on), the ``n - need + 1`` rows of smallest
+        ``p_t`` that :meth:`forward_backward_read` found are tested first (a gather of
+        ``n - need + 1`` rows of ``P``): a row failing the test is wrong, so when all of them
+        fail in every replicate, ``need - 1`` bounds each, and the pass over ``P`` is skipped.
+        """
+        probs, picked, lowest = self._probs, self._picked, self._lowest
+        if need is not None and lowest is not None and lowest[0].shape[1] == n - need + 1:
+            index, p_t = lowest[1], lowest[0]  # (S, k, 1) each
+            rows = probs.gather(1, index.expand(-1, -1, probs.shape[2]))  # (S, k, n_out)
+            if bool((p_t < rows.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)).all()):
+                return [need - 1] * probs.shape[0]
         ok = picked >= probs.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)  # (S, rows, 1)
         if ok.shape[1] != n:
             ok = ok.reshape(ok.shape[0], n, -1).all(dim=2, keepdim=True)

@@ -486,7 +486,7 @@ def _full_batch(
             or report
             or (
                 _may_count(reps, step, losses, bound, n, need, cfg)
-                and _may_count(reps, step, losses, fused.tight_bounds(n), n, need, cfg)
+                and _may_count(reps, step, losses, fused.tight_bounds(n, need), n, need, cfg)
             )
         ):
             accs = [_share(c, n) for c in fused.exact_correct().tolist()]
