@@ -15,13 +15,21 @@ time of a step. Measured here, same process, CPU time of this process:
   each probe trains to 0.99 or to 2^15 steps (``--full``), or, by default, the holding probes
   are trained and each failing probe is costed at 2^15 steps times the measured ms per step.
 
-Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full] [--replicates 3]``.
+``--two-processes`` trains every probe in full with its replicates split over this process
+and one spawned worker (wall and CPU seconds): what two cores give. The product's capacity
+search does not do this (it bisects one value at a time in one process), so that figure is
+not the product's.
+
+Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full] [--replicates 3]
+[--two-processes]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import math
+import multiprocessing
 import time
 from dataclasses import replace
 
@@ -102,12 +110,58 @@ def bisection_seconds(
     return rows
 
 
+def _train_group(n: int, seeds: list[int], cap: int) -> tuple[list[tuple[int, float]], float]:
+    """One process's share of a probe: ``(steps, accuracy)`` per seed, and its CPU seconds."""
+    torch.set_num_threads(1)
+    start = time.process_time()
+    tasks = [fact_task(BijectionFacts(n, 1, seed=s)) for s in seeds]
+    res = train_replicates(tasks, peer_config(cap), seeds)
+    return [(r.steps, r.final_accuracy) for r in res], time.process_time() - start
+
+
+def bisection_two_processes(
+    replicates: int,
+) -> list[tuple[int, list[tuple[int, float]], float, float]]:
+    """Per peer probe, ``--full``: the replicates split over this process and one worker
+    process (the first ``ceil(r / 2)`` seeds stacked in the worker, the rest stacked here),
+    every probe trained to 0.99 or 2^15 steps. ``(N, (steps, accuracy) per seed, wall s,
+    CPU s of both processes)``. Not the product's search, which bisects in one process."""
+    split = (replicates + 1) // 2
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        pool.submit(_train_group, 16, [0], 2).result()  # start the worker (imports) untimed
+        for n in PEER_PROBES:
+            seeds = list(range(replicates))
+            wall = time.perf_counter()
+            there = pool.submit(_train_group, n, seeds[:split], BUDGET)
+            here, cpu_here = _train_group(n, seeds[split:], BUDGET) if seeds[split:] else ([], 0.0)
+            runs, cpu_there = there.result()
+            rows.append((n, runs + here, time.perf_counter() - wall, cpu_here + cpu_there))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps per ms/step measurement")
     parser.add_argument("--full", action="store_true", help="train failing probes to 2^15 steps")
     parser.add_argument("--replicates", type=int, default=1, help="seeds stacked per probe")
+    parser.add_argument(
+        "--two-processes",
+        action="store_true",
+        help="--full with each probe's replicates split over two processes (wall and CPU s)",
+    )
     args = parser.parse_args()
+    if args.two_processes:
+        rows2 = bisection_two_processes(args.replicates)
+        for n_, runs, wall, cpu in rows2:
+            print(f"  probe N = {n_}: (steps, accuracy) per seed {runs}, {wall:.1f} s wall, "
+                  f"{cpu:.1f} s CPU")  # fmt: skip
+        wall, cpu = sum(r[2] for r in rows2), sum(r[3] for r in rows2)
+        print(f"peer's 7-probe bisection at d = {D}, {args.replicates} replicates a probe over "
+              f"two processes: {wall:.1f} s wall, {cpu:.1f} s CPU; the peer's JAX "
+              f"{PEER_SECONDS:.0f} s; wall ratio {wall / PEER_SECONDS:.2f}")  # fmt: skip
+        return
     torch.set_num_threads(1)
     n = 181
     plain = plain_ms_per_step(n, args.steps)

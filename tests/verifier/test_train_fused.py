@@ -271,6 +271,7 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
     n = tokens.shape[1]
     fused = FusedStep(tasks[0], cfg, _stack(tasks, cfg, seeds, None, torch.float64), False)
     counts = set()
+    ruled_out = 0  # reads where the smallest rows alone ruled the count out
     for steps in range(0, 121, 40):  # from the start to most rows passing the screen
         state = fused.state()
         log_sum, count = fused.forward_backward(tokens, targets)
@@ -286,7 +287,19 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
             tight = fused.tight_bounds(n)  # on P, or on P - onehot after the scatter path
             assert all(t >= r for t, r in zip(tight, right.tolist(), strict=True))
             assert all(t <= r + 1 for t, r in zip(tight, right.tolist(), strict=True))  # tight
+            fused.restore(state, steps)
+            fused.forward_backward_read(tokens, targets, need)
+            first = fused.tight_bounds(n, need)  # the screen's smallest rows tested first
+            assert all(t >= r for t, r in zip(first, right.tolist(), strict=True))
+            assert all(
+                f == t or (f == need - 1 and t < f)  # the full pass, or ruled out by the rows
+                for f, t in zip(first, tight, strict=True)
+            ), (first, tight, need)
+            ruled_out += first == [need - 1] * len(first) and first != tight
         for _ in range(40):
             fused.forward_backward(tokens, targets)
             fused.update(1.0)
     assert min(counts) < n // 2 and max(counts) > n - 8, counts  # both sides of the cuts
+    # the shortcut was taken, and agreed with the full pass (rows of one target only: with
+    # several a row's screen value is their least p_t, not one row of P)
+    assert ruled_out > 0 if targets.shape[2] == 1 else ruled_out == 0

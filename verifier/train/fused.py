@@ -134,6 +134,7 @@ class FusedStep:
         self._rows_per_replicate = 0
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
         self._picked = self._log_sum = self._probs = torch.empty(0)
+        self._lowest: tuple[torch.Tensor, torch.Tensor] | None = None  # the screen's topk
         self._stable = 0  # steps left on torch.softmax (see _softmax)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
@@ -236,23 +237,38 @@ class FusedStep:
         count itself, as :meth:`forward_backward`).
         """
         n = self._step(tokens, targets)
+        self._lowest = None
         log_sums = self._host_log_sum if self._host_log_sum else self._log_sum.tolist()
         passes, k = self._passes(n), n - need + 1
         if k > min(SCREEN_TOPK, n):
             return log_sums, (passes >= self._threshold).sum(dim=(1, 2)).tolist()
-        low = passes.topk(k, 1, False).values.tolist()  # (S, k, 1), ascending
+        smallest = passes.topk(k, 1, False)
+        if passes is self._picked:  # for tight_bounds: the rows, and their p_t
+            self._lowest = smallest
+        low = smallest.values.tolist()  # (S, k, 1), ascending
         cut = self._threshold
         bounds = [n if r[0][0] >= cut else (n - 1 if r[-1][0] >= cut else need - 1) for r in low]
         return log_sums, bounds
 
-    def tight_bounds(self, n: int) -> list[int]:
+    def tight_bounds(self, n: int, need: int | None = None) -> list[int]:
         """An upper bound on the rows right of the last :meth:`forward_backward`, per replicate,
         tighter than the screen (for a run stuck below perfect, whose every ``p_t`` may pass
         ``1 / n_out``): rows whose every ``p_t`` is at least ``1 - 1e-3`` of its row's largest
         ``p_j`` (of ``P``, or of ``P - onehot`` where the gradient subtracted it in place: the
         largest other). A strict argmax of the logits has ``p_t >= p_j`` up to the rounding
-        of the two products; one pass over ``P``, cheaper than the exact count."""
-        probs, picked = self._probs, self._picked
+        of the two products; one pass over ``P``, cheaper than the exact count.
+
+        With ``need`` (the count a caller would act on), the ``n - need + 1`` rows of smallest
+        ``p_t`` that :meth:`forward_backward_read` found are tested first (a gather of
+        ``n - need + 1`` rows of ``P``): a row failing the test is wrong, so when all of them
+        fail in every replicate, ``need - 1`` bounds each, and the pass over ``P`` is skipped.
+        """
+        probs, picked, lowest = self._probs, self._picked, self._lowest
+        if need is not None and lowest is not None and lowest[0].shape[1] == n - need + 1:
+            index, p_t = lowest[1], lowest[0]  # (S, k, 1) each
+            rows = probs.gather(1, index.expand(-1, -1, probs.shape[2]))  # (S, k, n_out)
+            if bool((p_t < rows.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)).all()):
+                return [need - 1] * probs.shape[0]
         ok = picked >= probs.amax(dim=2, keepdim=True).mul_(1.0 - 1e-3)  # (S, rows, 1)
         if ok.shape[1] != n:
             ok = ok.reshape(ok.shape[0], n, -1).all(dim=2, keepdim=True)
@@ -422,7 +438,10 @@ class FusedStep:
         """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
         ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
         costs as much as some of its kernels. The closure returns False, having written no
-        gradient, when the softmax overflowed (then :meth:`_step` runs in full)."""
+        gradient, when the softmax overflowed (then :meth:`_step` runs in full). Its
+        intermediates live in buffers reused every step, so what :meth:`forward_backward`
+        returns and keeps is valid until the next step (as the logits are until
+        :meth:`update`)."""
         grads = self.grads
         if not (
             self.on_cpu
@@ -437,26 +456,39 @@ class FusedStep:
         w_u2, w_u_t, w_out_t = self._w_u2, self._views["W_U_T"], self._views["W_out_T"]
         h1_one_t, in_grad, out_grad = self._h1_one_t, self._in_grad, grads["W_out"]
         scale = 1.0 / target.shape[1]
+        # every intermediate in a buffer of its own, written in place each step (out=): the
+        # same kernels, without a fresh allocation and tensor per operation
+        s, rows, m = h1_one.shape[0], h1_one.shape[1], block.shape[2]
+        new = h1_one.new_empty
+        act, h2, probs = new((s, rows, m)), new(h1_out.shape), new((s, rows, self._n_out))
+        sums, picked, logs = (new((s, rows, 1)) for _ in range(3))
+        log_sum = new(s)
+        dh2, dact, dpre = new(h2.shape), new((s, rows, m)), new((s, rows, m))
+        act_t = act.transpose(1, 2)
+        bmm, baddbmm, gather, log = torch.bmm, torch.baddbmm, torch.gather, torch.log
+        total = torch.sum
+        relu_back = torch.ops.aten.threshold_backward.grad_input
 
         def step() -> bool:
             if self._stable:
                 return False
-            act = torch.bmm(h1_one, block).relu_()
-            h2 = torch.baddbmm(h1_out, act, w_out)
-            probs = torch.bmm(h2, w_u2).exp2_()
-            sums = probs.sum(2, True)
+            bmm(h1_one, block, out=act).relu_()
+            baddbmm(h1_out, act, w_out, out=h2)
+            bmm(h2, w_u2, out=probs).exp2_()
+            total(probs, 2, True, out=sums)
             probs.div_(sums)
-            picked = probs.gather(2, target)
-            log_sum = picked.log().sum((1, 2))
+            gather(probs, 2, target, out=picked)
+            total(log(picked, out=logs), (1, 2), out=log_sum)
             host = log_sum.tolist()
             if not _no_overflow(host, sums):
                 self._stable = STABLE_STEPS  # (then _step, with torch.softmax)
                 return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
-            dh2 = torch.baddbmm(rows_of_u, probs, w_u_t, alpha=scale)
-            torch.bmm(act.transpose(1, 2), dh2, out=out_grad)
-            torch.bmm(h1_one_t, _THRESHOLD_BACKWARD(torch.bmm(dh2, w_out_t), act, 0), out=in_grad)
+            baddbmm(rows_of_u, probs, w_u_t, alpha=scale, out=dh2)
+            bmm(act_t, dh2, out=out_grad)
+            relu_back(bmm(dh2, w_out_t, out=dact), act, 0, grad_input=dpre)
+            bmm(h1_one_t, dpre, out=in_grad)
             return True
 
         return step

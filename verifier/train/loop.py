@@ -476,34 +476,43 @@ def _full_batch(
     report_every = max(1, cfg.steps // 100)
     record_every = max(1, math.ceil((cfg.steps + 1) / 200))
     need = _least_count(cfg.stop_accuracy, n)
-    step = 0
+    step, last = 0, cfg.steps
     accs: list[float] = []
+    constant_lr = cfg.warmup == 0 and cfg.schedule == "constant"  # lr_factor is then 1
+    read, update, running = fused.forward_backward_read, fused.update, reps.running
     while True:
-        summed, bound = fused.forward_backward_read(tokens, targets, need)
+        summed, bound = read(tokens, targets, need)
         if not math.isfinite(sum(summed)) and any(map(math.isinf, summed)):  # log_softmax
             summed = [-x for x in fused.exact_loss().tolist()]
         losses = [-x / targets_per_replicate for x in summed]
-        record = step % record_every == 0 or step == cfg.steps
-        report = progress is not None and (step % report_every == 0 or step == cfg.steps)
+        record = step % record_every == 0 or step == last
+        report = progress is not None and (step % report_every == 0 or step == last)
         if (
             record
             or report
             or (
                 _may_count(reps, step, losses, bound, n, need, cfg)
-                and _may_count(reps, step, losses, fused.tight_bounds(n), n, need, cfg)
+                and _may_count(reps, step, losses, fused.tight_bounds(n, need), n, need, cfg)
             )
         ):
             accs = [_share(c, n) for c in fused.exact_correct().tolist()]
             _snapshot(reps, _observe(reps, step, losses, accs, cfg, record), fused.w)
+            running = reps.running
             if report:
                 _report(progress, reps, step, losses, accs)
-        else:
-            _peak(reps, losses)
-        if not reps.running or step == cfg.steps:
+        else:  # _peak, on the replicates still running
+            peak = reps.peak
+            for i in running:
+                loss = losses[i]
+                if not math.isfinite(loss):
+                    peak[i] = math.inf
+                elif loss > peak[i]:
+                    peak[i] = loss
+        if not running or step == last:
             return step, losses, accs
         if aug is not None:
             aug.fused_gradient(fused, step)
-        fused.update(lr_factor(step, cfg))
+        update(1.0 if constant_lr else lr_factor(step, cfg))
         step += 1
 
 
