@@ -172,11 +172,13 @@ def test_every_check_refuses_a_bad_width_before_any_work(
 
 
 def test_g1_cap_is_the_one_feasibility_reads() -> None:
-    from verifier.checks.feasibility import p2_max_code_dim
+    from verifier.checks.feasibility import p2_entries, p2_max_code_dim
     from verifier.spec import BijectionInstance
 
     instance = BijectionInstance(kind="bijection", entities=8, relations=2)
     limits = Limits(max_width=40)
     cap = width_cap(GEOMETRIC, SizeParams(8, 2, 1), limits)
     assert cap == min((40 - 2) // 3, 40 // 4) == 10  # d = 3m + 2, d_mlp = 4m
-    assert 1 <= p2_max_code_dim(instance, limits) <= cap
+    assert p2_max_code_dim(instance, limits) == cap  # the width cap binds
+    entries = limits.model_copy(update={"max_lp_entries": p2_entries(instance, 7)})
+    assert p2_max_code_dim(instance, entries) == 7  # P2's program size binds below the cap
