@@ -500,14 +500,8 @@ def _full_batch(
             running = reps.running
             if report:
                 _report(progress, reps, step, losses, accs)
-        else:  # _peak, on the replicates still running
-            peak = reps.peak
-            for i in running:
-                loss = losses[i]
-                if not math.isfinite(loss):
-                    peak[i] = math.inf
-                elif loss > peak[i]:
-                    peak[i] = loss
+        else:
+            _peak(reps, losses)
         if not running or step == last:
             return step, losses, accs
         if aug is not None:
