@@ -18,8 +18,10 @@ from verifier.train import (
     TrainResult,
     TrainTask,
     fact_task,
+    initial_weights,
     query_task,
 )
+from verifier.train import fused as fused_module
 from verifier.train.fused import FusedStep
 from verifier.train.loop import (
     _examples,
@@ -303,3 +305,39 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
     # the shortcut was taken, and agreed with the full pass (rows of one target only: with
     # several a row's screen value is their least p_t, not one row of P)
     assert ruled_out > 0 if targets.shape[2] == 1 else ruled_out == 0
+
+
+@pytest.mark.parametrize("option", ["attention-none-peer", "learned-adam"])
+def test_an_overflowing_replicate_takes_the_fallback_alone(
+    option: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One replicate whose ``2^z`` softmax overflows (its ``W_out`` scaled up) goes over to
+    ``torch.softmax`` alone: every replicate of the stack ends bitwise where its own serial
+    run ends, the overflowing one included (before, the fallback was stack-wide and moved
+    its neighbours' rounding)."""
+    cfg, _ = OPTIONS[option]
+    cfg = replace(cfg, steps=90, stop_loss=-1.0)  # past STABLE_STEPS: the retry runs too
+    tasks = [fact_task(BijectionFacts(24, 3, seed=s)) for s in (0, 1, 2)]
+    seeds = [0, 1, 2]
+    start = [initial_weights(t, cfg, s) for t, s in zip(tasks, seeds, strict=True)]
+    start[1]["W_out"] = start[1]["W_out"] * 400.0
+    start[1]["b_in"] = start[1]["b_in"] + 5.0  # ReLUs open, so the large W_out is read
+    overflows: list[list[int]] = []
+    real = fused_module._overflowed
+
+    def counted(log_sums: list[float], sums: torch.Tensor) -> list[int]:
+        over = real(log_sums, sums)
+        overflows.append(over)
+        return over
+
+    monkeypatch.setattr(fused_module, "_overflowed", counted)
+    stacked = _train_stacked(tasks, cfg, seeds, None, start)
+    seen = [i for over in overflows for i in over]
+    assert seen and set(seen) == {1}, "the scaled replicate must overflow, and only it"
+    for i, (task, seed) in enumerate(zip(tasks, seeds, strict=True)):
+        (alone,) = _train_stacked([task], cfg, [seed], None, [start[i]])
+        mine = stacked[i]
+        assert mine.history == alone.history, f"replicate {i}: history"
+        assert mine.steps_to_perfect == alone.steps_to_perfect
+        for name, value in alone.model.state_dict().items():
+            assert torch.equal(mine.model.state_dict()[name], value), f"replicate {i}: {name}"

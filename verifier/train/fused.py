@@ -135,7 +135,7 @@ class FusedStep:
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
         self._picked = self._log_sum = self._probs = torch.empty(0)
         self._lowest: tuple[torch.Tensor, torch.Tensor] | None = None  # the screen's topk
-        self._stable = 0  # steps left on torch.softmax (see _softmax)
+        self._stable = [0] * ref.shape[0]  # per replicate: steps left on torch.softmax (_softmax)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
@@ -350,14 +350,18 @@ class FusedStep:
         below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some
         ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
         GPU (where that read would wait for the device), ``torch.softmax`` of the logits,
-        for this step and the next :data:`STABLE_STEPS` (large logits stay large). A
-        ``p_t`` that is 0 in a finite row is the softmax's own underflow, as in
-        ``torch.softmax``.
+        for this step and the next :data:`STABLE_STEPS` (large logits stay large). The
+        fallback is per replicate: only the replicates that overflowed take it, so a
+        replicate's floats do not depend on the replicates stacked with it (a stacked run
+        equals the serial runs bitwise). A ``p_t`` that is 0 in a finite row is the
+        softmax's own underflow, as in ``torch.softmax``.
         """
         self._host_log_sum = []
-        if self._stable:  # an overflow in the last STABLE_STEPS steps: the logits are large
-            self._stable -= 1
-        elif self.on_cpu:
+        stable = self._stable
+        slow = [i for i, left in enumerate(stable) if left]  # on torch.softmax, as it was
+        for i in slow:
+            stable[i] -= 1
+        if self.on_cpu and len(slow) < len(stable):
             if self._w_u2 is not None:
                 w_u2 = self._w_u2
             else:
@@ -369,9 +373,20 @@ class FusedStep:
             self._picked = probs.gather(2, target)
             self._log_sum = self._picked.log().sum(dim=(1, 2))
             self._host_log_sum = self._log_sum.tolist()
-            if _no_overflow(self._host_log_sum, sums):
+            over = [i for i in _overflowed(self._host_log_sum, sums) if i not in slow]
+            for i in over:
+                stable[i] = STABLE_STEPS
+            fall = sorted(slow + over)
+            if not fall:
                 return probs
-            self._stable = STABLE_STEPS
+            if len(fall) < len(stable):  # only these replicates take torch.softmax
+                index = torch.tensor(fall, device=self.device)
+                logits = torch.bmm(h2[index], self.w["W_U"][index])
+                probs[index] = torch.softmax(logits, dim=-1)
+                self._picked = probs.gather(2, target)
+                self._log_sum = self._picked.log().sum(dim=(1, 2))
+                self._host_log_sum = []
+                return probs
         probs = torch.softmax(self.logits(), dim=-1)
         self._picked = probs.gather(2, target)
         self._log_sum = self._picked.log().sum(dim=(1, 2))
@@ -468,9 +483,10 @@ class FusedStep:
         bmm, baddbmm, gather, log = torch.bmm, torch.baddbmm, torch.gather, torch.log
         total = torch.sum
         relu_back = torch.ops.aten.threshold_backward.grad_input
+        stable = self._stable
 
         def step() -> bool:
-            if self._stable:
+            if any(stable):
                 return False
             bmm(h1_one, block, out=act).relu_()
             baddbmm(h1_out, act, w_out, out=h2)
@@ -480,8 +496,10 @@ class FusedStep:
             gather(probs, 2, target, out=picked)
             total(log(picked, out=logs), (1, 2), out=log_sum)
             host = log_sum.tolist()
-            if not _no_overflow(host, sums):
-                self._stable = STABLE_STEPS  # (then _step, with torch.softmax)
+            over = _overflowed(host, sums)
+            if over:
+                for i in over:  # these replicates on torch.softmax (then _step)
+                    stable[i] = STABLE_STEPS
                 return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
@@ -668,10 +686,16 @@ class FusedStep:
             )  # fmt: skip
 
 
-def _no_overflow(log_sums: list[float], sums: torch.Tensor) -> bool:
-    """Whether the row sums of ``2^z`` stayed finite: read only when a sum of ``log p_t`` is
-    not (a ``p_t`` that underflowed to 0 in a finite row is the softmax's, not an overflow)."""
-    return math.isfinite(sum(log_sums)) or bool(torch.isfinite(sums).all())
+def _overflowed(log_sums: list[float], sums: torch.Tensor) -> list[int]:
+    """The replicates whose row sums of ``2^z`` (``sums``, ``(S, rows, 1)``) did not stay
+    finite: read only where a replicate's sum of ``log p_t`` is not finite (a ``p_t`` that
+    underflowed to 0 in a finite row is the softmax's own, not an overflow)."""
+    if math.isfinite(sum(log_sums)):
+        return []
+    return [
+        i for i, x in enumerate(log_sums)
+        if not math.isfinite(x) and not bool(torch.isfinite(sums[i]).all())
+    ]  # fmt: skip
 
 
 def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:

@@ -483,7 +483,8 @@ def _full_batch(
     while True:
         summed, bound = read(tokens, targets, need)
         if not math.isfinite(sum(summed)) and any(map(math.isinf, summed)):  # log_softmax
-            summed = [-x for x in fused.exact_loss().tolist()]
+            exact = fused.exact_loss().tolist()  # for those replicates only, as run alone
+            summed = [-e if math.isinf(x) else x for x, e in zip(summed, exact, strict=True)]
         losses = [-x / targets_per_replicate for x in summed]
         record = step % record_every == 0 or step == last
         report = progress is not None and (step % report_every == 0 or step == last)
