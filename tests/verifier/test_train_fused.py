@@ -307,17 +307,15 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
     assert ruled_out > 0 if targets.shape[2] == 1 else ruled_out == 0
 
 
-@pytest.mark.parametrize("option", ["attention-none-peer", "learned-adam"])
-def test_an_overflowing_replicate_takes_the_fallback_alone(
-    option: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_overflowing_replicate_takes_the_fallback_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """One replicate whose ``2^z`` softmax overflows (its ``W_out`` scaled up) goes over to
     ``torch.softmax`` alone: every replicate of the stack ends bitwise where its own serial
     run ends, the overflowing one included (before, the fallback was stack-wide and moved
-    its neighbours' rounding)."""
-    cfg, _ = OPTIONS[option]
-    cfg = replace(cfg, steps=90, stop_loss=-1.0)  # past STABLE_STEPS: the retry runs too
-    tasks = [fact_task(BijectionFacts(24, 3, seed=s)) for s in (0, 1, 2)]
+    its neighbours' rounding). Every per-replicate block here (weights, optimiser buffers,
+    activations) is a multiple of 64 floats, so no vectorised kernel rounds a replicate's
+    elements in its scalar tail in one run and not in the other (docs/verdicts.md)."""
+    cfg = replace(PEER, d_model=7, d_mlp=64, steps=90, stop_loss=-1.0)  # past STABLE_STEPS
+    tasks = [fact_task(BijectionFacts(16, 4, seed=s)) for s in (0, 1, 2)]
     seeds = [0, 1, 2]
     start = [initial_weights(t, cfg, s) for t, s in zip(tasks, seeds, strict=True)]
     start[1]["W_out"] = start[1]["W_out"] * 400.0
