@@ -15,13 +15,20 @@ time of a step. Measured here, same process, CPU time of this process:
   each probe trains to 0.99 or to 2^15 steps (``--full``), or, by default, the holding probes
   are trained and each failing probe is costed at 2^15 steps times the measured ms per step.
 
+``--floor`` adds the bisection's arithmetic floor: the CPU seconds of the operations any eager
+full-batch step of this model must do (the logits ``h2 W_U``, their powers, the row sums and
+``P W_U^T``: two ``N x d x N`` products and an ``N x N`` exponential a replicate), timed alone
+at each probe's N with the replicates stacked and summed over the steps each probe ran, on one
+core and split perfectly over two. The measured bisection over that floor is the share of the
+time that is not this arithmetic.
+
 ``--two-processes`` trains every probe in full with its replicates split over this process
 and one spawned worker (wall and CPU seconds): what two cores give. The product's capacity
 search does not do this (it bisects one value at a time in one process), so that figure is
 not the product's.
 
 Usage: ``.venv/bin/python bench/assoc_bench.py [--steps 1000] [--full] [--replicates 3]
-[--two-processes]``.
+[--floor] [--two-processes]``.
 """
 
 from __future__ import annotations
@@ -110,6 +117,35 @@ def bisection_seconds(
     return rows
 
 
+def floor_ms_per_step(n: int, replicates: int, repeats: int = 300) -> float:
+    """CPU ms of the arithmetic every eager full-batch step of the peer's model does at N = n
+    with ``replicates`` stacked: ``2^(h2 W_U)`` ``(S, n, d) x (S, d, n)``, its row sums, and
+    ``P W_U^T`` ``(S, n, n) x (S, n, d)``, the least time of five rounds, nothing else (no
+    small products, no update, no Python loop)."""
+    g = torch.Generator().manual_seed(0)
+    h2 = torch.randn(replicates, n, D, generator=g)
+    w_u = torch.randn(replicates, D, n, generator=g) / 4
+    w_u_t = w_u.transpose(1, 2)
+    probs = torch.empty(replicates, n, n)
+    sums = torch.empty(replicates, n, 1)
+    dh2 = torch.empty(replicates, n, D)
+
+    def once() -> None:
+        torch.bmm(h2, w_u, out=probs).exp2_()
+        torch.sum(probs, 2, True, out=sums)
+        torch.bmm(probs, w_u_t, out=dh2)
+
+    for _ in range(20):
+        once()
+    best = math.inf
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(repeats):
+            once()
+        best = min(best, (time.process_time() - start) / repeats)
+    return 1000 * best
+
+
 def _train_group(n: int, seeds: list[int], cap: int) -> tuple[list[tuple[int, float]], float]:
     """One process's share of a probe: ``(steps, accuracy)`` per seed, and its CPU seconds."""
     torch.set_num_threads(1)
@@ -146,6 +182,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="steps per ms/step measurement")
     parser.add_argument("--full", action="store_true", help="train failing probes to 2^15 steps")
     parser.add_argument("--replicates", type=int, default=1, help="seeds stacked per probe")
+    parser.add_argument(
+        "--floor", action="store_true", help="also the bisection's arithmetic floor (see above)"
+    )
     parser.add_argument(
         "--two-processes",
         action="store_true",
@@ -184,6 +223,16 @@ def main() -> None:
         f"({PEER_SECONDS / len(rows):.1f} s per probe); ratio {total / PEER_SECONDS:.2f}"
     )
     print(f"  ({math.ceil(total / 60)} min of CPU; 3 replicates stack at {three / one:.2f}x one)")
+    if args.floor:
+        floor = sum(steps * floor_ms_per_step(n_, args.replicates) / 1000 for n_, steps, *_ in rows)
+        print(
+            f"arithmetic floor of those steps ({args.replicates} replicate(s) stacked: two "
+            f"N x {D} x N products and an N x N exponential a replicate a step): {floor:.1f} s "
+            f"on one core, {floor / 2:.1f} s split over two; the bisection is "
+            f"{total / floor:.2f}x its floor; the peer's JAX {PEER_SECONDS:.0f} s is "
+            f"{PEER_SECONDS / floor:.2f}x our floor on one core, {2 * PEER_SECONDS / floor:.2f}x "
+            f"on two"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ other load on the machine inflates both sides alike):
   :func:`hand_step_ms`); (2) at N = 1024, R = 4, d = 96, d_mlp = 768, uniform attention, the
   step's matmul FLOP/s over measured float32 matmul FLOP/s at the step's largest product
   (the logits, ``(N R) x d`` by ``d x N``); (3) five replicates stacked over five serial runs
-  at the capacity shape and at ``regime``. Also the fused step over the autograd reference
+  at the capacity shape, at ``regime`` and at ``small`` (per-step overhead, which stacking
+  shares, against arithmetic, which it does not). Also the fused step over the autograd reference
   loop (``engine="reference"``) at the capacity shape.
 - ``--compile-check``: the hand-written step as one function under
   ``torch.compile(fullgraph=True)``: its compile time and ms per step, against eager.
@@ -267,6 +268,11 @@ def must_show(steps: int) -> None:
     for name, tasks, tcfg in (
         ("capacity", [fact_task(BijectionFacts(181, 1, seed=s)) for s in range(5)], cfg),
         ("regime", [task_of("regime", s)[0] for s in range(5)], replace(REGIME, steps=100)),
+        (
+            "small",
+            [task_of("small", s)[0] for s in range(5)],
+            replace(task_of("small", 0)[1], steps=200),
+        ),
     ):
         tcfg = replace(tcfg, stop_loss=-1.0)
         stacked_runs, serial_runs = [], []

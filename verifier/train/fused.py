@@ -27,6 +27,13 @@ Per step the work is a fixed list of batched matmuls and element-wise kernels:
 When the embeddings (and the attention, or all of it frozen) take no gradient, ``h0`` (and
 ``h1``) are the same every full-batch step and are computed once; ``W_in`` and ``b_in`` then
 form one block, so the first layer and its two gradients are one product each with ``[h1, 1]``.
+Replicates are independent to the bit: a stacked run gives each replicate the floats of its
+serial run. The batched products compute each replicate's matrices alone; the optimiser
+buffers are ``(S, B)``, one row a replicate, updated as S tensors; and the tensors that a
+transcendental kernel (``exp2``, ``log``) reads are :func:`_blocked`, so its vector chunks
+and scalar tail fall on each replicate's block as on a serial run's tensor (an element in a
+contiguous stack's tail is rounded by a different routine than in a vector).
+
 At small shapes a step's time is mostly per-operation dispatch, so the step is written for
 few operations (``bench/train_bench.py --must-show``). Every tensor lives on the
 weights' device and dtype: the same code runs float64 on the CPU in the tests, and float32 on
@@ -52,6 +59,7 @@ LOG2E = 1.0 / math.log(2.0)  # e^z = 2^(z log2 e)
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default  # dx * [x > 0]
 STABLE_STEPS = 64  # steps on torch.softmax after the exp2 softmax overflowed, before a retry
 SCREEN_TOPK = 8  # most smallest p_t read for the screen's bound (more: the count itself)
+BLOCK = 64  # floats: each replicate's block of a stacked buffer starts at a multiple of this
 
 
 @dataclass
@@ -70,6 +78,14 @@ class _Kind:
     state: list[torch.Tensor] = field(default_factory=list)
     step: int = 0
     count: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # step, for the kernel
+
+    rows: list[list[torch.Tensor]] = field(default_factory=list)  # param, grad, *state
+
+    def split(self) -> None:
+        """:attr:`rows`: each buffer ``(S, B)`` as its S replicate rows (views), for the
+        optimiser kernels, which take one tensor a replicate and so update each row as a
+        serial run's buffer."""
+        self.rows = [list(t.unbind(0)) for t in (self.param, self.grad, *self.state)]
 
 
 class FusedStep:
@@ -147,7 +163,10 @@ class FusedStep:
         }
 
     def _build_kinds(self) -> None:
-        """One flat buffer per distinct (optimizer, lr, momentum, weight_decay).
+        """One buffer per distinct (optimizer, lr, momentum, weight_decay), ``(S, B)``: each
+        replicate's trained tensors of that setting side by side in its row, which the
+        optimiser kernels update as a serial run's one buffer (the same vector chunks and
+        scalar tail: a replicate's floats do not depend on the replicates stacked with it).
 
         When ``W_in`` and ``b_in`` share one and ``h1`` is fixed, each replicate's
         ``[W_in; b_in]`` is one ``(d + 1, m)`` block of it (:attr:`_in_block`): the MLP's
@@ -170,18 +189,20 @@ class FusedStep:
                 else self.w[name]
                 for name in names
             ]
-            param = torch.cat([t.detach().reshape(-1) for t in parts]).to(self.dtype)
+            per_replicate = [t.detach().reshape(t.shape[0], -1) for t in parts]
+            param = torch.cat(per_replicate, dim=1).to(self.dtype)
             entry = _Kind(kind, lr, momentum, decay, param, torch.zeros_like(param))
             entry.count = torch.zeros((), dtype=self.dtype, device=self.device)
             if kind in ("adam", "adamw"):
                 entry.state = [torch.zeros_like(param), torch.zeros_like(param)]
             elif momentum != 0.0:
                 entry.state = [torch.zeros_like(param)]
+            entry.split()
             offset = 0
             for name, part in zip(names, parts, strict=True):
-                shape, size = part.shape, part.numel()
-                value = param[offset : offset + size].view(shape)
-                grad = entry.grad[offset : offset + size].view(shape)
+                shape, size = part.shape, part[0].numel()
+                value = param[:, offset : offset + size].view(shape)
+                grad = entry.grad[:, offset : offset + size].view(shape)
                 offset += size
                 if joint and name == "W_in":
                     d = shape[1] - 1
@@ -351,10 +372,9 @@ class FusedStep:
         ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
         GPU (where that read would wait for the device), ``torch.softmax`` of the logits,
         for this step and the next :data:`STABLE_STEPS` (large logits stay large). The
-        fallback is per replicate: only the replicates that overflowed take it, so a
-        replicate's floats do not depend on the replicates stacked with it (a stacked run
-        equals the serial runs bitwise). A ``p_t`` that is 0 in a finite row is the
-        softmax's own underflow, as in ``torch.softmax``.
+        fallback is per replicate: only the replicates that overflowed take it (the module
+        docstring: replicates are independent to the bit). A ``p_t`` that is 0 in a finite
+        row is the softmax's own underflow, as in ``torch.softmax``.
         """
         self._host_log_sum = []
         stable = self._stable
@@ -367,11 +387,11 @@ class FusedStep:
             else:
                 w_u = self.w["W_U"]
                 w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
-            probs = torch.bmm(h2, w_u2).exp2_()
+            probs = torch.bmm(h2, w_u2, out=_blocked((*h2.shape[:2], w_u2.shape[2]), h2))
+            probs.exp2_()
             sums = probs.sum(dim=2, keepdim=True)
             probs.div_(sums)
-            self._picked = probs.gather(2, target)
-            self._log_sum = self._picked.log().sum(dim=(1, 2))
+            self._picked, self._log_sum = _picked_log_sum(probs, target)
             self._host_log_sum = self._log_sum.tolist()
             over = [i for i in _overflowed(self._host_log_sum, sums) if i not in slow]
             for i in over:
@@ -383,13 +403,11 @@ class FusedStep:
                 index = torch.tensor(fall, device=self.device)
                 logits = torch.bmm(h2[index], self.w["W_U"][index])
                 probs[index] = torch.softmax(logits, dim=-1)
-                self._picked = probs.gather(2, target)
-                self._log_sum = self._picked.log().sum(dim=(1, 2))
+                self._picked, self._log_sum = _picked_log_sum(probs, target)
                 self._host_log_sum = []
                 return probs
         probs = torch.softmax(self.logits(), dim=-1)
-        self._picked = probs.gather(2, target)
-        self._log_sum = self._picked.log().sum(dim=(1, 2))
+        self._picked, self._log_sum = _picked_log_sum(probs, target)
         self._host_log_sum = []
         return probs
 
@@ -475,8 +493,9 @@ class FusedStep:
         # same kernels, without a fresh allocation and tensor per operation
         s, rows, m = h1_one.shape[0], h1_one.shape[1], block.shape[2]
         new = h1_one.new_empty
-        act, h2, probs = new((s, rows, m)), new(h1_out.shape), new((s, rows, self._n_out))
-        sums, picked, logs = (new((s, rows, 1)) for _ in range(3))
+        act, h2 = new((s, rows, m)), new(h1_out.shape)
+        probs, picked = _blocked((s, rows, self._n_out), h1_one), _blocked((s, rows, 1), h1_one)
+        sums, logs = new((s, rows, 1)), new((s, rows, 1))
         log_sum = new(s)
         dh2, dact, dpre = new(h2.shape), new((s, rows, m)), new((s, rows, m))
         act_t = act.transpose(1, 2)
@@ -670,20 +689,38 @@ class FusedStep:
         for k in self.kinds:
             k.step += 1
             lr = k.lr * factor
+            params, grads, *state = k.rows
             if k.kind == "sgd":
                 torch._fused_sgd_(
-                    [k.param], [k.grad], k.state, weight_decay=k.decay, momentum=k.momentum,
-                    lr=lr, dampening=0.0, nesterov=False, maximize=False,
+                    params, grads, state[0] if state else [], weight_decay=k.decay,
+                    momentum=k.momentum, lr=lr, dampening=0.0, nesterov=False, maximize=False,
                     is_first_step=k.step == 1,
                 )  # fmt: skip
                 continue
             k.count.fill_(k.step)
             fused = torch._fused_adam_ if k.kind == "adam" else torch._fused_adamw_
             fused(
-                [k.param], [k.grad], [k.state[0]], [k.state[1]], [], [k.count], lr=lr,
+                params, grads, state[0], state[1], [], [k.count] * len(params), lr=lr,
                 beta1=BETAS[0], beta2=BETAS[1], weight_decay=k.decay, eps=EPS, amsgrad=False,
                 maximize=False,
             )  # fmt: skip
+
+
+def _blocked(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``(S, ...)`` tensor of ``like``'s dtype and device whose replicate
+    blocks start :data:`BLOCK`-float apart or more (padded between): an element-wise kernel
+    then runs its vector chunks and scalar tail over each replicate's block as over a serial
+    run's tensor, so a replicate's floats do not depend on the replicates stacked with it."""
+    s, size = shape[0], math.prod(shape[1:])
+    padded = -(-size // BLOCK) * BLOCK
+    return like.new_empty((s, padded))[:, :size].view(shape)
+
+
+def _picked_log_sum(probs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``p_t`` ``(S, rows, 1)`` (in a :func:`_blocked` tensor, so the ``log`` runs replicate by
+    replicate) and ``sum log p_t`` ``(S,)``."""
+    picked = torch.gather(probs, 2, target, out=_blocked(tuple(target.shape), probs))
+    return picked, picked.log().sum(dim=(1, 2))
 
 
 def _overflowed(log_sums: list[float], sums: torch.Tensor) -> list[int]:
