@@ -18,11 +18,11 @@ Per step the work is a fixed list of batched matmuls and element-wise kernels:
   constant pattern's transpose for a uniform one) and ``W_V, W_Q, W_K`` to ``h0``, and by
   ``index_add`` to the rows of ``W_E`` and ``W_pos``. Frozen weights get no gradient and a part of
   the graph that reaches only frozen weights is not differentiated;
-- the update, on one flat buffer per optimiser setting (optimizer, lr, momentum, decay; every
-  trained tensor with that setting is a view of it), by torch's fused kernels
+- the update, on one buffer per optimiser setting (optimizer, lr, momentum, decay; one row a
+  replicate, every trained tensor with that setting a view of it), by torch's fused kernels
   (``_fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``: the formulas of ``torch.optim``'s
   Adam with L2 decay, AdamW with decoupled decay, SGD with momentum and L2 decay; betas 0.9,
-  0.999, eps 1e-8), so a step's update is one kernel per setting.
+  0.999, eps 1e-8), so a step's update is one kernel call per setting.
 
 When the embeddings (and the attention, or all of it frozen) take no gradient, ``h0`` (and
 ``h1``) are the same every full-batch step and are computed once; ``W_in`` and ``b_in`` then
@@ -64,7 +64,8 @@ BLOCK = 64  # floats: each replicate's block of a stacked buffer starts at a mul
 
 @dataclass
 class _Kind:
-    """The trained tensors sharing one optimiser setting, as flat buffers (each tensor a view).
+    """The trained tensors sharing one optimiser setting, as ``(S, B)`` buffers, one row a
+    replicate (each tensor a view).
 
     ``state``: Adam's first and second moments, or SGD's momentum buffer (none at momentum 0).
     """
@@ -92,7 +93,7 @@ class FusedStep:
     """Forward, backward and update of stacked weights ``(S, ...)`` for one task's geometry.
 
     On construction the trained tensors of ``weights`` are replaced (in the dict) by views of
-    flat per-kind buffers holding the same values, so the caller's dict always shows the
+    per-kind buffers holding the same values, so the caller's dict always shows the
     current weights. Call :meth:`forward_backward`, read its loss and count, then :meth:`update`.
     """
 
