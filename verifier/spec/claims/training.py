@@ -165,7 +165,8 @@ class TrainingClaim(ClaimBase):
         min_length=1,
         max_length=MAX_REPLICATES,
         description="replicates: for each seed the instance is redrawn and the model "
-        "re-initialised from it; trained together as one batched model",
+        "re-initialised from it; trained together as one batched model, each seed to the "
+        "bit as it trains alone",
     )
     require: RequireRule = Field(
         "all",
