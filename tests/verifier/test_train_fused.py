@@ -307,6 +307,7 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
     assert ruled_out > 0 if targets.shape[2] == 1 else ruled_out == 0
 
 
+@pytest.mark.usefixtures("batches_round_alone")
 def test_an_overflowing_replicate_takes_the_fallback_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """One replicate whose ``2^z`` softmax overflows (its ``W_out`` scaled up) goes over to
     ``torch.softmax`` alone: every replicate of the stack ends bitwise where its own serial

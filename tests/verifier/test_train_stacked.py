@@ -75,6 +75,7 @@ ODD = [fact_task(BijectionFacts(37, 1, seed=s)) for s in (0, 1, 2)]  # 37 x 37: 
     ],
     ids=["learned", "regime", "minibatch", "peer-odd", "learned-odd"],
 )
+@pytest.mark.usefixtures("batches_round_alone")
 def test_stacked_replicates_match_serial_runs(cfg: TrainConfig, tasks: list[TrainTask]) -> None:
     """Each replicate of a stack ends bitwise where its serial run ends: its weights, its
     curve and its loss (docs/verdicts.md), also where a replicate's block of a buffer is no
