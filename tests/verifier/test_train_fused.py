@@ -339,3 +339,44 @@ def test_an_overflowing_replicate_takes_the_fallback_alone(monkeypatch: pytest.M
         assert mine.steps_to_perfect == alone.steps_to_perfect
         for name, value in alone.model.state_dict().items():
             assert torch.equal(mine.model.state_dict()[name], value), f"replicate {i}: {name}"
+
+
+@pytest.mark.usefixtures("batches_round_alone")
+def test_a_fallback_lasts_as_long_whatever_its_stack_mates_do() -> None:
+    """A replicate that overflows takes ``torch.softmax`` for that step and the next
+    ``STABLE_STEPS``, whether or not a stack mate is on the fallback already: at every step its
+    weights and its fallback state are those of its serial run. (Before, an overflow found
+    while a stack mate was on the fallback kept it there one step longer than one found by the
+    capacity protocol's bound step; at N = 181 that moved seed 1's accuracy after 2^15 steps.)
+    After two ordinary steps (the bound step is then in use) replicate 1's ``W_out`` is scaled
+    up, so it overflows, and replicate 0 is put on the fallback as if it had overflowed a step
+    earlier. Odd sizes (23 facts x 3 relations)."""
+    cfg = replace(PEER, steps=100, stop_loss=-1.0)
+    tasks = [fact_task(BijectionFacts(23, 3, seed=s)) for s in (0, 1, 2)]
+    start = [initial_weights(t, cfg, s) for s, t in enumerate(tasks)]
+
+    def fused_step(which: list[int]) -> tuple[FusedStep, torch.Tensor, torch.Tensor]:
+        chosen = [tasks[i] for i in which]
+        weights = _stack(chosen, cfg, which, [start[i] for i in which], torch.float32)
+        tokens, targets = _examples(chosen)
+        return FusedStep(chosen[0], cfg, weights, False), tokens, targets
+
+    stacked, tokens, targets = fused_step([0, 1, 2])
+    alone, tokens1, targets1 = fused_step([1])
+    on_fallback = []
+    for step in range(cfg.steps):
+        if step == 2:
+            for fused, i in ((stacked, 1), (alone, 0)):
+                assert fused._fixed is not None  # the bound step finds the overflow
+                fused.w["W_out"][i].mul_(400.0)
+                fused.w["b_in"][i].add_(5.0)  # ReLUs open, so the large W_out is read
+            stacked._stable[0] = fused_module.STABLE_STEPS  # replicate 0 overflowed a step ago
+        stacked.forward_backward_read(tokens, targets, 1)
+        alone.forward_backward_read(tokens1, targets1, 1)
+        assert stacked._stable[1] == alone._stable[0], f"step {step}: fallback steps left"
+        on_fallback.append(alone._stable[0] > 0)
+        stacked.update(1.0)
+        alone.update(1.0)
+        for name in ("W_in", "b_in", "W_out"):
+            assert torch.equal(stacked.w[name][1], alone.w[name][0]), f"step {step}: {name}"
+    assert on_fallback[2] and on_fallback.count(True) > fused_module.STABLE_STEPS  # retried

@@ -152,7 +152,7 @@ __all__ = [
     "train_replicates_cached",
     "training_threads",
 ]
-TRAINER_VERSION = 6  # bump when a change alters what a seed trains (invalidates checkpoints)
+TRAINER_VERSION = 7  # bump when a change alters what a seed trains (invalidates checkpoints)
 
 
 # --- checkpoints -------------------------------------------------------------------------------

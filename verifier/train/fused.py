@@ -400,14 +400,21 @@ class FusedStep:
             fall = sorted(slow + over)
             if not fall:
                 return probs
-            if len(fall) < len(stable):  # only these replicates take torch.softmax
-                index = torch.tensor(fall, device=self.device)
-                logits = torch.bmm(h2[index], self.w["W_U"][index])
-                probs[index] = torch.softmax(logits, dim=-1)
-                self._picked, self._log_sum = _picked_log_sum(probs, target)
-                self._host_log_sum = []
-                return probs
-        probs = torch.softmax(self.logits(), dim=-1)
+            return self._fall_back(h2, probs, fall, target)
+        return self._fall_back(h2, torch.empty(0), list(range(len(stable))), target)
+
+    def _fall_back(
+        self, h2: torch.Tensor, probs: torch.Tensor, fall: list[int], target: torch.Tensor
+    ) -> torch.Tensor:
+        """``probs`` with the replicates ``fall`` replaced by ``torch.softmax`` of their logits
+        ``h2 W_U`` (all of them: a new tensor of the whole stack's softmax); keeps ``p_t`` and
+        ``sum log p_t`` of the result, to be read from the device (:meth:`_softmax`)."""
+        if len(fall) < h2.shape[0]:  # only these replicates take torch.softmax
+            index = torch.tensor(fall, device=self.device)
+            logits = torch.bmm(h2[index], self.w["W_U"][index])
+            probs[index] = torch.softmax(logits, dim=-1)
+        else:
+            probs = torch.softmax(self.logits(), dim=-1)
         self._picked, self._log_sum = _picked_log_sum(probs, target)
         self._host_log_sum = []
         return probs
@@ -471,11 +478,13 @@ class FusedStep:
     ) -> Callable[[], bool] | None:
         """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
         ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
-        costs as much as some of its kernels. The closure returns False, having written no
-        gradient, when the softmax overflowed (then :meth:`_step` runs in full). Its
-        intermediates live in buffers reused every step, so what :meth:`forward_backward`
-        returns and keeps is valid until the next step (as the logits are until
-        :meth:`update`)."""
+        costs as much as some of its kernels. A replicate whose softmax overflowed takes
+        ``torch.softmax`` here as :meth:`_softmax` gives it (:meth:`_fall_back`), so a
+        failing capacity probe, which overflows on most steps, stays on this path; the closure
+        returns False, having written no gradient, only when every replicate is on the
+        fallback (then :meth:`_step` runs in full). Its intermediates live in buffers reused
+        every step, so what :meth:`forward_backward` returns and keeps is valid until the next
+        step (as the logits are until :meth:`update`)."""
         grads = self.grads
         if not (
             self.on_cpu
@@ -506,8 +515,11 @@ class FusedStep:
         stable = self._stable
 
         def step() -> bool:
-            if any(stable):
+            slow = [i for i, left in enumerate(stable) if left]  # on torch.softmax, as it was
+            if len(slow) == len(stable):
                 return False
+            for i in slow:
+                stable[i] -= 1
             bmm(h1_one, block, out=act).relu_()
             baddbmm(h1_out, act, w_out, out=h2)
             bmm(h2, w_u2, out=probs).exp2_()
@@ -516,14 +528,14 @@ class FusedStep:
             gather(probs, 2, target, out=picked)
             total(log(picked, out=logs), (1, 2), out=log_sum)
             host = log_sum.tolist()
-            over = _overflowed(host, sums)
-            if over:
-                for i in over:  # these replicates on torch.softmax (then _step)
-                    stable[i] = STABLE_STEPS
-                return False
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
-            baddbmm(rows_of_u, probs, w_u_t, alpha=scale, out=dh2)
+            over = [i for i in _overflowed(host, sums) if i not in slow]
+            if slow or over:  # these replicates on torch.softmax, as _softmax does it
+                for i in over:
+                    stable[i] = STABLE_STEPS
+                self._probs = self._fall_back(h2, probs, sorted(slow + over), target)
+            baddbmm(rows_of_u, self._probs, w_u_t, alpha=scale, out=dh2)
             bmm(act_t, dh2, out=out_grad)
             relu_back(bmm(dh2, w_out_t, out=dact), act, 0, grad_input=dpre)
             bmm(h1_one_t, dpre, out=in_grad)
