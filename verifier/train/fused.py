@@ -400,23 +400,21 @@ class FusedStep:
             fall = sorted(slow + over)
             if not fall:
                 return probs
-            return self._fall_back(h2, probs, fall, target)
-        return self._fall_back(h2, torch.empty(0), list(range(len(stable))), target)
-
-    def _fall_back(
-        self, h2: torch.Tensor, probs: torch.Tensor, fall: list[int], target: torch.Tensor
-    ) -> torch.Tensor:
-        """``probs`` with the replicates ``fall`` replaced by ``torch.softmax`` of their logits
-        ``h2 W_U`` (all of them: a new tensor of the whole stack's softmax); keeps ``p_t`` and
-        ``sum log p_t`` of the result, to be read from the device (:meth:`_softmax`)."""
-        if len(fall) < h2.shape[0]:  # only these replicates take torch.softmax
-            index = torch.tensor(fall, device=self.device)
-            logits = torch.bmm(h2[index], self.w["W_U"][index])
-            probs[index] = torch.softmax(logits, dim=-1)
+            probs = self._fall_back(h2, probs, fall)
         else:
-            probs = torch.softmax(self.logits(), dim=-1)
+            probs = self._fall_back(h2, torch.empty(0), list(range(len(stable))))
         self._picked, self._log_sum = _picked_log_sum(probs, target)
         self._host_log_sum = []
+        return probs
+
+    def _fall_back(self, h2: torch.Tensor, probs: torch.Tensor, fall: list[int]) -> torch.Tensor:
+        """``probs`` with the replicates ``fall`` replaced, one by one, by ``torch.softmax`` of
+        their logits ``h2 W_U`` (all of them: a new tensor, the whole stack's softmax)."""
+        if len(fall) == h2.shape[0]:
+            return torch.softmax(self.logits(), dim=-1)
+        w_u = self.w["W_U"]
+        for i in fall:  # only these replicates take torch.softmax
+            probs[i : i + 1] = torch.softmax(torch.bmm(h2[i : i + 1], w_u[i : i + 1]), dim=-1)
         return probs
 
     def logits(self) -> torch.Tensor:
@@ -534,7 +532,10 @@ class FusedStep:
             if slow or over:  # these replicates on torch.softmax, as _softmax does it
                 for i in over:
                     stable[i] = STABLE_STEPS
-                self._probs = self._fall_back(h2, probs, sorted(slow + over), target)
+                self._probs = self._fall_back(h2, probs, sorted(slow + over))
+                gather(self._probs, 2, target, out=picked)
+                total(log(picked, out=logs), (1, 2), out=log_sum)
+                self._host_log_sum = log_sum.tolist()
             baddbmm(rows_of_u, self._probs, w_u_t, alpha=scale, out=dh2)
             bmm(act_t, dh2, out=out_grad)
             relu_back(bmm(dh2, w_out_t, out=dact), act, 0, grad_input=dpre)
