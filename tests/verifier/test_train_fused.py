@@ -309,8 +309,8 @@ def test_the_host_read_decides_as_the_count_against_all_and_the_stop(option: str
 
 @pytest.mark.usefixtures("batches_round_alone")
 def test_an_overflowing_replicate_takes_the_fallback_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One replicate whose ``2^z`` softmax overflows (its ``W_out`` scaled up) goes over to
-    ``torch.softmax`` alone: every replicate of the stack ends bitwise where its own serial
+    """One replicate whose ``2^z`` softmax overflows (its ``W_out`` scaled up) has its rows'
+    maxima subtracted alone: every replicate of the stack ends bitwise where its own serial
     run ends, the overflowing one included (before, the fallback was stack-wide and moved
     its neighbours' rounding). Odd sizes (23 facts x 3 relations): no replicate's block of a
     buffer is a whole number of vectors."""
@@ -343,9 +343,10 @@ def test_an_overflowing_replicate_takes_the_fallback_alone(monkeypatch: pytest.M
 
 @pytest.mark.usefixtures("batches_round_alone")
 def test_a_fallback_lasts_as_long_whatever_its_stack_mates_do() -> None:
-    """A replicate that overflows takes ``torch.softmax`` for that step and the next
-    ``STABLE_STEPS``, whether or not a stack mate is on the fallback already: at every step its
-    weights and its fallback state are those of its serial run. (Before, an overflow found
+    """A replicate that overflows has its rows' maxima subtracted before the powers for that
+    step and the next ``STABLE_STEPS`` (its probabilities then the softmax of its logits),
+    whether or not a stack mate is on the fallback already: at every step its weights and its
+    fallback state are those of its serial run. (Before, an overflow found
     while a stack mate was on the fallback kept it there one step longer than one found by the
     capacity protocol's bound step; at N = 181 that moved seed 1's accuracy after 2^15 steps.)
     After two ordinary steps (the bound step is then in use) replicate 1's ``W_out`` is scaled
@@ -375,6 +376,12 @@ def test_a_fallback_lasts_as_long_whatever_its_stack_mates_do() -> None:
         alone.forward_backward_read(tokens1, targets1, 1)
         assert stacked._stable[1] == alone._stable[0], f"step {step}: fallback steps left"
         on_fallback.append(alone._stable[0] > 0)
+        if on_fallback[-1]:  # the shifted powers are the softmax of the logits, to the
+            assert alone._h2 is not None  # rounding of float32 exponents |z| in the thousands
+            logits = alone._h2[0].double() @ alone.w["W_U"][0].double()
+            exact = torch.softmax(logits, dim=-1)
+            error = (alone._probs[0].double() - exact).abs().max().item()
+            assert error <= 4 * 2**-24 * logits.abs().max().item() * fused_module.LOG2E, step
         stacked.update(1.0)
         alone.update(1.0)
         for name in ("W_in", "b_in", "W_out"):

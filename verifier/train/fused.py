@@ -57,7 +57,7 @@ EPS = 1e-8
 EMBEDDINGS = ("W_E", RELATION_ROWS, "W_pos")
 LOG2E = 1.0 / math.log(2.0)  # e^z = 2^(z log2 e)
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default  # dx * [x > 0]
-STABLE_STEPS = 64  # steps on torch.softmax after the exp2 softmax overflowed, before a retry
+STABLE_STEPS = 64  # steps with the row maxima subtracted after an overflow, before a retry
 SCREEN_TOPK = 8  # most smallest p_t read for the screen's bound (more: the count itself)
 BLOCK = 64  # floats: each replicate's block of a stacked buffer starts at a multiple of this
 
@@ -143,7 +143,7 @@ class FusedStep:
         self._target_key: torch.Tensor | None = None
         self._target_rows = torch.empty(0)
         self._rows_of_u: torch.Tensor | None = None
-        self._fixed: Callable[[], bool] | None = None  # _fixed_step's closure ...
+        self._fixed: Callable[[], None] | None = None  # _fixed_step's closure ...
         self._fixed_for: tuple[object, object] = (None, None)  # ... for these tokens, targets
         self._h1_one = self._h1_one_t = torch.empty(0)  # [h1, 1] and its transpose
         w_u = weights["W_U"]  # (S, d, n_out); centred over the outputs, in base 2 (_softmax)
@@ -152,7 +152,7 @@ class FusedStep:
         self._threshold = (1.0 - 1e-3 - 1e-6 * self._n_out) / self._n_out  # the screen on p_t
         self._picked = self._log_sum = self._probs = torch.empty(0)
         self._lowest: tuple[torch.Tensor, torch.Tensor] | None = None  # the screen's topk
-        self._stable = [0] * ref.shape[0]  # per replicate: steps left on torch.softmax (_softmax)
+        self._stable = [0] * ref.shape[0]  # per replicate: steps left shifted (_softmax)
         self._host_log_sum: list[float] = []
         w = self.w  # views made once: they follow the in-place updates of the buffers
         self._views = {
@@ -308,7 +308,8 @@ class FusedStep:
         """Forward, loss and gradient (:meth:`forward_backward`); ``n``, the rows per
         replicate."""
         key = self._fixed_for
-        if key[0] is tokens and key[1] is targets and self._fixed is not None and self._fixed():
+        if key[0] is tokens and key[1] is targets and self._fixed is not None:
+            self._fixed()
             return self._rows_per_replicate
         s, n, _ = tokens.shape
         h1 = self._front_forward(tokens)  # (S, n Q, d)
@@ -369,52 +370,44 @@ class FusedStep:
         same softmax (it is invariant to a shift of a row), with no pass for the row maximum
         (and ``exp2`` is the cheaper kernel). Every row of ``z`` sums to 0, so its largest
         entry is >= 0 and its sum of powers >= 1: no sum underflows, and a power that does is
-        below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some
-        ``p_t`` 0 or NaN: the sums of logs, read here, are then not finite); then, as on a
-        GPU (where that read would wait for the device), ``torch.softmax`` of the logits,
-        for this step and the next :data:`STABLE_STEPS` (large logits stay large). The
-        fallback is per replicate: only the replicates that overflowed take it (the module
-        docstring: replicates are independent to the bit). A ``p_t`` that is 0 in a finite
-        row is the softmax's own underflow, as in ``torch.softmax``.
+        below ``2^-126`` of its row. An overflow makes a row's sum infinite (and some ``p_t``
+        0 or NaN: the sums of logs, read here, are then not finite); then that replicate's
+        rows have their maxima subtracted before the powers (:func:`_shifted_powers`), for
+        this step and the next :data:`STABLE_STEPS` (large logits stay large), and it retries
+        without. The shift is per replicate: the others' floats are those of their serial runs
+        (the module docstring). A ``p_t`` that is 0 in a finite row is the softmax's own
+        underflow, as in ``torch.softmax``. On a GPU, ``torch.softmax`` of the logits (there
+        the read of an overflow would wait for the device).
         """
         self._host_log_sum = []
         stable = self._stable
-        slow = [i for i, left in enumerate(stable) if left]  # on torch.softmax, as it was
+        slow = [i for i, left in enumerate(stable) if left]  # shifted, as they were
         for i in slow:
             stable[i] -= 1
-        if self.on_cpu and len(slow) < len(stable):
-            if self._w_u2 is not None:
-                w_u2 = self._w_u2
-            else:
-                w_u = self.w["W_U"]
-                w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
-            probs = torch.bmm(h2, w_u2, out=_blocked((*h2.shape[:2], w_u2.shape[2]), h2))
-            probs.exp2_()
-            sums = probs.sum(dim=2, keepdim=True)
-            probs.div_(sums)
+        if not self.on_cpu:
+            probs = torch.softmax(self.logits(), dim=-1)
             self._picked, self._log_sum = _picked_log_sum(probs, target)
-            self._host_log_sum = self._log_sum.tolist()
-            over = [i for i in _overflowed(self._host_log_sum, sums) if i not in slow]
+            return probs
+        if self._w_u2 is not None:
+            w_u2 = self._w_u2
+        else:
+            w_u = self.w["W_U"]
+            w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
+        probs = torch.bmm(h2, w_u2, out=_blocked((*h2.shape[:2], w_u2.shape[2]), h2))
+        for i in slow:
+            _shift_rows(probs[i])
+        probs.exp2_()
+        sums = probs.sum(dim=2, keepdim=True)
+        probs.div_(sums)
+        self._picked, self._log_sum = _picked_log_sum(probs, target)
+        self._host_log_sum = self._log_sum.tolist()
+        over = [i for i in _overflowed(self._host_log_sum, sums) if i not in slow]
+        if over:
             for i in over:
                 stable[i] = STABLE_STEPS
-            fall = sorted(slow + over)
-            if not fall:
-                return probs
-            probs = self._fall_back(h2, probs, fall)
-        else:
-            probs = self._fall_back(h2, torch.empty(0), list(range(len(stable))))
-        self._picked, self._log_sum = _picked_log_sum(probs, target)
-        self._host_log_sum = []
-        return probs
-
-    def _fall_back(self, h2: torch.Tensor, probs: torch.Tensor, fall: list[int]) -> torch.Tensor:
-        """``probs`` with the replicates ``fall`` replaced, one by one, by ``torch.softmax`` of
-        their logits ``h2 W_U`` (all of them: a new tensor, the whole stack's softmax)."""
-        if len(fall) == h2.shape[0]:
-            return torch.softmax(self.logits(), dim=-1)
-        w_u = self.w["W_U"]
-        for i in fall:  # only these replicates take torch.softmax
-            probs[i : i + 1] = torch.softmax(torch.bmm(h2[i : i + 1], w_u[i : i + 1]), dim=-1)
+                _shifted_powers(h2, w_u2, probs, i)
+            self._picked, self._log_sum = _picked_log_sum(probs, target)
+            self._host_log_sum = self._log_sum.tolist()
         return probs
 
     def logits(self) -> torch.Tensor:
@@ -473,16 +466,14 @@ class FusedStep:
 
     def _fixed_step(
         self, target: torch.Tensor, rows_of_u: torch.Tensor
-    ) -> Callable[[], bool] | None:
+    ) -> Callable[[], None] | None:
         """:meth:`_step`'s own operations, bound once, for a full batch on the CPU where only
         ``W_in, b_in`` (one block) and ``W_out`` train: at small shapes the step's Python
-        costs as much as some of its kernels. A replicate whose softmax overflowed takes
-        ``torch.softmax`` here as :meth:`_softmax` gives it (:meth:`_fall_back`), so a
-        failing capacity probe, which overflows on most steps, stays on this path; the closure
-        returns False, having written no gradient, only when every replicate is on the
-        fallback (then :meth:`_step` runs in full). Its intermediates live in buffers reused
-        every step, so what :meth:`forward_backward` returns and keeps is valid until the next
-        step (as the logits are until :meth:`update`)."""
+        costs as much as some of its kernels. A replicate whose softmax overflowed has its
+        rows' maxima subtracted here as :meth:`_softmax` does it (a failing capacity probe
+        overflows on most steps). Its intermediates live in buffers reused every step, so
+        what :meth:`forward_backward` returns and keeps is valid until the next step (as the
+        logits are until :meth:`update`)."""
         grads = self.grads
         if not (
             self.on_cpu
@@ -512,35 +503,35 @@ class FusedStep:
         relu_back = torch.ops.aten.threshold_backward.grad_input
         stable = self._stable
 
-        def step() -> bool:
-            slow = [i for i, left in enumerate(stable) if left]  # on torch.softmax, as it was
-            if len(slow) == len(stable):
-                return False
+        def step() -> None:
+            slow = [i for i, left in enumerate(stable) if left]  # shifted, as they were
             for i in slow:
                 stable[i] -= 1
             bmm(h1_one, block, out=act).relu_()
             baddbmm(h1_out, act, w_out, out=h2)
-            bmm(h2, w_u2, out=probs).exp2_()
+            bmm(h2, w_u2, out=probs)
+            for i in slow:
+                _shift_rows(probs[i])
+            probs.exp2_()
             total(probs, 2, True, out=sums)
             probs.div_(sums)
             gather(probs, 2, target, out=picked)
             total(log(picked, out=logs), (1, 2), out=log_sum)
             host = log_sum.tolist()
-            self._h2, self._target, self._logits, self._probs = h2, target, None, probs
-            self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
             over = [i for i in _overflowed(host, sums) if i not in slow]
-            if slow or over:  # these replicates on torch.softmax, as _softmax does it
+            if over:  # these replicates shifted, as _softmax does it
                 for i in over:
                     stable[i] = STABLE_STEPS
-                self._probs = self._fall_back(h2, probs, sorted(slow + over))
-                gather(self._probs, 2, target, out=picked)
+                    _shifted_powers(h2, w_u2, probs, i)
+                gather(probs, 2, target, out=picked)
                 total(log(picked, out=logs), (1, 2), out=log_sum)
-                self._host_log_sum = log_sum.tolist()
-            baddbmm(rows_of_u, self._probs, w_u_t, alpha=scale, out=dh2)
+                host = log_sum.tolist()
+            self._h2, self._target, self._logits, self._probs = h2, target, None, probs
+            self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
+            baddbmm(rows_of_u, probs, w_u_t, alpha=scale, out=dh2)
             bmm(act_t, dh2, out=out_grad)
             relu_back(bmm(dh2, w_out_t, out=dact), act, 0, grad_input=dpre)
             bmm(h1_one_t, dpre, out=in_grad)
-            return True
 
         return step
 
@@ -747,6 +738,23 @@ def _overflowed(log_sums: list[float], sums: torch.Tensor) -> list[int]:
         i for i, x in enumerate(log_sums)
         if not math.isfinite(x) and not bool(torch.isfinite(sums[i]).all())
     ]  # fmt: skip
+
+
+def _shift_rows(z: torch.Tensor) -> None:
+    """Subtract from each row of ``z`` ``(rows, n_out)`` (one replicate's block) its maximum,
+    in place: then ``2^z`` is at most 1 and its row sum at least 1."""
+    z.sub_(z.amax(dim=1, keepdim=True))
+
+
+def _shifted_powers(h2: torch.Tensor, w_u2: torch.Tensor, probs: torch.Tensor, i: int) -> None:
+    """Replicate ``i``'s block of ``probs`` again, its rows shifted: ``2^(z - max z)`` over its
+    row sums, ``z = h2 w_u2`` (the same product as for the stack: each matrix is computed as
+    alone)."""
+    block = probs[i : i + 1]
+    torch.bmm(h2[i : i + 1], w_u2[i : i + 1], out=block)
+    _shift_rows(block[0])
+    block.exp2_()
+    block.div_(block.sum(dim=2, keepdim=True))
 
 
 def _per_head(grad: torch.Tensor, h: int, dh: int) -> torch.Tensor:
