@@ -170,7 +170,8 @@ def main() -> None:
         one, *_ = fused_step(args.n, 1)
         call, out = native_call(one, lib)
         assert call() == 0, "the native step overflowed"
-        assert one._fixed is not None and one._fixed()  # the closure on the same weights
+        assert one._fixed is not None
+        one._fixed()  # the closure on the same weights
         close(torch.tensor([out["log_sum"].value]), one._log_sum[:1].double(), "sum log p_t")  # type: ignore[attr-defined]
         close(out["out_grad"], one.grads["W_out"][0], "dW_out")  # type: ignore[arg-type]
         assert one._in_grad is not None
