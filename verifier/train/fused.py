@@ -379,36 +379,60 @@ class FusedStep:
         underflow, as in ``torch.softmax``. On a GPU, ``torch.softmax`` of the logits (there
         the read of an overflow would wait for the device).
         """
-        self._host_log_sum = []
-        stable = self._stable
-        slow = [i for i, left in enumerate(stable) if left]  # shifted, as they were
-        for i in slow:
-            stable[i] -= 1
         if not self.on_cpu:
             probs = torch.softmax(self.logits(), dim=-1)
             self._picked, self._log_sum = _picked_log_sum(probs, target)
+            self._host_log_sum = []
             return probs
         if self._w_u2 is not None:
             w_u2 = self._w_u2
         else:
             w_u = self.w["W_U"]
             w_u2 = (w_u - w_u.mean(dim=2, keepdim=True)).mul_(LOG2E)
-        probs = torch.bmm(h2, w_u2, out=_blocked((*h2.shape[:2], w_u2.shape[2]), h2))
+        s, rows, n_out = h2.shape[0], h2.shape[1], w_u2.shape[2]
+        new = h2.new_empty
+        probs, picked = _blocked((s, rows, n_out), h2), _blocked((s, rows, 1), h2)
+        log_sum = new(s)
+        host = self._powers(
+            h2, w_u2, target, probs, new((s, rows, 1)), picked, new((s, rows, 1)), log_sum
+        )
+        self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
+        return probs
+
+    def _powers(
+        self,
+        h2: torch.Tensor,
+        w_u2: torch.Tensor,
+        target: torch.Tensor,
+        probs: torch.Tensor,
+        sums: torch.Tensor,
+        picked: torch.Tensor,
+        logs: torch.Tensor,
+        log_sum: torch.Tensor,
+    ) -> list[float]:
+        """The CPU softmax of :meth:`_softmax` into ``probs`` ``(S, rows, n_out)`` (and its
+        row sums into ``sums``), ``p_t`` into ``picked`` and ``sum log p_t`` into ``log_sum``
+        (``logs``: the logs of ``p_t``), written in place, with the overflow fallback and its
+        per-replicate countdown; returns ``sum log p_t`` read to the host. ``probs`` and
+        ``picked`` are :func:`_blocked`. Shared by :meth:`_softmax` and the bound step."""
+        stable = self._stable
+        slow = [i for i, left in enumerate(stable) if left]  # shifted, as they were
+        for i in slow:
+            stable[i] -= 1
+        torch.bmm(h2, w_u2, out=probs)
         for i in slow:
             _shift_rows(probs[i])
         probs.exp2_()
-        sums = probs.sum(dim=2, keepdim=True)
+        torch.sum(probs, 2, True, out=sums)
         probs.div_(sums)
-        self._picked, self._log_sum = _picked_log_sum(probs, target)
-        self._host_log_sum = self._log_sum.tolist()
-        over = [i for i in _overflowed(self._host_log_sum, sums) if i not in slow]
-        if over:
+        host = _read_log_sum(probs, target, picked, logs, log_sum)
+        over = [i for i in _overflowed(host, sums) if i not in slow]
+        if over:  # these replicates shifted from now on
             for i in over:
                 stable[i] = STABLE_STEPS
                 _shifted_powers(h2, w_u2, probs, i)
-            self._picked, self._log_sum = _picked_log_sum(probs, target)
-            self._host_log_sum = self._log_sum.tolist()
-        return probs
+            host = _read_log_sum(probs, target, picked, logs, log_sum)
+        return host
 
     def logits(self) -> torch.Tensor:
         """``(S, rows, n_out)`` logits ``h2 W_U`` of the last :meth:`forward_backward`, the
@@ -498,34 +522,13 @@ class FusedStep:
         log_sum = new(s)
         dh2, dact, dpre = new(h2.shape), new((s, rows, m)), new((s, rows, m))
         act_t = act.transpose(1, 2)
-        bmm, baddbmm, gather, log = torch.bmm, torch.baddbmm, torch.gather, torch.log
-        total = torch.sum
+        bmm, baddbmm, powers = torch.bmm, torch.baddbmm, self._powers
         relu_back = torch.ops.aten.threshold_backward.grad_input
-        stable = self._stable
 
         def step() -> None:
-            slow = [i for i, left in enumerate(stable) if left]  # shifted, as they were
-            for i in slow:
-                stable[i] -= 1
             bmm(h1_one, block, out=act).relu_()
             baddbmm(h1_out, act, w_out, out=h2)
-            bmm(h2, w_u2, out=probs)
-            for i in slow:
-                _shift_rows(probs[i])
-            probs.exp2_()
-            total(probs, 2, True, out=sums)
-            probs.div_(sums)
-            gather(probs, 2, target, out=picked)
-            total(log(picked, out=logs), (1, 2), out=log_sum)
-            host = log_sum.tolist()
-            over = [i for i in _overflowed(host, sums) if i not in slow]
-            if over:  # these replicates shifted, as _softmax does it
-                for i in over:
-                    stable[i] = STABLE_STEPS
-                    _shifted_powers(h2, w_u2, probs, i)
-                gather(probs, 2, target, out=picked)
-                total(log(picked, out=logs), (1, 2), out=log_sum)
-                host = log_sum.tolist()
+            host = powers(h2, w_u2, target, probs, sums, picked, logs, log_sum)
             self._h2, self._target, self._logits, self._probs = h2, target, None, probs
             self._picked, self._log_sum, self._host_log_sum = picked, log_sum, host
             baddbmm(rows_of_u, probs, w_u_t, alpha=scale, out=dh2)
@@ -738,6 +741,20 @@ def _overflowed(log_sums: list[float], sums: torch.Tensor) -> list[int]:
         i for i, x in enumerate(log_sums)
         if not math.isfinite(x) and not bool(torch.isfinite(sums[i]).all())
     ]  # fmt: skip
+
+
+def _read_log_sum(
+    probs: torch.Tensor,
+    target: torch.Tensor,
+    picked: torch.Tensor,
+    logs: torch.Tensor,
+    log_sum: torch.Tensor,
+) -> list[float]:
+    """``p_t`` of ``probs`` into ``picked``, ``sum log p_t`` into ``log_sum`` (``(S,)``, by way
+    of ``logs``), and that sum read to the host."""
+    torch.gather(probs, 2, target, out=picked)
+    torch.sum(torch.log(picked, out=logs), (1, 2), out=log_sum)
+    return log_sum.tolist()
 
 
 def _shift_rows(z: torch.Tensor) -> None:
